@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Turns the raw results of bench/run.sh into the printed table and bench-out/results.json.
+
+    report.py RAW_DIR OUT_JSON
+
+RAW_DIR holds wrk.jsonl (one line per wrk run: chat.lua's BENCH_RESULT plus target/conc/stream),
+ttfb.jsonl (one line per ttfb.py run) and meta.json (run parameters, gateway peak RSS).
+Kept apart from run.sh so the numbers can be re-reported from a saved RAW_DIR.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+TARGETS = ("direct", "nginx", "gateway")
+
+
+def load_jsonl(path):
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def errors_of(r):
+    return (
+        r["non2xx"] + r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"]
+    )
+
+
+def fmt(v, spec="", sign=False):
+    if v is None:
+        return "-"
+    return format(v, ("+" if sign else "") + spec)
+
+
+def main():
+    raw, out_path = Path(sys.argv[1]), Path(sys.argv[2])
+    meta = json.loads((raw / "meta.json").read_text())
+    runs = load_jsonl(raw / "wrk.jsonl")
+    ttfb = {t["target"]: t for t in load_jsonl(raw / "ttfb.jsonl")}
+
+    by_key = {(r["target"], r["conc"], r["stream"]): r for r in runs}
+    # Overheads are only meaningful against the same load shape (concurrency, streaming).
+    for r in runs:
+        direct = by_key.get(("direct", r["conc"], r["stream"]))
+        nginx = by_key.get(("nginx", r["conc"], r["stream"]))
+        r["errors"] = errors_of(r)
+        r["added_p50_us"] = r["p50_us"] - direct["p50_us"] if direct and r["target"] != "direct" else None
+        r["added_p99_us"] = r["p99_us"] - direct["p99_us"] if direct and r["target"] != "direct" else None
+        r["vs_nginx"] = (
+            round(r["rps"] / nginx["rps"], 3)
+            if nginx and nginx["rps"] and r["target"] != "direct"
+            else None
+        )
+
+    direct_ttfb = ttfb.get("direct", {})
+    for t in ttfb.values():
+        if t["target"] != "direct" and direct_ttfb.get("p50_us") is not None and t["p50_us"] is not None:
+            t["added_p50_us"] = t["p50_us"] - direct_ttfb["p50_us"]
+            t["added_p99_us"] = t["p99_us"] - direct_ttfb["p99_us"]
+
+    lines = []
+    lines.append(
+        f"{'target':<8} {'conc':>4} {'stream':<6} {'req/s':>9} {'p50(us)':>8} {'p99(us)':>8} "
+        f"{'+p50(us)':>8} {'+p99(us)':>8} {'vs-nginx':>8} {'errors':>6}"
+    )
+    order = sorted(
+        runs, key=lambda r: (r["stream"], r["conc"], TARGETS.index(r["target"]))
+    )
+    prev = None
+    for r in order:
+        if prev is not None and (r["conc"], r["stream"]) != prev:
+            lines.append("")
+        prev = (r["conc"], r["stream"])
+        lines.append(
+            f"{r['target']:<8} {r['conc']:>4} {'yes' if r['stream'] else 'no':<6} "
+            f"{r['rps']:>9.0f} {r['p50_us']:>8} {r['p99_us']:>8} "
+            f"{fmt(r['added_p50_us'], 'd', True):>8} {fmt(r['added_p99_us'], 'd', True):>8} "
+            f"{fmt(r['vs_nginx'], '.2f'):>8} {r['errors']:>6}"
+        )
+
+    parts = []
+    for name in TARGETS:
+        t = ttfb.get(name)
+        if not t:
+            continue
+        s = f"{name} {fmt(t['p50_us'])} / {fmt(t['p99_us'])}"
+        if "added_p50_us" in t:
+            s += f" ({fmt(t['added_p50_us'], 'd', True)} / {fmt(t['added_p99_us'], 'd', True)})"
+        if t["errors"]:
+            s += f" [{t['errors']} errors: {t.get('first_error', '?')}]"
+        parts.append(s)
+    if parts:
+        n = next(iter(ttfb.values()))["n"]
+        lines.append("")
+        lines.append(f"stream TTFB p50/p99 (us), {n} sequential requests: " + ", ".join(parts))
+    rss = meta.get("gateway_peak_rss_mb")
+    lines.append(f"gateway peak RSS: {rss:.1f} MB" if rss is not None else "gateway peak RSS: -")
+
+    print("\n".join(lines))
+
+    result = {
+        "meta": meta,
+        "runs": order,
+        "ttfb": [ttfb[n] for n in TARGETS if n in ttfb],
+    }
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nresults: {out_path}")
+
+
+if __name__ == "__main__":
+    main()

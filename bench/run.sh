@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# The Switchyard benchmark: how much does the gateway add on top of calling the provider directly,
+# and how does that compare with the cheapest possible proxy (nginx)?
+#
+#   bench/run.sh            # from the repo root; prints a table, writes bench-out/results.json
+#
+# Three targets answer the same chat request, all backed by the instant mock provider:
+#   direct   the mock itself (the floor)
+#   nginx    a keep-alive, non-buffering nginx reverse proxy in front of the mock (the reference)
+#   gateway  switchyard, one model group routed to the mock
+# Each is loaded with wrk at concurrency 1 (pure latency) and 64 (throughput), plain and
+# streaming, then probed for stream time-to-first-byte with a sequential raw-socket client.
+#
+# Environment:
+#   BENCH_DURATION    wrk duration per run (default 10s); every run has a 2s unreported warm-up
+#   BENCH_WARMUP      warm-up duration (default 2s)
+#   BENCH_TTFB_N      sequential streaming requests per target for TTFB (default 2000)
+#   BENCH_SKIP_BUILD  1 = use the existing target/release binaries as they are
+#
+# Caveat: the load generator, the mock and the proxy share the machine's cores (2 here), so
+# absolute numbers move between runs and machines; compare rows of the same run.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+DURATION=${BENCH_DURATION:-10s}
+WARMUP=${BENCH_WARMUP:-2s}
+TTFB_N=${BENCH_TTFB_N:-2000}
+OUT_DIR=bench-out
+RAW_DIR=$OUT_DIR/raw
+KEY=bench-key
+# 20 completion tokens = 20 SSE content chunks: a realistic short answer, instant from the mock.
+UPSTREAM_MODEL='echo?tokens=20'
+GATEWAY_MODEL=bench
+CHAT_PATH=/v1/chat/completions
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+# --- tools -----------------------------------------------------------------------------------
+# nginx lives in /usr/sbin, which a non-root PATH usually lacks.
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+[[ -x $NGINX ]] || missing+=(nginx-light)
+command -v python3 >/dev/null || missing+=(python3)
+if ((${#missing[@]})); then
+    [[ $(id -u) -eq 0 ]] || die "missing ${missing[*]}; install with: sudo apt-get install -y ${missing[*]}"
+    log "installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+fi
+command -v cargo >/dev/null || die "cargo not found"
+
+# --- build -----------------------------------------------------------------------------------
+if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
+    log "building release binaries"
+    cargo build --release -p switchyard-server -p switchyard-mock
+fi
+GATEWAY_BIN=target/release/switchyard
+MOCK_BIN=target/release/switchyard-mock
+[[ -x $GATEWAY_BIN && -x $MOCK_BIN ]] || die "release binaries missing ($GATEWAY_BIN, $MOCK_BIN)"
+
+# --- processes and cleanup -------------------------------------------------------------------
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-bench.XXXXXX")
+# nginx workers drop root privileges and must still reach their temp paths in here.
+chmod 755 "$TMP"
+PIDS=()
+
+cleanup() {
+    local status=$? pid i
+    trap - EXIT INT TERM
+    # Stop in reverse start order (gateway and nginx before the mock they call).
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+        kill -TERM "${PIDS[i]}" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        for _ in {1..50}; do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$TMP"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Prints a process's log and fails; for services that died or never became ready.
+fail_with_log() {
+    local what=$1 logfile=$2
+    echo "--- $logfile" >&2
+    tail -n 30 "$logfile" >&2 || true
+    die "$what"
+}
+
+rm -rf "$RAW_DIR"
+mkdir -p "$RAW_DIR"
+
+# --- mock provider ---------------------------------------------------------------------------
+# Port 0 avoids any race with other users of the machine; the mock reports what it got.
+"$MOCK_BIN" --listen 127.0.0.1:0 >"$TMP/mock.out" 2>"$TMP/mock.log" &
+MOCK_PID=$!
+PIDS+=("$MOCK_PID")
+MOCK_ADDR=
+for _ in {1..100}; do
+    MOCK_ADDR=$(sed -n 's#^switchyard-mock listening on http://\([0-9.:]*\).*#\1#p' "$TMP/mock.out")
+    [[ -n $MOCK_ADDR ]] && break
+    kill -0 "$MOCK_PID" 2>/dev/null || fail_with_log "mock exited at startup" "$TMP/mock.log"
+    sleep 0.1
+done
+[[ -n $MOCK_ADDR ]] || fail_with_log "mock did not report its address" "$TMP/mock.log"
+MOCK_PORT=${MOCK_ADDR##*:}
+log "mock on 127.0.0.1:$MOCK_PORT"
+
+# --- nginx -----------------------------------------------------------------------------------
+NGINX_PORT=$(free_port)
+mkdir -p "$TMP"/{client_body,proxy,fastcgi,uwsgi,scgi}
+sed -e "s#@TMP@#$TMP#g" -e "s#@PORT@#$NGINX_PORT#g" -e "s#@UPSTREAM_PORT@#$MOCK_PORT#g" \
+    bench/nginx.conf.tmpl >"$TMP/nginx.conf"
+# -e: nginx opens its compiled-in error log before reading the config; keep even that private.
+"$NGINX" -p "$TMP" -c "$TMP/nginx.conf" -e "$TMP/nginx-error.log" &
+PIDS+=("$!")
+python3 bench/ttfb.py wait "http://127.0.0.1:$NGINX_PORT/" --any-status --timeout 10 \
+    || fail_with_log "nginx did not start" "$TMP/nginx-error.log"
+log "nginx on 127.0.0.1:$NGINX_PORT"
+
+# --- gateway ---------------------------------------------------------------------------------
+GATEWAY_PORT=$(free_port)
+cat >"$TMP/gateway.yaml" <<EOF
+server:
+  listen: 127.0.0.1:$GATEWAY_PORT
+models:
+  - name: $GATEWAY_MODEL
+    deployments:
+      - provider: openai_compatible
+        model: "$UPSTREAM_MODEL"
+        api_base: http://127.0.0.1:$MOCK_PORT/v1
+        api_key: $KEY
+EOF
+RUST_LOG=warn "$GATEWAY_BIN" serve --config "$TMP/gateway.yaml" >"$TMP/gateway.log" 2>&1 &
+GATEWAY_PID=$!
+PIDS+=("$GATEWAY_PID")
+python3 bench/ttfb.py wait "http://127.0.0.1:$GATEWAY_PORT/health/readiness" --timeout 30 \
+    || fail_with_log "gateway did not become ready" "$TMP/gateway.log"
+log "gateway on 127.0.0.1:$GATEWAY_PORT (pid $GATEWAY_PID)"
+
+url_of() {
+    case $1 in
+        direct) echo "http://127.0.0.1:$MOCK_PORT$CHAT_PATH" ;;
+        nginx) echo "http://127.0.0.1:$NGINX_PORT$CHAT_PATH" ;;
+        gateway) echo "http://127.0.0.1:$GATEWAY_PORT$CHAT_PATH" ;;
+    esac
+}
+model_of() { if [[ $1 == gateway ]]; then echo "$GATEWAY_MODEL"; else echo "$UPSTREAM_MODEL"; fi; }
+
+TARGETS=(direct nginx gateway)
+
+# A fast wrong answer would look like a win, so every target must first answer properly.
+for target in "${TARGETS[@]}"; do
+    python3 bench/ttfb.py check "$(url_of "$target")" --model "$(model_of "$target")" \
+        --key "$KEY" --target "$target" >&2
+done
+
+# --- throughput and latency (wrk) ------------------------------------------------------------
+run_wrk() {
+    local target=$1 conc=$2 stream=$3 threads=1 out line json
+    # Two wrk threads at most: wrk shares the 2 cores with the mock and the proxy.
+    if ((conc > 1)); then threads=2; fi
+    local -a cmd=(env BENCH_MODEL="$(model_of "$target")" BENCH_STREAM="$stream" BENCH_KEY="$KEY"
+        wrk "-t$threads" "-c$conc" --timeout 5s -s bench/chat.lua "$(url_of "$target")")
+    "${cmd[@]}" -d "$WARMUP" >/dev/null
+    out=$("${cmd[@]}" -d "$DURATION")
+    printf '%s\n' "$out" >"$RAW_DIR/wrk-$target-c$conc-s$stream.txt"
+    line=$(grep '^BENCH_RESULT ' <<<"$out") || die "no result from wrk for $target c=$conc stream=$stream"
+    json=${line#BENCH_RESULT \{}
+    printf '{"target":"%s","conc":%d,"stream":%s,%s\n' \
+        "$target" "$conc" "$([[ $stream == 1 ]] && echo true || echo false)" "$json" >>"$RAW_DIR/wrk.jsonl"
+    log "$(printf '%-7s c=%-2s stream=%s  %s' "$target" "$conc" "$stream" \
+        "$(grep -o '"rps":[0-9.]*' <<<"$line"), $(grep -o '"non2xx":[0-9]*' <<<"$line")")"
+}
+
+log "wrk: $DURATION per run (after $WARMUP warm-up)"
+for stream in 0 1; do
+    for conc in 1 64; do
+        # Targets back to back for each load shape, so they see the same machine state.
+        for target in "${TARGETS[@]}"; do
+            run_wrk "$target" "$conc" "$stream"
+        done
+    done
+done
+
+# --- stream time to first byte ---------------------------------------------------------------
+log "stream TTFB: $TTFB_N sequential requests per target"
+for target in "${TARGETS[@]}"; do
+    python3 bench/ttfb.py ttfb "$(url_of "$target")" --model "$(model_of "$target")" \
+        --key "$KEY" --n "$TTFB_N" --target "$target" >>"$RAW_DIR/ttfb.jsonl"
+done
+
+# --- gateway memory and report ---------------------------------------------------------------
+# VmHWM = peak resident set over the whole run, i.e. under the 64-connection load.
+kill -0 "$GATEWAY_PID" 2>/dev/null || fail_with_log "gateway died during the run" "$TMP/gateway.log"
+HWM_KB=$(awk '/^VmHWM:/ {print $2}' "/proc/$GATEWAY_PID/status")
+if grep -qiE 'error|panic' "$TMP/gateway.log"; then
+    log "gateway logged errors (first lines):"
+    grep -iE 'error|panic' "$TMP/gateway.log" | head -n 5 >&2
+fi
+
+cat >"$RAW_DIR/meta.json" <<EOF
+{
+  "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
+  "commit": "$(git rev-parse --short HEAD 2>/dev/null || echo none)",
+  "duration": "$DURATION",
+  "warmup": "$WARMUP",
+  "ttfb_n": $TTFB_N,
+  "cpus": $(nproc),
+  "cpu_model": "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1 | tr -d '"')",
+  "wrk": "$(wrk -v 2>&1 | head -n 1 | awk '{print $2}')",
+  "nginx": "$("$NGINX" -v 2>&1 | sed 's#.*nginx/##')",
+  "upstream_model": "$UPSTREAM_MODEL",
+  "gateway_peak_rss_mb": $(awk -v kb="$HWM_KB" 'BEGIN {printf "%.1f", kb / 1024}')
+}
+EOF
+
+echo
+python3 bench/report.py "$RAW_DIR" "$OUT_DIR/results.json"

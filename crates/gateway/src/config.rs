@@ -1,0 +1,13 @@
+//! Configuration: the YAML file's shape ([`file`]), loading with `${ENV}` interpolation and
+//! validation that reports every problem with its path ([`load`]), and the embedded defaults
+//! ([`defaults`]).
+//!
+//! Two phases, as everywhere: [`load::validate`] is pure and turns text into a [`ConfigFile`]
+//! or a list of [`ConfigError`]s; `Runtime::build` (in `runtime.rs`) opens clients from it.
+
+pub mod defaults;
+pub mod file;
+pub mod load;
+
+pub use file::{ConfigFile, DeploymentConfig, ModelConfig, ServerConfig};
+pub use load::{ConfigError, Env, ProcessEnv, load_file, validate};

@@ -1,0 +1,21 @@
+//! The embedded default config: what `switchyard serve` runs with no config file. It answers
+//! with the built-in mock provider, so the gateway works with no provider key.
+
+/// The defaults as YAML, the same text `switchyard serve --print-defaults` shows.
+pub const DEFAULT_CONFIG: &str = r#"# Switchyard's embedded defaults.
+server:
+  listen: 127.0.0.1:4000
+  body_limit_bytes: 33554432   # 32 MiB
+  shutdown_grace_secs: 30
+  connect_timeout_secs: 10
+models:
+  - name: mock/echo            # OpenAI dialect upstream: echoes the last user message
+    aliases: [mock]
+    deployments:
+      - provider: mock
+        model: echo
+  - name: mock/claude-echo     # Anthropic dialect upstream, same behaviour
+    deployments:
+      - provider: mock_anthropic
+        model: echo
+"#;

@@ -1,0 +1,513 @@
+//! Loading a config file: YAML to a JSON tree, `${ENV_VAR}` interpolation, then typed parsing
+//! section by section so that one bad entry does not hide the errors of the others, then the
+//! semantic checks. Every error carries its path in the file.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::file::{ConfigFile, DeploymentConfig, ModelConfig, ServerConfig};
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Where in the file, like `models[2].deployments[0].api_base` (empty for the whole file).
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Where `${VAR}` values come from; tests pass a map.
+pub trait Env {
+    /// The variable's value, if set.
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl Env for HashMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+/// Reads and validates the file at `path`.
+pub fn load_file(path: &Path, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError>> {
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        vec![ConfigError {
+            path: String::new(),
+            message: format!("cannot read {}: {error}", path.display()),
+        }]
+    })?;
+    validate(&text, env)
+}
+
+/// Parses and checks config text, reporting every problem found.
+pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let mut tree: Value = match serde_saphyr::from_str(text) {
+        Ok(Value::Null) => Value::Object(Default::default()),
+        Ok(tree) => tree,
+        Err(error) => {
+            return Err(vec![ConfigError {
+                path: String::new(),
+                message: format!("invalid YAML: {error}"),
+            }]);
+        }
+    };
+    interpolate(&mut tree, &mut String::new(), env, &mut errors);
+    let Value::Object(mut root) = tree else {
+        return Err(vec![error_at("", "the file must be a mapping of sections")]);
+    };
+    for key in root.keys() {
+        if !matches!(key.as_str(), "server" | "models") {
+            errors.push(error_at(
+                key,
+                "unknown section (expected `server` or `models`)",
+            ));
+        }
+    }
+    let server = match root.remove("server") {
+        None | Some(Value::Null) => Some(ServerConfig::default()),
+        Some(value) => parse_at::<ServerConfig>(value, "server", &mut errors),
+    };
+    let mut models = Vec::new();
+    match root.remove("models") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            for (index, item) in items.into_iter().enumerate() {
+                if let Some((model, positions)) =
+                    parse_model(item, &format!("models[{index}]"), &mut errors)
+                {
+                    models.push((index, model, positions));
+                }
+            }
+        }
+        Some(_) => errors.push(error_at("models", "must be a list of model groups")),
+    }
+    if let Some(server) = &server {
+        check_server(server, &mut errors);
+    }
+    check_models(&models, &mut errors);
+    match server {
+        Some(server) if errors.is_empty() => Ok(ConfigFile {
+            server,
+            models: models.into_iter().map(|(_, model, _)| model).collect(),
+        }),
+        _ => Err(errors),
+    }
+}
+
+fn error_at(path: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        path: path.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// Parses a model group; its deployments one by one, so each bad one is reported. Returns the
+/// group and, for each deployment kept, its position in the file.
+fn parse_model(
+    mut item: Value,
+    path: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<(ModelConfig, Vec<usize>)> {
+    let deployments = match &mut item {
+        Value::Object(object) => object.remove("deployments"),
+        _ => None,
+    };
+    let model = parse_at::<ModelConfig>(item, path, errors);
+    let mut parsed = Vec::new();
+    let mut positions = Vec::new();
+    match deployments {
+        Some(Value::Array(items)) if !items.is_empty() => {
+            for (index, item) in items.into_iter().enumerate() {
+                let path = format!("{path}.deployments[{index}]");
+                if let Some(deployment) = parse_at::<DeploymentConfig>(item, &path, errors) {
+                    parsed.push(deployment);
+                    positions.push(index);
+                }
+            }
+        }
+        None | Some(Value::Null) | Some(Value::Array(_)) => errors.push(error_at(
+            &format!("{path}.deployments"),
+            "a model group needs at least one deployment",
+        )),
+        Some(_) => errors.push(error_at(
+            &format!("{path}.deployments"),
+            "must be a list of deployments",
+        )),
+    }
+    model.map(|mut model| {
+        model.deployments = parsed;
+        (model, positions)
+    })
+}
+
+/// Parses `value` as `T`, reporting errors under `path`. A bad key is reported, removed and the
+/// parse retried, so one section yields all of its errors and, where the rest is sound, a value
+/// the semantic checks can still look at.
+fn parse_at<T: DeserializeOwned>(
+    mut value: Value,
+    path: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<T> {
+    let mut reported = 0;
+    loop {
+        let error = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+            Ok(parsed) => return Some(parsed),
+            Err(error) => error,
+        };
+        let inner_path = error.path().to_string();
+        // A struct-level error after a removed key is that key missing: already reported.
+        if inner_path == "." && reported > 0 {
+            return None;
+        }
+        let full = if inner_path == "." {
+            path.to_owned()
+        } else if path.is_empty() {
+            inner_path.clone()
+        } else {
+            format!("{path}.{inner_path}")
+        };
+        errors.push(error_at(&full, error.into_inner().to_string()));
+        reported += 1;
+        let key = inner_path
+            .split(['.', '['])
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let removed = match &mut value {
+            Value::Object(object) if reported < 32 => object.remove(&key).is_some(),
+            _ => false,
+        };
+        if !removed {
+            return None;
+        }
+    }
+}
+
+/// Replaces `${VAR}` and `${VAR:-default}` in every string of the tree.
+fn interpolate(value: &mut Value, path: &mut String, env: &dyn Env, errors: &mut Vec<ConfigError>) {
+    match value {
+        Value::String(text) if text.contains("${") => match expand(text, env) {
+            Ok(expanded) => *text = expanded,
+            Err(message) => errors.push(error_at(path, message)),
+        },
+        Value::Array(items) => {
+            for (index, item) in items.iter_mut().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{index}]"));
+                interpolate(item, path, env, errors);
+                path.truncate(len);
+            }
+        }
+        Value::Object(object) => {
+            for (key, item) in object.iter_mut() {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+                interpolate(item, path, env, errors);
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn expand(text: &str, env: &dyn Env) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            return Err("unclosed `${` in value".to_owned());
+        };
+        let spec = &after[..end];
+        let (name, default) = match spec.split_once(":-") {
+            Some((name, default)) => (name, Some(default)),
+            None => (spec, None),
+        };
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!(
+                "`${{{spec}}}` is not a valid environment variable reference"
+            ));
+        }
+        match (env.var(name), default) {
+            (Some(value), _) => out.push_str(&value),
+            (None, Some(default)) => out.push_str(default),
+            (None, None) => return Err(format!("environment variable {name} is not set")),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn check_server(server: &ServerConfig, errors: &mut Vec<ConfigError>) {
+    if server.listen.parse::<SocketAddr>().is_err() {
+        errors.push(error_at(
+            "server.listen",
+            format!("`{}` is not an address like 127.0.0.1:4000", server.listen),
+        ));
+    }
+    if server.body_limit_bytes == 0 {
+        errors.push(error_at(
+            "server.body_limit_bytes",
+            "must be greater than 0",
+        ));
+    }
+    check_seconds(
+        server.shutdown_grace_secs,
+        "server.shutdown_grace_secs",
+        true,
+        errors,
+    );
+    check_seconds(
+        server.connect_timeout_secs,
+        "server.connect_timeout_secs",
+        false,
+        errors,
+    );
+}
+
+fn check_seconds(value: f64, path: &str, zero_ok: bool, errors: &mut Vec<ConfigError>) {
+    let valid = value.is_finite() && (value > 0.0 || (zero_ok && value == 0.0)) && value < 1e9;
+    if !valid {
+        let bound = if zero_ok { "0 or more" } else { "more than 0" };
+        errors.push(error_at(
+            path,
+            format!("must be a number of seconds, {bound}"),
+        ));
+    }
+}
+
+/// Providers known to config, and whether each needs `api_base` and `api_key`.
+pub(crate) fn provider_needs(provider: &str) -> Option<(bool, bool)> {
+    match provider {
+        "anthropic" => Some((false, true)),
+        "openai_compatible" => Some((true, false)),
+        "mock" | "mock_anthropic" => Some((false, false)),
+        other => switchyard_providers::openai::compat::preset(other)
+            .map(|preset| (false, preset.needs_key)),
+    }
+}
+
+fn check_models(models: &[(usize, ModelConfig, Vec<usize>)], errors: &mut Vec<ConfigError>) {
+    let mut seen: HashSet<&str> = HashSet::new();
+    for (index, model, positions) in models {
+        let path = format!("models[{index}]");
+        if model.name.trim().is_empty() {
+            errors.push(error_at(&format!("{path}.name"), "must not be empty"));
+        }
+        for (name, name_path) in std::iter::once((&model.name, format!("{path}.name"))).chain(
+            model
+                .aliases
+                .iter()
+                .enumerate()
+                .map(|(i, alias)| (alias, format!("{path}.aliases[{i}]"))),
+        ) {
+            if !seen.insert(name.as_str()) {
+                errors.push(error_at(
+                    &name_path,
+                    format!("`{name}` names more than one model group"),
+                ));
+            }
+        }
+        for (d, deployment) in positions.iter().zip(&model.deployments) {
+            check_deployment(deployment, &format!("{path}.deployments[{d}]"), errors);
+        }
+    }
+}
+
+fn check_deployment(deployment: &DeploymentConfig, path: &str, errors: &mut Vec<ConfigError>) {
+    let Some((needs_base, needs_key)) = provider_needs(&deployment.provider) else {
+        errors.push(error_at(
+            &format!("{path}.provider"),
+            format!(
+                "unknown provider `{}` (known: openai, anthropic, openai_compatible, groq, mistral, deepseek, together, openrouter, vllm, ollama, mock, mock_anthropic)",
+                deployment.provider
+            ),
+        ));
+        return;
+    };
+    if deployment.model.trim().is_empty() {
+        errors.push(error_at(&format!("{path}.model"), "must not be empty"));
+    }
+    match &deployment.api_base {
+        Some(base) => {
+            let valid = url::Url::parse(base)
+                .map(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
+                .unwrap_or(false);
+            if !valid {
+                errors.push(error_at(&format!("{path}.api_base"), "not a URL"));
+            }
+        }
+        None if needs_base => errors.push(error_at(
+            &format!("{path}.api_base"),
+            format!("required for provider `{}`", deployment.provider),
+        )),
+        None => {}
+    }
+    if needs_key && deployment.api_key.as_deref().is_none_or(str::is_empty) {
+        errors.push(error_at(
+            &format!("{path}.api_key"),
+            format!(
+                "required for provider `{}` (use `${{ENV_VAR}}` to read it from the environment)",
+                deployment.provider
+            ),
+        ));
+    }
+    check_seconds(
+        deployment.timeout_secs,
+        &format!("{path}.timeout_secs"),
+        false,
+        errors,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::defaults::DEFAULT_CONFIG;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn the_embedded_defaults_are_valid() {
+        let config = validate(DEFAULT_CONFIG, &env(&[])).expect("defaults are valid");
+        assert_eq!(config.server, ServerConfig::default());
+        assert_eq!(config.models[0].name, "mock/echo");
+    }
+
+    #[test]
+    fn an_empty_file_is_the_default_server_with_no_models() {
+        let config = validate("", &env(&[])).expect("valid");
+        assert_eq!(config.server, ServerConfig::default());
+        assert!(config.models.is_empty());
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment() {
+        let text = "models:\n  - name: gpt\n    deployments:\n      - provider: openai\n        model: gpt-4o\n        api_key: ${OPENAI_API_KEY}\n        api_base: ${BASE:-https://api.openai.com/v1}\n";
+        let config = validate(text, &env(&[("OPENAI_API_KEY", "sk-test")])).expect("valid");
+        let deployment = &config.models[0].deployments[0];
+        assert_eq!(deployment.api_key.as_deref(), Some("sk-test"));
+        assert_eq!(
+            deployment.api_base.as_deref(),
+            Some("https://api.openai.com/v1")
+        );
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_path() {
+        let text = r#"
+server:
+  listen: not-an-address
+  colour: blue
+extra: 1
+models:
+  - name: a
+    deployments:
+      - provider: openai
+        model: gpt-4o
+        api_key: ${MISSING_KEY}
+  - name: b
+    deployments: []
+  - name: c
+    deployments:
+      - provider: openai_compatible
+        model: x
+        api_base: "::nope"
+      - provider: unknown
+        model: why
+      - provider: anthropic
+        model: claude
+        api_key: k
+        timeout_secs: -1
+      - provider: groq
+        model: llama
+        api_key: k
+        weight: 3
+  - name: a
+    deployments:
+      - provider: mock
+        model: echo
+"#;
+        let errors = validate(text, &env(&[])).expect_err("invalid");
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        let expect = [
+            "models[0].deployments[0].api_key: environment variable MISSING_KEY is not set",
+            "extra: unknown section",
+            "server.colour: unknown field `colour`",
+            "models[2].deployments[3].weight: unknown field `weight`",
+            "server.listen: `not-an-address` is not an address",
+            "models[1].deployments: a model group needs at least one deployment",
+            "models[2].deployments[0].api_base: not a URL",
+            "models[2].deployments[1].provider: unknown provider `unknown`",
+            "models[2].deployments[2].timeout_secs: must be a number of seconds",
+            "models[3].name: `a` names more than one model group",
+        ];
+        for expected in expect {
+            assert!(
+                lines.iter().any(|line| line.starts_with(expected)),
+                "missing `{expected}` in {lines:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_types_are_reported_with_their_path() {
+        let text = "server:\n  body_limit_bytes: lots\nmodels:\n  - name: m\n    aliases: nope\n    deployments:\n      - provider: mock\n        model: echo\n";
+        let errors = validate(text, &env(&[])).expect_err("invalid");
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("server.body_limit_bytes: invalid type")),
+            "{lines:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("models[0].aliases: invalid type")),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn yaml_syntax_errors_are_reported() {
+        let errors = validate("models: [\n  - name", &env(&[])).expect_err("invalid");
+        assert!(errors[0].message.starts_with("invalid YAML"), "{errors:?}");
+    }
+}

@@ -1,0 +1,355 @@
+//! Client-facing handlers: read and decode the body in the client's dialect, run the pipeline,
+//! and answer in the same dialect, as JSON or as a stream.
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+
+use axum::Extension;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::json;
+use switchyard_providers::{UpstreamStream, anthropic, openai};
+use switchyard_types::{ApiError, ChatRequest, ErrorKind, Origin, StreamEvent, Usage, WireFormat};
+use tracing::{info, warn};
+
+use crate::app::{AppState, RequestId};
+use crate::error::reply;
+use crate::pipeline::{self, Ctx, Outcome};
+
+/// `POST /v1/chat/completions`.
+pub async fn openai_chat(
+    State(state): State<AppState>,
+    Extension(id): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    chat(state, id, WireFormat::OpenAi, &headers, body).await
+}
+
+/// `POST /v1/messages`.
+pub async fn anthropic_messages(
+    State(state): State<AppState>,
+    Extension(id): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    chat(state, id, WireFormat::Anthropic, &headers, body).await
+}
+
+async fn chat(
+    state: AppState,
+    RequestId(request_id): RequestId,
+    format: WireFormat,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
+    let runtime = &state.runtime;
+    let bytes = match read_body(headers, body, runtime.server.body_limit).await {
+        Ok(bytes) => bytes,
+        Err(error) => return answer_error(format, &request_id, None, &error),
+    };
+    let decoded = match format {
+        WireFormat::OpenAi => openai::request::decode(&bytes),
+        WireFormat::Anthropic => anthropic::request::decode(&bytes),
+    };
+    let request = match decoded {
+        Ok(request) => request,
+        Err(error) => return answer_error(format, &request_id, None, &error),
+    };
+    let mut ctx = Ctx::new(request_id, format, request);
+    match pipeline::run(runtime, &mut ctx).await {
+        Ok(Outcome::Complete(response)) => {
+            info!(
+                request_id = %ctx.request_id,
+                model = %ctx.request.model,
+                deployment = ctx.deployment.as_deref().unwrap_or("-"),
+                status = 200,
+                prompt_tokens = response.usage.prompt_tokens,
+                completion_tokens = response.usage.completion_tokens,
+                elapsed_ms = ctx.received_at.elapsed().as_millis() as u64,
+                "Request completed"
+            );
+            let body = match format {
+                WireFormat::OpenAi => openai::response::encode(&response),
+                WireFormat::Anthropic => anthropic::response::encode(&response),
+            };
+            let mut reply = (StatusCode::OK, body).into_response();
+            let headers = reply.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            served_by(headers, &ctx);
+            reply
+        }
+        Ok(Outcome::Stream(open)) => stream_reply(ctx, open.first, open.rest),
+        Err(error) => {
+            let deployment = ctx.deployment.clone();
+            answer_error(format, &ctx.request_id, deployment.as_deref(), &error)
+        }
+    }
+}
+
+fn served_by(headers: &mut HeaderMap, ctx: &Ctx) {
+    if let Some(value) = ctx
+        .deployment
+        .as_deref()
+        .and_then(|label| HeaderValue::from_str(label).ok())
+    {
+        headers.insert("x-switchyard-deployment", value);
+    }
+}
+
+fn answer_error(
+    format: WireFormat,
+    request_id: &str,
+    deployment: Option<&str>,
+    error: &ApiError,
+) -> Response {
+    let status = error.kind.status();
+    match error.origin {
+        Origin::Client => info!(%request_id, status, error = %error.message, "Request rejected"),
+        Origin::Upstream => warn!(
+            %request_id,
+            status,
+            deployment = deployment.unwrap_or("-"),
+            error = %error.message,
+            "Upstream call failed"
+        ),
+        Origin::Internal => warn!(%request_id, status, error = %error.message, "Request failed"),
+    }
+    reply(format, error)
+}
+
+/// Reads the body, refusing more than `limit` bytes (by `content-length` before reading when
+/// the client sent one).
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            ErrorKind::PayloadTooLarge,
+            Origin::Client,
+            format!("The request body is larger than the limit of {limit} bytes"),
+        )
+        .with_code("request_too_large")
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(_) => Err(ApiError::invalid_request(
+            "The request body could not be read",
+            None,
+        )),
+    }
+}
+
+/// The client's stream encoder.
+enum Encoder {
+    OpenAi(openai::stream::Encoder),
+    Anthropic(anthropic::stream::Encoder),
+}
+
+impl Encoder {
+    fn new(format: WireFormat, request: &ChatRequest) -> Encoder {
+        match format {
+            WireFormat::OpenAi => Encoder::OpenAi(openai::stream::Encoder::new(request)),
+            WireFormat::Anthropic => Encoder::Anthropic(anthropic::stream::Encoder::new(request)),
+        }
+    }
+
+    fn encode(&mut self, event: &StreamEvent, out: &mut Vec<u8>) {
+        match self {
+            Encoder::OpenAi(encoder) => encoder.encode(event, out),
+            Encoder::Anthropic(encoder) => encoder.encode(event, out),
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        match self {
+            Encoder::OpenAi(encoder) => encoder.finish(out),
+            Encoder::Anthropic(encoder) => encoder.finish(out),
+        }
+    }
+
+    fn error(&mut self, error: &ApiError, out: &mut Vec<u8>) {
+        match self {
+            Encoder::OpenAi(encoder) => encoder.error(error, out),
+            Encoder::Anthropic(encoder) => encoder.error(error, out),
+        }
+    }
+}
+
+/// How a stream ended, logged once when the stream is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StreamEnd {
+    /// Still running: dropped now means the client went away.
+    Open,
+    Complete,
+    Failed,
+}
+
+/// A stream in flight: what is left to send and what to log at the end.
+struct Streaming {
+    first: Option<StreamEvent>,
+    upstream: UpstreamStream,
+    encoder: Encoder,
+    ctx: Ctx,
+    usage: Usage,
+    end: StreamEnd,
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        let outcome = match self.end {
+            StreamEnd::Open => "client disconnected",
+            StreamEnd::Complete => "completed",
+            StreamEnd::Failed => "failed mid-stream",
+        };
+        info!(
+            request_id = %self.ctx.request_id,
+            model = %self.ctx.request.model,
+            deployment = self.ctx.deployment.as_deref().unwrap_or("-"),
+            prompt_tokens = self.usage.prompt_tokens,
+            completion_tokens = self.usage.completion_tokens,
+            elapsed_ms = self.ctx.received_at.elapsed().as_millis() as u64,
+            outcome,
+            "Stream ended"
+        );
+    }
+}
+
+impl Streaming {
+    /// The next bytes for the client, or `None` when the stream is over.
+    async fn next_bytes(&mut self) -> Option<Bytes> {
+        if self.end != StreamEnd::Open {
+            return None;
+        }
+        let mut out = Vec::new();
+        while out.is_empty() {
+            let event = match self.first.take() {
+                Some(event) => Some(Ok(event)),
+                None => self.upstream.next().await,
+            };
+            match event {
+                Some(Ok(event)) => {
+                    if let StreamEvent::Usage(usage) = &event {
+                        self.usage.merge(usage);
+                    }
+                    self.encoder.encode(&event, &mut out);
+                }
+                Some(Err(error)) => {
+                    warn!(
+                        request_id = %self.ctx.request_id,
+                        deployment = self.ctx.deployment.as_deref().unwrap_or("-"),
+                        error = %error.message,
+                        "Upstream stream failed after it started"
+                    );
+                    self.encoder.error(&error, &mut out);
+                    self.end = StreamEnd::Failed;
+                    break;
+                }
+                None => {
+                    self.encoder.finish(&mut out);
+                    self.end = StreamEnd::Complete;
+                    break;
+                }
+            }
+        }
+        Some(Bytes::from(out))
+    }
+}
+
+fn stream_reply(ctx: Ctx, first: Option<StreamEvent>, upstream: UpstreamStream) -> Response {
+    let encoder = Encoder::new(ctx.client_format, &ctx.request);
+    let mut headers = HeaderMap::new();
+    served_by(&mut headers, &ctx);
+    let streaming = Streaming {
+        first,
+        upstream,
+        encoder,
+        ctx,
+        usage: Usage::default(),
+        end: StreamEnd::Open,
+    };
+    // Dropping the body (the client went away) drops `Streaming`, which drops the upstream
+    // stream and so closes the upstream connection: the provider stops generating.
+    let body = futures_util::stream::unfold(streaming, |mut streaming| async move {
+        let bytes = streaming.next_bytes().await?;
+        Some((Ok::<_, Infallible>(bytes), streaming))
+    });
+    let mut response = Response::new(Body::from_stream(body));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    *response.headers_mut() = headers;
+    response
+}
+
+/// `GET /v1/models`: the model groups, in OpenAI's list shape, or Anthropic's when the caller
+/// is an Anthropic client (it sends `anthropic-version`).
+pub async fn models(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let groups = &state.runtime.groups;
+    if headers.contains_key("anthropic-version") {
+        let data: Vec<_> = groups
+            .iter()
+            .map(|group| {
+                json!({"type": "model", "id": group.name, "display_name": group.name, "created_at": "1970-01-01T00:00:00Z"})
+            })
+            .collect();
+        let first = groups.first().map(|group| group.name.clone());
+        let last = groups.last().map(|group| group.name.clone());
+        return axum::Json(
+            json!({"data": data, "has_more": false, "first_id": first, "last_id": last}),
+        )
+        .into_response();
+    }
+    let data: Vec<_> = groups
+        .iter()
+        .map(|group| json!({"id": group.name, "object": "model", "created": 0, "owned_by": "switchyard"}))
+        .collect();
+    axum::Json(json!({"object": "list", "data": data})).into_response()
+}
+
+/// `GET /health/liveness`: the process answers.
+pub async fn liveness() -> Response {
+    axum::Json(json!({"status": "ok"})).into_response()
+}
+
+/// `GET /health/readiness`: ready to take traffic (false while shutting down).
+pub async fn readiness(State(state): State<AppState>) -> Response {
+    if state.ready.load(Ordering::Relaxed) {
+        axum::Json(json!({"status": "ready"})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "shutting down"})),
+        )
+            .into_response()
+    }
+}
+
+/// Any other route: a 404 in OpenAI's shape (Anthropic's for Anthropic clients).
+pub async fn unknown_route(headers: HeaderMap, uri: axum::http::Uri) -> Response {
+    let format = if headers.contains_key("anthropic-version") {
+        WireFormat::Anthropic
+    } else {
+        WireFormat::OpenAi
+    };
+    let error = ApiError::new(
+        ErrorKind::NotFound,
+        Origin::Client,
+        format!("Unknown route: {}", uri.path()),
+    );
+    reply(format, &error)
+}

@@ -1,0 +1,25 @@
+//! Everything on Switchyard's request path, as a library the `switchyard` binary and the tests
+//! drive.
+//!
+//! # Layout
+//! - [`app`]: the axum router and transport layers (request id).
+//! - [`ingress`]: client-facing handlers: OpenAI and Anthropic chat, models, health.
+//! - [`pipeline`]: the stage order every call walks.
+//! - [`router`]: model groups and the choice of a deployment.
+//! - [`runtime`]: what a validated config builds (client, groups, in-process mock).
+//! - [`config`]: the config file, its loading and validation, and the embedded defaults.
+//! - [`error`]: the single mapping from an error to the client's status and body.
+//! - [`serve`]: listening, graceful shutdown, and a gateway on an ephemeral port for tests.
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod ingress;
+pub mod pipeline;
+pub mod router;
+pub mod runtime;
+pub mod serve;
+
+pub use app::{AppState, build_router};
+pub use runtime::Runtime;
+pub use serve::{Gateway, serve};

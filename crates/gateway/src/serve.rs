@@ -1,0 +1,112 @@
+//! Listening and graceful shutdown, and [`Gateway`]: a whole gateway on an ephemeral port, for
+//! tests and benchmarks.
+
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tracing::{info, warn};
+
+use crate::app::{AppState, build_router};
+use crate::runtime::Runtime;
+
+/// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests and streams
+/// finish for up to the configured grace period, and returns.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let grace = state.runtime.server.shutdown_grace;
+    let ready = Arc::clone(&state.ready);
+    let (draining_tx, draining_rx) = oneshot::channel::<()>();
+    let app = build_router(state);
+    let listener = listener.tap_io(|tcp| {
+        // Small SSE chunks must leave at once; Nagle would hold them back.
+        let _ = tcp.set_nodelay(true);
+    });
+    let server = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            ready.store(false, Ordering::Relaxed);
+            info!(
+                grace_secs = grace.as_secs_f64(),
+                "Shutting down: draining in-flight requests"
+            );
+            let _ = draining_tx.send(());
+        })
+        .into_future();
+    let deadline = async move {
+        if draining_rx.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = server => result,
+        () = deadline => {
+            warn!("Shutdown grace period over: closing the remaining connections");
+            Ok(())
+        }
+    }
+}
+
+/// A gateway serving on an ephemeral loopback port until dropped.
+#[derive(Debug)]
+pub struct Gateway {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Gateway {
+    /// Starts a gateway for `runtime` on `127.0.0.1:0`.
+    pub async fn start(runtime: Runtime) -> std::io::Result<Gateway> {
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let state = AppState::new(Arc::new(runtime));
+        let done = tokio::task::spawn(serve(state, listener, async move {
+            let _ = stopped.await;
+        }));
+        Ok(Gateway {
+            addr,
+            stop: Some(stop),
+            done: Some(done),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Begins a graceful shutdown and waits until the server returned.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.done.take() {
+            Some(done) => done.await.unwrap_or(Ok(())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

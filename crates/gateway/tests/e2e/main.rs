@@ -1,0 +1,10 @@
+//! End-to-end tests: the gateway and the mock provider on ephemeral ports, driven over HTTP.
+
+#![expect(
+    clippy::expect_used,
+    reason = "test setup and assertions fail loudly by design"
+)]
+
+mod chat;
+mod errors;
+mod support;

@@ -1,0 +1,197 @@
+//! Shared setup: a mock provider and a gateway on ephemeral ports, and small HTTP helpers.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::Value;
+use switchyard_gateway::config::validate;
+use switchyard_gateway::{Gateway, Runtime};
+use switchyard_mock::MockServer;
+
+/// A mock provider and a gateway whose config points at it.
+pub struct Setup {
+    pub mock: MockServer,
+    pub gateway: Gateway,
+    pub client: reqwest::Client,
+}
+
+/// Starts a mock, then a gateway whose config is `models_yaml` with `{MOCK}` replaced by the
+/// mock's `/v1` base URL.
+pub async fn start(models_yaml: &str) -> Setup {
+    let mock = MockServer::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("mock starts");
+    let text = models_yaml.replace("{MOCK}", &format!("{}/v1", mock.base_url()));
+    let config = validate(&text, &HashMap::<String, String>::new()).expect("valid test config");
+    let runtime = Runtime::build(&config).await.expect("runtime builds");
+    let gateway = Gateway::start(runtime).await.expect("gateway starts");
+    let client = switchyard_providers::http::client(Duration::from_secs(5)).expect("client");
+    Setup {
+        mock,
+        gateway,
+        client,
+    }
+}
+
+/// A gateway with both dialects of the test mock and the fault models the tests use:
+/// `gpt-fail-X` and `claude-fail-X` answer with the mock's fault `X`.
+pub async fn standard() -> Setup {
+    let mut yaml = STANDARD.to_owned();
+    for fault in FAULTS {
+        for (prefix, provider) in [("gpt", "openai_compatible"), ("claude", "anthropic")] {
+            yaml.push_str(&format!(
+                "  - name: {prefix}-fail-{fault}\n    deployments:\n      - provider: {provider}\n        model: \"echo?fail={fault}&retry_after=7&cut_after=3&chunk_delay_ms=5\"\n        api_base: \"{{MOCK}}\"\n        api_key: test-key\n"
+            ));
+        }
+    }
+    start(&yaml).await
+}
+
+/// The mock faults the standard setup has models for.
+pub const FAULTS: &[&str] = &[
+    "400",
+    "401",
+    "429",
+    "500",
+    "503",
+    "529",
+    "reset",
+    "cut",
+    "malformed",
+];
+
+pub const STANDARD: &str = r#"
+server:
+  body_limit_bytes: 65536
+  shutdown_grace_secs: 5
+models:
+  - name: gpt
+    aliases: [gpt-alias]
+    deployments:
+      - provider: openai_compatible
+        model: echo
+        api_base: "{MOCK}"
+        api_key: test-key
+  - name: claude
+    deployments:
+      - provider: anthropic
+        model: echo
+        api_base: "{MOCK}"
+        api_key: test-key
+  - name: gpt-request-echo
+    deployments:
+      - provider: openai_compatible
+        model: "echo?echo=request"
+        api_base: "{MOCK}"
+        api_key: test-key
+  - name: claude-request-echo
+    deployments:
+      - provider: anthropic
+        model: "echo?echo=request"
+        api_base: "{MOCK}"
+        api_key: test-key
+  - name: gpt-slow
+    deployments:
+      - provider: openai_compatible
+        model: "echo?tokens=50&chunk_delay_ms=40"
+        api_base: "{MOCK}"
+        api_key: test-key
+  - name: gpt-hang
+    deployments:
+      - provider: openai_compatible
+        model: "echo?fail=hang"
+        api_base: "{MOCK}"
+        api_key: test-key
+        timeout_secs: 0.5
+  - name: claude-hang
+    deployments:
+      - provider: anthropic
+        model: "echo?fail=hang"
+        api_base: "{MOCK}"
+        api_key: test-key
+        timeout_secs: 0.5
+  - name: unreachable
+    deployments:
+      - provider: openai_compatible
+        model: echo
+        api_base: "http://127.0.0.1:9/v1"
+  - name: claude-unreachable
+    deployments:
+      - provider: anthropic
+        model: echo
+        api_base: "http://127.0.0.1:9/v1"
+        api_key: test-key
+  - name: gpt-bad-key
+    deployments:
+      - provider: openai_compatible
+        model: echo
+        api_base: "{MOCK}"
+        api_key: invalid
+"#;
+
+impl Setup {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.gateway.base_url())
+    }
+
+    /// POSTs JSON to an OpenAI route.
+    pub async fn openai(&self, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/chat/completions"))
+            .bearer_auth("sk-anything")
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// POSTs JSON to the Anthropic route.
+    pub async fn anthropic(&self, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/messages"))
+            .header("x-api-key", "sk-anything")
+            .header("anthropic-version", "2023-06-01")
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+}
+
+/// Reads a whole SSE body into `(event name, data)` pairs.
+pub async fn sse_events(response: reqwest::Response) -> Vec<(Option<String>, String)> {
+    let text = response.text().await.unwrap_or_default();
+    parse_sse(&text)
+}
+
+pub fn parse_sse(text: &str) -> Vec<(Option<String>, String)> {
+    text.split("\n\n")
+        .filter(|block| !block.trim().is_empty())
+        .map(|block| {
+            let mut event = None;
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(name) = line.strip_prefix("event: ") {
+                    event = Some(name.to_owned());
+                } else if let Some(value) = line.strip_prefix("data: ") {
+                    data.push_str(value);
+                }
+            }
+            (event, data)
+        })
+        .collect()
+}
+
+/// The text of an OpenAI stream's content deltas, concatenated.
+pub fn openai_stream_text(events: &[(Option<String>, String)]) -> String {
+    events
+        .iter()
+        .filter(|(_, data)| data != "[DONE]")
+        .filter_map(|(_, data)| serde_json::from_str::<Value>(data).ok())
+        .filter_map(|chunk| {
+            chunk["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect()
+}

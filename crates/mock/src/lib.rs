@@ -1,0 +1,180 @@
+//! # switchyard-mock
+//!
+//! A test upstream that speaks the OpenAI Chat Completions and Anthropic Messages wire formats
+//! field by field, with latency and fault controls. The gateway's tests, its benchmark and its
+//! default configuration run it in-process ([`MockServer`]); the `switchyard-mock` binary
+//! serves the same [`router`].
+//!
+//! Routes (each also without the `/v1` prefix): `POST /v1/chat/completions`,
+//! `POST /v1/messages`, `GET /v1/models`; and `GET /mock/stats`, `GET /health`.
+//!
+//! Behaviour is chosen per request by a query suffix on the model string
+//! (`"echo?latency_ms=20&fail=500"`) or `x-mock-<option>` headers (headers win): `latency_ms`,
+//! `ttft_ms`, `chunk_delay_ms`, `tokens`, `echo=request`, `fail`, `retry_after`, `cut_after`,
+//! `cached_tokens`, `reasoning_tokens`, `finish`. Token counts are words: prompt tokens are
+//! the words of each message, system prompt and tool definition plus 3 each, and 85 per image.
+//!
+//! # Layout
+//! - `options`: parsing the behaviour controls.
+//! - `behaviour`: what to answer (text, tool calls, finish, token counts); pure.
+//! - `openai`, `anthropic`: the endpoints, their request and response shapes and errors.
+//! - `script`: stream bodies with pacing and stream faults; `faults`: the transport faults.
+//! - `stats`: counters; `models`: the model list; `reply`, `ids`, `clock`: response parts.
+
+mod anthropic;
+mod behaviour;
+mod clock;
+mod faults;
+mod ids;
+mod models;
+mod openai;
+mod options;
+mod reply;
+mod script;
+mod stats;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State as AxumState;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use self::stats::Counters;
+pub use self::stats::MockStats;
+
+/// Largest request body the mock reads.
+const BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// State shared by the routes and the [`MockServer`] that serves them.
+#[derive(Debug)]
+struct State {
+    counters: Arc<Counters>,
+    /// Set to `true` when the server shuts down; ends hanging requests.
+    shutdown: watch::Sender<bool>,
+}
+
+type Shared = Arc<State>;
+
+impl State {
+    fn new() -> Shared {
+        Arc::new(Self {
+            counters: Arc::new(Counters::default()),
+            shutdown: watch::Sender::new(false),
+        })
+    }
+}
+
+/// The mock's routes, with their own counters, for callers that serve them themselves.
+pub fn router() -> Router {
+    router_with(State::new())
+}
+
+fn router_with(state: Shared) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/chat/completions", post(openai::chat_completions))
+        .route("/v1/messages", post(anthropic::messages))
+        .route("/messages", post(anthropic::messages))
+        .route("/v1/models", get(models::list))
+        .route("/models", get(models::list))
+        .route("/mock/stats", get(stats))
+        .route("/health", get(health))
+        .with_state(state)
+}
+
+async fn stats(AxumState(state): AxumState<Shared>) -> Response {
+    let mut body = Vec::with_capacity(128);
+    reply::write_json(&mut body, &state.counters.snapshot());
+    reply::json(StatusCode::OK, body)
+}
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+/// A running mock server. Dropping it stops accepting connections and lets the open ones
+/// finish; [`MockServer::shutdown`] also waits for them.
+#[derive(Debug)]
+pub struct MockServer {
+    addr: SocketAddr,
+    state: Shared,
+    task: Option<JoinHandle<()>>,
+}
+
+impl MockServer {
+    /// Binds `addr` (use `127.0.0.1:0` for an ephemeral port) and serves in a background task
+    /// until dropped or shut down.
+    pub async fn start(addr: SocketAddr) -> io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let state = State::new();
+        let app = router_with(Arc::clone(&state));
+        let mut down = state.shutdown.subscribe();
+        // Small SSE writes must leave at once: Nagle's algorithm would hold them for an ACK.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "Could not set TCP_NODELAY");
+            }
+        });
+        let task = tokio::spawn(async move {
+            let signal = async move {
+                // An error means the sender is gone: shut down as well.
+                let _ = down.wait_for(|down| *down).await;
+            };
+            if let Err(error) = axum::serve(listener, app)
+                .with_graceful_shutdown(signal)
+                .await
+            {
+                tracing::warn!(%error, "Mock server stopped");
+            }
+        });
+        Ok(Self {
+            addr,
+            state,
+            task: Some(task),
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Base URL like `http://127.0.0.1:PORT` (no trailing slash, no `/v1`).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A snapshot of the counters (as served on `/mock/stats`).
+    pub fn stats(&self) -> MockStats {
+        self.state.counters.snapshot()
+    }
+
+    /// Stops accepting connections, ends hanging requests and waits for open connections to
+    /// finish.
+    pub async fn shutdown(mut self) {
+        self.state.shutdown.send_replace(true);
+        if let Some(task) = self.task.take()
+            && let Err(error) = task.await
+        {
+            tracing::warn!(%error, "Mock server task failed");
+        }
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        self.state.shutdown.send_replace(true);
+    }
+}
+
+#[cfg(test)]
+mod tests;

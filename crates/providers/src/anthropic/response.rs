@@ -1,0 +1,257 @@
+//! Anthropic message objects (non-streamed answers) to and from the canonical response, and
+//! the stop-reason and usage mappings the stream shares.
+//! <https://docs.anthropic.com/en/api/messages>
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use switchyard_types::{
+    ApiError, ChatRequest, ChatResponse, Choice, ContentPart, ErrorKind, FinishReason, ToolCall,
+    Usage,
+};
+
+use super::content::{
+    Block, JSON_TOOL, emulates_json_schema, redacted_thinking_block, text_block, thinking_block,
+    tool_input, tool_use_block,
+};
+
+/// Reads an upstream Anthropic message. `request` is what was sent: when it asked for a
+/// JSON-schema answer, the forced [`JSON_TOOL`] call is turned back into text.
+pub fn decode(body: &[u8], request: &ChatRequest) -> Result<ChatResponse, ApiError> {
+    let wire: WireResponse = serde_json::from_slice(body).map_err(|error| malformed(&error))?;
+    let json_mode = emulates_json_schema(request);
+    let mut choice = Choice::new(0);
+    for block in wire.content {
+        match block.kind.as_str() {
+            "text" => choice
+                .content
+                .push(ContentPart::text(block.text.unwrap_or_default())),
+            "thinking" => choice.content.push(ContentPart::Thinking {
+                text: block.thinking.unwrap_or_default(),
+                signature: block.signature,
+            }),
+            "redacted_thinking" => choice.content.push(ContentPart::RedactedThinking {
+                data: block.data.unwrap_or_default(),
+            }),
+            "tool_use" => {
+                let input = block.input.unwrap_or_else(|| Value::Object(Map::new()));
+                let name = block.name.unwrap_or_default();
+                if json_mode && name == JSON_TOOL {
+                    choice.content.push(ContentPart::text(input.to_string()));
+                } else {
+                    choice.tool_calls.push(ToolCall {
+                        id: block.id.unwrap_or_default(),
+                        name,
+                        arguments: input.to_string(),
+                    });
+                }
+            }
+            // Server-tool blocks and future types have no canonical place; the request side
+            // never enables server tools, so they do not occur in practice.
+            _ => {}
+        }
+    }
+    choice.finish_reason = match wire.stop_reason.as_deref() {
+        Some("tool_use") if json_mode && choice.tool_calls.is_empty() => FinishReason::Stop,
+        Some(reason) => finish_reason(reason),
+        None => FinishReason::Stop,
+    };
+    choice.stop_sequence = wire.stop_sequence;
+    Ok(ChatResponse {
+        id: wire.id,
+        model: wire.model,
+        created: unix_now(),
+        choices: vec![choice],
+        usage: wire.usage.to_canonical(),
+        system_fingerprint: None,
+        service_tier: None,
+    })
+}
+
+/// Writes the canonical response as an Anthropic message for the client (choice 0 only:
+/// Anthropic has no choices).
+pub fn encode(response: &ChatResponse) -> Vec<u8> {
+    let choice = response
+        .choices
+        .iter()
+        .find(|choice| choice.index == 0)
+        .or(response.choices.first());
+    let mut content = Vec::new();
+    let mut stop_reason = "end_turn";
+    let mut stop_sequence = None;
+    if let Some(choice) = choice {
+        // Anthropic puts thinking before the answer and tool calls after it.
+        for part in &choice.content {
+            match part {
+                ContentPart::Thinking { text, signature } => {
+                    content.push(thinking_block(
+                        text,
+                        signature.as_deref().unwrap_or_default(),
+                    ));
+                }
+                ContentPart::RedactedThinking { data } => {
+                    content.push(redacted_thinking_block(data));
+                }
+                ContentPart::Text { .. } | ContentPart::Image { .. } => {}
+            }
+        }
+        for part in &choice.content {
+            if let ContentPart::Text { text, .. } = part
+                && !text.is_empty()
+            {
+                content.push(text_block(text, None));
+            }
+        }
+        if let Some(refusal) = &choice.refusal {
+            content.push(text_block(refusal, None));
+        }
+        for call in &choice.tool_calls {
+            let input = tool_input(&call.arguments).unwrap_or_else(|| Value::Object(Map::new()));
+            content.push(tool_use_block(&call.id, &call.name, input));
+        }
+        stop_sequence = choice.stop_sequence.as_deref();
+        stop_reason = match (&choice.finish_reason, &choice.refusal) {
+            (FinishReason::Stop, Some(_)) => "refusal",
+            (reason, _) => stop_reason_name(reason, stop_sequence),
+        };
+    }
+    let body = json!({
+        "id": message_id(&response.id),
+        "type": "message",
+        "role": "assistant",
+        "model": response.model,
+        "content": content,
+        "stop_reason": stop_reason,
+        "stop_sequence": stop_sequence,
+        "usage": usage_json(&response.usage),
+    });
+    body.to_string().into_bytes()
+}
+
+/// The canonical reason for an Anthropic `stop_reason`.
+pub(crate) fn finish_reason(stop_reason: &str) -> FinishReason {
+    match stop_reason {
+        "end_turn" | "stop_sequence" => FinishReason::Stop,
+        "max_tokens" | "model_context_window_exceeded" => FinishReason::Length,
+        "tool_use" => FinishReason::ToolCalls,
+        "refusal" => FinishReason::ContentFilter,
+        other => FinishReason::Other(other.to_owned()),
+    }
+}
+
+/// The Anthropic `stop_reason` for a canonical reason.
+pub(crate) fn stop_reason_name<'a>(
+    reason: &'a FinishReason,
+    stop_sequence: Option<&str>,
+) -> &'a str {
+    match reason {
+        FinishReason::Stop if stop_sequence.is_some() => "stop_sequence",
+        FinishReason::Stop => "end_turn",
+        FinishReason::Length => "max_tokens",
+        FinishReason::ToolCalls => "tool_use",
+        FinishReason::ContentFilter => "refusal",
+        FinishReason::Other(other) => other,
+    }
+}
+
+/// Anthropic `usage` for a client: `input_tokens` excludes cache reads and writes.
+pub(crate) fn usage_json(usage: &Usage) -> Value {
+    json!({
+        "input_tokens": usage.uncached_prompt_tokens(),
+        "cache_creation_input_tokens": usage.cache_write_tokens,
+        "cache_read_input_tokens": usage.cache_read_tokens,
+        "output_tokens": usage.completion_tokens,
+    })
+}
+
+/// A message id as Anthropic clients expect it (`msg_…`).
+pub(crate) fn message_id(id: &str) -> String {
+    if id.starts_with("msg_") {
+        id.to_owned()
+    } else {
+        format!("msg_{id}")
+    }
+}
+
+/// Seconds since the Unix epoch (Anthropic answers carry no timestamp).
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// The 502 for an upstream body that is not a readable message. Only the position is
+/// reported: serde's text can quote the body.
+pub(crate) fn malformed(error: &serde_json::Error) -> ApiError {
+    ApiError::upstream(
+        ErrorKind::BadGateway,
+        format!(
+            "malformed response from upstream Anthropic (line {}, column {})",
+            error.line(),
+            error.column()
+        ),
+    )
+}
+
+/// An Anthropic message as read.
+#[derive(Debug, Deserialize)]
+struct WireResponse {
+    id: String,
+    model: String,
+    content: Vec<Block>,
+    stop_reason: Option<String>,
+    stop_sequence: Option<String>,
+    #[serde(default)]
+    usage: WireUsage,
+}
+
+/// Anthropic `usage` as read; a stream's `message_delta` repeats only some counts.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub(crate) struct WireUsage {
+    /// Input tokens not read from or written to the cache.
+    pub(crate) input_tokens: Option<u64>,
+    /// Output tokens.
+    pub(crate) output_tokens: Option<u64>,
+    /// Input tokens written to the cache.
+    pub(crate) cache_creation_input_tokens: Option<u64>,
+    /// Input tokens read from the cache.
+    pub(crate) cache_read_input_tokens: Option<u64>,
+}
+
+impl WireUsage {
+    /// Takes every count `later` states.
+    pub(crate) fn update(&mut self, later: &WireUsage) {
+        let take = |mine: &mut Option<u64>, theirs: Option<u64>| {
+            if theirs.is_some() {
+                *mine = theirs;
+            }
+        };
+        take(&mut self.input_tokens, later.input_tokens);
+        take(&mut self.output_tokens, later.output_tokens);
+        take(
+            &mut self.cache_creation_input_tokens,
+            later.cache_creation_input_tokens,
+        );
+        take(
+            &mut self.cache_read_input_tokens,
+            later.cache_read_input_tokens,
+        );
+    }
+
+    /// The canonical counts: the prompt includes cache reads and writes.
+    pub(crate) fn to_canonical(self) -> Usage {
+        let cache_read = self.cache_read_input_tokens.unwrap_or(0);
+        let cache_write = self.cache_creation_input_tokens.unwrap_or(0);
+        Usage {
+            prompt_tokens: self.input_tokens.unwrap_or(0) + cache_read + cache_write,
+            completion_tokens: self.output_tokens.unwrap_or(0),
+            cache_read_tokens: cache_read,
+            cache_write_tokens: cache_write,
+            reasoning_tokens: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,25 @@
+//! Wire formats of LLM providers and the client that calls them.
+//!
+//! Each dialect lives in one module with one role per file: `request` (client JSON ⇄ canonical
+//! request), `response` (provider JSON ⇄ canonical response), `stream` (a chunk-by-chunk decoder
+//! of the provider's stream and an encoder of canonical events into the client's framing) and
+//! `error` (provider error bodies ⇄ [`ApiError`]). The same module serves both sides: the gateway
+//! decodes a client's request with it and encodes a request for an upstream with it.
+//!
+//! # Layout
+//! - [`openai`]: OpenAI Chat Completions and every OpenAI-compatible server (presets in `openai::compat`).
+//! - [`anthropic`]: Anthropic Messages.
+//! - [`sse`]: an incremental Server-Sent Events parser that accepts any chunk boundary.
+//! - [`json`]: JSON parsing that names the offending field.
+//! - [`http`]: the shared upstream HTTP client.
+//! - [`provider`]: [`Provider`], the closed set of upstream kinds, and one call to an upstream.
+
+pub mod anthropic;
+pub mod http;
+pub mod json;
+pub mod openai;
+pub mod provider;
+pub mod sse;
+
+pub use provider::{Provider, Upstream, UpstreamStream};
+pub use switchyard_types::ApiError;

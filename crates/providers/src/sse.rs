@@ -1,0 +1,184 @@
+//! An incremental Server-Sent Events parser.
+//!
+//! Bytes arrive in chunks cut anywhere (inside a line, inside a UTF-8 sequence, between `\r`
+//! and `\n`); [`SseParser::push`] keeps the unfinished tail and returns each complete event
+//! once. Follows the WHATWG event-stream rules for `event:`, `data:` (joined by `\n`), comment
+//! lines and the three line endings.
+
+/// One dispatched event.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SseEvent {
+    /// The `event:` field, when present.
+    pub event: Option<String>,
+    /// The `data:` lines joined by `\n`.
+    pub data: String,
+}
+
+/// Parser state between chunks.
+#[derive(Debug, Default)]
+pub struct SseParser {
+    /// Bytes of a line not yet terminated.
+    line: Vec<u8>,
+    /// The last byte seen was `\r`; a following `\n` belongs to the same line ending.
+    after_cr: bool,
+    /// The event being assembled.
+    event: Option<String>,
+    data: String,
+    has_data: bool,
+}
+
+impl SseParser {
+    /// A parser at the start of a stream.
+    pub fn new() -> SseParser {
+        SseParser::default()
+    }
+
+    /// Feeds a chunk and appends every event it completes to `out`.
+    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) {
+        let mut rest = chunk;
+        if self.after_cr {
+            self.after_cr = false;
+            if let Some(b'\n') = rest.first() {
+                rest = &rest[1..];
+            }
+        }
+        while let Some(end) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+            self.line.extend_from_slice(&rest[..end]);
+            let line = std::mem::take(&mut self.line);
+            self.process_line(&line, out);
+            self.line = line;
+            self.line.clear();
+            let was_cr = rest[end] == b'\r';
+            rest = &rest[end + 1..];
+            if was_cr {
+                match rest.first() {
+                    Some(b'\n') => rest = &rest[1..],
+                    Some(_) => {}
+                    None => self.after_cr = true,
+                }
+            }
+        }
+        self.line.extend_from_slice(rest);
+    }
+
+    /// Whether bytes of an unfinished event are pending (the stream was cut mid-event).
+    pub fn has_pending(&self) -> bool {
+        !self.line.is_empty() || self.has_data
+    }
+
+    fn process_line(&mut self, line: &[u8], out: &mut Vec<SseEvent>) {
+        if line.is_empty() {
+            if self.has_data {
+                out.push(SseEvent {
+                    event: self.event.take(),
+                    data: std::mem::take(&mut self.data),
+                });
+            }
+            self.event = None;
+            self.has_data = false;
+            return;
+        }
+        if line[0] == b':' {
+            return;
+        }
+        let line = String::from_utf8_lossy(line);
+        let (field, value) = match line.split_once(':') {
+            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
+            None => (line.as_ref(), ""),
+        };
+        match field {
+            "event" => self.event = Some(value.to_owned()),
+            "data" => {
+                if self.has_data {
+                    self.data.push('\n');
+                }
+                self.data.push_str(value);
+                self.has_data = true;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Writes one event in SSE framing: an optional `event:` line and one `data:` line.
+pub fn write_event(out: &mut Vec<u8>, event: Option<&str>, data: &[u8]) {
+    if let Some(event) = event {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(event.as_bytes());
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\n\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn parse_all(chunks: &[&[u8]]) -> Vec<SseEvent> {
+        let mut parser = SseParser::new();
+        let mut out = Vec::new();
+        for chunk in chunks {
+            parser.push(chunk, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn parses_events_data_and_comments() {
+        let events = parse_all(&[
+            b": ping\n\nevent: message_start\ndata: {\"a\":1}\n\ndata: one\ndata: two\n\n",
+        ]);
+        assert_eq!(
+            events,
+            vec![
+                SseEvent {
+                    event: Some("message_start".into()),
+                    data: "{\"a\":1}".into()
+                },
+                SseEvent {
+                    event: None,
+                    data: "one\ntwo".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn accepts_crlf_and_cr_split_across_chunks() {
+        let events = parse_all(&[b"data: x\r", b"\n\r", b"\ndata: y\r\r"]);
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].data, "x");
+        assert_eq!(events[1].data, "y");
+    }
+
+    #[test]
+    fn keeps_an_unfinished_event_pending() {
+        let mut parser = SseParser::new();
+        let mut out = Vec::new();
+        parser.push(b"data: {\"partial\"", &mut out);
+        assert!(out.is_empty());
+        assert!(parser.has_pending());
+    }
+
+    proptest! {
+        #[test]
+        fn any_chunking_gives_the_same_events(cuts in proptest::collection::vec(0usize..200, 0..12)) {
+            let stream = "event: a\ndata: héllo wörld\n\n: comment\r\ndata: {\"k\":\"v\"}\r\n\r\nevent: b\rdata: 1\rdata: 2\r\r".as_bytes();
+            let whole = parse_all(&[stream]);
+            let mut points: Vec<usize> = cuts.into_iter().map(|c| c % (stream.len() + 1)).collect();
+            points.sort_unstable();
+            let mut chunks = Vec::new();
+            let mut last = 0;
+            for point in points {
+                chunks.push(&stream[last..point]);
+                last = point;
+            }
+            chunks.push(&stream[last..]);
+            prop_assert_eq!(parse_all(&chunks), whole);
+        }
+    }
+}

@@ -38,7 +38,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State as AxumState;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -55,15 +55,15 @@ const BODY_LIMIT: usize = 64 * 1024 * 1024;
 
 /// State shared by the routes and the [`MockServer`] that serves them.
 #[derive(Debug)]
-struct State {
+struct ServerState {
     counters: Arc<Counters>,
     /// Set to `true` when the server shuts down; ends hanging requests.
     shutdown: watch::Sender<bool>,
 }
 
-type Shared = Arc<State>;
+type Shared = Arc<ServerState>;
 
-impl State {
+impl ServerState {
     fn new() -> Shared {
         Arc::new(Self {
             counters: Arc::new(Counters::default()),
@@ -74,7 +74,7 @@ impl State {
 
 /// The mock's routes, with their own counters, for callers that serve them themselves.
 pub fn router() -> Router {
-    router_with(State::new())
+    router_with(ServerState::new())
 }
 
 fn router_with(state: Shared) -> Router {
@@ -90,7 +90,7 @@ fn router_with(state: Shared) -> Router {
         .with_state(state)
 }
 
-async fn stats(AxumState(state): AxumState<Shared>) -> Response {
+async fn stats(State(state): State<Shared>) -> Response {
     let mut body = Vec::with_capacity(128);
     reply::write_json(&mut body, &state.counters.snapshot());
     reply::json(StatusCode::OK, body)
@@ -111,11 +111,11 @@ pub struct MockServer {
 
 impl MockServer {
     /// Binds `addr` (use `127.0.0.1:0` for an ephemeral port) and serves in a background task
-    /// until dropped or shut down.
+    /// on the current Tokio runtime until dropped or shut down.
     pub async fn start(addr: SocketAddr) -> io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let state = State::new();
+        let state = ServerState::new();
         let app = router_with(Arc::clone(&state));
         let mut down = state.shutdown.subscribe();
         // Small SSE writes must leave at once: Nagle's algorithm would hold them for an ACK.

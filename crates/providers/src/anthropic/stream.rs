@@ -443,6 +443,7 @@ impl Encoder {
         self.next_index += 1;
         let block = match kind {
             OpenBlock::Thinking => json!({"type": "thinking", "thinking": "", "signature": ""}),
+            // Tool-use blocks are opened by `start_tool`, never here.
             OpenBlock::Text | OpenBlock::ToolUse(_) => json!({"type": "text", "text": ""}),
         };
         self.block_start(index, block, out);

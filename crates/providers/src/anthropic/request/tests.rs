@@ -52,7 +52,10 @@ fn decodes_a_coding_agent_request() {
     });
     let mut extra = Map::new();
     extra.insert("service_tier".into(), json!("auto"));
-    extra.insert("container".into(), json!("container_011CPR5CNjB747bTd36fQLFk"));
+    extra.insert(
+        "container".into(),
+        json!("container_011CPR5CNjB747bTd36fQLFk"),
+    );
     let expected = ChatRequest {
         model: "claude-sonnet-4-5".into(),
         messages: vec![
@@ -97,8 +100,14 @@ fn decodes_a_coding_agent_request() {
                 )
             },
             // The tool result comes first, the rest of the user turn after it.
-            tool_message("toolu_01A09q90qw90lq917835lq9", vec![cached_text("15 degrees")]),
-            message(Role::User, vec![ContentPart::text("Also show me the webcam.")]),
+            tool_message(
+                "toolu_01A09q90qw90lq917835lq9",
+                vec![cached_text("15 degrees")],
+            ),
+            message(
+                Role::User,
+                vec![ContentPart::text("Also show me the webcam.")],
+            ),
             Message {
                 tool_calls: vec![ToolCall {
                     id: "toolu_02".into(),
@@ -211,7 +220,12 @@ fn decode_errors_name_the_field() {
     for (body, param) in cases {
         let error = decode(body.as_bytes()).expect_err(body);
         assert_eq!(error.kind, ErrorKind::InvalidRequest, "{body}");
-        assert_eq!(error.param.as_deref(), Some(param), "{body}: {}", error.message);
+        assert_eq!(
+            error.param.as_deref(),
+            Some(param),
+            "{body}: {}",
+            error.message
+        );
     }
     let error = decode(br#"{"model":"m","messages":[]}"#).expect_err("no max_tokens");
     assert_eq!(error.message, "max_tokens: Field required");
@@ -252,7 +266,10 @@ fn decodes_string_system_thinking_modes_and_tool_choices() {
     assert_eq!(request.reasoning, None);
     assert_eq!(request.tool_choice, Some(ToolChoice::Required));
     assert_eq!(
-        request.extra.for_format(WireFormat::Anthropic).and_then(|f| f.get("thinking")),
+        request
+            .extra
+            .for_format(WireFormat::Anthropic)
+            .and_then(|f| f.get("thinking")),
         Some(&json!({"type": "adaptive"}))
     );
 }
@@ -394,7 +411,10 @@ fn json_schema_without_tools_forces_the_json_tool() {
     request.messages.truncate(2);
     request.parallel_tool_calls = None;
     let body = encoded(&request);
-    assert_eq!(body["tool_choice"], json!({"type": "tool", "name": "json_tool_call"}));
+    assert_eq!(
+        body["tool_choice"],
+        json!({"type": "tool", "name": "json_tool_call"})
+    );
     assert_eq!(body["tools"].as_array().map(Vec::len), Some(1));
     assert!(body.get("thinking").is_none());
 }
@@ -405,26 +425,47 @@ fn reasoning_effort_becomes_a_thinking_budget() {
     request.response_format = None;
     request.messages.truncate(3);
     let body = encoded(&request);
-    assert_eq!(body["thinking"], json!({"type": "enabled", "budget_tokens": 4096}));
+    assert_eq!(
+        body["thinking"],
+        json!({"type": "enabled", "budget_tokens": 4096})
+    );
     // The budget must stay below max_tokens; thinking requires default sampling.
     assert_eq!(body["max_tokens"], json!(8192));
     assert!(body.get("temperature").is_none());
-    assert_eq!(body["tool_choice"], json!({"type": "auto", "disable_parallel_tool_use": true}));
+    assert_eq!(
+        body["tool_choice"],
+        json!({"type": "auto", "disable_parallel_tool_use": true})
+    );
 
     request.max_tokens = Some(3000);
-    request.reasoning = Some(Reasoning { effort: Some("low".into()), budget_tokens: None });
+    request.reasoning = Some(Reasoning {
+        effort: Some("low".into()),
+        budget_tokens: None,
+    });
     let body = encoded(&request);
-    assert_eq!(body["thinking"], json!({"type": "enabled", "budget_tokens": 1024}));
+    assert_eq!(
+        body["thinking"],
+        json!({"type": "enabled", "budget_tokens": 1024})
+    );
     assert_eq!(body["max_tokens"], json!(3000));
 
-    request.reasoning = Some(Reasoning { effort: Some("medium".into()), budget_tokens: None });
+    request.reasoning = Some(Reasoning {
+        effort: Some("medium".into()),
+        budget_tokens: None,
+    });
     request.max_tokens = Some(1500);
     let body = encoded(&request);
-    assert!(body.get("thinking").is_none(), "no room for the minimum budget: {body}");
+    assert!(
+        body.get("thinking").is_none(),
+        "no room for the minimum budget: {body}"
+    );
     assert_eq!(body["temperature"], json!(1.0));
 
     request.max_tokens = None;
-    request.reasoning = Some(Reasoning { effort: Some("minimal".into()), budget_tokens: None });
+    request.reasoning = Some(Reasoning {
+        effort: Some("minimal".into()),
+        budget_tokens: None,
+    });
     assert!(encoded(&request).get("thinking").is_none());
 
     // Mid tool loop without Anthropic-signed thinking to replay, thinking is left off.
@@ -433,7 +474,10 @@ fn reasoning_effort_becomes_a_thinking_budget() {
     request.messages.truncate(6);
     assert!(encoded(&request).get("thinking").is_none());
 
-    request.reasoning = Some(Reasoning { effort: Some("extreme".into()), budget_tokens: None });
+    request.reasoning = Some(Reasoning {
+        effort: Some("extreme".into()),
+        budget_tokens: None,
+    });
     let error = encode(&request, "m").expect_err("unknown effort");
     assert_eq!(error.param.as_deref(), Some("reasoning_effort"));
 }
@@ -446,8 +490,14 @@ fn json_object_asks_for_json_in_the_system_prompt() {
         ..ChatRequest::default()
     };
     let body = encoded(&request);
-    assert_eq!(body["system"], json!(super::upstream::JSON_OBJECT_INSTRUCTION));
-    assert_eq!(body["messages"], json!([{"role": "user", "content": "list three colors"}]));
+    assert_eq!(
+        body["system"],
+        json!(super::upstream::JSON_OBJECT_INSTRUCTION)
+    );
+    assert_eq!(
+        body["messages"],
+        json!([{"role": "user", "content": "list three colors"}])
+    );
     assert_eq!(body["max_tokens"], json!(4096));
     assert!(body.get("tools").is_none() && body.get("tool_choice").is_none());
 }
@@ -457,7 +507,10 @@ fn encode_rejects_what_anthropic_cannot_do() {
     let mut request = openai_style_request();
     request.n = Some(2);
     let error = encode(&request, "m").expect_err("n > 1");
-    assert_eq!((error.kind, error.param.as_deref()), (ErrorKind::InvalidRequest, Some("n")));
+    assert_eq!(
+        (error.kind, error.param.as_deref()),
+        (ErrorKind::InvalidRequest, Some("n"))
+    );
 
     let mut request = openai_style_request();
     request.messages[3].tool_calls[0].arguments = r#"{"city": "Par"#.into();
@@ -480,7 +533,10 @@ fn encode_merges_turns_and_drops_what_anthropic_rejects() {
             Message::text_message(Role::Assistant, "c"),
             Message {
                 // Reasoning from another provider has no Anthropic signature.
-                content: vec![ContentPart::Thinking { text: "hmm".into(), signature: None }],
+                content: vec![ContentPart::Thinking {
+                    text: "hmm".into(),
+                    signature: None,
+                }],
                 ..Message::text_message(Role::Assistant, "")
             },
             Message::text_message(Role::Assistant, "d"),
@@ -498,7 +554,10 @@ fn encode_merges_turns_and_drops_what_anthropic_rejects() {
             {"role": "user", "content": "e"}
         ])
     );
-    assert!(body.get("tool_choice").is_none(), "no tools, no tool_choice");
+    assert!(
+        body.get("tool_choice").is_none(),
+        "no tools, no tool_choice"
+    );
     assert!(body.get("system").is_none());
 }
 

@@ -74,7 +74,8 @@ fn stop_reasons_map_both_ways() {
             "stop_reason": anthropic, "stop_sequence": stop_sequence,
             "usage": {"input_tokens": 1, "output_tokens": 1}
         });
-        let response = decode(body.to_string().as_bytes(), &ChatRequest::default()).expect("decodes");
+        let response =
+            decode(body.to_string().as_bytes(), &ChatRequest::default()).expect("decodes");
         assert_eq!(response.choices[0].finish_reason, canonical, "{anthropic}");
         assert_eq!(response.choices[0].stop_sequence.as_deref(), stop_sequence);
         let back = encoded(&response);
@@ -99,7 +100,10 @@ fn json_tool_answer_becomes_text() {
         "stop_reason":"tool_use","stop_sequence":null,"usage":{"input_tokens":3,"output_tokens":4}}"#;
     let response = decode(body, &request).expect("decodes");
     let choice = &response.choices[0];
-    assert_eq!(choice.text().as_deref(), Some(r#"{"summary":"sunny","temp":21}"#));
+    assert_eq!(
+        choice.text().as_deref(),
+        Some(r#"{"summary":"sunny","temp":21}"#)
+    );
     assert!(choice.tool_calls.is_empty());
     assert_eq!(choice.finish_reason, FinishReason::Stop);
     // Without the emulation the same body is an ordinary tool call.
@@ -118,7 +122,10 @@ fn encodes_an_openai_upstream_answer_for_an_anthropic_client() {
             Choice {
                 content: vec![
                     ContentPart::text("Checking both."),
-                    ContentPart::Thinking { text: "two calls".into(), signature: None },
+                    ContentPart::Thinking {
+                        text: "two calls".into(),
+                        signature: None,
+                    },
                 ],
                 tool_calls: vec![
                     ToolCall {
@@ -184,7 +191,10 @@ fn refusals_and_empty_answers() {
     };
     let body = encoded(&response);
     assert_eq!(body["id"], json!("msg_x"));
-    assert_eq!(body["content"], json!([{"type": "text", "text": "I can't help with that."}]));
+    assert_eq!(
+        body["content"],
+        json!([{"type": "text", "text": "I can't help with that."}])
+    );
     assert_eq!(body["stop_reason"], json!("refusal"));
 
     let body = encoded(&ChatResponse::default());
@@ -194,7 +204,11 @@ fn refusals_and_empty_answers() {
 
 #[test]
 fn malformed_upstream_bodies_are_bad_gateway() {
-    for body in [&b"{\"id\": "[..], b"<html>oops</html>", br#"{"id":"msg_1"}"#] {
+    for body in [
+        &b"{\"id\": "[..],
+        b"<html>oops</html>",
+        br#"{"id":"msg_1"}"#,
+    ] {
         let error = decode(body, &ChatRequest::default()).expect_err("malformed");
         assert_eq!(error.kind, ErrorKind::BadGateway);
         assert!(!error.message.contains("oops"), "{}", error.message);

@@ -111,6 +111,7 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
         check_server(server, &mut errors);
     }
     check_models(&models, &mut errors);
+    errors.sort_by_cached_key(|error| path_order(&error.path));
     match server {
         Some(server) if errors.is_empty() => Ok(ConfigFile {
             server,
@@ -118,6 +119,26 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
         }),
         _ => Err(errors),
     }
+}
+
+/// Orders error paths as the file usually reads: `server` first, then `models` by index.
+fn path_order(path: &str) -> (u8, Vec<(String, usize)>) {
+    let rank = if path.starts_with("server") {
+        0
+    } else if path.starts_with("models") {
+        1
+    } else {
+        2
+    };
+    let parts = path
+        .split(['.', '[', ']'])
+        .filter(|part| !part.is_empty())
+        .map(|part| match part.parse::<usize>() {
+            Ok(index) => (String::new(), index),
+            Err(_) => (part.to_owned(), 0),
+        })
+        .collect();
+    (rank, parts)
 }
 
 fn error_at(path: &str, message: impl Into<String>) -> ConfigError {

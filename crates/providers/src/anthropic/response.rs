@@ -24,6 +24,8 @@ pub fn decode(body: &[u8], request: &ChatRequest) -> Result<ChatResponse, ApiErr
     let mut choice = Choice::new(0);
     for block in wire.content {
         match block.kind.as_str() {
+            // A JSON-schema answer is a forced tool call: any text before it is preamble.
+            "text" if json_mode => {}
             "text" => choice
                 .content
                 .push(ContentPart::text(block.text.unwrap_or_default())),

@@ -45,6 +45,8 @@ enum BlockRole {
     ToolCall(u32),
     /// The emulated JSON answer: its argument pieces are answer text.
     JsonAnswer,
+    /// Text before the forced JSON answer: not part of the answer, dropped.
+    Preamble,
 }
 
 impl Decoder {
@@ -121,6 +123,9 @@ impl Decoder {
                 content_block,
             } => self.block_start(index, *content_block, out),
             WireEvent::ContentBlockDelta { index, delta } => {
+                if self.role(index) == Some(BlockRole::Preamble) {
+                    return Ok(());
+                }
                 let delta = match delta {
                     WireDelta::TextDelta { text } => Delta::Text(text),
                     WireDelta::ThinkingDelta { thinking } => Delta::Thinking(thinking),
@@ -131,7 +136,7 @@ impl Decoder {
                             arguments: partial_json,
                         },
                         Some(BlockRole::JsonAnswer) => Delta::Text(partial_json),
-                        Some(BlockRole::Content) | None => return Ok(()),
+                        Some(BlockRole::Content | BlockRole::Preamble) | None => return Ok(()),
                     },
                     WireDelta::Other => return Ok(()),
                 };
@@ -204,6 +209,8 @@ impl Decoder {
                     );
                 }
             }
+            // A JSON-schema answer is a forced tool call: any text before it is preamble.
+            "text" if self.json_mode => self.blocks.push((index, BlockRole::Preamble)),
             kind => {
                 self.blocks.push((index, BlockRole::Content));
                 match kind {

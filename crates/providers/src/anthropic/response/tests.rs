@@ -96,7 +96,7 @@ fn json_tool_answer_becomes_text() {
         ..ChatRequest::default()
     };
     let body = br#"{"id":"msg_2","type":"message","role":"assistant","model":"m",
-        "content":[{"type":"tool_use","id":"toolu_9","name":"json_tool_call","input":{"summary": "sunny", "temp": 21}}],
+        "content":[{"type":"text","text":"Here is the JSON."},{"type":"tool_use","id":"toolu_9","name":"json_tool_call","input":{"summary": "sunny", "temp": 21}}],
         "stop_reason":"tool_use","stop_sequence":null,"usage":{"input_tokens":3,"output_tokens":4}}"#;
     let response = decode(body, &request).expect("decodes");
     let choice = &response.choices[0];
@@ -106,6 +106,7 @@ fn json_tool_answer_becomes_text() {
     );
     assert!(choice.tool_calls.is_empty());
     assert_eq!(choice.finish_reason, FinishReason::Stop);
+    // Text before the forced call is preamble, not part of the JSON answer.
     // Without the emulation the same body is an ordinary tool call.
     let plain = decode(body, &ChatRequest::default()).expect("decodes");
     assert_eq!(plain.choices[0].tool_calls[0].name, "json_tool_call");

@@ -244,7 +244,8 @@ fn json_mode_tool_input_streams_as_text() {
         .collect();
     assert_eq!(
         text,
-        "Okay, let's check the weather for San Francisco, CA:{\"location\": \"San Francisco, CA\", \"unit\": \"fahrenheit\"}"
+        // The text block before the forced call is preamble and is dropped.
+        "{\"location\": \"San Francisco, CA\", \"unit\": \"fahrenheit\"}"
     );
     assert!(!events.iter().any(|event| matches!(
         event,

@@ -1,0 +1,236 @@
+"""Session fixtures: the mock provider and a Switchyard gateway in front of it, as real
+processes, plus the official `openai` and `anthropic` SDK clients pointed at the gateway.
+
+The binaries come from `target/debug` (or `$CARGO_TARGET_DIR/debug`); `scripts/sdk-test`
+builds them first.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import anthropic
+import openai
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+if not TARGET.is_absolute():
+    TARGET = REPO / TARGET
+GATEWAY_BIN = TARGET / "debug" / "switchyard"
+MOCK_BIN = TARGET / "debug" / "switchyard-mock"
+
+# Keep loopback traffic away from any proxy the environment names.
+for _var in ("NO_PROXY", "no_proxy"):
+    os.environ[_var] = ",".join(filter(None, [os.environ.get(_var), "127.0.0.1", "localhost"]))
+
+# The body limit of the gateway under test; the 413 test sends more than this.
+BODY_LIMIT = 65_536
+
+# Upstream faults with a model per dialect: `gpt-fail-X` (OpenAI-format upstream) and
+# `claude-fail-X` (Anthropic-format upstream).
+FAULTS = ["400", "401", "429", "500", "503", "529", "reset", "cut", "malformed"]
+# Mock options every fault model shares: `Retry-After: 7` on 429s, streams cut or broken
+# after three content chunks.
+FAULT_OPTIONS = "retry_after=7&cut_after=3&chunk_delay_ms=5"
+
+STARTUP_TIMEOUT = 30.0
+
+# Where the session's process logs and gateway config are, shown when a test fails.
+_LOG_DIRS: list[Path] = []
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    if exitstatus != 0 and _LOG_DIRS:
+        terminalreporter.write_line(
+            f"switchyard logs and config: {_LOG_DIRS[0]} (gateway.log, mock.log, switchyard.yaml)"
+        )
+
+
+@dataclass(frozen=True)
+class Servers:
+    """The running processes' base URLs."""
+
+    gateway: str  # http://127.0.0.1:PORT, no trailing slash
+    mock: str
+
+
+def _deployment(provider: str, model: str, api_base: str, timeout: float | None = None) -> str:
+    text = (
+        f"      - provider: {provider}\n"
+        f'        model: "{model}"\n'
+        f'        api_base: "{api_base}"\n'
+        f"        api_key: test-key\n"
+    )
+    if timeout is not None:
+        text += f"        timeout_secs: {timeout}\n"
+    return text
+
+
+def _group(name: str, provider: str, model: str, api_base: str, timeout: float | None = None) -> str:
+    return f"  - name: {name}\n    deployments:\n" + _deployment(provider, model, api_base, timeout)
+
+
+def gateway_config(listen: str, mock_v1: str) -> str:
+    """The gateway config: both dialects of the mock, and one model per fault the tests use."""
+    groups = [
+        _group("gpt", "openai_compatible", "echo", mock_v1),
+        _group("claude", "anthropic", "echo", mock_v1),
+        _group("gpt-hang", "openai_compatible", "echo?fail=hang", mock_v1, timeout=0.5),
+        _group("claude-hang", "anthropic", "echo?fail=hang", mock_v1, timeout=0.5),
+        # Port 9 (discard) has nothing listening on loopback: connections are refused.
+        _group("unreachable", "openai_compatible", "echo", "http://127.0.0.1:9/v1"),
+        _group("claude-unreachable", "anthropic", "echo", "http://127.0.0.1:9/v1"),
+    ]
+    for fault in FAULTS:
+        model = f"echo?fail={fault}&{FAULT_OPTIONS}"
+        groups.append(_group(f"gpt-fail-{fault}", "openai_compatible", model, mock_v1))
+        groups.append(_group(f"claude-fail-{fault}", "anthropic", model, mock_v1))
+    return (
+        "server:\n"
+        f"  listen: {listen}\n"
+        f"  body_limit_bytes: {BODY_LIMIT}\n"
+        "  shutdown_grace_secs: 1\n"
+        "models:\n" + "".join(groups)
+    )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Terminates `process` (SIGTERM), killing it if it has not exited within 5 s."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+def _read_mock_address(process: subprocess.Popen, log: Path) -> str:
+    """The base URL from the mock's `switchyard-mock listening on http://ADDR` line."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    prefix = "switchyard-mock listening on "
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=0.2)
+        except queue.Empty:
+            if process.poll() is not None:
+                break
+            continue
+        if line.startswith(prefix):
+            return line[len(prefix) :].strip().rstrip("/")
+    raise RuntimeError(f"switchyard-mock did not report its address; log:\n{log.read_text()}")
+
+
+def _wait_ready(url: str, process: subprocess.Popen, log: Path) -> None:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"switchyard exited with {process.returncode}; log:\n{log.read_text()}"
+            )
+        try:
+            with opener.open(f"{url}/health/readiness", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"switchyard not ready after {STARTUP_TIMEOUT}s; log:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory):
+    for binary in (GATEWAY_BIN, MOCK_BIN):
+        if not binary.exists():
+            pytest.exit(
+                f"{binary} is missing: run `cargo build -p switchyard-server -p switchyard-mock` "
+                "(scripts/sdk-test does)",
+                returncode=2,
+            )
+    work = tmp_path_factory.mktemp("switchyard")
+    _LOG_DIRS.append(work)
+    mock_log = work / "mock.log"
+    gateway_log = work / "gateway.log"
+    started: list[subprocess.Popen] = []
+    try:
+        with mock_log.open("w") as err:
+            mock = subprocess.Popen(
+                [str(MOCK_BIN), "--listen", "127.0.0.1:0"],
+                stdout=subprocess.PIPE,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                text=True,
+            )
+        started.append(mock)
+        mock_url = _read_mock_address(mock, mock_log)
+
+        listen = f"127.0.0.1:{_free_port()}"
+        config = work / "switchyard.yaml"
+        config.write_text(gateway_config(listen, f"{mock_url}/v1"))
+        with gateway_log.open("w") as err:
+            gateway = subprocess.Popen(
+                [str(GATEWAY_BIN), "serve", "--config", str(config), "--listen", listen],
+                stdout=err,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+            )
+        started.append(gateway)
+        gateway_url = f"http://{listen}"
+        _wait_ready(gateway_url, gateway, gateway_log)
+
+        yield Servers(gateway=gateway_url, mock=mock_url)
+    finally:
+        for process in reversed(started):
+            _stop(process)
+
+
+@pytest.fixture(scope="session")
+def gateway_url(servers: Servers) -> str:
+    return servers.gateway
+
+
+@pytest.fixture(scope="session")
+def oai(gateway_url: str) -> openai.OpenAI:
+    """The OpenAI SDK, talking to the gateway."""
+    client = openai.OpenAI(
+        base_url=f"{gateway_url}/v1", api_key="sk-test", max_retries=0, timeout=10.0
+    )
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def claude(gateway_url: str) -> anthropic.Anthropic:
+    """The Anthropic SDK, talking to the gateway."""
+    client = anthropic.Anthropic(
+        base_url=gateway_url, api_key="sk-test", max_retries=0, timeout=10.0
+    )
+    yield client
+    client.close()

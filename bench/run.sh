@@ -16,6 +16,7 @@
 #   BENCH_WARMUP      warm-up duration (default 2s)
 #   BENCH_TTFB_N      sequential streaming requests per target for TTFB (default 2000)
 #   BENCH_SKIP_BUILD  1 = use the existing target/release binaries as they are
+#   BENCH_TARGETS     subset of "direct nginx gateway" to run (default: all three)
 #
 # Caveat: the load generator, the mock and the proxy share the machine's cores (2 here), so
 # absolute numbers move between runs and machines; compare rows of the same run.
@@ -27,12 +28,16 @@ DURATION=${BENCH_DURATION:-10s}
 WARMUP=${BENCH_WARMUP:-2s}
 TTFB_N=${BENCH_TTFB_N:-2000}
 OUT_DIR=bench-out
-RAW_DIR=$OUT_DIR/raw
 KEY=bench-key
 # 20 completion tokens = 20 SSE content chunks: a realistic short answer, instant from the mock.
 UPSTREAM_MODEL='echo?tokens=20'
 GATEWAY_MODEL=bench
 CHAT_PATH=/v1/chat/completions
+read -r -a TARGETS <<<"${BENCH_TARGETS:-direct nginx gateway}"
+wants() { [[ " ${TARGETS[*]} " == *" $1 "* ]]; }
+for target in "${TARGETS[@]}"; do
+    [[ $target =~ ^(direct|nginx|gateway)$ ]] || { echo "bench: unknown target $target" >&2; exit 1; }
+done
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
@@ -56,21 +61,32 @@ command -v cargo >/dev/null || die "cargo not found"
 # --- build -----------------------------------------------------------------------------------
 if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
     log "building release binaries"
-    cargo build --release -p switchyard-server -p switchyard-mock
+    if wants gateway; then
+        cargo build --release -p switchyard-server -p switchyard-mock
+    else
+        cargo build --release -p switchyard-mock
+    fi
 fi
 GATEWAY_BIN=target/release/switchyard
 MOCK_BIN=target/release/switchyard-mock
-[[ -x $GATEWAY_BIN && -x $MOCK_BIN ]] || die "release binaries missing ($GATEWAY_BIN, $MOCK_BIN)"
+[[ -x $MOCK_BIN ]] || die "$MOCK_BIN missing"
+! wants gateway || [[ -x $GATEWAY_BIN ]] || die "$GATEWAY_BIN missing"
 
 # --- processes and cleanup -------------------------------------------------------------------
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-bench.XXXXXX")
 # nginx workers drop root privileges and must still reach their temp paths in here.
 chmod 755 "$TMP"
+# Raw results gather here and reach bench-out/ only when complete, so a second run started
+# meanwhile (or an aborted one) cannot mix its numbers into this one's.
+RAW_DIR=$TMP/raw
+mkdir -p "$RAW_DIR"
 PIDS=()
+STEP_PID=
 
 cleanup() {
     local status=$? pid i
     trap - EXIT INT TERM
+    if [[ -n $STEP_PID ]]; then kill -TERM "$STEP_PID" 2>/dev/null || true; fi
     # Stop in reverse start order (gateway and nginx before the mock they call).
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
         kill -TERM "${PIDS[i]}" 2>/dev/null || true
@@ -90,6 +106,17 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# Runs a long step (wrk, ttfb.py) in the background and waits for it: bash runs a trap only after
+# a foreground child exits, but interrupts `wait` at once, so Ctrl-C or a TERM cleans up promptly.
+run_step() {
+    "$@" &
+    STEP_PID=$!
+    local status=0
+    wait "$STEP_PID" || status=$?
+    STEP_PID=
+    return "$status"
+}
+
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -102,40 +129,40 @@ fail_with_log() {
     die "$what"
 }
 
-rm -rf "$RAW_DIR"
-mkdir -p "$RAW_DIR"
+# --- services --------------------------------------------------------------------------------
+start_mock() {
+    # Port 0 avoids racing other users of the machine for a port; the mock reports what it got.
+    "$MOCK_BIN" --listen 127.0.0.1:0 >"$TMP/mock.out" 2>"$TMP/mock.log" &
+    local pid=$! addr=
+    PIDS+=("$pid")
+    for _ in {1..100}; do
+        addr=$(sed -n 's#^switchyard-mock listening on http://\([0-9.:]*\).*#\1#p' "$TMP/mock.out")
+        [[ -n $addr ]] && break
+        kill -0 "$pid" 2>/dev/null || fail_with_log "mock exited at startup" "$TMP/mock.log"
+        sleep 0.1
+    done
+    [[ -n $addr ]] || fail_with_log "mock did not report its address" "$TMP/mock.log"
+    MOCK_PORT=${addr##*:}
+    log "mock on 127.0.0.1:$MOCK_PORT"
+}
 
-# --- mock provider ---------------------------------------------------------------------------
-# Port 0 avoids any race with other users of the machine; the mock reports what it got.
-"$MOCK_BIN" --listen 127.0.0.1:0 >"$TMP/mock.out" 2>"$TMP/mock.log" &
-MOCK_PID=$!
-PIDS+=("$MOCK_PID")
-MOCK_ADDR=
-for _ in {1..100}; do
-    MOCK_ADDR=$(sed -n 's#^switchyard-mock listening on http://\([0-9.:]*\).*#\1#p' "$TMP/mock.out")
-    [[ -n $MOCK_ADDR ]] && break
-    kill -0 "$MOCK_PID" 2>/dev/null || fail_with_log "mock exited at startup" "$TMP/mock.log"
-    sleep 0.1
-done
-[[ -n $MOCK_ADDR ]] || fail_with_log "mock did not report its address" "$TMP/mock.log"
-MOCK_PORT=${MOCK_ADDR##*:}
-log "mock on 127.0.0.1:$MOCK_PORT"
+start_nginx() {
+    NGINX_PORT=$(free_port)
+    mkdir -p "$TMP"/{client_body,proxy,fastcgi,uwsgi,scgi}
+    sed -e "s#@TMP@#$TMP#g" -e "s#@PORT@#$NGINX_PORT#g" -e "s#@UPSTREAM_PORT@#$MOCK_PORT#g" \
+        bench/nginx.conf.tmpl >"$TMP/nginx.conf"
+    # -e: nginx opens its compiled-in error log before it reads the config; keep even that private.
+    "$NGINX" -p "$TMP" -c "$TMP/nginx.conf" -e "$TMP/nginx-error.log" &
+    PIDS+=("$!")
+    # Any answer will do: nginx forwards GET / to the mock, which has no such route.
+    python3 bench/ttfb.py wait "http://127.0.0.1:$NGINX_PORT/" --any-status --timeout 10 \
+        || fail_with_log "nginx did not start" "$TMP/nginx-error.log"
+    log "nginx on 127.0.0.1:$NGINX_PORT"
+}
 
-# --- nginx -----------------------------------------------------------------------------------
-NGINX_PORT=$(free_port)
-mkdir -p "$TMP"/{client_body,proxy,fastcgi,uwsgi,scgi}
-sed -e "s#@TMP@#$TMP#g" -e "s#@PORT@#$NGINX_PORT#g" -e "s#@UPSTREAM_PORT@#$MOCK_PORT#g" \
-    bench/nginx.conf.tmpl >"$TMP/nginx.conf"
-# -e: nginx opens its compiled-in error log before reading the config; keep even that private.
-"$NGINX" -p "$TMP" -c "$TMP/nginx.conf" -e "$TMP/nginx-error.log" &
-PIDS+=("$!")
-python3 bench/ttfb.py wait "http://127.0.0.1:$NGINX_PORT/" --any-status --timeout 10 \
-    || fail_with_log "nginx did not start" "$TMP/nginx-error.log"
-log "nginx on 127.0.0.1:$NGINX_PORT"
-
-# --- gateway ---------------------------------------------------------------------------------
-GATEWAY_PORT=$(free_port)
-cat >"$TMP/gateway.yaml" <<EOF
+start_gateway() {
+    GATEWAY_PORT=$(free_port)
+    cat >"$TMP/gateway.yaml" <<EOF
 server:
   listen: 127.0.0.1:$GATEWAY_PORT
 models:
@@ -146,12 +173,18 @@ models:
         api_base: http://127.0.0.1:$MOCK_PORT/v1
         api_key: $KEY
 EOF
-RUST_LOG=warn "$GATEWAY_BIN" serve --config "$TMP/gateway.yaml" >"$TMP/gateway.log" 2>&1 &
-GATEWAY_PID=$!
-PIDS+=("$GATEWAY_PID")
-python3 bench/ttfb.py wait "http://127.0.0.1:$GATEWAY_PORT/health/readiness" --timeout 30 \
-    || fail_with_log "gateway did not become ready" "$TMP/gateway.log"
-log "gateway on 127.0.0.1:$GATEWAY_PORT (pid $GATEWAY_PID)"
+    RUST_LOG=warn "$GATEWAY_BIN" serve --config "$TMP/gateway.yaml" >"$TMP/gateway.log" 2>&1 &
+    GATEWAY_PID=$!
+    PIDS+=("$GATEWAY_PID")
+    python3 bench/ttfb.py wait "http://127.0.0.1:$GATEWAY_PORT/health/readiness" --timeout 30 \
+        || fail_with_log "gateway did not become ready" "$TMP/gateway.log"
+    log "gateway on 127.0.0.1:$GATEWAY_PORT (pid $GATEWAY_PID)"
+}
+
+GATEWAY_PID=
+start_mock
+if wants nginx; then start_nginx; fi
+if wants gateway; then start_gateway; fi
 
 url_of() {
     case $1 in
@@ -162,8 +195,6 @@ url_of() {
 }
 model_of() { if [[ $1 == gateway ]]; then echo "$GATEWAY_MODEL"; else echo "$UPSTREAM_MODEL"; fi; }
 
-TARGETS=(direct nginx gateway)
-
 # A fast wrong answer would look like a win, so every target must first answer properly.
 for target in "${TARGETS[@]}"; do
     python3 bench/ttfb.py check "$(url_of "$target")" --model "$(model_of "$target")" \
@@ -173,14 +204,14 @@ done
 # --- throughput and latency (wrk) ------------------------------------------------------------
 run_wrk() {
     local target=$1 conc=$2 stream=$3 threads=1 out line json
+    out=$RAW_DIR/wrk-$target-c$conc-s$stream.txt
     # Two wrk threads at most: wrk shares the 2 cores with the mock and the proxy.
     if ((conc > 1)); then threads=2; fi
     local -a cmd=(env BENCH_MODEL="$(model_of "$target")" BENCH_STREAM="$stream" BENCH_KEY="$KEY"
         wrk "-t$threads" "-c$conc" --timeout 5s -s bench/chat.lua "$(url_of "$target")")
-    "${cmd[@]}" -d "$WARMUP" >/dev/null
-    out=$("${cmd[@]}" -d "$DURATION")
-    printf '%s\n' "$out" >"$RAW_DIR/wrk-$target-c$conc-s$stream.txt"
-    line=$(grep '^BENCH_RESULT ' <<<"$out") || die "no result from wrk for $target c=$conc stream=$stream"
+    run_step "${cmd[@]}" -d "$WARMUP" >/dev/null
+    run_step "${cmd[@]}" -d "$DURATION" >"$out"
+    line=$(grep '^BENCH_RESULT ' "$out") || die "no result from wrk for $target c=$conc stream=$stream"
     json=${line#BENCH_RESULT \{}
     printf '{"target":"%s","conc":%d,"stream":%s,%s\n' \
         "$target" "$conc" "$([[ $stream == 1 ]] && echo true || echo false)" "$json" >>"$RAW_DIR/wrk.jsonl"
@@ -188,6 +219,12 @@ run_wrk() {
         "$(grep -o '"rps":[0-9.]*' <<<"$line"), $(grep -o '"non2xx":[0-9]*' <<<"$line")")"
 }
 
+# Other work on the box (a cargo build, say) takes cores from the processes under test and shows
+# up mostly in p99, so say so rather than let such a run pass for a clean one.
+read -r LOAD1 _ </proc/loadavg
+if awk -v l="$LOAD1" -v n="$(nproc)" 'BEGIN {exit !(l > n / 2)}'; then
+    log "warning: 1-minute load average is $LOAD1 on $(nproc) CPUs; expect noisy numbers"
+fi
 log "wrk: $DURATION per run (after $WARMUP warm-up)"
 for stream in 0 1; do
     for conc in 1 64; do
@@ -201,17 +238,20 @@ done
 # --- stream time to first byte ---------------------------------------------------------------
 log "stream TTFB: $TTFB_N sequential requests per target"
 for target in "${TARGETS[@]}"; do
-    python3 bench/ttfb.py ttfb "$(url_of "$target")" --model "$(model_of "$target")" \
+    run_step python3 bench/ttfb.py ttfb "$(url_of "$target")" --model "$(model_of "$target")" \
         --key "$KEY" --n "$TTFB_N" --target "$target" >>"$RAW_DIR/ttfb.jsonl"
 done
 
 # --- gateway memory and report ---------------------------------------------------------------
-# VmHWM = peak resident set over the whole run, i.e. under the 64-connection load.
-kill -0 "$GATEWAY_PID" 2>/dev/null || fail_with_log "gateway died during the run" "$TMP/gateway.log"
-HWM_KB=$(awk '/^VmHWM:/ {print $2}' "/proc/$GATEWAY_PID/status")
-if grep -qiE 'error|panic' "$TMP/gateway.log"; then
-    log "gateway logged errors (first lines):"
-    grep -iE 'error|panic' "$TMP/gateway.log" | head -n 5 >&2
+RSS_MB=null
+if [[ -n $GATEWAY_PID ]]; then
+    kill -0 "$GATEWAY_PID" 2>/dev/null || fail_with_log "gateway died during the run" "$TMP/gateway.log"
+    # VmHWM = peak resident set over the whole run, i.e. under the 64-connection load.
+    RSS_MB=$(awk '/^VmHWM:/ {printf "%.1f", $2 / 1024}' "/proc/$GATEWAY_PID/status")
+    if grep -qiE 'error|panic' "$TMP/gateway.log"; then
+        log "gateway logged errors (first lines):"
+        grep -iE 'error|panic' "$TMP/gateway.log" | head -n 5 >&2
+    fi
 fi
 
 cat >"$RAW_DIR/meta.json" <<EOF
@@ -225,10 +265,14 @@ cat >"$RAW_DIR/meta.json" <<EOF
   "cpu_model": "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1 | tr -d '"')",
   "wrk": "$(wrk -v 2>&1 | head -n 1 | awk '{print $2}')",
   "nginx": "$("$NGINX" -v 2>&1 | sed 's#.*nginx/##')",
+  "load_average_at_start": $LOAD1,
   "upstream_model": "$UPSTREAM_MODEL",
-  "gateway_peak_rss_mb": $(awk -v kb="$HWM_KB" 'BEGIN {printf "%.1f", kb / 1024}')
+  "gateway_peak_rss_mb": $RSS_MB
 }
 EOF
 
+mkdir -p "$OUT_DIR"
+rm -rf "$OUT_DIR/raw"
+cp -r "$RAW_DIR" "$OUT_DIR/raw"
 echo
-python3 bench/report.py "$RAW_DIR" "$OUT_DIR/results.json"
+python3 bench/report.py "$OUT_DIR/raw" "$OUT_DIR/results.json"

@@ -228,43 +228,53 @@ impl Drop for Streaming {
 }
 
 impl Streaming {
-    /// The next bytes for the client, or `None` when the stream is over.
+    /// The next bytes for the client, or `None` when the stream is over. Everything one
+    /// upstream chunk carried leaves as one chunk: forwarded as it arrives, without a write per
+    /// event.
     async fn next_bytes(&mut self) -> Option<Bytes> {
         if self.end != StreamEnd::Open {
             return None;
         }
         let mut out = Vec::new();
-        while out.is_empty() {
+        while out.is_empty() && self.end == StreamEnd::Open {
             let event = match self.first.take() {
                 Some(event) => Some(Ok(event)),
                 None => self.upstream.next().await,
             };
-            match event {
-                Some(Ok(event)) => {
-                    if let StreamEvent::Usage(usage) = &event {
-                        self.usage.merge(usage);
-                    }
-                    self.encoder.encode(&event, &mut out);
-                }
-                Some(Err(error)) => {
-                    warn!(
-                        request_id = %self.ctx.request_id,
-                        deployment = self.ctx.deployment.as_deref().unwrap_or("-"),
-                        error = %error.message,
-                        "Upstream stream failed after it started"
-                    );
-                    self.encoder.error(&error, &mut out);
-                    self.end = StreamEnd::Failed;
+            self.forward(event, &mut out);
+            while self.end == StreamEnd::Open {
+                let Some(event) = self.upstream.next_buffered() else {
                     break;
-                }
-                None => {
-                    self.encoder.finish(&mut out);
-                    self.end = StreamEnd::Complete;
-                    break;
-                }
+                };
+                self.forward(Some(Ok(event)), &mut out);
             }
         }
         Some(Bytes::from(out))
+    }
+
+    fn forward(&mut self, event: Option<Result<StreamEvent, ApiError>>, out: &mut Vec<u8>) {
+        match event {
+            Some(Ok(event)) => {
+                if let StreamEvent::Usage(usage) = &event {
+                    self.usage.merge(usage);
+                }
+                self.encoder.encode(&event, out);
+            }
+            Some(Err(error)) => {
+                warn!(
+                    request_id = %self.ctx.request_id,
+                    deployment = self.ctx.deployment.as_deref().unwrap_or("-"),
+                    error = %error.message,
+                    "Upstream stream failed after it started"
+                );
+                self.encoder.error(&error, out);
+                self.end = StreamEnd::Failed;
+            }
+            None => {
+                self.encoder.finish(out);
+                self.end = StreamEnd::Complete;
+            }
+        }
     }
 }
 

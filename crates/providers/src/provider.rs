@@ -220,15 +220,24 @@ impl std::fmt::Debug for UpstreamStream {
 }
 
 impl UpstreamStream {
+    /// The next event already decoded from bytes that arrived, without waiting for more.
+    /// Lets a caller forward everything one upstream chunk carried as one chunk of its own.
+    pub fn next_buffered(&mut self) -> Option<StreamEvent> {
+        if self.next < self.pending.len() {
+            let event = std::mem::replace(
+                &mut self.pending[self.next],
+                StreamEvent::Usage(Default::default()),
+            );
+            self.next += 1;
+            return Some(event);
+        }
+        None
+    }
+
     /// The next canonical event; `None` once the stream ended cleanly. After an error, `None`.
     pub async fn next(&mut self) -> Option<Result<StreamEvent, ApiError>> {
         loop {
-            if self.next < self.pending.len() {
-                let event = std::mem::replace(
-                    &mut self.pending[self.next],
-                    StreamEvent::Usage(Default::default()),
-                );
-                self.next += 1;
+            if let Some(event) = self.next_buffered() {
                 return Some(Ok(event));
             }
             self.pending.clear();

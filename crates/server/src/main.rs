@@ -32,6 +32,9 @@ enum Command {
         /// Log format.
         #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "SWITCHYARD_LOG_FORMAT")]
         log_format: LogFormat,
+        /// Worker threads (default: one per core).
+        #[arg(long, env = "SWITCHYARD_WORKERS")]
+        workers: Option<usize>,
     },
     /// Reports every problem in a config file, each with its path; exits 1 if there are any.
     CheckConfig {
@@ -55,9 +58,10 @@ fn main() -> ExitCode {
             config,
             listen,
             log_format,
+            workers,
         } => {
             init_logs(log_format);
-            match run_serve(config, listen) {
+            match run_serve(config, listen, workers) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("switchyard: {error:#}");
@@ -112,12 +116,24 @@ fn load(path: Option<&PathBuf>) -> anyhow::Result<ConfigFile> {
     })
 }
 
-fn run_serve(path: Option<PathBuf>, listen: Option<String>) -> anyhow::Result<()> {
+fn run_serve(
+    path: Option<PathBuf>,
+    listen: Option<String>,
+    workers: Option<usize>,
+) -> anyhow::Result<()> {
     let mut config = load(path.as_ref())?;
     if let Some(listen) = listen {
         config.server.listen = listen;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = if workers == Some(1) {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    if let Some(workers) = workers.filter(|w| *w > 1) {
+        builder.worker_threads(workers);
+    }
+    let runtime = builder
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
-use switchyard_providers::{UpstreamStream, anthropic, openai};
+use switchyard_providers::{Relay, UpstreamStream, anthropic, openai};
 use switchyard_types::{ApiError, ChatRequest, ErrorKind, Origin, StreamEvent, Usage, WireFormat};
 use tracing::{info, warn};
 
@@ -62,35 +62,54 @@ async fn chat(
     let mut ctx = Ctx::new(request_id, format, request);
     match pipeline::run(runtime, &mut ctx).await {
         Ok(Outcome::Complete(response)) => {
-            info!(
-                request_id = %ctx.request_id,
-                model = %ctx.request.model,
-                deployment = ctx.deployment.as_deref().unwrap_or("-"),
-                status = 200,
-                prompt_tokens = response.usage.prompt_tokens,
-                completion_tokens = response.usage.completion_tokens,
-                elapsed_ms = ctx.received_at.elapsed().as_millis() as u64,
-                "Request completed"
-            );
             let body = match format {
                 WireFormat::OpenAi => openai::response::encode(&response),
                 WireFormat::Anthropic => anthropic::response::encode(&response),
             };
-            let mut reply = (StatusCode::OK, body).into_response();
-            let headers = reply.headers_mut();
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            served_by(headers, &ctx);
-            reply
+            json_reply(&ctx, Bytes::from(body), &response.usage)
         }
-        Ok(Outcome::Stream(open)) => stream_reply(ctx, open.first, open.rest),
+        Ok(Outcome::Relayed(relayed)) => json_reply(&ctx, relayed.body, &relayed.usage),
+        Ok(Outcome::Stream(open)) => stream_reply(
+            ctx,
+            Source::Translate {
+                first: open.first,
+                upstream: open.rest,
+                encoder: None,
+            },
+        ),
+        Ok(Outcome::RelayStream(open)) => stream_reply(
+            ctx,
+            Source::Relay {
+                first: Some(open.first),
+                relay: open.rest,
+            },
+        ),
         Err(error) => {
             let deployment = ctx.deployment.clone();
             answer_error(format, &ctx.request_id, deployment.as_deref(), &error)
         }
     }
+}
+
+fn json_reply(ctx: &Ctx, body: Bytes, usage: &Usage) -> Response {
+    info!(
+        request_id = %ctx.request_id,
+        model = %ctx.request.model,
+        deployment = ctx.deployment.as_deref().unwrap_or("-"),
+        status = 200,
+        prompt_tokens = usage.prompt_tokens,
+        completion_tokens = usage.completion_tokens,
+        elapsed_ms = ctx.received_at.elapsed().as_millis() as u64,
+        "Request completed"
+    );
+    let mut reply = (StatusCode::OK, body).into_response();
+    let headers = reply.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    served_by(headers, ctx);
+    reply
 }
 
 fn served_by(headers: &mut HeaderMap, ctx: &Ctx) {
@@ -197,11 +216,25 @@ enum StreamEnd {
     Failed,
 }
 
+/// Where a stream's bytes come from.
+enum Source {
+    /// Decoded from the upstream's dialect and encoded in the client's.
+    Translate {
+        first: Option<StreamEvent>,
+        upstream: UpstreamStream,
+        /// Built on first use, from the request.
+        encoder: Option<Box<Encoder>>,
+    },
+    /// The upstream speaks the client's dialect: relayed as written.
+    Relay {
+        first: Option<Vec<u8>>,
+        relay: Relay,
+    },
+}
+
 /// A stream in flight: what is left to send and what to log at the end.
 struct Streaming {
-    first: Option<StreamEvent>,
-    upstream: UpstreamStream,
-    encoder: Encoder,
+    source: Source,
     ctx: Ctx,
     usage: Usage,
     end: StreamEnd,
@@ -236,56 +269,108 @@ impl Streaming {
             return None;
         }
         let mut out = Vec::new();
-        while out.is_empty() && self.end == StreamEnd::Open {
-            let event = match self.first.take() {
-                Some(event) => Some(Ok(event)),
-                None => self.upstream.next().await,
-            };
-            self.forward(event, &mut out);
-            while self.end == StreamEnd::Open {
-                let Some(event) = self.upstream.next_buffered() else {
-                    break;
-                };
-                self.forward(Some(Ok(event)), &mut out);
+        match &mut self.source {
+            Source::Translate {
+                first,
+                upstream,
+                encoder,
+            } => {
+                let encoder = encoder.get_or_insert_with(|| {
+                    Box::new(Encoder::new(self.ctx.client_format, &self.ctx.request))
+                });
+                while out.is_empty() && self.end == StreamEnd::Open {
+                    let event = match first.take() {
+                        Some(event) => Some(Ok(event)),
+                        None => upstream.next().await,
+                    };
+                    translate(
+                        &self.ctx,
+                        event,
+                        encoder,
+                        &mut self.usage,
+                        &mut self.end,
+                        &mut out,
+                    );
+                    while self.end == StreamEnd::Open {
+                        let Some(event) = upstream.next_buffered() else {
+                            break;
+                        };
+                        translate(
+                            &self.ctx,
+                            Some(Ok(event)),
+                            encoder,
+                            &mut self.usage,
+                            &mut self.end,
+                            &mut out,
+                        );
+                    }
+                }
             }
+            Source::Relay { first, relay } => {
+                if let Some(first) = first.take().filter(|first| !first.is_empty()) {
+                    return Some(Bytes::from(first));
+                }
+                match relay.next(&mut out).await {
+                    Some(Ok(())) => {}
+                    Some(Err(error)) => {
+                        relay.write_error(&error, &mut out);
+                        self.end = StreamEnd::Failed;
+                        log_stream_error(&self.ctx, &error);
+                    }
+                    None => self.end = StreamEnd::Complete,
+                }
+                self.usage = relay.usage();
+            }
+        }
+        if out.is_empty() && self.end != StreamEnd::Open {
+            return None;
         }
         Some(Bytes::from(out))
     }
+}
 
-    fn forward(&mut self, event: Option<Result<StreamEvent, ApiError>>, out: &mut Vec<u8>) {
-        match event {
-            Some(Ok(event)) => {
-                if let StreamEvent::Usage(usage) = &event {
-                    self.usage.merge(usage);
-                }
-                self.encoder.encode(&event, out);
+/// Encodes one upstream event (or the end, or an error) for the client.
+fn translate(
+    ctx: &Ctx,
+    event: Option<Result<StreamEvent, ApiError>>,
+    encoder: &mut Encoder,
+    usage: &mut Usage,
+    end: &mut StreamEnd,
+    out: &mut Vec<u8>,
+) {
+    match event {
+        Some(Ok(event)) => {
+            if let StreamEvent::Usage(reported) = &event {
+                usage.merge(reported);
             }
-            Some(Err(error)) => {
-                warn!(
-                    request_id = %self.ctx.request_id,
-                    deployment = self.ctx.deployment.as_deref().unwrap_or("-"),
-                    error = %error.message,
-                    "Upstream stream failed after it started"
-                );
-                self.encoder.error(&error, out);
-                self.end = StreamEnd::Failed;
-            }
-            None => {
-                self.encoder.finish(out);
-                self.end = StreamEnd::Complete;
-            }
+            encoder.encode(&event, out);
+        }
+        Some(Err(error)) => {
+            encoder.error(&error, out);
+            *end = StreamEnd::Failed;
+            log_stream_error(ctx, &error);
+        }
+        None => {
+            encoder.finish(out);
+            *end = StreamEnd::Complete;
         }
     }
 }
 
-fn stream_reply(ctx: Ctx, first: Option<StreamEvent>, upstream: UpstreamStream) -> Response {
-    let encoder = Encoder::new(ctx.client_format, &ctx.request);
+fn log_stream_error(ctx: &Ctx, error: &ApiError) {
+    warn!(
+        request_id = %ctx.request_id,
+        deployment = ctx.deployment.as_deref().unwrap_or("-"),
+        error = %error.message,
+        "Upstream stream failed after it started"
+    );
+}
+
+fn stream_reply(ctx: Ctx, source: Source) -> Response {
     let mut headers = HeaderMap::new();
     served_by(&mut headers, &ctx);
     let streaming = Streaming {
-        first,
-        upstream,
-        encoder,
+        source,
         ctx,
         usage: Usage::default(),
         end: StreamEnd::Open,

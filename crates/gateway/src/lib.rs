@@ -10,6 +10,7 @@
 //! - [`config`]: the config file, its loading and validation, and the embedded defaults.
 //! - [`error`]: the single mapping from an error to the client's status and body.
 //! - [`serve`]: listening, graceful shutdown, and a gateway on an ephemeral port for tests.
+//! - [`workers`]: thread-per-core serving, one runtime and listener per worker thread.
 
 pub mod app;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod pipeline;
 pub mod router;
 pub mod runtime;
 pub mod serve;
+pub mod workers;
 
 pub use app::{AppState, build_router};
 pub use runtime::Runtime;

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use switchyard_providers::UpstreamStream;
+use switchyard_providers::{Relay, RelayedResponse, UpstreamStream};
 use switchyard_types::{
     ApiError, ChatRequest, ChatResponse, ErrorKind, Origin, StreamEvent, WireFormat,
 };
@@ -49,10 +49,23 @@ impl Ctx {
 /// What the pipeline produced.
 #[derive(Debug)]
 pub enum Outcome {
-    /// A whole answer.
+    /// A whole answer, translated from the upstream's dialect.
     Complete(ChatResponse),
-    /// A stream the upstream has started; its first event was already read.
+    /// A whole answer in the client's own dialect, as the upstream wrote it.
+    Relayed(RelayedResponse),
+    /// A stream the upstream has started, translated; its first event was already read.
     Stream(OpenStream),
+    /// A stream in the client's own dialect, relayed; its first bytes were already read.
+    RelayStream(OpenRelay),
+}
+
+/// A relayed stream with its first bytes read ahead.
+#[derive(Debug)]
+pub struct OpenRelay {
+    /// The first bytes for the client (empty if the upstream ended at once).
+    pub first: Vec<u8>,
+    /// The rest.
+    pub rest: Relay,
 }
 
 /// An upstream stream with its first event read ahead.
@@ -81,19 +94,34 @@ pub async fn run(runtime: &Runtime, ctx: &mut Ctx) -> Result<Outcome, ApiError> 
     ctx.deployment = Some(deployment.label.clone());
     let upstream = &deployment.upstream;
 
-    // Call.
-    let outcome = if ctx.request.stream {
-        let mut rest = upstream.stream(&runtime.client, &ctx.request).await?;
-        // Read the first event before answering: an upstream that fails before its first
-        // byte then gets a real status code instead of a stream that opens and errors.
-        let first = match rest.next().await {
-            Some(Ok(event)) => Some(event),
-            Some(Err(error)) => return Err(error),
-            None => None,
-        };
-        Outcome::Stream(OpenStream { first, rest })
-    } else {
-        Outcome::Complete(upstream.call(&runtime.client, &ctx.request).await?)
+    // Call. An upstream of the client's own dialect is relayed: its answer needs no
+    // translation, and nothing after this stage needs to see the content yet. Translation
+    // happens only across dialects.
+    let relay = upstream.provider.format() == ctx.client_format;
+    let outcome = match (ctx.request.stream, relay) {
+        (false, false) => Outcome::Complete(upstream.call(&runtime.client, &ctx.request).await?),
+        (false, true) => {
+            Outcome::Relayed(upstream.call_relayed(&runtime.client, &ctx.request).await?)
+        }
+        // A stream's first event is read before answering: an upstream that fails before its
+        // first byte then gets a real status code instead of a stream that opens and errors.
+        (true, false) => {
+            let mut rest = upstream.stream(&runtime.client, &ctx.request).await?;
+            let first = match rest.next().await {
+                Some(Ok(event)) => Some(event),
+                Some(Err(error)) => return Err(error),
+                None => None,
+            };
+            Outcome::Stream(OpenStream { first, rest })
+        }
+        (true, true) => {
+            let mut rest = upstream.relay(&runtime.client, &ctx.request).await?;
+            let mut first = Vec::new();
+            if let Some(Err(error)) = rest.next(&mut first).await {
+                return Err(error);
+            }
+            Outcome::RelayStream(OpenRelay { first, rest })
+        }
     };
     ctx.group = Some(group);
     Ok(outcome)

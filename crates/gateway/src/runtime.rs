@@ -20,6 +20,9 @@ pub enum BuildError {
     /// The upstream HTTP client could not be created.
     #[error("cannot create the HTTP client: {0}")]
     Client(#[from] switchyard_providers::http::ClientError),
+    /// A deployment's URL or key cannot be used (validation checks most; this is the rest).
+    #[error("deployment {0}")]
+    Endpoint(String),
     /// The in-process mock provider could not start.
     #[error("cannot start the built-in mock provider: {0}")]
     Mock(std::io::Error),
@@ -79,7 +82,7 @@ impl Runtime {
                 .deployments
                 .iter()
                 .map(|deployment| build_deployment(deployment, mock_base.as_deref()))
-                .collect();
+                .collect::<Result<_, _>>()?;
             let group = Arc::new(ModelGroup::new(model.name.clone(), deployments));
             for name in std::iter::once(&model.name).chain(&model.aliases) {
                 by_name.insert(name.clone(), Arc::clone(&group));
@@ -113,7 +116,10 @@ fn secs(value: f64) -> Duration {
     Duration::try_from_secs_f64(value).unwrap_or(Duration::from_secs(600))
 }
 
-fn build_deployment(config: &DeploymentConfig, mock_base: Option<&str>) -> Deployment {
+fn build_deployment(
+    config: &DeploymentConfig,
+    mock_base: Option<&str>,
+) -> Result<Deployment, BuildError> {
     let provider = match config.provider.as_str() {
         "anthropic" | "mock_anthropic" => Provider::Anthropic,
         _ => Provider::OpenAi,
@@ -134,14 +140,25 @@ fn build_deployment(config: &DeploymentConfig, mock_base: Option<&str>) -> Deplo
         (None, true) => Some(SecretString::from("mock-key".to_owned())),
         (None, false) => None,
     };
-    Deployment {
+    let url = format!("{base}{}", provider.chat_path());
+    let url = url
+        .parse()
+        .map_err(|_| BuildError::Endpoint(format!("{}: not a URL: {url}", config.model)))?;
+    let upstream = Upstream::new(
+        provider,
+        url,
+        config.model.clone(),
+        api_key,
+        secs(config.timeout_secs),
+    )
+    .map_err(|_| {
+        BuildError::Endpoint(format!(
+            "{}: the API key is not a valid header value",
+            config.model
+        ))
+    })?;
+    Ok(Deployment {
         label: format!("{}/{}", config.provider, config.model),
-        upstream: Upstream {
-            provider,
-            url: format!("{base}{}", provider.chat_path()),
-            model: config.model.clone(),
-            api_key,
-            timeout: secs(config.timeout_secs),
-        },
-    }
+        upstream,
+    })
 }

@@ -14,6 +14,9 @@ pub fn client(connect_timeout: Duration) -> Result<reqwest::Client, reqwest::Err
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(1024)
+        // An upstream's redirect is reported, not followed: following it would resend the
+        // provider key to wherever it points.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
 }
 

@@ -13,13 +13,16 @@
 //! - [`json`]: JSON parsing that names the offending field.
 //! - [`http`]: the shared upstream HTTP client.
 //! - [`provider`]: [`Provider`], the closed set of upstream kinds, and one call to an upstream.
+//! - [`relay`]: the same-dialect path, forwarding an upstream's answer as it was written.
 
 pub mod anthropic;
 pub mod http;
 pub mod json;
 pub mod openai;
 pub mod provider;
+pub mod relay;
 pub mod sse;
 
 pub use provider::{Provider, Upstream, UpstreamStream};
+pub use relay::{Relay, RelayedResponse};
 pub use switchyard_types::ApiError;

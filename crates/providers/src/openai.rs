@@ -15,7 +15,7 @@ pub mod error;
 pub mod request;
 pub mod response;
 pub mod stream;
-mod wire;
+pub(crate) mod wire;
 
 #[cfg(test)]
 mod tests;

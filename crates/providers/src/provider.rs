@@ -8,6 +8,7 @@ use futures_util::stream::BoxStream;
 use secrecy::{ExposeSecret, SecretString};
 use switchyard_types::{ApiError, ChatRequest, ChatResponse, ErrorKind, StreamEvent, WireFormat};
 
+use crate::relay::{self, Relay, RelayedResponse};
 use crate::{anthropic, openai};
 
 /// Largest upstream error body read for its message.
@@ -46,16 +47,65 @@ pub struct Upstream {
     /// Dialect and auth scheme.
     pub provider: Provider,
     /// The full chat endpoint URL.
-    pub url: String,
+    pub url: reqwest::Url,
     /// The model name the upstream knows.
     pub model: String,
     /// The provider key, if the upstream needs one.
     pub api_key: Option<SecretString>,
     /// Total time for a non-streamed call; time to first byte and between chunks for a stream.
     pub timeout: Duration,
+    /// The auth and version headers, built once (marked sensitive: never logged).
+    headers: http::HeaderMap,
 }
 
 impl Upstream {
+    /// An endpoint; its headers are built here once rather than on every call.
+    pub fn new(
+        provider: Provider,
+        url: reqwest::Url,
+        model: String,
+        api_key: Option<SecretString>,
+        timeout: Duration,
+    ) -> Result<Upstream, http::header::InvalidHeaderValue> {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        let secret = |value: String| -> Result<http::HeaderValue, _> {
+            let mut value = http::HeaderValue::try_from(value)?;
+            value.set_sensitive(true);
+            Ok(value)
+        };
+        match provider {
+            Provider::OpenAi => {
+                if let Some(key) = &api_key {
+                    headers.insert(
+                        http::header::AUTHORIZATION,
+                        secret(format!("Bearer {}", key.expose_secret()))?,
+                    );
+                }
+            }
+            Provider::Anthropic => {
+                headers.insert(
+                    "anthropic-version",
+                    http::HeaderValue::from_static(anthropic::API_VERSION),
+                );
+                if let Some(key) = &api_key {
+                    headers.insert("x-api-key", secret(key.expose_secret().to_owned())?);
+                }
+            }
+        }
+        Ok(Upstream {
+            provider,
+            url,
+            model,
+            api_key,
+            timeout,
+            headers,
+        })
+    }
+
     /// Sends `request` and waits for the whole answer.
     pub async fn call(
         &self,
@@ -89,13 +139,47 @@ impl Upstream {
             Provider::Anthropic => Decoder::Anthropic(anthropic::stream::Decoder::new(request)),
         };
         Ok(UpstreamStream {
-            body: response.bytes_stream().boxed(),
+            reader: BodyReader::new(response, self.timeout),
             decoder,
             pending: Vec::new(),
             next: 0,
-            idle_timeout: self.timeout,
             ended: false,
         })
+    }
+
+    /// Sends `request` to an upstream of the client's own dialect and waits for the whole
+    /// answer, kept as the upstream wrote it.
+    pub async fn call_relayed(
+        &self,
+        client: &reqwest::Client,
+        request: &ChatRequest,
+    ) -> Result<RelayedResponse, ApiError> {
+        let exchange = async {
+            let response = self.send(client, request).await?;
+            let body = response.bytes().await.map_err(transport_error)?;
+            let usage = relay::response_usage(self.provider.format(), &body)?;
+            Ok(RelayedResponse { body, usage })
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| timeout_error(self.timeout))?
+    }
+
+    /// Sends a streamed `request` to an upstream of the client's own dialect; the stream is
+    /// relayed as the upstream writes it. Returns once the upstream accepted the request.
+    pub async fn relay(
+        &self,
+        client: &reqwest::Client,
+        request: &ChatRequest,
+    ) -> Result<Relay, ApiError> {
+        let response = tokio::time::timeout(self.timeout, self.send(client, request))
+            .await
+            .map_err(|_| timeout_error(self.timeout))??;
+        Ok(Relay::new(
+            BodyReader::new(response, self.timeout),
+            self.provider.format(),
+            request.include_usage,
+        ))
     }
 
     async fn send(
@@ -107,23 +191,10 @@ impl Upstream {
             Provider::OpenAi => openai::request::encode(request, &self.model)?,
             Provider::Anthropic => anthropic::request::encode(request, &self.model)?,
         };
-        let mut builder = client
-            .post(&self.url)
-            .header(http::header::CONTENT_TYPE, "application/json")
+        let builder = client
+            .post(self.url.clone())
+            .headers(self.headers.clone())
             .body(body);
-        match self.provider {
-            Provider::OpenAi => {
-                if let Some(key) = &self.api_key {
-                    builder = builder.bearer_auth(key.expose_secret());
-                }
-            }
-            Provider::Anthropic => {
-                builder = builder.header("anthropic-version", anthropic::API_VERSION);
-                if let Some(key) = &self.api_key {
-                    builder = builder.header("x-api-key", key.expose_secret());
-                }
-            }
-        }
         let response = builder.send().await.map_err(transport_error)?;
         let status = response.status();
         if status.is_success() {
@@ -200,13 +271,51 @@ impl Decoder {
     }
 }
 
-/// A streamed answer being read from an upstream. Dropping it closes the upstream connection.
-pub struct UpstreamStream {
+/// An upstream response body read chunk by chunk, with a limit on the wait for each chunk.
+/// Dropping it closes the upstream connection.
+pub(crate) struct BodyReader {
     body: BoxStream<'static, Result<Bytes, reqwest::Error>>,
+    idle_timeout: Duration,
+}
+
+impl std::fmt::Debug for BodyReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BodyReader")
+            .field("idle_timeout", &self.idle_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BodyReader {
+    fn new(response: reqwest::Response, idle_timeout: Duration) -> BodyReader {
+        BodyReader {
+            body: response.bytes_stream().boxed(),
+            idle_timeout,
+        }
+    }
+
+    /// The next chunk, `None` at the end of the body.
+    pub(crate) async fn next_chunk(&mut self) -> Result<Option<Bytes>, ApiError> {
+        match tokio::time::timeout(self.idle_timeout, self.body.next()).await {
+            Err(_) => Err(timeout_error(self.idle_timeout)),
+            Ok(None) => Ok(None),
+            Ok(Some(Ok(chunk))) => Ok(Some(chunk)),
+            Ok(Some(Err(_))) => Err(ApiError::upstream(
+                ErrorKind::BadGateway,
+                "The upstream connection broke in the middle of the stream",
+            )
+            .with_code("upstream_stream_cut")),
+        }
+    }
+}
+
+/// A streamed answer being read from an upstream and decoded into canonical events. Dropping it
+/// closes the upstream connection.
+pub struct UpstreamStream {
+    reader: BodyReader,
     decoder: Decoder,
     pending: Vec<StreamEvent>,
     next: usize,
-    idle_timeout: Duration,
     ended: bool,
 }
 
@@ -245,10 +354,10 @@ impl UpstreamStream {
             if self.ended {
                 return None;
             }
-            let chunk = match tokio::time::timeout(self.idle_timeout, self.body.next()).await {
-                Err(_) => {
+            let chunk = match self.reader.next_chunk().await {
+                Err(error) => {
                     self.ended = true;
-                    return Some(Err(timeout_error(self.idle_timeout)));
+                    return Some(Err(error));
                 }
                 Ok(None) => {
                     self.ended = true;
@@ -257,15 +366,7 @@ impl UpstreamStream {
                     }
                     continue;
                 }
-                Ok(Some(Err(_))) => {
-                    self.ended = true;
-                    return Some(Err(ApiError::upstream(
-                        ErrorKind::BadGateway,
-                        "The upstream connection broke in the middle of the stream",
-                    )
-                    .with_code("upstream_stream_cut")));
-                }
-                Ok(Some(Ok(chunk))) => chunk,
+                Ok(Some(chunk)) => chunk,
             };
             if let Err(error) = self.decoder.push(&chunk, &mut self.pending) {
                 self.ended = true;

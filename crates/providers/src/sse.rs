@@ -42,12 +42,17 @@ impl SseParser {
                 rest = &rest[1..];
             }
         }
-        while let Some(end) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
-            self.line.extend_from_slice(&rest[..end]);
-            let line = std::mem::take(&mut self.line);
-            self.process_line(&line, out);
-            self.line = line;
-            self.line.clear();
+        while let Some(end) = memchr::memchr2(b'\n', b'\r', rest) {
+            if self.line.is_empty() {
+                // The whole line is in this chunk: no copy.
+                self.process_line(&rest[..end], out);
+            } else {
+                self.line.extend_from_slice(&rest[..end]);
+                let line = std::mem::take(&mut self.line);
+                self.process_line(&line, out);
+                self.line = line;
+                self.line.clear();
+            }
             let was_cr = rest[end] == b'\r';
             rest = &rest[end + 1..];
             if was_cr {
@@ -81,7 +86,12 @@ impl SseParser {
         if line[0] == b':' {
             return;
         }
-        let line = String::from_utf8_lossy(line);
+        // A line is complete here, so a multi-byte character is never split. Valid UTF-8 (the
+        // norm) is borrowed; anything else is repaired rather than refused.
+        let line = match std::str::from_utf8(line) {
+            Ok(line) => std::borrow::Cow::Borrowed(line),
+            Err(_) => String::from_utf8_lossy(line),
+        };
         let (field, value) = match line.split_once(':') {
             Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
             None => (line.as_ref(), ""),

@@ -2,12 +2,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use switchyard_gateway::config::{self, ConfigFile, ProcessEnv, defaults::DEFAULT_CONFIG};
-use switchyard_gateway::{AppState, Runtime};
+use switchyard_gateway::workers;
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
@@ -32,7 +31,7 @@ enum Command {
         /// Log format.
         #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "SWITCHYARD_LOG_FORMAT")]
         log_format: LogFormat,
-        /// Worker threads (default: one per core).
+        /// Worker threads, each with its own runtime and listener (default: one per core).
         #[arg(long, env = "SWITCHYARD_WORKERS")]
         workers: Option<usize>,
     },
@@ -125,39 +124,24 @@ fn run_serve(
     if let Some(listen) = listen {
         config.server.listen = listen;
     }
-    let mut builder = if workers == Some(1) {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
-    if let Some(workers) = workers.filter(|w| *w > 1) {
-        builder.worker_threads(workers);
-    }
-    let runtime = builder
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
-        let addr: std::net::SocketAddr = config
-            .server
-            .listen
-            .parse()
-            .with_context(|| format!("invalid listen address `{}`", config.server.listen))?;
-        let built = Runtime::build(&config).await?;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
-        info!(
-            address = %listener.local_addr().unwrap_or(addr),
-            config = path.as_ref().map_or("(embedded defaults)".to_owned(), |p| p.display().to_string()),
-            models = built.groups.len(),
-            "Switchyard listening"
-        );
-        let state = AppState::new(Arc::new(built));
-        switchyard_gateway::serve(state, listener, shutdown_signal()).await?;
-        info!("Stopped");
-        Ok(())
-    })
+    let addr: std::net::SocketAddr = config
+        .server
+        .listen
+        .parse()
+        .with_context(|| format!("invalid listen address `{}`", config.server.listen))?;
+    let workers = workers.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    info!(
+        address = %addr,
+        config = path.as_ref().map_or("(embedded defaults)".to_owned(), |p| p.display().to_string()),
+        models = config.models.len(),
+        "Switchyard starting"
+    );
+    workers::run(&config, addr, workers, shutdown_signal())
+        .with_context(|| format!("cannot serve on {addr}"))?;
+    info!("Stopped");
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

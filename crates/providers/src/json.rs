@@ -5,6 +5,14 @@ use switchyard_types::ApiError;
 
 /// Parses `body` as `T`; on failure the error names the field path (`messages[0].content`).
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    // Tracking the path costs on every field; only a body that fails is parsed again with it.
+    match serde_json::from_slice(body) {
+        Ok(value) => Ok(value),
+        Err(_) => parse_tracked(body),
+    }
+}
+
+fn parse_tracked<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     match serde_path_to_error::deserialize(&mut deserializer) {
         Ok(value) => {

@@ -432,3 +432,33 @@ async fn shutdown_lets_a_running_stream_finish() {
     assert!(refused.is_err(), "no longer accepting");
     drop(mock);
 }
+
+#[tokio::test]
+async fn same_dialect_answers_keep_fields_the_gateway_does_not_know() {
+    let setup = standard().await;
+    // The mock writes `annotations` and `service_tier`, which the canonical model does not
+    // hold: they reach an OpenAI client only because same-dialect answers are relayed.
+    let body: Value = setup
+        .openai(&json!({"model": "gpt", "messages": user("hi")}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body["choices"][0]["message"]["annotations"], json!([]));
+    let events = sse_events(
+        setup
+            .openai(&json!({"model": "gpt", "messages": user("hi"), "stream": true}))
+            .await,
+    )
+    .await;
+    let chunk: Value = serde_json::from_str(&events[0].1).expect("chunk");
+    assert_eq!(chunk["service_tier"], "default", "{chunk}");
+    // Across dialects the answer is rebuilt from the canonical model.
+    let body: Value = setup
+        .openai(&json!({"model": "claude", "messages": user("hi")}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(body["choices"][0]["message"].get("annotations").is_none());
+}

@@ -77,7 +77,10 @@ def _deployment(provider: str, model: str, api_base: str, timeout: float | None 
 
 
 def _group(name: str, provider: str, model: str, api_base: str, timeout: float | None = None) -> str:
-    return f"  - name: {name}\n    deployments:\n" + _deployment(provider, model, api_base, timeout)
+    # No retries: these tests check what one upstream answer looks like to an SDK.
+    return f"  - name: {name}\n    retries: 0\n    deployments:\n" + _deployment(
+        provider, model, api_base, timeout
+    )
 
 
 def gateway_config(listen: str, mock_v1: str) -> str:
@@ -100,6 +103,9 @@ def gateway_config(listen: str, mock_v1: str) -> str:
         f"  listen: {listen}\n"
         f"  body_limit_bytes: {BODY_LIMIT}\n"
         "  shutdown_grace_secs: 1\n"
+        # Faults must not take the fault models out of rotation between tests.
+        "routing:\n"
+        "  cooldown_secs: 0\n"
         "models:\n" + "".join(groups)
     )
 

@@ -9,5 +9,5 @@ pub mod defaults;
 pub mod file;
 pub mod load;
 
-pub use file::{ConfigFile, DeploymentConfig, ModelConfig, ServerConfig};
+pub use file::{ConfigFile, DeploymentConfig, ModelConfig, RoutingConfig, ServerConfig};
 pub use load::{ConfigError, Env, ProcessEnv, load_file, validate};

@@ -60,6 +60,9 @@ async fn chat(
         Err(error) => return answer_error(format, &request_id, None, &error),
     };
     let mut ctx = Ctx::new(request_id, format, request);
+    if let Err(error) = read_routing_headers(headers, runtime, &mut ctx) {
+        return answer_error(format, &ctx.request_id, None, &error);
+    }
     match pipeline::run(runtime, &mut ctx).await {
         Ok(Outcome::Complete(response)) => {
             let body = match format {
@@ -86,7 +89,9 @@ async fn chat(
         ),
         Err(error) => {
             let deployment = ctx.deployment.clone();
-            answer_error(format, &ctx.request_id, deployment.as_deref(), &error)
+            let mut reply = answer_error(format, &ctx.request_id, deployment.as_deref(), &error);
+            served_by(reply.headers_mut(), &ctx);
+            reply
         }
     }
 }
@@ -112,6 +117,45 @@ fn json_reply(ctx: &Ctx, body: Bytes, usage: &Usage) -> Response {
     reply
 }
 
+/// `x-switchyard-timeout` (seconds, capped by `routing.max_timeout_secs`) and
+/// `x-switchyard-fallbacks` (`off` disables fallback groups for this request).
+fn read_routing_headers(
+    headers: &HeaderMap,
+    runtime: &crate::runtime::Runtime,
+    ctx: &mut Ctx,
+) -> Result<(), ApiError> {
+    if let Some(value) = headers.get("x-switchyard-timeout") {
+        let seconds = value
+            .to_str()
+            .ok()
+            .and_then(|text| text.trim().parse::<f64>().ok())
+            .filter(|seconds| seconds.is_finite() && *seconds > 0.0)
+            .ok_or_else(|| {
+                ApiError::invalid_request(
+                    "x-switchyard-timeout must be a number of seconds greater than 0",
+                    Some("x-switchyard-timeout".into()),
+                )
+            })?;
+        ctx.timeout = Some(
+            std::time::Duration::from_secs_f64(seconds.min(1e9)).min(runtime.routing.max_timeout),
+        );
+    }
+    if let Some(value) = headers.get("x-switchyard-fallbacks") {
+        ctx.fallbacks_allowed = match value.to_str().map(str::trim) {
+            Ok("off" | "false" | "0" | "none") => false,
+            Ok("on" | "true" | "1") => true,
+            _ => {
+                return Err(ApiError::invalid_request(
+                    "x-switchyard-fallbacks must be `on` or `off`",
+                    Some("x-switchyard-fallbacks".into()),
+                ));
+            }
+        };
+    }
+    Ok(())
+}
+
+/// Which deployment served the call, how many attempts it took, and the fallback group used.
 fn served_by(headers: &mut HeaderMap, ctx: &Ctx) {
     if let Some(value) = ctx
         .deployment
@@ -119,6 +163,16 @@ fn served_by(headers: &mut HeaderMap, ctx: &Ctx) {
         .and_then(|label| HeaderValue::from_str(label).ok())
     {
         headers.insert("x-switchyard-deployment", value);
+    }
+    if ctx.attempts > 0 {
+        headers.insert("x-switchyard-attempts", HeaderValue::from(ctx.attempts));
+    }
+    if let Some(value) = ctx
+        .fallback
+        .as_deref()
+        .and_then(|group| HeaderValue::from_str(group).ok())
+    {
+        headers.insert("x-switchyard-fallback", value);
     }
 }
 

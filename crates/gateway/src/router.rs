@@ -1,8 +1,20 @@
-//! Model groups and their deployments, and the choice of a deployment for a call.
+//! Model groups and their deployments, and the choice of a deployment for each attempt.
+//!
+//! # Layout
+//! - [`strategy`]: how one deployment is chosen among the available ones (pure).
+//! - [`health`]: in-flight calls, latency, errors and the circuit breaker of a deployment.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+pub mod health;
+pub mod strategy;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use switchyard_providers::Upstream;
+use tokio::time::Instant;
+
+use self::health::{Call, Health};
+use self::strategy::{Candidate, Strategy};
 
 /// One upstream endpoint serving a model group.
 #[derive(Debug)]
@@ -11,6 +23,14 @@ pub struct Deployment {
     pub label: String,
     /// Where and how to call.
     pub upstream: Upstream,
+    /// Share of the group's traffic under weighted random.
+    pub weight: f64,
+    /// Tier: lower tiers are used first.
+    pub priority: u32,
+    /// Price of a typical call, for the cost strategy.
+    pub cost: f64,
+    /// Shared by every worker thread, kept across config reloads.
+    pub health: Arc<Health>,
 }
 
 /// A name clients use and the deployments behind it.
@@ -20,25 +40,207 @@ pub struct ModelGroup {
     pub name: String,
     /// Its deployments (never empty: config validation guarantees it).
     pub deployments: Vec<Deployment>,
-    next: AtomicUsize,
+    /// How calls are spread.
+    pub strategy: Strategy,
+    /// Further attempts after a retryable failure.
+    pub retries: u32,
+    /// Groups tried in order when this one fails.
+    pub fallbacks: Vec<String>,
+    /// Groups tried when the prompt is too long for this one.
+    pub context_window_fallbacks: Vec<String>,
+    /// Groups tried when this one's content policy refuses.
+    pub content_policy_fallbacks: Vec<String>,
+}
+
+/// The outcome of choosing a deployment for one attempt.
+#[derive(Debug)]
+pub enum Pick<'a> {
+    /// Call this deployment (its index in the group); report the call's end on `call`.
+    Call(usize, &'a Deployment, Call),
+    /// Every deployment is cooling down; the first is back after this long.
+    AllCooling(Duration),
 }
 
 impl ModelGroup {
-    /// A group of `deployments` called `name`.
-    pub fn new(name: String, deployments: Vec<Deployment>) -> ModelGroup {
-        ModelGroup {
-            name,
-            deployments,
-            next: AtomicUsize::new(0),
+    /// Chooses the deployment for the next attempt at `now`. Deployments in `tried` are
+    /// avoided while another one is available; within the lowest tier that has an available
+    /// deployment, the group's strategy chooses.
+    pub fn pick(&self, now: Instant, tried: &[usize], rng: &mut fastrand::Rng) -> Pick<'_> {
+        let snapshots: Vec<_> = self
+            .deployments
+            .iter()
+            .map(|deployment| deployment.health.snapshot(now))
+            .collect();
+        let mut open: Vec<usize> = (0..self.deployments.len())
+            .filter(|&i| snapshots[i].available)
+            .collect();
+        if open.iter().any(|i| !tried.contains(i)) {
+            open.retain(|i| !tried.contains(i));
+        }
+        while !open.is_empty() {
+            let tier = open
+                .iter()
+                .map(|&i| self.deployments[i].priority)
+                .min()
+                .unwrap_or_default();
+            let in_tier: Vec<usize> = open
+                .iter()
+                .copied()
+                .filter(|&i| self.deployments[i].priority == tier)
+                .collect();
+            let candidates: Vec<Candidate> = in_tier
+                .iter()
+                .map(|&i| Candidate {
+                    weight: self.deployments[i].weight,
+                    in_flight: snapshots[i].in_flight,
+                    latency_us: snapshots[i].latency_us,
+                    error_rate: snapshots[i].error_rate,
+                    cost: self.deployments[i].cost,
+                })
+                .collect();
+            let Some(chosen) = strategy::choose(self.strategy, &candidates, rng) else {
+                break;
+            };
+            let index = in_tier[chosen];
+            let deployment = &self.deployments[index];
+            // Another call may have taken the half-open probe since the snapshot.
+            match deployment.health.begin(now) {
+                Some(call) => return Pick::Call(index, deployment, call),
+                None => open.retain(|&i| i != index),
+            }
+        }
+        let back_in = snapshots
+            .iter()
+            .filter_map(|snapshot| snapshot.cooling_until)
+            .min()
+            .map_or(Duration::ZERO, |until| until.saturating_duration_since(now));
+        Pick::AllCooling(back_in)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use secrecy::SecretString;
+    use switchyard_providers::{Provider, Timeouts};
+
+    use super::health::{CooldownPolicy, Outcome};
+    use super::*;
+
+    fn deployment(label: &str, priority: u32) -> Deployment {
+        Deployment {
+            label: label.to_owned(),
+            upstream: Upstream::new(
+                Provider::OpenAi,
+                "http://127.0.0.1:1/v1/chat/completions"
+                    .parse()
+                    .expect("url"),
+                label.to_owned(),
+                Some(SecretString::from("k".to_owned())),
+                Timeouts {
+                    total: Duration::from_secs(1),
+                    first_byte: Duration::from_secs(1),
+                },
+            )
+            .expect("upstream"),
+            weight: 1.0,
+            priority,
+            cost: 0.0,
+            health: Arc::new(Health::new(CooldownPolicy {
+                failures: 1,
+                window: Duration::from_secs(60),
+                cooldown: Duration::from_secs(30),
+            })),
         }
     }
 
-    /// The deployment for the next call: round robin over the group.
-    pub fn pick(&self) -> Option<&Deployment> {
-        if self.deployments.is_empty() {
-            return None;
+    fn group(deployments: Vec<Deployment>) -> ModelGroup {
+        ModelGroup {
+            name: "g".into(),
+            deployments,
+            strategy: Strategy::WeightedRandom,
+            retries: 2,
+            fallbacks: Vec::new(),
+            context_window_fallbacks: Vec::new(),
+            content_policy_fallbacks: Vec::new(),
         }
-        let turn = self.next.fetch_add(1, Ordering::Relaxed);
-        self.deployments.get(turn % self.deployments.len())
+    }
+
+    fn picked(pick: Pick<'_>) -> usize {
+        match pick {
+            Pick::Call(index, _, _) => index,
+            Pick::AllCooling(_) => panic!("expected a deployment"),
+        }
+    }
+
+    #[test]
+    fn a_second_tier_is_used_only_when_the_first_is_cooling() {
+        let group = group(vec![deployment("a", 1), deployment("b", 2)]);
+        let mut rng = fastrand::Rng::with_seed(3);
+        let now = Instant::now();
+        for _ in 0..20 {
+            assert_eq!(picked(group.pick(now, &[], &mut rng)), 0);
+        }
+        let Pick::Call(_, _, call) = group.pick(now, &[], &mut rng) else {
+            panic!("a call");
+        };
+        call.finish(Outcome::Failure, now);
+        assert_eq!(picked(group.pick(now, &[], &mut rng)), 1);
+    }
+
+    #[test]
+    fn retries_avoid_deployments_already_tried() {
+        let group = group(vec![deployment("a", 1), deployment("b", 1)]);
+        let mut rng = fastrand::Rng::with_seed(3);
+        let now = Instant::now();
+        for _ in 0..20 {
+            assert_eq!(picked(group.pick(now, &[0], &mut rng)), 1);
+        }
+        // Every one tried: the same may be tried again.
+        assert!(matches!(group.pick(now, &[0, 1], &mut rng), Pick::Call(..)));
+    }
+
+    #[test]
+    fn latency_aware_share_follows_the_measured_latency() {
+        let mut group = group(vec![deployment("fast", 1), deployment("slow", 1)]);
+        group.strategy = Strategy::Latency;
+        let mut rng = fastrand::Rng::with_seed(11);
+        let mut now = Instant::now();
+        let mut run = |latencies: [u64; 2], now: &mut Instant| {
+            let mut served = [0u32; 2];
+            for _ in 0..1_000 {
+                let Pick::Call(index, _, call) = group.pick(*now, &[], &mut rng) else {
+                    panic!("a call");
+                };
+                served[index] += 1;
+                *now += Duration::from_millis(5);
+                call.finish(
+                    Outcome::Success(Duration::from_millis(latencies[index])),
+                    *now,
+                );
+            }
+            served
+        };
+        let served = run([10, 50], &mut now);
+        assert!(served[0] >= 800, "{served:?}");
+        // The fast one slows down: the share moves.
+        let served = run([200, 50], &mut now);
+        assert!(served[1] >= 800, "{served:?}");
+    }
+
+    #[test]
+    fn all_cooling_says_when_the_first_is_back() {
+        let group = group(vec![deployment("a", 1)]);
+        let mut rng = fastrand::Rng::with_seed(3);
+        let now = Instant::now();
+        let Pick::Call(_, _, call) = group.pick(now, &[], &mut rng) else {
+            panic!("a call");
+        };
+        call.finish(Outcome::RateLimited(Some(Duration::from_secs(9))), now);
+        match group.pick(now + Duration::from_secs(2), &[], &mut rng) {
+            Pick::AllCooling(back_in) => assert_eq!(back_in, Duration::from_secs(7)),
+            Pick::Call(..) => panic!("everything is cooling"),
+        }
     }
 }

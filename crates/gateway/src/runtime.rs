@@ -9,9 +9,10 @@ use std::time::Duration;
 use secrecy::SecretString;
 use switchyard_mock::MockServer;
 use switchyard_providers::openai::compat;
-use switchyard_providers::{Provider, Upstream};
+use switchyard_providers::{Provider, Timeouts, Upstream};
 
 use crate::config::{ConfigFile, DeploymentConfig};
+use crate::router::health::{CooldownPolicy, Health};
 use crate::router::{Deployment, ModelGroup};
 
 /// Why a runtime could not be built from a valid config.
@@ -39,11 +40,46 @@ pub struct ServerSettings {
     pub shutdown_grace: Duration,
 }
 
+/// Retry and time-limit settings in runtime form.
+#[derive(Debug, Clone, Copy)]
+pub struct RoutingSettings {
+    /// First retry delay (doubles per retry, full jitter).
+    pub backoff: Duration,
+    /// Largest retry delay.
+    pub backoff_max: Duration,
+    /// Largest time limit a caller may ask for.
+    pub max_timeout: Duration,
+}
+
+/// The health of every deployment, by a key that survives config reloads, shared by all
+/// worker threads.
+#[derive(Debug, Default)]
+pub struct HealthRegistry {
+    by_key: std::sync::Mutex<HashMap<String, Arc<Health>>>,
+}
+
+impl HealthRegistry {
+    /// The health of the deployment called `key`, made on first use with `policy`.
+    fn get(&self, key: String, policy: CooldownPolicy) -> Arc<Health> {
+        let mut by_key = self
+            .by_key
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(
+            by_key
+                .entry(key)
+                .or_insert_with(|| Arc::new(Health::new(policy))),
+        )
+    }
+}
+
 /// Everything the request path reads: built once, shared by every request.
 #[derive(Debug)]
 pub struct Runtime {
     /// Listener and limits.
     pub server: ServerSettings,
+    /// Retries and time limits.
+    pub routing: RoutingSettings,
     /// The shared upstream client.
     pub client: switchyard_providers::http::Client,
     /// Model groups in config order.
@@ -55,8 +91,18 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Opens the client (and the mock provider if needed) for a validated config.
-    pub async fn build(config: &ConfigFile) -> Result<Runtime, BuildError> {
+    /// Opens the client (and the mock provider if needed) for a validated config; deployment
+    /// health comes from (and stays in) `health`.
+    pub async fn build(
+        config: &ConfigFile,
+        health: &HealthRegistry,
+    ) -> Result<Runtime, BuildError> {
+        let routing = &config.routing;
+        let policy = CooldownPolicy {
+            failures: routing.cooldown_failures,
+            window: secs(routing.cooldown_window_secs),
+            cooldown: secs(routing.cooldown_secs),
+        };
         let client = switchyard_providers::http::client(secs(config.server.connect_timeout_secs))?;
         let uses_mock = config.models.iter().any(|model| {
             model
@@ -81,9 +127,26 @@ impl Runtime {
             let deployments = model
                 .deployments
                 .iter()
-                .map(|deployment| build_deployment(deployment, mock_base.as_deref()))
+                .map(|deployment| {
+                    let key = format!(
+                        "{}|{}|{}|{}",
+                        model.name,
+                        deployment.provider,
+                        deployment.model,
+                        deployment.api_base.as_deref().unwrap_or_default()
+                    );
+                    build_deployment(deployment, mock_base.as_deref(), health.get(key, policy))
+                })
                 .collect::<Result<_, _>>()?;
-            let group = Arc::new(ModelGroup::new(model.name.clone(), deployments));
+            let group = Arc::new(ModelGroup {
+                name: model.name.clone(),
+                deployments,
+                strategy: model.strategy,
+                retries: model.retries,
+                fallbacks: model.fallbacks.clone(),
+                context_window_fallbacks: model.context_window_fallbacks.clone(),
+                content_policy_fallbacks: model.content_policy_fallbacks.clone(),
+            });
             for name in std::iter::once(&model.name).chain(&model.aliases) {
                 by_name.insert(name.clone(), Arc::clone(&group));
             }
@@ -98,6 +161,11 @@ impl Runtime {
                     .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 4000))),
                 body_limit: usize::try_from(config.server.body_limit_bytes).unwrap_or(usize::MAX),
                 shutdown_grace: secs(config.server.shutdown_grace_secs),
+            },
+            routing: RoutingSettings {
+                backoff: Duration::from_millis(routing.retry_backoff_ms),
+                backoff_max: Duration::from_millis(routing.retry_backoff_max_ms),
+                max_timeout: secs(routing.max_timeout_secs),
             },
             client,
             groups,
@@ -119,6 +187,7 @@ fn secs(value: f64) -> Duration {
 fn build_deployment(
     config: &DeploymentConfig,
     mock_base: Option<&str>,
+    health: Arc<Health>,
 ) -> Result<Deployment, BuildError> {
     let provider = match config.provider.as_str() {
         "anthropic" | "mock_anthropic" => Provider::Anthropic,
@@ -144,21 +213,26 @@ fn build_deployment(
     let url = url
         .parse()
         .map_err(|_| BuildError::Endpoint(format!("{}: not a URL: {url}", config.model)))?;
-    let upstream = Upstream::new(
-        provider,
-        url,
-        config.model.clone(),
-        api_key,
-        secs(config.timeout_secs),
-    )
-    .map_err(|_| {
-        BuildError::Endpoint(format!(
-            "{}: the API key is not a valid header value",
-            config.model
-        ))
-    })?;
+    let total = secs(config.timeout_secs);
+    let timeouts = Timeouts {
+        total,
+        first_byte: config.ttft_timeout_secs.map_or(total, secs),
+    };
+    let upstream =
+        Upstream::new(provider, url, config.model.clone(), api_key, timeouts).map_err(|_| {
+            BuildError::Endpoint(format!(
+                "{}: the API key is not a valid header value",
+                config.model
+            ))
+        })?;
+    // The cost strategy compares a call of 1,000 input and 500 output tokens.
+    let cost = config.input_cost_per_mtok * 1e-3 + config.output_cost_per_mtok * 0.5e-3;
     Ok(Deployment {
         label: format!("{}/{}", config.provider, config.model),
         upstream,
+        weight: config.weight,
+        priority: config.priority,
+        cost,
+        health,
     })
 }

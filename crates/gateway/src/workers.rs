@@ -14,7 +14,7 @@ use tracing::info;
 
 use crate::app::AppState;
 use crate::config::ConfigFile;
-use crate::runtime::{BuildError, Runtime};
+use crate::runtime::{BuildError, HealthRegistry, Runtime};
 use crate::serve::serve;
 
 /// Why the workers could not start or stopped with an error.
@@ -46,12 +46,14 @@ pub fn run(
         1
     };
     let ready = Arc::new(AtomicBool::new(true));
+    let health = Arc::new(HealthRegistry::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let (started_tx, started_rx) = std::sync::mpsc::channel::<Result<SocketAddr, WorkersError>>();
     let mut threads = Vec::with_capacity(workers);
     for index in 0..workers {
         let config = config.clone();
         let ready = Arc::clone(&ready);
+        let health = Arc::clone(&health);
         let mut stop = stop_rx.clone();
         let started = started_tx.clone();
         let thread = std::thread::Builder::new()
@@ -62,7 +64,7 @@ pub fn run(
                     .build()?;
                 runtime.block_on(async move {
                     let prepared = async {
-                        let built = Runtime::build(&config).await?;
+                        let built = Runtime::build(&config, &health).await?;
                         let listener = bind(addr, workers > 1)?;
                         Ok::<_, WorkersError>((built, listener))
                     }

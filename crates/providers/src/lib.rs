@@ -23,6 +23,6 @@ pub mod provider;
 pub mod relay;
 pub mod sse;
 
-pub use provider::{Provider, Upstream, UpstreamStream};
+pub use provider::{Limits, Provider, Timeouts, Upstream, UpstreamStream};
 pub use relay::{Relay, RelayedResponse};
 pub use switchyard_types::ApiError;

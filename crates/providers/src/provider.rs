@@ -7,6 +7,7 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use secrecy::{ExposeSecret, SecretString};
 use switchyard_types::{ApiError, ChatRequest, ChatResponse, ErrorKind, StreamEvent, WireFormat};
+use tokio::time::Instant;
 
 use crate::relay::{self, Relay, RelayedResponse};
 use crate::{anthropic, openai};
@@ -41,6 +42,24 @@ impl Provider {
     }
 }
 
+/// Time limits of one endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// The whole call, stream included.
+    pub total: Duration,
+    /// Until the first byte of the answer (for streams, the first chunk).
+    pub first_byte: Duration,
+}
+
+/// The deadlines of one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The whole call ends by then.
+    pub deadline: Instant,
+    /// The first byte arrives by then.
+    pub first_byte_deadline: Instant,
+}
+
 /// One deployment's endpoint: where to send, as which model, with which key.
 #[derive(Debug, Clone)]
 pub struct Upstream {
@@ -52,8 +71,8 @@ pub struct Upstream {
     pub model: String,
     /// The provider key, if the upstream needs one.
     pub api_key: Option<SecretString>,
-    /// Total time for a non-streamed call; time to first byte and between chunks for a stream.
-    pub timeout: Duration,
+    /// Default time limits of a call to this endpoint.
+    pub timeouts: Timeouts,
     /// The auth and version headers, built once (marked sensitive: never logged).
     headers: http::HeaderMap,
 }
@@ -65,7 +84,7 @@ impl Upstream {
         url: reqwest::Url,
         model: String,
         api_key: Option<SecretString>,
-        timeout: Duration,
+        timeouts: Timeouts,
     ) -> Result<Upstream, http::header::InvalidHeaderValue> {
         let mut headers = http::HeaderMap::new();
         headers.insert(
@@ -101,9 +120,19 @@ impl Upstream {
             url,
             model,
             api_key,
-            timeout,
+            timeouts,
             headers,
         })
+    }
+
+    /// The limits of a call starting `now` with this endpoint's timeouts, capped by `cap` (the
+    /// time the caller has left).
+    pub fn limits(&self, now: Instant, cap: Option<Duration>) -> Limits {
+        let total = cap.map_or(self.timeouts.total, |cap| cap.min(self.timeouts.total));
+        Limits {
+            deadline: now + total,
+            first_byte_deadline: now + total.min(self.timeouts.first_byte),
+        }
     }
 
     /// Sends `request` and waits for the whole answer.
@@ -111,6 +140,7 @@ impl Upstream {
         &self,
         client: &reqwest::Client,
         request: &ChatRequest,
+        limits: Limits,
     ) -> Result<ChatResponse, ApiError> {
         let exchange = async {
             let response = self.send(client, request).await?;
@@ -120,9 +150,9 @@ impl Upstream {
                 Provider::Anthropic => anthropic::response::decode(&body, request),
             }
         };
-        tokio::time::timeout(self.timeout, exchange)
+        tokio::time::timeout_at(limits.deadline, exchange)
             .await
-            .map_err(|_| timeout_error(self.timeout))?
+            .map_err(|_| timeout_error())?
     }
 
     /// Sends a streamed `request`; returns once the upstream accepted it (status 2xx).
@@ -130,16 +160,18 @@ impl Upstream {
         &self,
         client: &reqwest::Client,
         request: &ChatRequest,
+        limits: Limits,
     ) -> Result<UpstreamStream, ApiError> {
-        let response = tokio::time::timeout(self.timeout, self.send(client, request))
-            .await
-            .map_err(|_| timeout_error(self.timeout))??;
+        let response =
+            tokio::time::timeout_at(limits.first_byte_deadline, self.send(client, request))
+                .await
+                .map_err(|_| timeout_error())??;
         let decoder = match self.provider {
             Provider::OpenAi => Decoder::OpenAi(openai::stream::Decoder::new(request)),
             Provider::Anthropic => Decoder::Anthropic(anthropic::stream::Decoder::new(request)),
         };
         Ok(UpstreamStream {
-            reader: BodyReader::new(response, self.timeout),
+            reader: BodyReader::new(response, limits),
             decoder,
             pending: Vec::new(),
             next: 0,
@@ -153,6 +185,7 @@ impl Upstream {
         &self,
         client: &reqwest::Client,
         request: &ChatRequest,
+        limits: Limits,
     ) -> Result<RelayedResponse, ApiError> {
         let exchange = async {
             let response = self.send(client, request).await?;
@@ -160,9 +193,9 @@ impl Upstream {
             let usage = relay::response_usage(self.provider.format(), &body)?;
             Ok(RelayedResponse { body, usage })
         };
-        tokio::time::timeout(self.timeout, exchange)
+        tokio::time::timeout_at(limits.deadline, exchange)
             .await
-            .map_err(|_| timeout_error(self.timeout))?
+            .map_err(|_| timeout_error())?
     }
 
     /// Sends a streamed `request` to an upstream of the client's own dialect; the stream is
@@ -171,12 +204,14 @@ impl Upstream {
         &self,
         client: &reqwest::Client,
         request: &ChatRequest,
+        limits: Limits,
     ) -> Result<Relay, ApiError> {
-        let response = tokio::time::timeout(self.timeout, self.send(client, request))
-            .await
-            .map_err(|_| timeout_error(self.timeout))??;
+        let response =
+            tokio::time::timeout_at(limits.first_byte_deadline, self.send(client, request))
+                .await
+                .map_err(|_| timeout_error())??;
         Ok(Relay::new(
-            BodyReader::new(response, self.timeout),
+            BodyReader::new(response, limits),
             self.provider.format(),
             request.include_usage,
         ))
@@ -238,15 +273,9 @@ fn transport_error(error: reqwest::Error) -> ApiError {
     ApiError::upstream(ErrorKind::BadGateway, message).with_code("upstream_unreachable")
 }
 
-fn timeout_error(timeout: Duration) -> ApiError {
-    ApiError::upstream(
-        ErrorKind::Timeout,
-        format!(
-            "The upstream did not answer within {:.1}s",
-            timeout.as_secs_f64()
-        ),
-    )
-    .with_code("upstream_timeout")
+fn timeout_error() -> ApiError {
+    ApiError::upstream(ErrorKind::Timeout, "The upstream did not answer in time")
+        .with_code("upstream_timeout")
 }
 
 #[derive(Debug)]
@@ -275,29 +304,38 @@ impl Decoder {
 /// Dropping it closes the upstream connection.
 pub(crate) struct BodyReader {
     body: BoxStream<'static, Result<Bytes, reqwest::Error>>,
-    idle_timeout: Duration,
+    limits: Limits,
+    /// No chunk has arrived yet: the first-byte deadline applies.
+    first: bool,
 }
 
 impl std::fmt::Debug for BodyReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BodyReader")
-            .field("idle_timeout", &self.idle_timeout)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
 
 impl BodyReader {
-    fn new(response: reqwest::Response, idle_timeout: Duration) -> BodyReader {
+    fn new(response: reqwest::Response, limits: Limits) -> BodyReader {
         BodyReader {
             body: response.bytes_stream().boxed(),
-            idle_timeout,
+            limits,
+            first: true,
         }
     }
 
     /// The next chunk, `None` at the end of the body.
     pub(crate) async fn next_chunk(&mut self) -> Result<Option<Bytes>, ApiError> {
-        match tokio::time::timeout(self.idle_timeout, self.body.next()).await {
-            Err(_) => Err(timeout_error(self.idle_timeout)),
+        let deadline = if self.first {
+            self.limits.first_byte_deadline
+        } else {
+            self.limits.deadline
+        };
+        self.first = false;
+        match tokio::time::timeout_at(deadline, self.body.next()).await {
+            Err(_) => Err(timeout_error()),
             Ok(None) => Ok(None),
             Ok(Some(Ok(chunk))) => Ok(Some(chunk)),
             Ok(Some(Err(_))) => Err(ApiError::upstream(

@@ -3,6 +3,8 @@
 
 use serde::Deserialize;
 
+use crate::router::strategy::Strategy;
+
 /// The whole file.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -10,9 +12,44 @@ pub struct ConfigFile {
     /// Listener and limits.
     #[serde(default)]
     pub server: ServerConfig,
+    /// Retries, cooldowns and time limits shared by every group.
+    #[serde(default)]
+    pub routing: RoutingConfig,
     /// Model groups clients can ask for.
     #[serde(default)]
     pub models: Vec<ModelConfig>,
+}
+
+/// Retries, cooldowns and time limits.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingConfig {
+    /// Failures within `cooldown_window_secs` that take a deployment out of rotation.
+    pub cooldown_failures: u32,
+    /// The window failures are counted in.
+    pub cooldown_window_secs: f64,
+    /// How long a failing deployment stays out before one probe call (after a rate limit,
+    /// the upstream's `Retry-After` when that is shorter).
+    pub cooldown_secs: f64,
+    /// First retry delay; it doubles per retry, with full jitter.
+    pub retry_backoff_ms: u64,
+    /// Largest retry delay.
+    pub retry_backoff_max_ms: u64,
+    /// Largest time limit a caller may ask for with `x-switchyard-timeout`.
+    pub max_timeout_secs: f64,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> RoutingConfig {
+        RoutingConfig {
+            cooldown_failures: 3,
+            cooldown_window_secs: 60.0,
+            cooldown_secs: 30.0,
+            retry_backoff_ms: 100,
+            retry_backoff_max_ms: 5000,
+            max_timeout_secs: 600.0,
+        }
+    }
 }
 
 /// Listener and request limits.
@@ -52,6 +89,26 @@ pub struct ModelConfig {
     /// Where calls go (at least one).
     #[serde(default)]
     pub deployments: Vec<DeploymentConfig>,
+    /// How calls are spread over the deployments.
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// Further attempts after a retryable failure (on another deployment when there is one).
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// Groups tried in order when this one fails.
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
+    /// Groups tried when the prompt is too long for this one.
+    #[serde(default)]
+    pub context_window_fallbacks: Vec<String>,
+    /// Groups tried when this one's content policy refuses the request.
+    #[serde(default)]
+    pub content_policy_fallbacks: Vec<String>,
+}
+
+/// Two retries: three attempts in all.
+pub fn default_retries() -> u32 {
+    2
 }
 
 /// One upstream endpoint of a model group.
@@ -70,9 +127,35 @@ pub struct DeploymentConfig {
     /// The provider key; use `${ENV_VAR}` to read it from the environment.
     #[serde(default)]
     pub api_key: Option<String>,
-    /// Total time for a call; for streams, time to first byte and between chunks.
+    /// Total time for a call, stream included.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: f64,
+    /// Time to the first byte of the answer (for streams, the first token); default
+    /// `timeout_secs`.
+    #[serde(default)]
+    pub ttft_timeout_secs: Option<f64>,
+    /// Share of the group's traffic (weighted random), relative to the other deployments.
+    #[serde(default = "default_weight")]
+    pub weight: f64,
+    /// Tier: a deployment is used only when no deployment of a lower tier is available.
+    #[serde(default = "default_priority")]
+    pub priority: u32,
+    /// Price in USD per million input tokens (cost strategy).
+    #[serde(default)]
+    pub input_cost_per_mtok: f64,
+    /// Price in USD per million output tokens (cost strategy).
+    #[serde(default)]
+    pub output_cost_per_mtok: f64,
+}
+
+/// Equal shares.
+pub fn default_weight() -> f64 {
+    1.0
+}
+
+/// The first tier.
+pub fn default_priority() -> u32 {
+    1
 }
 
 /// The default upstream timeout: long generations take minutes.

@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::file::{ConfigFile, DeploymentConfig, ModelConfig, ServerConfig};
+use super::file::{ConfigFile, DeploymentConfig, ModelConfig, RoutingConfig, ServerConfig};
 
 /// One problem in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,16 +82,20 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
         return Err(vec![error_at("", "the file must be a mapping of sections")]);
     };
     for key in root.keys() {
-        if !matches!(key.as_str(), "server" | "models") {
+        if !matches!(key.as_str(), "server" | "routing" | "models") {
             errors.push(error_at(
                 key,
-                "unknown section (expected `server` or `models`)",
+                "unknown section (expected `server`, `routing` or `models`)",
             ));
         }
     }
     let server = match root.remove("server") {
         None | Some(Value::Null) => Some(ServerConfig::default()),
         Some(value) => parse_at::<ServerConfig>(value, "server", &mut errors),
+    };
+    let routing = match root.remove("routing") {
+        None | Some(Value::Null) => Some(RoutingConfig::default()),
+        Some(value) => parse_at::<RoutingConfig>(value, "routing", &mut errors),
     };
     let mut models = Vec::new();
     match root.remove("models") {
@@ -110,11 +114,15 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
     if let Some(server) = &server {
         check_server(server, &mut errors);
     }
+    if let Some(routing) = &routing {
+        check_routing(routing, &mut errors);
+    }
     check_models(&models, &mut errors);
     errors.sort_by_cached_key(|error| path_order(&error.path));
-    match server {
-        Some(server) if errors.is_empty() => Ok(ConfigFile {
+    match (server, routing) {
+        (Some(server), Some(routing)) if errors.is_empty() => Ok(ConfigFile {
             server,
+            routing,
             models: models.into_iter().map(|(_, model, _)| model).collect(),
         }),
         _ => Err(errors),
@@ -328,6 +336,31 @@ fn check_seconds(value: f64, path: &str, zero_ok: bool, errors: &mut Vec<ConfigE
     }
 }
 
+fn check_routing(routing: &RoutingConfig, errors: &mut Vec<ConfigError>) {
+    if routing.cooldown_failures == 0 {
+        errors.push(error_at("routing.cooldown_failures", "must be at least 1"));
+    }
+    check_seconds(
+        routing.cooldown_window_secs,
+        "routing.cooldown_window_secs",
+        false,
+        errors,
+    );
+    check_seconds(routing.cooldown_secs, "routing.cooldown_secs", true, errors);
+    check_seconds(
+        routing.max_timeout_secs,
+        "routing.max_timeout_secs",
+        false,
+        errors,
+    );
+    if routing.retry_backoff_ms > routing.retry_backoff_max_ms {
+        errors.push(error_at(
+            "routing.retry_backoff_ms",
+            "must not exceed routing.retry_backoff_max_ms",
+        ));
+    }
+}
+
 /// Providers known to config, and whether each needs `api_base` and `api_key`.
 pub(crate) fn provider_needs(provider: &str) -> Option<(bool, bool)> {
     match provider {
@@ -362,6 +395,25 @@ fn check_models(models: &[(usize, ModelConfig, Vec<usize>)], errors: &mut Vec<Co
         }
         for (d, deployment) in positions.iter().zip(&model.deployments) {
             check_deployment(deployment, &format!("{path}.deployments[{d}]"), errors);
+        }
+    }
+    for (index, model, _) in models {
+        for (key, list) in [
+            ("fallbacks", &model.fallbacks),
+            ("context_window_fallbacks", &model.context_window_fallbacks),
+            ("content_policy_fallbacks", &model.content_policy_fallbacks),
+        ] {
+            for (i, name) in list.iter().enumerate() {
+                let path = format!("models[{index}].{key}[{i}]");
+                if !seen.contains(name.as_str()) {
+                    errors.push(error_at(
+                        &path,
+                        format!("no model group is called `{name}`"),
+                    ));
+                } else if *name == model.name || model.aliases.contains(name) {
+                    errors.push(error_at(&path, "a group cannot fall back to itself"));
+                }
+            }
         }
     }
 }
@@ -479,7 +531,7 @@ models:
       - provider: groq
         model: llama
         api_key: k
-        weight: 3
+        colour: blue
   - name: a
     deployments:
       - provider: mock
@@ -491,7 +543,7 @@ models:
             "models[0].deployments[0].api_key: environment variable MISSING_KEY is not set",
             "extra: unknown section",
             "server.colour: unknown field `colour`",
-            "models[2].deployments[3].weight: unknown field `weight`",
+            "models[2].deployments[3].colour: unknown field `colour`",
             "server.listen: `not-an-address` is not an address",
             "models[1].deployments: a model group needs at least one deployment",
             "models[2].deployments[0].api_base: not a URL",

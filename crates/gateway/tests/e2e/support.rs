@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use switchyard_gateway::config::validate;
+use switchyard_gateway::runtime::HealthRegistry;
 use switchyard_gateway::{Gateway, Runtime};
 use switchyard_mock::MockServer;
 
@@ -23,7 +24,9 @@ pub async fn start(models_yaml: &str) -> Setup {
         .expect("mock starts");
     let text = models_yaml.replace("{MOCK}", &format!("{}/v1", mock.base_url()));
     let config = validate(&text, &HashMap::<String, String>::new()).expect("valid test config");
-    let runtime = Runtime::build(&config).await.expect("runtime builds");
+    let runtime = Runtime::build(&config, &HealthRegistry::default())
+        .await
+        .expect("runtime builds");
     let gateway = Gateway::start(runtime).await.expect("gateway starts");
     let client = switchyard_providers::http::client(Duration::from_secs(5)).expect("client");
     Setup {
@@ -40,7 +43,7 @@ pub async fn standard() -> Setup {
     for fault in FAULTS {
         for (prefix, provider) in [("gpt", "openai_compatible"), ("claude", "anthropic")] {
             yaml.push_str(&format!(
-                "  - name: {prefix}-fail-{fault}\n    deployments:\n      - provider: {provider}\n        model: \"echo?fail={fault}&retry_after=7&cut_after=3&chunk_delay_ms=5\"\n        api_base: \"{{MOCK}}\"\n        api_key: test-key\n"
+                "  - name: {prefix}-fail-{fault}\n    retries: 0\n    deployments:\n      - provider: {provider}\n        model: \"echo?fail={fault}&retry_after=7&cut_after=3&chunk_delay_ms=5\"\n        api_base: \"{{MOCK}}\"\n        api_key: test-key\n"
             ));
         }
     }
@@ -64,6 +67,8 @@ pub const STANDARD: &str = r#"
 server:
   body_limit_bytes: 65536
   shutdown_grace_secs: 5
+routing:
+  cooldown_secs: 0
 models:
   - name: gpt
     aliases: [gpt-alias]
@@ -97,6 +102,7 @@ models:
         api_base: "{MOCK}"
         api_key: test-key
   - name: gpt-hang
+    retries: 0
     deployments:
       - provider: openai_compatible
         model: "echo?fail=hang"
@@ -104,6 +110,7 @@ models:
         api_key: test-key
         timeout_secs: 0.5
   - name: claude-hang
+    retries: 0
     deployments:
       - provider: anthropic
         model: "echo?fail=hang"
@@ -111,17 +118,20 @@ models:
         api_key: test-key
         timeout_secs: 0.5
   - name: unreachable
+    retries: 0
     deployments:
       - provider: openai_compatible
         model: echo
         api_base: "http://127.0.0.1:9/v1"
   - name: claude-unreachable
+    retries: 0
     deployments:
       - provider: anthropic
         model: echo
         api_base: "http://127.0.0.1:9/v1"
         api_key: test-key
   - name: gpt-bad-key
+    retries: 0
     deployments:
       - provider: openai_compatible
         model: echo

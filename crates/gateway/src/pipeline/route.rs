@@ -1,0 +1,251 @@
+//! The route stage: which model group, which deployment, how many attempts, which fallbacks.
+//!
+//! A group is tried with up to `1 + retries` attempts. Each attempt goes to a deployment the
+//! group's strategy picks among those not cooling down, avoiding deployments already tried
+//! while another is available. Only retryable failures (connection errors, timeouts, 429,
+//! 5xx) are retried, after a backoff with full jitter (or the upstream's `Retry-After`) when
+//! the same deployment must be tried again, and never past the request's deadline. A stream is
+//! retried only until its first byte: `call::once` returns after reading it, and after that the
+//! stream belongs to the client. When a group fails, its fallback groups are tried in order:
+//! the context-window list for a prompt too long, the content-policy list for a refusal, the
+//! general list for everything else retryable.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard_types::{ApiError, ErrorKind, Origin};
+use tokio::time::Instant;
+
+use super::{Ctx, Outcome, call};
+use crate::router::health::Outcome as Health;
+use crate::router::{ModelGroup, Pick};
+use crate::runtime::Runtime;
+
+/// Tries the requested group, then its fallbacks.
+pub async fn run(runtime: &Runtime, ctx: &mut Ctx) -> Result<Outcome, ApiError> {
+    let requested = runtime
+        .group(&ctx.request.model)
+        .cloned()
+        .ok_or_else(|| model_not_found(&ctx.request.model))?;
+    let limit = ctx.timeout.unwrap_or(runtime.routing.max_timeout);
+    let deadline = ctx.received_at + limit;
+    let mut rng = fastrand::Rng::new();
+    let mut queue = vec![Arc::clone(&requested)];
+    let mut visited = vec![requested.name.clone()];
+    let mut last_error = None;
+    let mut next = 0;
+    while let Some(group) = queue.get(next).cloned() {
+        next += 1;
+        match attempt_group(runtime, ctx, &group, deadline, &mut rng).await {
+            Ok(outcome) => {
+                if group.name != requested.name {
+                    ctx.fallback = Some(group.name.clone());
+                }
+                ctx.group = Some(group);
+                return Ok(outcome);
+            }
+            Err(error) => {
+                if ctx.fallbacks_allowed && Instant::now() < deadline {
+                    for name in fallbacks_for(&group, &error) {
+                        if let Some(fallback) = runtime.group(name)
+                            && !visited.contains(&fallback.name)
+                        {
+                            visited.push(fallback.name.clone());
+                            queue.push(Arc::clone(fallback));
+                        }
+                    }
+                }
+                last_error = Some(error);
+            }
+        }
+    }
+    Err(last_error.unwrap_or_else(|| model_not_found(&ctx.request.model)))
+}
+
+/// The fallback list that applies to `error`, empty when none does.
+fn fallbacks_for<'a>(group: &'a ModelGroup, error: &ApiError) -> &'a [String] {
+    if is_context_window(error) {
+        &group.context_window_fallbacks
+    } else if is_content_policy(error) {
+        &group.content_policy_fallbacks
+    } else if error.retryable() {
+        &group.fallbacks
+    } else {
+        &[]
+    }
+}
+
+/// Attempts `group` until an answer, a non-retryable error, the retry budget or the deadline.
+async fn attempt_group(
+    runtime: &Runtime,
+    ctx: &mut Ctx,
+    group: &ModelGroup,
+    deadline: Instant,
+    rng: &mut fastrand::Rng,
+) -> Result<Outcome, ApiError> {
+    let mut tried: Vec<usize> = Vec::new();
+    let mut last_error: Option<ApiError> = None;
+    for attempt in 0..=group.retries {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        let (index, deployment, health) = match group.pick(now, &tried, rng) {
+            Pick::Call(index, deployment, health) => (index, deployment, health),
+            Pick::AllCooling(back_in) => {
+                return Err(last_error.unwrap_or_else(|| all_cooling(group, back_in)));
+            }
+        };
+        tried.push(index);
+        ctx.attempts += 1;
+        ctx.deployment = Some(deployment.label.clone());
+        let limits = deployment.upstream.limits(now, Some(deadline - now));
+        let error = match call::once(runtime, ctx, deployment, limits).await {
+            Ok(outcome) => {
+                let done = Instant::now();
+                health.finish(Health::Success(done - now), done);
+                return Ok(outcome);
+            }
+            Err(error) => error,
+        };
+        // Only the upstream's own trouble counts against its health; a request it rightly
+        // refused (400, 404, ...) does not.
+        if error.origin == Origin::Upstream && error.retryable() {
+            let outcome = match error.kind {
+                ErrorKind::RateLimited => Health::RateLimited(error.retry_after),
+                _ => Health::Failure,
+            };
+            health.finish(outcome, Instant::now());
+        } else {
+            drop(health);
+        }
+        if !error.retryable() {
+            return Err(error);
+        }
+        let retry_same = tried.len() >= group.deployments.len();
+        if attempt < group.retries && retry_same {
+            let delay = backoff(runtime, attempt, error.retry_after, rng);
+            if Instant::now() + delay >= deadline {
+                return Err(error);
+            }
+            tokio::time::sleep(delay).await;
+        }
+        last_error = Some(error);
+    }
+    Err(last_error.unwrap_or_else(|| {
+        ApiError::upstream(
+            ErrorKind::Timeout,
+            "The request ran out of time before an answer",
+        )
+        .with_code("upstream_timeout")
+    }))
+}
+
+/// The wait before retry number `attempt + 1`: the upstream's `Retry-After` when it gave one,
+/// else exponential backoff with full jitter, capped.
+fn backoff(
+    runtime: &Runtime,
+    attempt: u32,
+    retry_after: Option<Duration>,
+    rng: &mut fastrand::Rng,
+) -> Duration {
+    let cap = runtime.routing.backoff_max;
+    if let Some(wait) = retry_after {
+        return wait.min(cap);
+    }
+    let ceiling = runtime
+        .routing
+        .backoff
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(cap);
+    ceiling.mul_f64(rng.f64())
+}
+
+fn all_cooling(group: &ModelGroup, back_in: Duration) -> ApiError {
+    let seconds = back_in.as_secs_f64().ceil().max(1.0);
+    let mut error = ApiError::new(
+        ErrorKind::Unavailable,
+        Origin::Upstream,
+        format!(
+            "All {} deployment(s) of model group `{}` are cooling down after failures; the first is back in {seconds:.0}s",
+            group.deployments.len(),
+            group.name
+        ),
+    )
+    .with_code("deployments_cooling_down");
+    error.retry_after = Some(Duration::from_secs_f64(seconds));
+    error
+}
+
+fn model_not_found(model: &str) -> ApiError {
+    ApiError::new(
+        ErrorKind::NotFound,
+        Origin::Client,
+        format!("The model `{model}` does not exist or you do not have access to it."),
+    )
+    .with_code("model_not_found")
+}
+
+/// A prompt too long for the model, as the providers word it.
+fn is_context_window(error: &ApiError) -> bool {
+    if error.code.as_deref() == Some("context_length_exceeded") {
+        return true;
+    }
+    let message = error.message.to_ascii_lowercase();
+    error.kind == ErrorKind::InvalidRequest
+        && (message.contains("context length")
+            || message.contains("context window")
+            || message.contains("prompt is too long")
+            || message.contains("maximum number of tokens"))
+}
+
+/// A refusal by the provider's content policy, as the providers word it.
+fn is_content_policy(error: &ApiError) -> bool {
+    if matches!(
+        error.code.as_deref(),
+        Some("content_filter" | "content_policy_violation")
+    ) {
+        return true;
+    }
+    let message = error.message.to_ascii_lowercase();
+    error.kind == ErrorKind::InvalidRequest
+        && (message.contains("content policy") || message.contains("content management policy"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_context_window_errors_of_each_provider() {
+        let openai = ApiError::upstream(
+            ErrorKind::InvalidRequest,
+            "This model's maximum context length is 8192 tokens.",
+        )
+        .with_code("context_length_exceeded");
+        let anthropic = ApiError::upstream(
+            ErrorKind::InvalidRequest,
+            "prompt is too long: 210000 tokens > 200000 maximum",
+        );
+        assert!(is_context_window(&openai));
+        assert!(is_context_window(&anthropic));
+        assert!(!is_context_window(&ApiError::upstream(
+            ErrorKind::InvalidRequest,
+            "bad field"
+        )));
+    }
+
+    #[test]
+    fn recognises_content_policy_refusals() {
+        let azure = ApiError::upstream(
+            ErrorKind::InvalidRequest,
+            "The response was filtered due to the prompt triggering Azure OpenAI's content management policy.",
+        )
+        .with_code("content_filter");
+        assert!(is_content_policy(&azure));
+        assert!(!is_content_policy(&ApiError::upstream(
+            ErrorKind::Internal,
+            "boom"
+        )));
+    }
+}

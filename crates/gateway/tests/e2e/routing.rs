@@ -1,0 +1,344 @@
+//! Routing and resilience against the mock's faults: failover, cooldowns and probes, retries
+//! before a stream's first byte, fallbacks, latency-aware spreading.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchyard_mock::MockServer;
+
+use super::support::{self, sse_events};
+
+fn user(text: &str) -> Value {
+    json!([{"role": "user", "content": text}])
+}
+
+fn header(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_failing_deployment_is_taken_out_then_probed_back() {
+    // The third deployment points at a port where nothing listens yet.
+    let spare = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let spare_addr = spare.local_addr().expect("addr");
+    drop(spare);
+    let setup = support::start(&format!(
+        r#"
+routing:
+  cooldown_failures: 1
+  cooldown_secs: 0.4
+  retry_backoff_ms: 0
+models:
+  - name: trio
+    deployments:
+      - provider: openai_compatible
+        model: "echo?d=a"
+        api_base: "{{MOCK}}"
+        api_key: k
+      - provider: openai_compatible
+        model: "echo?d=b"
+        api_base: "{{MOCK}}"
+        api_key: k
+      - provider: openai_compatible
+        model: "echo?d=c"
+        api_base: "http://{spare_addr}/v1"
+        api_key: k
+"#
+    ))
+    .await;
+    let mut extra_attempts = Vec::new();
+    for _ in 0..20 {
+        let response = setup
+            .openai(&json!({"model": "trio", "messages": user("hi")}))
+            .await;
+        assert_eq!(response.status(), 200, "no client sees an error");
+        extra_attempts.push(
+            header(&response, "x-switchyard-attempts")
+                .parse::<u32>()
+                .expect("n")
+                - 1,
+        );
+    }
+    // One failure takes it out (cooldown_failures: 1): it gets exactly one call of the 20
+    // (it is picked a third of the time, so missing it twenty times has odds of 1 in 3,000).
+    let failed_calls: u32 = extra_attempts.iter().sum();
+    assert_eq!(
+        failed_calls, 1,
+        "calls to the broken deployment: {extra_attempts:?}"
+    );
+
+    // The deployment comes back; after the cooldown a probe finds it and it serves again.
+    let revived = MockServer::start(spare_addr)
+        .await
+        .expect("mock on the spare port");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut served_by_c = 0;
+    for _ in 0..30 {
+        let response = setup
+            .openai(&json!({"model": "trio", "messages": user("hi")}))
+            .await;
+        assert_eq!(response.status(), 200);
+        if header(&response, "x-switchyard-deployment").ends_with("d=c") {
+            served_by_c += 1;
+        }
+    }
+    assert!(served_by_c > 0, "the revived deployment never served");
+    assert!(revived.stats().requests > 0);
+}
+
+#[tokio::test]
+async fn a_stream_failing_before_its_first_byte_is_retried_elsewhere() {
+    let setup = support::start(
+        r#"
+routing:
+  retry_backoff_ms: 0
+models:
+  - name: pair
+    strategy: cost
+    deployments:
+      - provider: openai_compatible
+        model: "echo?fail=503"
+        api_base: "{MOCK}"
+        api_key: k
+      - provider: anthropic
+        model: "echo"
+        api_base: "{MOCK}"
+        api_key: k
+        input_cost_per_mtok: 5
+"#,
+    )
+    .await;
+    // The cost strategy sends the first attempt to the free, failing deployment.
+    let response = setup
+        .openai(&json!({"model": "pair", "messages": user("one two three"), "stream": true}))
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "x-switchyard-attempts"), "2");
+    assert_eq!(
+        header(&response, "x-switchyard-deployment"),
+        "anthropic/echo"
+    );
+    let events = sse_events(response).await;
+    assert_eq!(support::openai_stream_text(&events), "one two three");
+}
+
+#[tokio::test]
+async fn a_stream_cut_after_it_started_is_not_retried() {
+    let setup = support::start(
+        r#"
+models:
+  - name: cutter
+    deployments:
+      - provider: openai_compatible
+        model: "echo?fail=cut&cut_after=2&chunk_delay_ms=5"
+        api_base: "{MOCK}"
+        api_key: k
+"#,
+    )
+    .await;
+    let response = setup
+        .openai(&json!({"model": "cutter", "messages": user("a b c d e f"), "stream": true}))
+        .await;
+    assert_eq!(header(&response, "x-switchyard-attempts"), "1");
+    let events = sse_events(response).await;
+    let last: Value = serde_json::from_str(&events.last().expect("events").1).expect("json");
+    assert!(last["error"].is_object(), "{events:?}");
+    assert_eq!(setup.mock.stats().requests, 1, "no second upstream call");
+}
+
+#[tokio::test]
+async fn a_rate_limited_deployment_hands_over_to_another() {
+    let setup = support::start(
+        r#"
+models:
+  - name: limited
+    strategy: cost
+    deployments:
+      - provider: openai_compatible
+        model: "echo?fail=429&retry_after=30"
+        api_base: "{MOCK}"
+        api_key: k
+      - provider: openai_compatible
+        model: "echo"
+        api_base: "{MOCK}"
+        api_key: k
+        output_cost_per_mtok: 1
+"#,
+    )
+    .await;
+    let response = setup
+        .openai(&json!({"model": "limited", "messages": user("hi")}))
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "x-switchyard-attempts"), "2");
+    // The limited one now cools down: the next call goes straight to the other.
+    let response = setup
+        .openai(&json!({"model": "limited", "messages": user("hi")}))
+        .await;
+    assert_eq!(header(&response, "x-switchyard-attempts"), "1");
+}
+
+#[tokio::test]
+async fn a_group_whose_deployments_all_cool_down_says_so() {
+    let setup = support::start(
+        r#"
+routing:
+  cooldown_failures: 1
+  cooldown_secs: 30
+models:
+  - name: broken
+    retries: 0
+    deployments:
+      - provider: openai_compatible
+        model: "echo?fail=500"
+        api_base: "{MOCK}"
+        api_key: k
+"#,
+    )
+    .await;
+    let first = setup
+        .openai(&json!({"model": "broken", "messages": user("hi")}))
+        .await;
+    assert_eq!(first.status(), 500);
+    let second = setup
+        .openai(&json!({"model": "broken", "messages": user("hi")}))
+        .await;
+    assert_eq!(second.status(), 503);
+    let retry_after: u64 = header(&second, "retry-after").parse().expect("retry-after");
+    assert!((29..=30).contains(&retry_after), "{retry_after}");
+    let body: Value = second.json().await.expect("json");
+    let message = body["error"]["message"].as_str().expect("message");
+    assert!(message.contains("cooling down"), "{message}");
+    assert_eq!(body["error"]["code"], "deployments_cooling_down");
+    assert_eq!(setup.mock.stats().requests, 1, "no call while cooling");
+}
+
+#[tokio::test]
+async fn fallbacks_serve_when_a_group_fails_unless_the_caller_says_no() {
+    let setup = support::start(
+        r#"
+models:
+  - name: primary
+    retries: 1
+    fallbacks: [backup]
+    deployments:
+      - provider: openai_compatible
+        model: "echo?fail=503"
+        api_base: "{MOCK}"
+        api_key: k
+  - name: backup
+    deployments:
+      - provider: anthropic
+        model: "echo"
+        api_base: "{MOCK}"
+        api_key: k
+"#,
+    )
+    .await;
+    let response = setup
+        .openai(&json!({"model": "primary", "messages": user("fall back")}))
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "x-switchyard-fallback"), "backup");
+    assert_eq!(header(&response, "x-switchyard-attempts"), "3");
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["choices"][0]["message"]["content"], "fall back");
+
+    let response = setup
+        .client
+        .post(setup.url("/v1/chat/completions"))
+        .header("x-switchyard-fallbacks", "off")
+        .json(&json!({"model": "primary", "messages": user("no")}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 503);
+}
+
+#[tokio::test]
+async fn a_caller_timeout_bounds_every_attempt() {
+    let setup = support::start(
+        r#"
+models:
+  - name: slow
+    deployments:
+      - provider: openai_compatible
+        model: "echo?latency_ms=2000"
+        api_base: "{MOCK}"
+        api_key: k
+"#,
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let response = setup
+        .client
+        .post(setup.url("/v1/chat/completions"))
+        .header("x-switchyard-timeout", "0.3")
+        .json(&json!({"model": "slow", "messages": user("x")}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 504);
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    let response = setup
+        .client
+        .post(setup.url("/v1/chat/completions"))
+        .header("x-switchyard-timeout", "soon")
+        .json(&json!({"model": "slow", "messages": user("x")}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 400);
+}
+
+#[tokio::test]
+async fn latency_aware_routing_prefers_the_faster_deployment() {
+    let setup = support::start(
+        r#"
+models:
+  - name: racers
+    strategy: latency
+    deployments:
+      - provider: openai_compatible
+        model: "echo?latency_ms=10"
+        api_base: "{MOCK}"
+        api_key: k
+      - provider: openai_compatible
+        model: "echo?latency_ms=50"
+        api_base: "{MOCK}"
+        api_key: k
+"#,
+    )
+    .await;
+    let setup = std::sync::Arc::new(setup);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let setup = std::sync::Arc::clone(&setup);
+        tasks.push(tokio::spawn(async move {
+            let mut fast = 0;
+            for _ in 0..25 {
+                let response = setup
+                    .openai(&json!({"model": "racers", "messages": user("x")}))
+                    .await;
+                if header(&response, "x-switchyard-deployment").ends_with("latency_ms=10") {
+                    fast += 1;
+                }
+            }
+            fast
+        }));
+    }
+    let mut fast = 0;
+    for task in tasks {
+        fast += task.await.expect("joined");
+    }
+    assert!(fast >= 160, "{fast} of 200 went to the faster deployment");
+}

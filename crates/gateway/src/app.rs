@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use arc_swap::ArcSwap;
 use axum::Router;
 use axum::extract::Request;
 use axum::http::HeaderValue;
@@ -16,17 +17,17 @@ use crate::runtime::Runtime;
 /// Shared state of every handler.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    /// The built config.
-    pub runtime: Arc<Runtime>,
+    /// The built config. A reload swaps it; a request keeps the one it started with.
+    pub runtime: Arc<ArcSwap<Runtime>>,
     /// False once shutdown began: readiness then fails so load balancers drain the instance.
     pub ready: Arc<AtomicBool>,
 }
 
 impl AppState {
     /// State for `runtime`, ready to serve.
-    pub fn new(runtime: Arc<Runtime>) -> AppState {
+    pub fn new(runtime: Runtime) -> AppState {
         AppState {
-            runtime,
+            runtime: Arc::new(ArcSwap::from_pointee(runtime)),
             ready: Arc::new(AtomicBool::new(true)),
         }
     }

@@ -46,7 +46,8 @@ async fn chat(
     headers: &HeaderMap,
     body: Body,
 ) -> Response {
-    let runtime = &state.runtime;
+    let runtime = state.runtime.load_full();
+    let runtime = runtime.as_ref();
     let bytes = match read_body(headers, body, runtime.server.body_limit).await {
         Ok(bytes) => bytes,
         Err(error) => return answer_error(format, &request_id, None, &error),
@@ -448,7 +449,8 @@ fn stream_reply(ctx: Ctx, source: Source) -> Response {
 /// `GET /v1/models`: the model groups, in OpenAI's list shape, or Anthropic's when the caller
 /// is an Anthropic client (it sends `anthropic-version`).
 pub async fn models(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let groups = &state.runtime.groups;
+    let runtime = state.runtime.load();
+    let groups = &runtime.groups;
     if headers.contains_key("anthropic-version") {
         let data: Vec<_> = groups
             .iter()

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use arc_swap::ArcSwap;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -21,7 +22,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let grace = state.runtime.server.shutdown_grace;
+    let grace = state.runtime.load().server.shutdown_grace;
     let ready = Arc::clone(&state.ready);
     let (draining_tx, draining_rx) = oneshot::channel::<()>();
     let app = build_router(state);
@@ -60,6 +61,7 @@ pub async fn serve(
 #[derive(Debug)]
 pub struct Gateway {
     addr: SocketAddr,
+    runtime: Arc<ArcSwap<Runtime>>,
     stop: Option<oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -70,15 +72,22 @@ impl Gateway {
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let state = AppState::new(Arc::new(runtime));
+        let state = AppState::new(runtime);
+        let runtime = Arc::clone(&state.runtime);
         let done = tokio::task::spawn(serve(state, listener, async move {
             let _ = stopped.await;
         }));
         Ok(Gateway {
             addr,
+            runtime,
             stop: Some(stop),
             done: Some(done),
         })
+    }
+
+    /// Swaps in a new runtime: requests already running finish on the old one.
+    pub fn reload(&self, runtime: Runtime) {
+        self.runtime.store(Arc::new(runtime));
     }
 
     /// The address it listens on.

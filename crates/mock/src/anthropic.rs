@@ -69,7 +69,7 @@ pub(crate) async fn messages(State(state): State<Shared>, request: Request) -> R
         Some(Fault::Status(status)) => return status_fault(status, &options, &request_id),
         Some(Fault::Hang) => return faults::hang(&state.shutdown).await,
         Some(Fault::Reset) => return faults::reset(),
-        Some(Fault::Cut | Fault::Malformed) | None => {}
+        Some(Fault::Cut | Fault::Malformed | Fault::Safety | Fault::Blocked) | None => {}
     }
 
     let preamble = Reply::preamble();
@@ -91,9 +91,10 @@ pub(crate) async fn messages(State(state): State<Shared>, request: Request) -> R
         match options.fail {
             Some(Fault::Cut) => faults::cut(body),
             Some(Fault::Malformed) => faults::malformed(body),
-            Some(Fault::Status(_) | Fault::Hang | Fault::Reset) | None => {
-                reply::json(StatusCode::OK, body)
-            }
+            Some(
+                Fault::Status(_) | Fault::Hang | Fault::Reset | Fault::Safety | Fault::Blocked,
+            )
+            | None => reply::json(StatusCode::OK, body),
         }
     };
     reply::insert(&mut response, "request-id", &request_id);

@@ -2,8 +2,9 @@
 //! and the completion token count. Pure: each format turns its request into a [`Prompt`] and
 //! encodes the [`Answer`].
 //!
-//! Precedence of the content: `echo=request`, then `tokens=N`, then tool calls, then the JSON
-//! response format, then the echo of the last user message.
+//! Precedence of the content: the `safety` and `blocked` faults (an empty answer withheld by the
+//! content filter), `echo=request`, then `tokens=N`, then tool calls, then the JSON response
+//! format, then the echo of the last user message.
 
 mod schema;
 pub(crate) mod text;
@@ -14,7 +15,7 @@ use std::ops::Range;
 use serde_json::Value;
 
 pub(crate) use self::schema::{Nesting, instance};
-use crate::options::{Finish, Options};
+use crate::options::{Fault, Finish, Options};
 
 /// Bytes per stream piece of text that is not made of words (JSON content).
 const JSON_PIECE_BYTES: usize = 16;
@@ -173,6 +174,15 @@ pub(crate) fn answer(
     options: &Options,
     body: &[u8],
 ) -> Result<Answer, AnswerError> {
+    if matches!(options.fail, Some(Fault::Safety | Fault::Blocked)) {
+        return Ok(Answer {
+            text: Some(Text::words(String::new())),
+            tool_calls: Vec::new(),
+            finish: Finish::ContentFilter,
+            stop_sequence: None,
+            completion_tokens: 0,
+        });
+    }
     let tools = if options.echo_request || options.tokens.is_some() {
         Vec::new()
     } else {

@@ -1,23 +1,32 @@
 //! # switchyard-mock
 //!
-//! A test upstream that speaks the OpenAI Chat Completions and Anthropic Messages wire formats
-//! field by field, with latency and fault controls. The gateway's tests, its benchmark and its
-//! default configuration run it in-process ([`MockServer`]); the `switchyard-mock` binary
-//! serves the same [`router`].
+//! A test upstream that speaks the OpenAI Chat Completions, Anthropic Messages and Google Gemini
+//! wire formats field by field, with latency and fault controls. The gateway's tests, its
+//! benchmark and its default configuration run it in-process ([`MockServer`]); the
+//! `switchyard-mock` binary serves the same [`router`].
 //!
 //! Routes (each also without the `/v1` prefix): `POST /v1/chat/completions`,
-//! `POST /v1/messages`, `GET /v1/models`; and `GET /mock/stats`, `GET /health`.
+//! `POST /v1/messages`, `GET /v1/models`; and `GET /mock/stats`, `GET /health`. Gemini, under
+//! `/v1beta` and `/v1`: `POST /v1beta/models/{model}:generateContent` and
+//! `POST /v1beta/models/{model}:streamGenerateContent?alt=sse` (other `alt` values are a 400),
+//! with an API key in `x-goog-api-key` or `?key=`, or `Authorization: Bearer <token>`.
 //!
 //! Behaviour is chosen per request by a query suffix on the model string
 //! (`"echo?latency_ms=20&fail=500"`) or `x-mock-<option>` headers (headers win): `latency_ms`,
 //! `ttft_ms`, `chunk_delay_ms`, `tokens`, `echo=request`, `fail`, `retry_after`, `cut_after`,
-//! `cached_tokens`, `reasoning_tokens`, `finish`. Token counts are words: prompt tokens are
-//! the words of each message, system prompt and tool definition plus 3 each, and 85 per image.
+//! `cached_tokens`, `reasoning_tokens`, `finish`. `fail` takes a status (400–599), `hang`,
+//! `reset`, `cut`, `malformed`, `safety` or `blocked` (Gemini's withheld candidate and blocked
+//! prompt; elsewhere an empty content-filter answer). Gemini's model sits in the URL path, where
+//! `?` and `&` must be percent-encoded (`models/echo%3Ffail%3D500:generateContent`); there the
+//! options may also be written with `;` and `,`:
+//! `models/echo;fail=500,retry_after=3:generateContent`.
+//! Token counts are words: prompt tokens are the words of each message, system prompt and tool
+//! definition plus 3 each, and 85 per image.
 //!
 //! # Layout
 //! - `options`: parsing the behaviour controls.
 //! - `behaviour`: what to answer (text, tool calls, finish, token counts); pure.
-//! - `openai`, `anthropic`: the endpoints, their request and response shapes and errors.
+//! - `openai`, `anthropic`, `gemini`: the endpoints, their request and response shapes and errors.
 //! - `script`: stream bodies with pacing and stream faults; `faults`: the transport faults.
 //! - `stats`: counters; `models`: the model list; `reply`, `ids`, `clock`: response parts.
 
@@ -25,6 +34,7 @@ mod anthropic;
 mod behaviour;
 mod clock;
 mod faults;
+mod gemini;
 mod ids;
 mod models;
 mod openai;
@@ -83,6 +93,9 @@ fn router_with(state: Shared) -> Router {
         .route("/chat/completions", post(openai::chat_completions))
         .route("/v1/messages", post(anthropic::messages))
         .route("/messages", post(anthropic::messages))
+        // Gemini puts the method after a `:` inside the last segment, which axum cannot route.
+        .route("/v1beta/models/{*rest}", post(gemini::models))
+        .route("/v1/models/{*rest}", post(gemini::models))
         .route("/v1/models", get(models::list))
         .route("/models", get(models::list))
         .route("/mock/stats", get(stats))

@@ -9,7 +9,7 @@ use clap::Parser;
 use switchyard_mock::MockServer;
 use tracing_subscriber::EnvFilter;
 
-/// A test upstream speaking the OpenAI and Anthropic wire formats.
+/// A test upstream speaking the OpenAI, Anthropic and Gemini wire formats.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {

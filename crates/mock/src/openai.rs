@@ -76,7 +76,7 @@ pub(crate) async fn chat_completions(State(state): State<Shared>, request: Reque
         Some(Fault::Status(status)) => return status_fault(status, model, &options),
         Some(Fault::Hang) => return faults::hang(&state.shutdown).await,
         Some(Fault::Reset) => return faults::reset(),
-        Some(Fault::Cut | Fault::Malformed) | None => {}
+        Some(Fault::Cut | Fault::Malformed | Fault::Safety | Fault::Blocked) | None => {}
     }
 
     let reply = Reply::new(model, n, &answer, prompt.prompt_tokens, &options);
@@ -90,9 +90,10 @@ pub(crate) async fn chat_completions(State(state): State<Shared>, request: Reque
         match options.fail {
             Some(Fault::Cut) => faults::cut(body),
             Some(Fault::Malformed) => faults::malformed(body),
-            Some(Fault::Status(_) | Fault::Hang | Fault::Reset) | None => {
-                reply::json(StatusCode::OK, body)
-            }
+            Some(
+                Fault::Status(_) | Fault::Hang | Fault::Reset | Fault::Safety | Fault::Blocked,
+            )
+            | None => reply::json(StatusCode::OK, body),
         }
     };
     reply::insert(&mut response, "x-request-id", &ids::new("req_", 32));

@@ -72,6 +72,12 @@ pub(crate) enum Fault {
     /// Send `cut_after` content chunks, one event that is not JSON, then continue
     /// (non-stream: a 200 with a truncated JSON body).
     Malformed,
+    /// A 200 whose answer a content filter withheld: Gemini's candidate with finish reason
+    /// `SAFETY`, no content and safety ratings; elsewhere an empty content-filter answer.
+    Safety,
+    /// A 200 refusing the prompt: Gemini's response with no candidates and a
+    /// `promptFeedback.blockReason`; elsewhere an empty content-filter answer.
+    Blocked,
 }
 
 /// Why generation stopped, in format-neutral terms.
@@ -179,6 +185,8 @@ fn parse_fault(value: &str) -> Option<Fault> {
         "reset" => Some(Fault::Reset),
         "cut" => Some(Fault::Cut),
         "malformed" => Some(Fault::Malformed),
+        "safety" => Some(Fault::Safety),
+        "blocked" => Some(Fault::Blocked),
         status => status
             .parse::<u16>()
             .ok()
@@ -255,6 +263,8 @@ mod tests {
             ("hang", Fault::Hang),
             ("reset", Fault::Reset),
             ("malformed", Fault::Malformed),
+            ("safety", Fault::Safety),
+            ("blocked", Fault::Blocked),
             ("529", Fault::Status(529)),
             ("429", Fault::Status(429)),
         ] {

@@ -64,7 +64,10 @@ impl Script {
         let fault = match options.fail {
             Some(Fault::Cut) => StreamFault::Cut(options.cut_after),
             Some(Fault::Malformed) => StreamFault::Malformed(options.cut_after),
-            Some(Fault::Status(_) | Fault::Hang | Fault::Reset) | None => StreamFault::None,
+            Some(
+                Fault::Status(_) | Fault::Hang | Fault::Reset | Fault::Safety | Fault::Blocked,
+            )
+            | None => StreamFault::None,
         };
         Self {
             frames: Vec::new(),

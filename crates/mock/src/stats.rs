@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 /// A snapshot of the mock's counters, as served on `GET /mock/stats`.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MockStats {
-    /// Requests to the chat completions and messages routes.
+    /// Requests to the chat completions, messages and Gemini generation routes.
     pub requests: u64,
     /// Stream bodies being sent right now.
     pub active_streams: u64,

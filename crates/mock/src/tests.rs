@@ -469,3 +469,5 @@ async fn hang_ends_on_shutdown() {
         .await
         .expect("shutdown ends the hang");
 }
+
+mod gemini;

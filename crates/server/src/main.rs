@@ -6,8 +6,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use switchyard_gateway::config::{self, ConfigFile, ProcessEnv, defaults::DEFAULT_CONFIG};
-use switchyard_gateway::workers;
-use tracing::info;
+use switchyard_gateway::workers::Workers;
+use tracing::{info, warn};
+
+mod reload;
 use tracing_subscriber::EnvFilter;
 
 /// Switchyard: a fast, self-hosted gateway in front of every LLM provider.
@@ -124,46 +126,110 @@ fn run_serve(
     if let Some(listen) = listen {
         config.server.listen = listen;
     }
-    let addr: std::net::SocketAddr = config
-        .server
-        .listen
+    let listen = config.server.listen.clone();
+    let addr: std::net::SocketAddr = listen
         .parse()
-        .with_context(|| format!("invalid listen address `{}`", config.server.listen))?;
-    let workers = workers.unwrap_or_else(|| {
+        .with_context(|| format!("invalid listen address `{listen}`"))?;
+    let count = workers.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
+    let models = config.models.len();
+    let control = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the control runtime")?;
+    // Signal handlers first: a SIGHUP or SIGTERM arriving once the workers answer must find
+    // them in place rather than the default action (exit).
+    let (shutdown, mut hangups) = {
+        let _entered = control.enter();
+        (shutdown_signal(), hangup_signal())
+    };
+    let mut workers =
+        Workers::start(config, addr, count).with_context(|| format!("cannot serve on {addr}"))?;
     info!(
-        address = %addr,
+        address = %workers.addr(),
+        workers = count,
         config = path.as_ref().map_or("(embedded defaults)".to_owned(), |p| p.display().to_string()),
-        models = config.models.len(),
-        "Switchyard starting"
+        models,
+        "Switchyard listening"
     );
-    workers::run(&config, addr, workers, shutdown_signal())
-        .with_context(|| format!("cannot serve on {addr}"))?;
+    control.block_on(async {
+        tokio::pin!(shutdown);
+        // The file watcher must live as long as the loop.
+        let (_watcher, mut changes) = match path.as_deref().map(reload::watch_file) {
+            Some(Ok((watcher, changes))) => (Some(watcher), Some(changes)),
+            Some(Err(error)) => {
+                warn!(%error, "Cannot watch the config file; reload with SIGHUP");
+                (None, None)
+            }
+            None => (None, None),
+        };
+        loop {
+            let changed = async {
+                match changes.as_mut() {
+                    Some(changes) => {
+                        changes.recv().await;
+                        reload::debounce(changes).await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let hangup = async {
+                match hangups.as_mut() {
+                    Some(hangups) => {
+                        hangups.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = changed => info!("Config file changed"),
+                () = hangup => info!("SIGHUP received"),
+            }
+            match path.as_deref() {
+                Some(path) => reload::reload(path, &listen, &mut workers).await,
+                None => warn!("Running on the embedded defaults: nothing to reload"),
+            }
+        }
+    });
+    workers.stop_and_join().context("a worker failed")?;
     info!("Stopped");
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(_) => {
-                    let _ = interrupt.await;
-                    return;
+/// SIGHUP, where there is such a thing.
+#[cfg(unix)]
+fn hangup_signal() -> Option<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
+}
+
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called (inside a
+/// runtime), not when the future is first polled, so no signal slips through before.
+#[cfg(unix)]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let interrupt = signal(SignalKind::interrupt()).ok();
+    let terminate = signal(SignalKind::terminate()).ok();
+    async move {
+        let wait = |signal: Option<tokio::signal::unix::Signal>| async move {
+            match signal {
+                Some(mut signal) => {
+                    signal.recv().await;
                 }
-            };
+                None => std::future::pending::<()>().await,
+            }
+        };
         tokio::select! {
-            _ = interrupt => {},
-            _ = terminate.recv() => {},
+            () = wait(interrupt) => {},
+            () = wait(terminate) => {},
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

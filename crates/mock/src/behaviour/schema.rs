@@ -3,7 +3,9 @@
 //!
 //! Values are fixed so tests can predict them: strings are `"mock"` (or the first `enum` value),
 //! numbers `1`, booleans `true`, arrays `[]`. Objects carry their `required` properties, or all
-//! properties when there is no `required` list, in the schema's property order.
+//! properties when there is no `required` list, in the schema's property order (or Gemini's
+//! `propertyOrdering`). Type names match in any case: Gemini's OpenAPI-style schemas spell them
+//! `STRING`, `OBJECT`, …
 
 use serde_json::{Map, Value};
 
@@ -48,14 +50,15 @@ fn value_for(schema: &Value, nesting: Nesting, depth: usize) -> Value {
         }
     }
     let kind = match schema.get("type") {
-        Some(Value::String(kind)) => Some(kind.as_str()),
+        Some(Value::String(kind)) => Some(kind.to_ascii_lowercase()),
         Some(Value::Array(kinds)) => kinds
             .iter()
             .filter_map(Value::as_str)
-            .find(|kind| *kind != "null"),
+            .map(str::to_ascii_lowercase)
+            .find(|kind| kind != "null"),
         _ => None,
     };
-    match kind {
+    match kind.as_deref() {
         Some("string") => Value::String("mock".to_owned()),
         Some("integer" | "number") => Value::from(1),
         Some("boolean") => Value::Bool(true),
@@ -77,18 +80,35 @@ fn object_for(schema: &Value, nesting: Nesting, depth: usize) -> Value {
         return Value::Object(object);
     };
     let required = schema.get("required").and_then(Value::as_array);
-    for (name, property) in properties {
-        let wanted = required
-            .is_none_or(|required| required.iter().any(|r| r.as_str() == Some(name.as_str())));
-        if wanted {
-            object.insert(name.clone(), value_for(property, nesting, depth + 1));
+    let ordering: Vec<&str> = schema
+        .get("propertyOrdering")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|name| properties.contains_key(*name))
+        .collect();
+    let rest = properties
+        .keys()
+        .map(String::as_str)
+        .filter(|name| !ordering.contains(name));
+    for name in ordering.iter().copied().chain(rest) {
+        let wanted =
+            required.is_none_or(|required| required.iter().any(|r| r.as_str() == Some(name)));
+        if let Some(property) = properties.get(name)
+            && wanted
+        {
+            object.insert(name.to_owned(), value_for(property, nesting, depth + 1));
         }
     }
     Value::Object(object)
 }
 
 fn is_null_schema(schema: &Value) -> bool {
-    schema.get("type").and_then(Value::as_str) == Some("null")
+    schema
+        .get("type")
+        .and_then(Value::as_str)
+        .is_some_and(|kind| kind.eq_ignore_ascii_case("null"))
 }
 
 #[cfg(test)]
@@ -162,6 +182,21 @@ mod tests {
             instance(Some(&schema), Nesting::Deep),
             json!({"person": {"name": "mock"}, "choice": true})
         );
+    }
+
+    #[test]
+    fn gemini_schema_types_and_property_ordering() {
+        let schema = json!({
+            "type": "OBJECT",
+            "properties": {
+                "a": {"type": "STRING"},
+                "b": {"type": "INTEGER", "nullable": true},
+                "c": {"type": "ARRAY", "items": {"type": "STRING"}}
+            },
+            "propertyOrdering": ["c", "a"]
+        });
+        let text = serde_json::to_string(&instance(Some(&schema), Nesting::Deep)).expect("json");
+        assert_eq!(text, r#"{"c":[],"a":"mock","b":1}"#);
     }
 
     #[test]

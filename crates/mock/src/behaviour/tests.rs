@@ -236,3 +236,18 @@ fn finish_option_overrides() {
     let answer = answer(&prompt("hi"), &options, b"{}").expect("ok");
     assert_eq!(answer.finish, Finish::ContentFilter);
 }
+
+#[test]
+fn safety_faults_withhold_the_answer() {
+    for fault in [Fault::Safety, Fault::Blocked] {
+        let options = Options {
+            fail: Some(fault),
+            tokens: Some(3),
+            ..Options::default()
+        };
+        let answer = answer(&prompt("hi"), &options, b"{}").expect("ok");
+        assert_eq!(content(&answer), "");
+        assert_eq!(answer.finish, Finish::ContentFilter);
+        assert_eq!(answer.completion_tokens, 0);
+    }
+}

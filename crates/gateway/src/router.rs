@@ -133,9 +133,7 @@ mod tests {
             label: label.to_owned(),
             upstream: Upstream::new(
                 Provider::OpenAi,
-                "http://127.0.0.1:1/v1/chat/completions"
-                    .parse()
-                    .expect("url"),
+                "http://127.0.0.1:1/v1",
                 label.to_owned(),
                 Some(SecretString::from("k".to_owned())),
                 Timeouts {

@@ -120,7 +120,7 @@ impl Runtime {
         } else {
             None
         };
-        let mock_base = mock.as_ref().map(|mock| format!("{}/v1", mock.base_url()));
+        let mock_base = mock.as_ref().map(MockServer::base_url);
         let mut groups = Vec::with_capacity(config.models.len());
         let mut by_name = HashMap::new();
         for model in &config.models {
@@ -191,40 +191,33 @@ fn build_deployment(
 ) -> Result<Deployment, BuildError> {
     let provider = match config.provider.as_str() {
         "anthropic" | "mock_anthropic" => Provider::Anthropic,
+        "gemini" | "mock_gemini" => Provider::Gemini,
         _ => Provider::OpenAi,
     };
+    let mock_base = mock_base.unwrap_or("http://127.0.0.1:4010");
     let default_base = match config.provider.as_str() {
-        "anthropic" => "https://api.anthropic.com/v1",
-        "mock" | "mock_anthropic" => mock_base.unwrap_or("http://127.0.0.1:4010/v1"),
-        other => compat::preset(other).map_or("", |preset| preset.api_base),
+        "anthropic" => "https://api.anthropic.com/v1".to_owned(),
+        "gemini" => "https://generativelanguage.googleapis.com/v1beta".to_owned(),
+        "mock" | "mock_anthropic" => format!("{mock_base}/v1"),
+        "mock_gemini" => format!("{mock_base}/v1beta"),
+        other => {
+            compat::preset(other).map_or_else(String::new, |preset| preset.api_base.to_owned())
+        }
     };
-    let base = config
-        .api_base
-        .as_deref()
-        .unwrap_or(default_base)
-        .trim_end_matches('/');
+    let base = config.api_base.as_deref().unwrap_or(&default_base);
     // The mock checks that a key is present, as the real providers do.
     let api_key = match (&config.api_key, config.provider.starts_with("mock")) {
         (Some(key), _) => Some(SecretString::from(key.clone())),
         (None, true) => Some(SecretString::from("mock-key".to_owned())),
         (None, false) => None,
     };
-    let url = format!("{base}{}", provider.chat_path());
-    let url = url
-        .parse()
-        .map_err(|_| BuildError::Endpoint(format!("{}: not a URL: {url}", config.model)))?;
     let total = secs(config.timeout_secs);
     let timeouts = Timeouts {
         total,
         first_byte: config.ttft_timeout_secs.map_or(total, secs),
     };
-    let upstream =
-        Upstream::new(provider, url, config.model.clone(), api_key, timeouts).map_err(|_| {
-            BuildError::Endpoint(format!(
-                "{}: the API key is not a valid header value",
-                config.model
-            ))
-        })?;
+    let upstream = Upstream::new(provider, base, config.model.clone(), api_key, timeouts)
+        .map_err(|error| BuildError::Endpoint(format!("{}: {error}", config.model)))?;
     // The cost strategy compares a call of 1,000 input and 500 output tokens.
     let cost = config.input_cost_per_mtok * 1e-3 + config.output_cost_per_mtok * 0.5e-3;
     Ok(Deployment {

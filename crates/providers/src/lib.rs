@@ -9,6 +9,7 @@
 //! # Layout
 //! - [`openai`]: OpenAI Chat Completions and every OpenAI-compatible server (presets in `openai::compat`).
 //! - [`anthropic`]: Anthropic Messages.
+//! - [`gemini`]: Google Gemini `generateContent` (AI Studio and Vertex AI), upstream side only.
 //! - [`sse`]: an incremental Server-Sent Events parser that accepts any chunk boundary.
 //! - [`json`]: JSON parsing that names the offending field.
 //! - [`http`]: the shared upstream HTTP client.
@@ -16,6 +17,7 @@
 //! - [`relay`]: the same-dialect path, forwarding an upstream's answer as it was written.
 
 pub mod anthropic;
+pub mod gemini;
 pub mod http;
 pub mod json;
 pub mod openai;
@@ -23,6 +25,6 @@ pub mod provider;
 pub mod relay;
 pub mod sse;
 
-pub use provider::{Limits, Provider, Timeouts, Upstream, UpstreamStream};
+pub use provider::{EndpointError, Limits, Provider, Timeouts, Upstream, UpstreamStream};
 pub use relay::{Relay, RelayedResponse};
 pub use switchyard_types::ApiError;

@@ -10,7 +10,7 @@ use switchyard_types::{ApiError, ChatRequest, ChatResponse, ErrorKind, StreamEve
 use tokio::time::Instant;
 
 use crate::relay::{self, Relay, RelayedResponse};
-use crate::{anthropic, openai};
+use crate::{anthropic, gemini, openai};
 
 /// Largest upstream error body read for its message.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -22,24 +22,41 @@ pub enum Provider {
     OpenAi,
     /// Messages with `x-api-key` and `anthropic-version`.
     Anthropic,
+    /// Gemini `generateContent` with `x-goog-api-key` (Google AI Studio).
+    Gemini,
 }
 
 impl Provider {
-    /// The dialect the upstream speaks.
-    pub fn format(self) -> WireFormat {
+    /// The client dialect the upstream speaks, when clients speak it too: such calls are
+    /// relayed rather than translated.
+    pub fn dialect(self) -> Option<WireFormat> {
         match self {
-            Provider::OpenAi => WireFormat::OpenAi,
-            Provider::Anthropic => WireFormat::Anthropic,
+            Provider::OpenAi => Some(WireFormat::OpenAi),
+            Provider::Anthropic => Some(WireFormat::Anthropic),
+            Provider::Gemini => None,
         }
     }
 
-    /// The path appended to the API base.
-    pub fn chat_path(self) -> &'static str {
+    /// The endpoint for `model` under `api_base`, streamed or not.
+    fn endpoint(self, api_base: &str, model: &str, stream: bool) -> String {
+        let base = api_base.trim_end_matches('/');
         match self {
-            Provider::OpenAi => "/chat/completions",
-            Provider::Anthropic => "/messages",
+            Provider::OpenAi => format!("{base}/chat/completions"),
+            Provider::Anthropic => format!("{base}/messages"),
+            Provider::Gemini => format!("{base}/{}", gemini::method_path(model, stream)),
         }
     }
+}
+
+/// Why an endpoint cannot be built from its config.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    /// The API base and model do not make a URL.
+    #[error("not a URL: {0}")]
+    Url(String),
+    /// The key cannot be sent in a header.
+    #[error("the API key is not a valid header value")]
+    Key,
 }
 
 /// Time limits of one endpoint.
@@ -67,6 +84,8 @@ pub struct Upstream {
     pub provider: Provider,
     /// The full chat endpoint URL.
     pub url: reqwest::Url,
+    /// The endpoint for streamed calls (Gemini has its own; the others stream at `url`).
+    pub stream_url: reqwest::Url,
     /// The model name the upstream knows.
     pub model: String,
     /// The provider key, if the upstream needs one.
@@ -81,18 +100,24 @@ impl Upstream {
     /// An endpoint; its headers are built here once rather than on every call.
     pub fn new(
         provider: Provider,
-        url: reqwest::Url,
+        api_base: &str,
         model: String,
         api_key: Option<SecretString>,
         timeouts: Timeouts,
-    ) -> Result<Upstream, http::header::InvalidHeaderValue> {
+    ) -> Result<Upstream, EndpointError> {
+        let parse = |stream: bool| {
+            let url = provider.endpoint(api_base, &model, stream);
+            url.parse::<reqwest::Url>()
+                .map_err(|_| EndpointError::Url(url))
+        };
+        let (url, stream_url) = (parse(false)?, parse(true)?);
         let mut headers = http::HeaderMap::new();
         headers.insert(
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/json"),
         );
-        let secret = |value: String| -> Result<http::HeaderValue, _> {
-            let mut value = http::HeaderValue::try_from(value)?;
+        let secret = |value: String| -> Result<http::HeaderValue, EndpointError> {
+            let mut value = http::HeaderValue::try_from(value).map_err(|_| EndpointError::Key)?;
             value.set_sensitive(true);
             Ok(value)
         };
@@ -114,10 +139,16 @@ impl Upstream {
                     headers.insert("x-api-key", secret(key.expose_secret().to_owned())?);
                 }
             }
+            Provider::Gemini => {
+                if let Some(key) = &api_key {
+                    headers.insert("x-goog-api-key", secret(key.expose_secret().to_owned())?);
+                }
+            }
         }
         Ok(Upstream {
             provider,
             url,
+            stream_url,
             model,
             api_key,
             timeouts,
@@ -148,6 +179,7 @@ impl Upstream {
             match self.provider {
                 Provider::OpenAi => openai::response::decode(&body, request),
                 Provider::Anthropic => anthropic::response::decode(&body, request),
+                Provider::Gemini => gemini::response::decode(&body, request),
             }
         };
         tokio::time::timeout_at(limits.deadline, exchange)
@@ -169,6 +201,7 @@ impl Upstream {
         let decoder = match self.provider {
             Provider::OpenAi => Decoder::OpenAi(openai::stream::Decoder::new(request)),
             Provider::Anthropic => Decoder::Anthropic(anthropic::stream::Decoder::new(request)),
+            Provider::Gemini => Decoder::Gemini(gemini::stream::Decoder::new(request)),
         };
         Ok(UpstreamStream {
             reader: BodyReader::new(response, limits),
@@ -190,7 +223,7 @@ impl Upstream {
         let exchange = async {
             let response = self.send(client, request).await?;
             let body = response.bytes().await.map_err(transport_error)?;
-            let usage = relay::response_usage(self.provider.format(), &body)?;
+            let usage = relay::response_usage(self.relayed_dialect()?, &body)?;
             Ok(RelayedResponse { body, usage })
         };
         tokio::time::timeout_at(limits.deadline, exchange)
@@ -212,9 +245,20 @@ impl Upstream {
                 .map_err(|_| timeout_error())??;
         Ok(Relay::new(
             BodyReader::new(response, limits),
-            self.provider.format(),
+            self.relayed_dialect()?,
             request.include_usage,
         ))
+    }
+
+    /// The dialect of a relayed call (only providers that clients also speak are relayed).
+    fn relayed_dialect(&self) -> Result<WireFormat, ApiError> {
+        self.provider.dialect().ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::Internal,
+                switchyard_types::Origin::Internal,
+                "This upstream's dialect cannot be relayed",
+            )
+        })
     }
 
     async fn send(
@@ -225,9 +269,15 @@ impl Upstream {
         let body = match self.provider {
             Provider::OpenAi => openai::request::encode(request, &self.model)?,
             Provider::Anthropic => anthropic::request::encode(request, &self.model)?,
+            Provider::Gemini => gemini::request::encode(request)?,
+        };
+        let url = if request.stream {
+            &self.stream_url
+        } else {
+            &self.url
         };
         let builder = client
-            .post(self.url.clone())
+            .post(url.clone())
             .headers(self.headers.clone())
             .body(body);
         let response = builder.send().await.map_err(transport_error)?;
@@ -240,6 +290,7 @@ impl Upstream {
         Err(match self.provider {
             Provider::OpenAi => openai::error::decode(status.as_u16(), &headers, &body),
             Provider::Anthropic => anthropic::error::decode(status.as_u16(), &headers, &body),
+            Provider::Gemini => gemini::error::decode(status.as_u16(), &headers, &body),
         })
     }
 }
@@ -282,6 +333,7 @@ fn timeout_error() -> ApiError {
 enum Decoder {
     OpenAi(openai::stream::Decoder),
     Anthropic(anthropic::stream::Decoder),
+    Gemini(gemini::stream::Decoder),
 }
 
 impl Decoder {
@@ -289,6 +341,7 @@ impl Decoder {
         match self {
             Decoder::OpenAi(decoder) => decoder.push(chunk, out),
             Decoder::Anthropic(decoder) => decoder.push(chunk, out),
+            Decoder::Gemini(decoder) => decoder.push(chunk, out),
         }
     }
 
@@ -296,6 +349,7 @@ impl Decoder {
         match self {
             Decoder::OpenAi(decoder) => decoder.finish(out),
             Decoder::Anthropic(decoder) => decoder.finish(out),
+            Decoder::Gemini(decoder) => decoder.finish(out),
         }
     }
 }

@@ -115,9 +115,10 @@ pub fn default_retries() -> u32 {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentConfig {
-    /// `openai`, `anthropic`, an OpenAI-compatible preset (`groq`, `mistral`, `deepseek`,
-    /// `together`, `openrouter`, `vllm`, `ollama`), `openai_compatible` (needs `api_base`),
-    /// or `mock` / `mock_anthropic` (the built-in mock provider, run in-process).
+    /// `openai`, `anthropic`, `gemini`, an OpenAI-compatible preset (`groq`, `mistral`,
+    /// `deepseek`, `together`, `openrouter`, `vllm`, `ollama`), `openai_compatible` (needs
+    /// `api_base`), or `mock` / `mock_anthropic` / `mock_gemini` (the built-in mock provider,
+    /// run in-process).
     pub provider: String,
     /// The model name the upstream knows.
     pub model: String,

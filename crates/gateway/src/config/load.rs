@@ -364,9 +364,9 @@ fn check_routing(routing: &RoutingConfig, errors: &mut Vec<ConfigError>) {
 /// Providers known to config, and whether each needs `api_base` and `api_key`.
 pub(crate) fn provider_needs(provider: &str) -> Option<(bool, bool)> {
     match provider {
-        "anthropic" => Some((false, true)),
+        "anthropic" | "gemini" => Some((false, true)),
         "openai_compatible" => Some((true, false)),
-        "mock" | "mock_anthropic" => Some((false, false)),
+        "mock" | "mock_anthropic" | "mock_gemini" => Some((false, false)),
         other => switchyard_providers::openai::compat::preset(other)
             .map(|preset| (false, preset.needs_key)),
     }
@@ -423,7 +423,7 @@ fn check_deployment(deployment: &DeploymentConfig, path: &str, errors: &mut Vec<
         errors.push(error_at(
             &format!("{path}.provider"),
             format!(
-                "unknown provider `{}` (known: openai, anthropic, openai_compatible, groq, mistral, deepseek, together, openrouter, vllm, ollama, mock, mock_anthropic)",
+                "unknown provider `{}` (known: openai, anthropic, gemini, openai_compatible, groq, mistral, deepseek, together, openrouter, vllm, ollama, mock, mock_anthropic, mock_gemini)",
                 deployment.provider
             ),
         ));

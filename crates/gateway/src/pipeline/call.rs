@@ -22,7 +22,7 @@ pub async fn once(
     let request = &ctx.request;
     // An upstream of the client's own dialect is relayed: its answer needs no translation,
     // and nothing after this stage needs to see the content yet.
-    let relay = upstream.provider.format() == ctx.client_format;
+    let relay = upstream.provider.dialect() == Some(ctx.client_format);
     Ok(match (request.stream, relay) {
         (false, false) => Outcome::Complete(upstream.call(client, request, limits).await?),
         (false, true) => Outcome::Relayed(upstream.call_relayed(client, request, limits).await?),

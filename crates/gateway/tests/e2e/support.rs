@@ -83,6 +83,31 @@ models:
         model: echo
         api_base: "{MOCK}"
         api_key: test-key
+  - name: gemini
+    deployments:
+      - provider: gemini
+        model: echo
+        api_base: "{MOCK}"
+        api_key: test-key
+  - name: gemini-429
+    retries: 0
+    deployments:
+      - provider: gemini
+        model: "echo;fail=429,retry_after=7"
+        api_base: "{MOCK}"
+        api_key: test-key
+  - name: gemini-safety
+    deployments:
+      - provider: gemini
+        model: "echo;fail=safety"
+        api_base: "{MOCK}"
+        api_key: test-key
+  - name: gemini-blocked
+    deployments:
+      - provider: gemini
+        model: "echo;fail=blocked"
+        api_base: "{MOCK}"
+        api_key: test-key
   - name: gpt-request-echo
     deployments:
       - provider: openai_compatible

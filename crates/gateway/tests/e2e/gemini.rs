@@ -1,0 +1,149 @@
+//! OpenAI and Anthropic clients reaching a Gemini upstream (the mock plays Gemini).
+
+use serde_json::{Value, json};
+
+use super::support::{openai_stream_text, sse_events, standard};
+
+fn user(text: &str) -> Value {
+    json!([{"role": "user", "content": text}])
+}
+
+fn weather_tool() -> Value {
+    json!([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}])
+}
+
+#[tokio::test]
+async fn openai_client_gets_text_and_usage_from_gemini() {
+    let setup = standard().await;
+    let response = setup
+        .openai(&json!({"model": "gemini", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello gemini"}]}))
+        .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["choices"][0]["message"]["content"], "hello gemini");
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    assert_eq!(body["usage"]["completion_tokens"], 2);
+    assert!(body["usage"]["prompt_tokens"].as_u64().expect("count") > 0);
+}
+
+#[tokio::test]
+async fn openai_client_streams_from_gemini() {
+    let setup = standard().await;
+    let response = setup
+        .openai(&json!({"model": "gemini", "messages": user("one two three"), "stream": true, "stream_options": {"include_usage": true}}))
+        .await;
+    assert_eq!(response.status(), 200);
+    let events = sse_events(response).await;
+    assert_eq!(openai_stream_text(&events), "one two three");
+    assert_eq!(events.last().map(|(_, data)| data.as_str()), Some("[DONE]"));
+    let usage: Value = serde_json::from_str(&events[events.len() - 2].1).expect("usage chunk");
+    assert_eq!(usage["usage"]["completion_tokens"], 3);
+}
+
+#[tokio::test]
+async fn tool_calls_come_back_from_gemini_streamed_and_not() {
+    let setup = standard().await;
+    let body: Value = setup
+        .openai(&json!({"model": "gemini", "messages": user("weather in Paris?"), "tools": weather_tool()}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body["choices"][0]["finish_reason"], "tool_calls", "{body}");
+    let call = &body["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(call["function"]["name"], "get_weather");
+    let arguments: Value =
+        serde_json::from_str(call["function"]["arguments"].as_str().expect("args")).expect("json");
+    assert_eq!(arguments, json!({"city": "mock"}));
+
+    let events = sse_events(
+        setup
+            .anthropic(&json!({
+                "model": "gemini",
+                "max_tokens": 100,
+                "stream": true,
+                "messages": user("weather?"),
+                "tools": [{"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
+            }))
+            .await,
+    )
+    .await;
+    let mut json_args = String::new();
+    let mut stop_reason = Value::Null;
+    for (name, data) in &events {
+        let event: Value = serde_json::from_str(data).expect("json");
+        match name.as_deref() {
+            Some("content_block_delta") if event["delta"]["type"] == "input_json_delta" => {
+                json_args.push_str(event["delta"]["partial_json"].as_str().unwrap_or_default());
+            }
+            Some("message_delta") => stop_reason = event["delta"]["stop_reason"].clone(),
+            _ => {}
+        }
+    }
+    assert_eq!(stop_reason, "tool_use", "{events:?}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&json_args).expect("json"),
+        json!({"city": "mock"})
+    );
+}
+
+#[tokio::test]
+async fn a_tool_result_goes_back_to_gemini_by_name() {
+    let setup = standard().await;
+    let body: Value = setup
+        .openai(&json!({
+            "model": "gemini",
+            "messages": [
+                {"role": "user", "content": "weather?"},
+                {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "{\"sky\":\"clear\"}"}
+            ],
+            "tools": weather_tool()
+        }))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let content = body["choices"][0]["message"]["content"]
+        .as_str()
+        .expect("text");
+    assert!(
+        content.starts_with("tool result:") && content.contains("clear"),
+        "{content}"
+    );
+}
+
+#[tokio::test]
+async fn gemini_faults_reach_the_client_in_its_own_shape() {
+    let setup = standard().await;
+    let response = setup
+        .openai(&json!({"model": "gemini-429", "messages": user("x")}))
+        .await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "7");
+
+    let body: Value = setup
+        .openai(&json!({"model": "gemini-safety", "messages": user("x")}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        body["choices"][0]["finish_reason"], "content_filter",
+        "{body}"
+    );
+
+    let response = setup
+        .anthropic(&json!({"model": "gemini-blocked", "max_tokens": 10, "messages": user("x")}))
+        .await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["type"], "error");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("SAFETY"),
+        "{body}"
+    );
+}

@@ -3,7 +3,9 @@
 //! # Layout
 //! - [`strategy`]: how one deployment is chosen among the available ones (pure).
 //! - [`health`]: in-flight calls, latency, errors and the circuit breaker of a deployment.
+//! - [`fleet`]: cooldowns shared between gateway instances through Redis.
 
+pub mod fleet;
 pub mod health;
 pub mod strategy;
 
@@ -21,6 +23,8 @@ use self::strategy::{Candidate, Strategy};
 pub struct Deployment {
     /// `provider/model`, for logs and response headers.
     pub label: String,
+    /// Identifies the deployment across reloads and instances (group, provider, model, base).
+    pub key: String,
     /// Where and how to call.
     pub upstream: Upstream,
     /// Share of the group's traffic under weighted random.
@@ -131,6 +135,7 @@ mod tests {
     fn deployment(label: &str, priority: u32) -> Deployment {
         Deployment {
             label: label.to_owned(),
+            key: label.to_owned(),
             upstream: Upstream::new(
                 Provider::OpenAi,
                 "http://127.0.0.1:1/v1",

@@ -12,6 +12,7 @@ use switchyard_providers::openai::compat;
 use switchyard_providers::{Provider, Timeouts, Upstream};
 
 use crate::config::{ConfigFile, DeploymentConfig};
+use crate::router::fleet::{Fleet, Remote};
 use crate::router::health::{CooldownPolicy, Health};
 use crate::router::{Deployment, ModelGroup};
 
@@ -52,24 +53,59 @@ pub struct RoutingSettings {
 }
 
 /// The health of every deployment, by a key that survives config reloads, shared by all
-/// worker threads.
+/// worker threads and, through Redis when configured, by every gateway instance.
 #[derive(Debug, Default)]
 pub struct HealthRegistry {
     by_key: std::sync::Mutex<HashMap<String, Arc<Health>>>,
+    /// Cooldowns learned from other instances.
+    pub(crate) remote: Remote,
+    fleet: std::sync::OnceLock<Fleet>,
 }
 
 impl HealthRegistry {
-    /// The health of the deployment called `key`, made on first use with `policy`.
+    /// The health of the deployment called `key`, made on first use with `policy` (and any
+    /// cooldown another instance has running on it).
     fn get(&self, key: String, policy: CooldownPolicy) -> Arc<Health> {
         let mut by_key = self
             .by_key
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Arc::clone(
-            by_key
-                .entry(key)
-                .or_insert_with(|| Arc::new(Health::new(policy))),
-        )
+        let remote = self.remote.until(&key);
+        Arc::clone(by_key.entry(key).or_insert_with(|| {
+            let health = Arc::new(Health::new(policy));
+            if let Some(until) = remote {
+                health.open_until(until);
+            }
+            health
+        }))
+    }
+
+    /// The health of `key`, if a deployment of that key was built.
+    pub(crate) fn existing(&self, key: &str) -> Option<Arc<Health>> {
+        self.by_key
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key)
+            .cloned()
+    }
+
+    /// Shares cooldowns with the other instances through Redis at `url`. Tasks run on the
+    /// current runtime.
+    pub async fn connect_redis(
+        self: &Arc<HealthRegistry>,
+        url: &str,
+        prefix: &str,
+    ) -> Result<(), redis::RedisError> {
+        let fleet = Fleet::connect(url, prefix, Arc::downgrade(self)).await?;
+        let _ = self.fleet.set(fleet);
+        Ok(())
+    }
+
+    /// Tells the other instances that deployment `key` cools down until `until`.
+    pub fn share_cooldown(&self, key: &str, until: tokio::time::Instant) {
+        if let Some(fleet) = self.fleet.get() {
+            fleet.share(key, until);
+        }
     }
 }
 
@@ -80,6 +116,8 @@ pub struct Runtime {
     pub server: ServerSettings,
     /// Retries and time limits.
     pub routing: RoutingSettings,
+    /// Deployment health, shared with the other workers (and instances).
+    pub health: Arc<HealthRegistry>,
     /// The shared upstream client.
     pub client: switchyard_providers::http::Client,
     /// Model groups in config order.
@@ -95,7 +133,7 @@ impl Runtime {
     /// health comes from (and stays in) `health`.
     pub async fn build(
         config: &ConfigFile,
-        health: &HealthRegistry,
+        health: &Arc<HealthRegistry>,
     ) -> Result<Runtime, BuildError> {
         let routing = &config.routing;
         let policy = CooldownPolicy {
@@ -135,7 +173,7 @@ impl Runtime {
                         deployment.model,
                         deployment.api_base.as_deref().unwrap_or_default()
                     );
-                    build_deployment(deployment, mock_base.as_deref(), health.get(key, policy))
+                    build_deployment(deployment, mock_base.as_deref(), key, policy, health)
                 })
                 .collect::<Result<_, _>>()?;
             let group = Arc::new(ModelGroup {
@@ -168,6 +206,7 @@ impl Runtime {
                 max_timeout: secs(routing.max_timeout_secs),
             },
             client,
+            health: Arc::clone(health),
             groups,
             by_name,
             _mock: mock,
@@ -187,8 +226,11 @@ fn secs(value: f64) -> Duration {
 fn build_deployment(
     config: &DeploymentConfig,
     mock_base: Option<&str>,
-    health: Arc<Health>,
+    key: String,
+    policy: CooldownPolicy,
+    registry: &HealthRegistry,
 ) -> Result<Deployment, BuildError> {
+    let health = registry.get(key.clone(), policy);
     let provider = match config.provider.as_str() {
         "anthropic" | "mock_anthropic" => Provider::Anthropic,
         "gemini" | "mock_gemini" => Provider::Gemini,
@@ -222,6 +264,7 @@ fn build_deployment(
     let cost = config.input_cost_per_mtok * 1e-3 + config.output_cost_per_mtok * 0.5e-3;
     Ok(Deployment {
         label: format!("{}/{}", config.provider, config.model),
+        key,
         upstream,
         weight: config.weight,
         priority: config.priority,

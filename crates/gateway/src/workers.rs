@@ -46,11 +46,13 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Starts `workers` threads serving `config` on `addr`; returns once all listen.
+    /// Starts `workers` threads serving `config` on `addr` with deployment health in `health`;
+    /// returns once all listen.
     pub fn start(
         config: ConfigFile,
         addr: SocketAddr,
         workers: usize,
+        health: Arc<HealthRegistry>,
     ) -> Result<Workers, WorkersError> {
         // Several sockets on port 0 would each get a port of their own.
         let workers = if cfg!(unix) && addr.port() != 0 {
@@ -59,7 +61,6 @@ impl Workers {
             1
         };
         let ready = Arc::new(AtomicBool::new(true));
-        let health = Arc::new(HealthRegistry::default());
         let (stop_tx, stop_rx) = watch::channel(false);
         let (config_tx, config_rx) = watch::channel(Arc::new(config));
         let (reloaded_tx, reloaded_rx) = mpsc::unbounded_channel();

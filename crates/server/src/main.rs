@@ -2,10 +2,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use switchyard_gateway::config::{self, ConfigFile, ProcessEnv, defaults::DEFAULT_CONFIG};
+use switchyard_gateway::runtime::HealthRegistry;
 use switchyard_gateway::workers::Workers;
 use tracing::{info, warn};
 
@@ -144,8 +146,19 @@ fn run_serve(
         let _entered = control.enter();
         (shutdown_signal(), hangup_signal())
     };
-    let mut workers =
-        Workers::start(config, addr, count).with_context(|| format!("cannot serve on {addr}"))?;
+    let health = Arc::new(HealthRegistry::default());
+    if let Some(url) = config.routing.redis_url.clone() {
+        let prefix = config.routing.redis_prefix.clone();
+        // A Redis outage must not stop the gateway: it then keeps cooldowns to itself.
+        match control.block_on(health.connect_redis(&url, &prefix)) {
+            Ok(()) => info!("Sharing cooldowns through Redis"),
+            Err(error) => {
+                warn!(%error, "Cannot reach Redis: cooldowns stay local to this instance")
+            }
+        }
+    }
+    let mut workers = Workers::start(config, addr, count, health)
+        .with_context(|| format!("cannot serve on {addr}"))?;
     info!(
         address = %workers.addr(),
         workers = count,

@@ -37,6 +37,11 @@ pub struct RoutingConfig {
     pub retry_backoff_max_ms: u64,
     /// Largest time limit a caller may ask for with `x-switchyard-timeout`.
     pub max_timeout_secs: f64,
+    /// Redis shared by several gateway instances (`redis://host:6379/`): a cooldown opened by
+    /// one is honoured by all. Without it each instance keeps its own.
+    pub redis_url: Option<String>,
+    /// Prefix of the Redis keys and channel.
+    pub redis_prefix: String,
 }
 
 impl Default for RoutingConfig {
@@ -48,6 +53,8 @@ impl Default for RoutingConfig {
             retry_backoff_ms: 100,
             retry_backoff_max_ms: 5000,
             max_timeout_secs: 600.0,
+            redis_url: None,
+            redis_prefix: "switchyard".to_owned(),
         }
     }
 }

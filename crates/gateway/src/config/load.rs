@@ -353,6 +353,14 @@ fn check_routing(routing: &RoutingConfig, errors: &mut Vec<ConfigError>) {
         false,
         errors,
     );
+    if let Some(url) = &routing.redis_url {
+        let valid = url::Url::parse(url)
+            .map(|url| matches!(url.scheme(), "redis" | "rediss" | "unix" | "redis+unix"))
+            .unwrap_or(false);
+        if !valid {
+            errors.push(error_at("routing.redis_url", "not a redis:// URL"));
+        }
+    }
     if routing.retry_backoff_ms > routing.retry_backoff_max_ms {
         errors.push(error_at(
             "routing.retry_backoff_ms",

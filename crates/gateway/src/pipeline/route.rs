@@ -115,7 +115,9 @@ async fn attempt_group(
                 ErrorKind::RateLimited => Health::RateLimited(error.retry_after),
                 _ => Health::Failure,
             };
-            health.finish(outcome, Instant::now());
+            if let Some(until) = health.finish(outcome, Instant::now()) {
+                runtime.health.share_cooldown(&deployment.key, until);
+            }
         } else {
             drop(health);
         }

@@ -149,7 +149,17 @@ impl Health {
         })
     }
 
-    fn finish(&self, outcome: Outcome, probe: bool, now: Instant) {
+    /// Opens the circuit until `until` (a cooldown another instance decided), unless it is
+    /// already open for longer.
+    pub fn open_until(&self, until: Instant) {
+        let mut state = self.lock();
+        match state.circuit {
+            Circuit::Open { until: current } if current >= until => {}
+            _ => state.circuit = Circuit::Open { until },
+        }
+    }
+
+    fn finish(&self, outcome: Outcome, probe: bool, now: Instant) -> Option<Instant> {
         let mut state = self.lock();
         let decay = state.last_sample.map_or(0.0, |last| {
             decay_weight(now.saturating_duration_since(last))
@@ -194,15 +204,16 @@ impl Health {
                     _ => None,
                 };
                 if let Some(open_for) = open_for {
-                    state.circuit = Circuit::Open {
-                        until: now + open_for,
-                    };
+                    let until = now + open_for;
+                    state.circuit = Circuit::Open { until };
                     state.failures.clear();
+                    return Some(until);
                 } else if probe {
                     state.circuit = Circuit::HalfOpen { probing: false };
                 }
             }
         }
+        None
     }
 }
 
@@ -221,10 +232,10 @@ pub struct Call {
 }
 
 impl Call {
-    /// Records how the call ended.
-    pub fn finish(mut self, outcome: Outcome, now: Instant) {
+    /// Records how the call ended; returns the end of the cooldown if this opened one.
+    pub fn finish(mut self, outcome: Outcome, now: Instant) -> Option<Instant> {
         self.finished = true;
-        self.health.finish(outcome, self.probe, now);
+        self.health.finish(outcome, self.probe, now)
     }
 }
 

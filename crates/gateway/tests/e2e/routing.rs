@@ -342,3 +342,127 @@ models:
     }
     assert!(fast >= 160, "{fast} of 200 went to the faster deployment");
 }
+
+/// A gateway in front of `mock` with `yaml`, whose deployment health lives in `registry`.
+async fn gateway_with(
+    mock: &MockServer,
+    yaml: &str,
+    registry: &std::sync::Arc<switchyard_gateway::runtime::HealthRegistry>,
+) -> switchyard_gateway::Gateway {
+    let text = yaml.replace("{MOCK}", &format!("{}/v1", mock.base_url()));
+    let config = switchyard_gateway::config::validate(
+        &text,
+        &std::collections::HashMap::<String, String>::new(),
+    )
+    .expect("valid config");
+    let runtime = switchyard_gateway::Runtime::build(&config, registry)
+        .await
+        .expect("runtime");
+    switchyard_gateway::Gateway::start(runtime)
+        .await
+        .expect("gateway")
+}
+
+#[tokio::test]
+async fn two_instances_sharing_redis_honour_each_others_cooldowns() {
+    let Ok(url) = std::env::var("SWITCHYARD_TEST_REDIS_URL") else {
+        eprintln!("skipped: SWITCHYARD_TEST_REDIS_URL is not set (CI sets it)");
+        return;
+    };
+    let prefix = format!(
+        "switchyard-test-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_nanos()
+    );
+    let yaml = format!(
+        r#"
+routing:
+  cooldown_failures: 1
+  cooldown_secs: 30
+  redis_url: "{url}"
+  redis_prefix: "{prefix}"
+models:
+  - name: shared
+    retries: 0
+    deployments:
+      - provider: openai_compatible
+        model: "echo?fail=500"
+        api_base: "{{MOCK}}"
+        api_key: k
+"#
+    );
+    let mock = MockServer::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("mock");
+    let registry = || async {
+        let registry = std::sync::Arc::new(switchyard_gateway::runtime::HealthRegistry::default());
+        registry
+            .connect_redis(&url, &prefix)
+            .await
+            .expect("redis answers");
+        registry
+    };
+    let (registry_a, registry_b) = (registry().await, registry().await);
+    let a = gateway_with(&mock, &yaml, &registry_a).await;
+    let b = gateway_with(&mock, &yaml, &registry_b).await;
+    let client = switchyard_providers::http::client(Duration::from_secs(5)).expect("client");
+    let ask = |base: String| {
+        let client = client.clone();
+        async move {
+            client
+                .post(format!("{base}/v1/chat/completions"))
+                .json(&json!({"model": "shared", "messages": user("x")}))
+                .send()
+                .await
+                .expect("sent")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(
+        ask(a.base_url()).await,
+        500,
+        "A calls the upstream and opens the cooldown"
+    );
+    // Wait until A has shared it (the key is written just before it is published).
+    let mut redis = redis::Client::open(url.as_str())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    for _ in 0..100 {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}:cooldown:*"))
+            .query_async(&mut redis)
+            .await
+            .expect("keys");
+        if !keys.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut honoured = false;
+    for _ in 0..100 {
+        if ask(b.base_url()).await == 503 {
+            honoured = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(honoured, "B never learned of A's cooldown");
+    assert_eq!(
+        mock.stats().requests,
+        1,
+        "B did not call the cooling upstream"
+    );
+
+    // An instance that starts later finds the cooldown still running.
+    let registry_c = registry().await;
+    let c = gateway_with(&mock, &yaml, &registry_c).await;
+    assert_eq!(ask(c.base_url()).await, 503);
+    assert_eq!(mock.stats().requests, 1);
+}

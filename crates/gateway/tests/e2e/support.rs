@@ -24,7 +24,7 @@ pub async fn start(models_yaml: &str) -> Setup {
         .expect("mock starts");
     let text = models_yaml.replace("{MOCK}", &format!("{}/v1", mock.base_url()));
     let config = validate(&text, &HashMap::<String, String>::new()).expect("valid test config");
-    let runtime = Runtime::build(&config, &HealthRegistry::default())
+    let runtime = Runtime::build(&config, &std::sync::Arc::new(HealthRegistry::default()))
         .await
         .expect("runtime builds");
     let gateway = Gateway::start(runtime).await.expect("gateway starts");

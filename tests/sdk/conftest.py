@@ -43,6 +43,13 @@ FAULTS = ["400", "401", "429", "500", "503", "529", "reset", "cut", "malformed"]
 # after three content chunks.
 FAULT_OPTIONS = "retry_after=7&cut_after=3&chunk_delay_ms=5"
 
+# Gemini upstream faults, one `gemini-fail-X` model each. A Gemini model is part of the URL path
+# (`models/{model}:generateContent`), so the mock options are spelled with `;` and `,` there
+# instead of `?` and `&`: `echo;fail=429,retry_after=7,…`. `safety` is a candidate withheld
+# (finish reason SAFETY), `blocked` a prompt refused (no candidates, `promptFeedback`).
+GEMINI_FAULTS = ["429", "500", "safety", "blocked", "cut"]
+GEMINI_FAULT_OPTIONS = FAULT_OPTIONS.replace("&", ",")
+
 STARTUP_TIMEOUT = 30.0
 
 # Where the session's process logs and gateway config are, shown when a test fails.
@@ -83,11 +90,20 @@ def _group(name: str, provider: str, model: str, api_base: str, timeout: float |
     )
 
 
+def gemini_model(options: str = "") -> str:
+    """The mock's Gemini model with `options` (`fail=500,retry_after=7`), in the path-safe
+    `echo;k=v,k=v` spelling."""
+    assert "?" not in options and "&" not in options, "use , between Gemini mock options"
+    return f"echo;{options}" if options else "echo"
+
+
 def gateway_config(listen: str, mock_v1: str) -> str:
-    """The gateway config: both dialects of the mock, and one model per fault the tests use."""
+    """The gateway config: the three upstream formats the mock speaks (OpenAI, Anthropic,
+    Gemini), and one model per fault the tests use."""
     groups = [
         _group("gpt", "openai_compatible", "echo", mock_v1),
         _group("claude", "anthropic", "echo", mock_v1),
+        _group("gemini", "gemini", gemini_model(), mock_v1),
         _group("gpt-hang", "openai_compatible", "echo?fail=hang", mock_v1, timeout=0.5),
         _group("claude-hang", "anthropic", "echo?fail=hang", mock_v1, timeout=0.5),
         # Port 9 (discard) has nothing listening on loopback: connections are refused.
@@ -98,6 +114,9 @@ def gateway_config(listen: str, mock_v1: str) -> str:
         model = f"echo?fail={fault}&{FAULT_OPTIONS}"
         groups.append(_group(f"gpt-fail-{fault}", "openai_compatible", model, mock_v1))
         groups.append(_group(f"claude-fail-{fault}", "anthropic", model, mock_v1))
+    for fault in GEMINI_FAULTS:
+        model = gemini_model(f"fail={fault},{GEMINI_FAULT_OPTIONS}")
+        groups.append(_group(f"gemini-fail-{fault}", "gemini", model, mock_v1))
     return (
         "server:\n"
         f"  listen: {listen}\n"

@@ -95,7 +95,7 @@ impl ModelGroup {
             let candidates: Vec<Candidate> = in_tier
                 .iter()
                 .map(|&i| Candidate {
-                    weight: self.deployments[i].weight,
+                    weight: self.deployments[i].weight * headroom_factor(snapshots[i].headroom),
                     in_flight: snapshots[i].in_flight,
                     latency_us: snapshots[i].latency_us,
                     error_rate: snapshots[i].error_rate,
@@ -120,6 +120,15 @@ impl ModelGroup {
             .map_or(Duration::ZERO, |until| until.saturating_duration_since(now));
         Pick::AllCooling(back_in)
     }
+}
+
+/// Below this share of its rate limit left, a deployment's share of traffic shrinks with it.
+const HEADROOM_KNEE: f64 = 0.2;
+
+/// The weight multiplier for a deployment with `headroom` of its rate limit left: 1 above the
+/// knee, then falling linearly, never below 5% so that it keeps reporting.
+fn headroom_factor(headroom: f64) -> f64 {
+    (headroom / HEADROOM_KNEE).clamp(0.05, 1.0)
 }
 
 #[cfg(test)]
@@ -230,6 +239,28 @@ mod tests {
         // The fast one slows down: the share moves.
         let served = run([200, 50], &mut now);
         assert!(served[1] >= 800, "{served:?}");
+    }
+
+    #[test]
+    fn a_deployment_near_its_rate_limit_gets_less_traffic() {
+        let group = group(vec![deployment("roomy", 1), deployment("tight", 1)]);
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "x-ratelimit-remaining-requests",
+            http::HeaderValue::from_static("2"),
+        );
+        headers.insert(
+            "x-ratelimit-limit-requests",
+            http::HeaderValue::from_static("100"),
+        );
+        group.deployments[1].health.headroom.record(&headers);
+        let mut rng = fastrand::Rng::with_seed(5);
+        let now = Instant::now();
+        let tight = (0..2_000)
+            .filter(|_| picked(group.pick(now, &[], &mut rng)) == 1)
+            .count();
+        // 2% left: a tenth of its weight, about 9% of the calls.
+        assert!((100..260).contains(&tight), "{tight} of 2000");
     }
 
     #[test]

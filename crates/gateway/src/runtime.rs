@@ -259,7 +259,8 @@ fn build_deployment(
         first_byte: config.ttft_timeout_secs.map_or(total, secs),
     };
     let upstream = Upstream::new(provider, base, config.model.clone(), api_key, timeouts)
-        .map_err(|error| BuildError::Endpoint(format!("{}: {error}", config.model)))?;
+        .map_err(|error| BuildError::Endpoint(format!("{}: {error}", config.model)))?
+        .with_headroom(Arc::clone(&health.headroom));
     // The cost strategy compares a call of 1,000 input and 500 output tokens.
     let cost = config.input_cost_per_mtok * 1e-3 + config.output_cost_per_mtok * 0.5e-3;
     Ok(Deployment {

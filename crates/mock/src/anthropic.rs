@@ -98,6 +98,15 @@ pub(crate) async fn messages(State(state): State<Shared>, request: Request) -> R
         }
     };
     reply::insert(&mut response, "request-id", &request_id);
+    if let Some(remaining) = options.ratelimit_remaining {
+        reply::insert(&mut response, "anthropic-ratelimit-requests-limit", "100");
+        let remaining = remaining.to_string();
+        reply::insert(
+            &mut response,
+            "anthropic-ratelimit-requests-remaining",
+            &remaining,
+        );
+    }
     response
 }
 

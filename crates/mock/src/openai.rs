@@ -97,6 +97,14 @@ pub(crate) async fn chat_completions(State(state): State<Shared>, request: Reque
         }
     };
     reply::insert(&mut response, "x-request-id", &ids::new("req_", 32));
+    if let Some(remaining) = options.ratelimit_remaining {
+        reply::insert(&mut response, "x-ratelimit-limit-requests", "100");
+        reply::insert(
+            &mut response,
+            "x-ratelimit-remaining-requests",
+            &remaining.to_string(),
+        );
+    }
     response
 }
 

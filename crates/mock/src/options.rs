@@ -34,6 +34,9 @@ pub(crate) struct Options {
     pub cut_after: usize,
     /// Prompt tokens reported as read from the provider's cache.
     pub cached_tokens: u64,
+    /// Success answers announce this many requests left of 100 in the provider's rate-limit
+    /// headers (`x-ratelimit-*`, `anthropic-ratelimit-*`).
+    pub ratelimit_remaining: Option<u64>,
     /// OpenAI reasoning tokens reported in `completion_tokens_details`.
     pub reasoning_tokens: u64,
     /// Forces the finish reason.
@@ -52,6 +55,7 @@ impl Default for Options {
             retry_after: 1,
             cut_after: 2,
             cached_tokens: 0,
+            ratelimit_remaining: None,
             reasoning_tokens: 0,
             finish: None,
         }
@@ -158,6 +162,7 @@ impl Options {
             "retry_after" => self.retry_after = number()?,
             "cut_after" => self.cut_after = usize::try_from(number()?).map_err(|_| bad())?,
             "cached_tokens" => self.cached_tokens = number()?,
+            "ratelimit_remaining" => self.ratelimit_remaining = Some(number()?),
             "reasoning_tokens" => self.reasoning_tokens = number()?,
             "finish" => {
                 self.finish = Some(match value {

@@ -25,6 +25,6 @@ pub mod provider;
 pub mod relay;
 pub mod sse;
 
-pub use provider::{EndpointError, Limits, Provider, Timeouts, Upstream, UpstreamStream};
+pub use provider::{EndpointError, Headroom, Limits, Provider, Timeouts, Upstream, UpstreamStream};
 pub use relay::{Relay, RelayedResponse};
 pub use switchyard_types::ApiError;

@@ -1,5 +1,7 @@
 //! The closed set of upstream kinds and one call to an upstream, streamed or not.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -59,6 +61,74 @@ pub enum EndpointError {
     Key,
 }
 
+/// How much of its rate limit an upstream last said it has left, from the providers'
+/// rate-limit headers (`x-ratelimit-remaining-*` and `-limit-*`, `anthropic-ratelimit-*`):
+/// the smallest remaining share over requests and tokens. Shared by every worker.
+#[derive(Debug)]
+pub struct Headroom {
+    /// Thousandths of the limit left.
+    permille: AtomicU32,
+}
+
+impl Default for Headroom {
+    fn default() -> Headroom {
+        Headroom {
+            permille: AtomicU32::new(1000),
+        }
+    }
+}
+
+/// `(remaining, limit)` header pairs, OpenAI's then Anthropic's.
+const RATE_LIMIT_HEADERS: &[(&str, &str)] = &[
+    (
+        "x-ratelimit-remaining-requests",
+        "x-ratelimit-limit-requests",
+    ),
+    ("x-ratelimit-remaining-tokens", "x-ratelimit-limit-tokens"),
+    (
+        "anthropic-ratelimit-requests-remaining",
+        "anthropic-ratelimit-requests-limit",
+    ),
+    (
+        "anthropic-ratelimit-tokens-remaining",
+        "anthropic-ratelimit-tokens-limit",
+    ),
+    (
+        "anthropic-ratelimit-input-tokens-remaining",
+        "anthropic-ratelimit-input-tokens-limit",
+    ),
+    (
+        "anthropic-ratelimit-output-tokens-remaining",
+        "anthropic-ratelimit-output-tokens-limit",
+    ),
+];
+
+impl Headroom {
+    /// The share of the limit left, 0..=1 (1 until an upstream says otherwise).
+    pub fn fraction(&self) -> f64 {
+        f64::from(self.permille.load(Ordering::Relaxed)) / 1000.0
+    }
+
+    /// Takes what an answer's headers say; headers without rate-limit figures change nothing.
+    pub fn record(&self, headers: &http::HeaderMap) {
+        let number = |name: &str| -> Option<f64> {
+            headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok()
+        };
+        let share = RATE_LIMIT_HEADERS
+            .iter()
+            .filter_map(|(remaining, limit)| {
+                let (remaining, limit) = (number(remaining)?, number(limit)?);
+                (limit > 0.0).then(|| (remaining / limit).clamp(0.0, 1.0))
+            })
+            .reduce(f64::min);
+        if let Some(share) = share {
+            // Rounded thousandths of a share in 0..=1 fit a u32.
+            self.permille
+                .store((share * 1000.0).round() as u32, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Time limits of one endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
@@ -94,6 +164,8 @@ pub struct Upstream {
     pub timeouts: Timeouts,
     /// The auth and version headers, built once (marked sensitive: never logged).
     headers: http::HeaderMap,
+    /// The rate-limit headroom its answers report.
+    pub headroom: Arc<Headroom>,
 }
 
 impl Upstream {
@@ -153,7 +225,16 @@ impl Upstream {
             api_key,
             timeouts,
             headers,
+            headroom: Arc::default(),
         })
+    }
+
+    /// Reports rate-limit headroom into `headroom` (shared with the router) instead of a
+    /// private one.
+    #[must_use]
+    pub fn with_headroom(mut self, headroom: Arc<Headroom>) -> Upstream {
+        self.headroom = headroom;
+        self
     }
 
     /// The limits of a call starting `now` with this endpoint's timeouts, capped by `cap` (the
@@ -281,6 +362,7 @@ impl Upstream {
             .headers(self.headers.clone())
             .body(body);
         let response = builder.send().await.map_err(transport_error)?;
+        self.headroom.record(response.headers());
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -465,5 +547,44 @@ impl UpstreamStream {
                 return Some(Err(error));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headroom_is_the_smallest_remaining_share() {
+        let headroom = Headroom::default();
+        assert_eq!(headroom.fraction(), 1.0);
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "content-type",
+            http::HeaderValue::from_static("application/json"),
+        );
+        headroom.record(&headers);
+        assert_eq!(headroom.fraction(), 1.0, "no figures, no change");
+        for (name, value) in [
+            ("x-ratelimit-remaining-requests", "40"),
+            ("x-ratelimit-limit-requests", "100"),
+            ("x-ratelimit-remaining-tokens", "9000"),
+            ("x-ratelimit-limit-tokens", "10000"),
+        ] {
+            headers.insert(name, http::HeaderValue::from_static(value));
+        }
+        headroom.record(&headers);
+        assert_eq!(headroom.fraction(), 0.4);
+        let mut anthropic = http::HeaderMap::new();
+        anthropic.insert(
+            "anthropic-ratelimit-requests-remaining",
+            http::HeaderValue::from_static("5"),
+        );
+        anthropic.insert(
+            "anthropic-ratelimit-requests-limit",
+            http::HeaderValue::from_static("50"),
+        );
+        headroom.record(&anthropic);
+        assert_eq!(headroom.fraction(), 0.1);
     }
 }

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use switchyard_providers::Headroom;
 use tokio::time::Instant;
 
 /// When a deployment is taken out of rotation and for how long.
@@ -64,6 +65,8 @@ struct State {
 /// The health of one deployment.
 #[derive(Debug)]
 pub struct Health {
+    /// The rate-limit headroom the deployment's answers report (passive health).
+    pub headroom: Arc<Headroom>,
     policy: CooldownPolicy,
     in_flight: AtomicU32,
     state: Mutex<State>,
@@ -82,6 +85,8 @@ pub struct Snapshot {
     pub latency_us: f64,
     /// Recent error rate, 0..1.
     pub error_rate: f64,
+    /// Share of its rate limit the upstream last reported left, 0..1.
+    pub headroom: f64,
 }
 
 /// Decay time constant of the latency and error averages.
@@ -91,6 +96,7 @@ impl Health {
     /// A healthy deployment under `policy`.
     pub fn new(policy: CooldownPolicy) -> Health {
         Health {
+            headroom: Arc::default(),
             policy,
             in_flight: AtomicU32::new(0),
             state: Mutex::new(State {
@@ -125,6 +131,7 @@ impl Health {
             in_flight: self.in_flight.load(Ordering::Relaxed),
             latency_us: state.latency_us,
             error_rate: state.error_rate,
+            headroom: self.headroom.fraction(),
         }
     }
 

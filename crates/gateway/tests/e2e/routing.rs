@@ -466,3 +466,39 @@ models:
     assert_eq!(ask(c.base_url()).await, 503);
     assert_eq!(mock.stats().requests, 1);
 }
+
+#[tokio::test]
+async fn rate_limit_headers_lower_a_deployments_share_before_it_hits_the_limit() {
+    let setup = support::start(
+        r#"
+models:
+  - name: pair
+    deployments:
+      - provider: openai_compatible
+        model: "echo"
+        api_base: "{MOCK}"
+        api_key: k
+      - provider: openai_compatible
+        model: "echo?ratelimit_remaining=1"
+        api_base: "{MOCK}"
+        api_key: k
+"#,
+    )
+    .await;
+    let mut tight = 0;
+    for request in 0..300 {
+        let response = setup
+            .openai(&json!({"model": "pair", "messages": user("x")}))
+            .await;
+        assert_eq!(response.status(), 200);
+        // Until its first answer the gateway cannot know; count once both have answered.
+        if request >= 20 && header(&response, "x-switchyard-deployment").contains("ratelimit") {
+            tight += 1;
+        }
+    }
+    // 1% of its limit left: a twentieth of its weight, about 5% of the calls (50% without).
+    assert!(
+        tight < 40,
+        "the nearly exhausted deployment still got {tight} of 280 calls"
+    );
+}

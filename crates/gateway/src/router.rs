@@ -4,7 +4,9 @@
 //! - [`strategy`]: how one deployment is chosen among the available ones (pure).
 //! - [`health`]: in-flight calls, latency, errors and the circuit breaker of a deployment.
 //! - [`fleet`]: cooldowns shared between gateway instances through Redis.
+//! - [`checks`]: active health checks at a group's configured interval.
 
+pub mod checks;
 pub mod fleet;
 pub mod health;
 pub mod strategy;
@@ -54,6 +56,8 @@ pub struct ModelGroup {
     pub context_window_fallbacks: Vec<String>,
     /// Groups tried when this one's content policy refuses.
     pub content_policy_fallbacks: Vec<String>,
+    /// Interval of active health checks, when the group wants them.
+    pub health_check_interval: Option<Duration>,
 }
 
 /// The outcome of choosing a deployment for one attempt.
@@ -176,6 +180,7 @@ mod tests {
             fallbacks: Vec::new(),
             context_window_fallbacks: Vec::new(),
             content_policy_fallbacks: Vec::new(),
+            health_check_interval: None,
         }
     }
 

@@ -184,6 +184,7 @@ impl Runtime {
                 fallbacks: model.fallbacks.clone(),
                 context_window_fallbacks: model.context_window_fallbacks.clone(),
                 content_policy_fallbacks: model.content_policy_fallbacks.clone(),
+                health_check_interval: model.health_check_interval_secs.map(secs),
             });
             for name in std::iter::once(&model.name).chain(&model.aliases) {
                 by_name.insert(name.clone(), Arc::clone(&group));

@@ -9,10 +9,11 @@ use std::sync::atomic::Ordering;
 use arc_swap::ArcSwap;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tracing::{info, warn};
 
 use crate::app::{AppState, build_router};
+use crate::router::checks;
 use crate::runtime::Runtime;
 
 /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests and streams
@@ -63,6 +64,7 @@ pub struct Gateway {
     addr: SocketAddr,
     runtime: Arc<ArcSwap<Runtime>>,
     stop: Option<oneshot::Sender<()>>,
+    stop_checks: watch::Sender<bool>,
     done: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
@@ -74,6 +76,8 @@ impl Gateway {
         let (stop, stopped) = oneshot::channel::<()>();
         let state = AppState::new(runtime);
         let runtime = Arc::clone(&state.runtime);
+        let (stop_checks, checks_stopped) = watch::channel(false);
+        tokio::task::spawn(checks::run(Arc::clone(&runtime), checks_stopped));
         let done = tokio::task::spawn(serve(state, listener, async move {
             let _ = stopped.await;
         }));
@@ -81,6 +85,7 @@ impl Gateway {
             addr,
             runtime,
             stop: Some(stop),
+            stop_checks,
             done: Some(done),
         })
     }
@@ -102,6 +107,7 @@ impl Gateway {
 
     /// Begins a graceful shutdown and waits until the server returned.
     pub async fn shutdown(mut self) -> std::io::Result<()> {
+        let _ = self.stop_checks.send(true);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -114,6 +120,7 @@ impl Gateway {
 
 impl Drop for Gateway {
     fn drop(&mut self) {
+        let _ = self.stop_checks.send(true);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

@@ -18,6 +18,7 @@ use tracing::{info, warn};
 
 use crate::app::AppState;
 use crate::config::ConfigFile;
+use crate::router::checks;
 use crate::runtime::{BuildError, HealthRegistry, Runtime};
 use crate::serve::serve;
 
@@ -68,6 +69,7 @@ impl Workers {
         let mut threads = Vec::with_capacity(workers);
         for index in 0..workers {
             let worker = Worker {
+                index,
                 ready: Arc::clone(&ready),
                 health: Arc::clone(&health),
                 stop: stop_rx.clone(),
@@ -150,6 +152,7 @@ impl Workers {
 
 /// What one worker thread needs.
 struct Worker {
+    index: usize,
     ready: Arc<AtomicBool>,
     health: Arc<HealthRegistry>,
     stop: watch::Receiver<bool>,
@@ -215,7 +218,13 @@ impl Worker {
                     let _ = self.reloaded.send(result);
                 }
             };
-            let (served, ()) = tokio::join!(serving, reloading);
+            // Active health checks run on the first worker only: one probe per deployment.
+            let checking = async {
+                if self.index == 0 {
+                    checks::run(Arc::clone(&current), self.stop.clone()).await;
+                }
+            };
+            let (served, (), ()) = tokio::join!(serving, reloading, checking);
             served?;
             info!("Worker stopped");
             Ok(())

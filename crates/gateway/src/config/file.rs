@@ -111,6 +111,10 @@ pub struct ModelConfig {
     /// Groups tried when this one's content policy refuses the request.
     #[serde(default)]
     pub content_policy_fallbacks: Vec<String>,
+    /// Send every deployment a one-token request this often (active health checks); off when
+    /// absent.
+    #[serde(default)]
+    pub health_check_interval_secs: Option<f64>,
 }
 
 /// Two retries: three attempts in all.

@@ -404,6 +404,14 @@ fn check_models(models: &[(usize, ModelConfig, Vec<usize>)], errors: &mut Vec<Co
         for (d, deployment) in positions.iter().zip(&model.deployments) {
             check_deployment(deployment, &format!("{path}.deployments[{d}]"), errors);
         }
+        if let Some(interval) = model.health_check_interval_secs {
+            check_seconds(
+                interval,
+                &format!("{path}.health_check_interval_secs"),
+                false,
+                errors,
+            );
+        }
     }
     for (index, model, _) in models {
         for (key, list) in [

@@ -166,6 +166,24 @@ impl Health {
         }
     }
 
+    /// Records an active health check: a success closes the circuit at once (the deployment
+    /// is back before its cooldown ends); a failure counts like a failed call. Returns the
+    /// end of the cooldown if this opened one.
+    pub fn record_check(&self, healthy: bool, now: Instant) -> Option<Instant> {
+        if healthy {
+            let mut state = self.lock();
+            state.circuit = Circuit::Closed;
+            state.failures.clear();
+            None
+        } else {
+            let open = matches!(self.lock().circuit, Circuit::Open { until } if until > now);
+            if open {
+                return None;
+            }
+            self.finish(Outcome::Failure, false, now)
+        }
+    }
+
     fn finish(&self, outcome: Outcome, probe: bool, now: Instant) -> Option<Instant> {
         let mut state = self.lock();
         let decay = state.last_sample.map_or(0.0, |last| {
@@ -346,6 +364,22 @@ mod tests {
         let after = t0 + Duration::from_secs(31);
         drop(health.begin(after).expect("probe"));
         assert!(health.begin(after).is_some());
+    }
+
+    #[test]
+    fn a_passing_check_brings_a_deployment_back_early() {
+        let health = health(1);
+        let t0 = Instant::now();
+        fail(&health, t0);
+        assert!(!health.snapshot(t0).available);
+        assert_eq!(health.record_check(true, t0 + Duration::from_secs(1)), None);
+        assert!(health.snapshot(t0 + Duration::from_secs(1)).available);
+        let later = t0 + Duration::from_secs(2);
+        assert_eq!(
+            health.record_check(false, later),
+            Some(later + Duration::from_secs(30)),
+            "a failing check counts like a failed call"
+        );
     }
 
     #[test]

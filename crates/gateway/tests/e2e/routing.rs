@@ -502,3 +502,55 @@ models:
         "the nearly exhausted deployment still got {tight} of 280 calls"
     );
 }
+
+#[tokio::test]
+async fn active_health_checks_find_a_broken_deployment_before_traffic_and_bring_it_back() {
+    let spare = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let spare_addr = spare.local_addr().expect("addr");
+    drop(spare);
+    let setup = support::start(&format!(
+        r#"
+routing:
+  cooldown_failures: 1
+  cooldown_secs: 60
+models:
+  - name: checked
+    health_check_interval_secs: 0.1
+    deployments:
+      - provider: openai_compatible
+        model: "echo?d=up"
+        api_base: "{{MOCK}}"
+        api_key: k
+      - provider: openai_compatible
+        model: "echo?d=down"
+        api_base: "http://{spare_addr}/v1"
+        api_key: k
+"#
+    ))
+    .await;
+    // Let a check find the broken one; then no request should need a second attempt.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    for _ in 0..20 {
+        let response = setup
+            .openai(&json!({"model": "checked", "messages": user("x")}))
+            .await;
+        assert_eq!(header(&response, "x-switchyard-attempts"), "1");
+        assert!(header(&response, "x-switchyard-deployment").ends_with("d=up"));
+    }
+    // It comes back long before its 60 s cooldown: a passing check returns it.
+    let _revived = MockServer::start(spare_addr)
+        .await
+        .expect("mock on the spare port");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let mut back = false;
+    for _ in 0..40 {
+        let response = setup
+            .openai(&json!({"model": "checked", "messages": user("x")}))
+            .await;
+        if header(&response, "x-switchyard-deployment").ends_with("d=down") {
+            back = true;
+            break;
+        }
+    }
+    assert!(back, "the repaired deployment never served again");
+}

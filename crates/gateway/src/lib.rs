@@ -9,6 +9,7 @@
 //! - [`runtime`]: what a validated config builds (client, groups, in-process mock).
 //! - [`config`]: the config file, its loading and validation, and the embedded defaults.
 //! - [`error`]: the single mapping from an error to the client's status and body.
+//! - [`tokens`]: prompt token counting for the context-window check.
 //! - [`serve`]: listening, graceful shutdown, and a gateway on an ephemeral port for tests.
 //! - [`workers`]: thread-per-core serving, one runtime and listener per worker thread.
 
@@ -20,6 +21,7 @@ pub mod pipeline;
 pub mod router;
 pub mod runtime;
 pub mod serve;
+pub mod tokens;
 pub mod workers;
 
 pub use app::{AppState, build_router};

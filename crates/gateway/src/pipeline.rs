@@ -45,6 +45,8 @@ pub struct Ctx {
     pub attempts: u32,
     /// The fallback group that served the call, when one did.
     pub fallback: Option<String>,
+    /// The prompt's tokens, once counted (only when a context window needs checking).
+    pub prompt_tokens: Option<u64>,
 }
 
 impl Ctx {
@@ -61,6 +63,7 @@ impl Ctx {
             deployment: None,
             attempts: 0,
             fallback: None,
+            prompt_tokens: None,
         }
     }
 }

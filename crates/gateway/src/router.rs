@@ -33,6 +33,8 @@ pub struct Deployment {
     pub weight: f64,
     /// Tier: lower tiers are used first.
     pub priority: u32,
+    /// The model's input limit in tokens, when known.
+    pub max_input_tokens: Option<u64>,
     /// Price of a typical call, for the cost strategy.
     pub cost: f64,
     /// Shared by every worker thread, kept across config reloads.
@@ -70,17 +72,23 @@ pub enum Pick<'a> {
 }
 
 impl ModelGroup {
-    /// Chooses the deployment for the next attempt at `now`. Deployments in `tried` are
-    /// avoided while another one is available; within the lowest tier that has an available
-    /// deployment, the group's strategy chooses.
-    pub fn pick(&self, now: Instant, tried: &[usize], rng: &mut fastrand::Rng) -> Pick<'_> {
+    /// Chooses the deployment for the next attempt at `now`. Deployments in `excluded` are
+    /// never chosen; those in `tried` are avoided while another one is available; within the
+    /// lowest tier that has an available deployment, the group's strategy chooses.
+    pub fn pick(
+        &self,
+        now: Instant,
+        excluded: &[usize],
+        tried: &[usize],
+        rng: &mut fastrand::Rng,
+    ) -> Pick<'_> {
         let snapshots: Vec<_> = self
             .deployments
             .iter()
             .map(|deployment| deployment.health.snapshot(now))
             .collect();
         let mut open: Vec<usize> = (0..self.deployments.len())
-            .filter(|&i| snapshots[i].available)
+            .filter(|&i| snapshots[i].available && !excluded.contains(&i))
             .collect();
         if open.iter().any(|i| !tried.contains(i)) {
             open.retain(|i| !tried.contains(i));
@@ -119,7 +127,9 @@ impl ModelGroup {
         }
         let back_in = snapshots
             .iter()
-            .filter_map(|snapshot| snapshot.cooling_until)
+            .enumerate()
+            .filter(|(i, _)| !excluded.contains(i))
+            .filter_map(|(_, snapshot)| snapshot.cooling_until)
             .min()
             .map_or(Duration::ZERO, |until| until.saturating_duration_since(now));
         Pick::AllCooling(back_in)
@@ -162,6 +172,7 @@ mod tests {
             .expect("upstream"),
             weight: 1.0,
             priority,
+            max_input_tokens: None,
             cost: 0.0,
             health: Arc::new(Health::new(CooldownPolicy {
                 failures: 1,
@@ -197,13 +208,13 @@ mod tests {
         let mut rng = fastrand::Rng::with_seed(3);
         let now = Instant::now();
         for _ in 0..20 {
-            assert_eq!(picked(group.pick(now, &[], &mut rng)), 0);
+            assert_eq!(picked(group.pick(now, &[], &[], &mut rng)), 0);
         }
-        let Pick::Call(_, _, call) = group.pick(now, &[], &mut rng) else {
+        let Pick::Call(_, _, call) = group.pick(now, &[], &[], &mut rng) else {
             panic!("a call");
         };
         call.finish(Outcome::Failure, now);
-        assert_eq!(picked(group.pick(now, &[], &mut rng)), 1);
+        assert_eq!(picked(group.pick(now, &[], &[], &mut rng)), 1);
     }
 
     #[test]
@@ -212,10 +223,13 @@ mod tests {
         let mut rng = fastrand::Rng::with_seed(3);
         let now = Instant::now();
         for _ in 0..20 {
-            assert_eq!(picked(group.pick(now, &[0], &mut rng)), 1);
+            assert_eq!(picked(group.pick(now, &[], &[0], &mut rng)), 1);
         }
         // Every one tried: the same may be tried again.
-        assert!(matches!(group.pick(now, &[0, 1], &mut rng), Pick::Call(..)));
+        assert!(matches!(
+            group.pick(now, &[], &[0, 1], &mut rng),
+            Pick::Call(..)
+        ));
     }
 
     #[test]
@@ -227,7 +241,7 @@ mod tests {
         let mut run = |latencies: [u64; 2], now: &mut Instant| {
             let mut served = [0u32; 2];
             for _ in 0..1_000 {
-                let Pick::Call(index, _, call) = group.pick(*now, &[], &mut rng) else {
+                let Pick::Call(index, _, call) = group.pick(*now, &[], &[], &mut rng) else {
                     panic!("a call");
                 };
                 served[index] += 1;
@@ -262,7 +276,7 @@ mod tests {
         let mut rng = fastrand::Rng::with_seed(5);
         let now = Instant::now();
         let tight = (0..2_000)
-            .filter(|_| picked(group.pick(now, &[], &mut rng)) == 1)
+            .filter(|_| picked(group.pick(now, &[], &[], &mut rng)) == 1)
             .count();
         // 2% left: a tenth of its weight, about 9% of the calls.
         assert!((100..260).contains(&tight), "{tight} of 2000");
@@ -273,11 +287,11 @@ mod tests {
         let group = group(vec![deployment("a", 1)]);
         let mut rng = fastrand::Rng::with_seed(3);
         let now = Instant::now();
-        let Pick::Call(_, _, call) = group.pick(now, &[], &mut rng) else {
+        let Pick::Call(_, _, call) = group.pick(now, &[], &[], &mut rng) else {
             panic!("a call");
         };
         call.finish(Outcome::RateLimited(Some(Duration::from_secs(9))), now);
-        match group.pick(now + Duration::from_secs(2), &[], &mut rng) {
+        match group.pick(now + Duration::from_secs(2), &[], &[], &mut rng) {
             Pick::AllCooling(back_in) => assert_eq!(back_in, Duration::from_secs(7)),
             Pick::Call(..) => panic!("everything is cooling"),
         }

@@ -159,6 +159,15 @@ impl Runtime {
             None
         };
         let mock_base = mock.as_ref().map(MockServer::base_url);
+        let counts_tokens = config.models.iter().any(|model| {
+            model
+                .deployments
+                .iter()
+                .any(|deployment| deployment.max_input_tokens.is_some())
+        });
+        if counts_tokens {
+            crate::tokens::warm();
+        }
         let mut groups = Vec::with_capacity(config.models.len());
         let mut by_name = HashMap::new();
         for model in &config.models {
@@ -270,6 +279,7 @@ fn build_deployment(
         upstream,
         weight: config.weight,
         priority: config.priority,
+        max_input_tokens: config.max_input_tokens,
         cost,
         health,
     })

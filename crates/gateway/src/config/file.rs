@@ -152,6 +152,10 @@ pub struct DeploymentConfig {
     /// Tier: a deployment is used only when no deployment of a lower tier is available.
     #[serde(default = "default_priority")]
     pub priority: u32,
+    /// The model's input limit in tokens: a longer prompt never reaches this deployment (the
+    /// group's `context_window_fallbacks` take it when no deployment can).
+    #[serde(default)]
+    pub max_input_tokens: Option<u64>,
     /// Price in USD per million input tokens (cost strategy).
     #[serde(default)]
     pub input_cost_per_mtok: f64,

@@ -20,6 +20,7 @@ use super::{Ctx, Outcome, call};
 use crate::router::health::Outcome as Health;
 use crate::router::{ModelGroup, Pick};
 use crate::runtime::Runtime;
+use crate::tokens;
 
 /// Tries the requested group, then its fallbacks.
 pub async fn run(runtime: &Runtime, ctx: &mut Ctx) -> Result<Outcome, ApiError> {
@@ -83,6 +84,10 @@ async fn attempt_group(
     deadline: Instant,
     rng: &mut fastrand::Rng,
 ) -> Result<Outcome, ApiError> {
+    let too_small = too_small(ctx, group);
+    if too_small.len() == group.deployments.len() {
+        return Err(prompt_too_long(ctx, group));
+    }
     let mut tried: Vec<usize> = Vec::new();
     let mut last_error: Option<ApiError> = None;
     for attempt in 0..=group.retries {
@@ -90,7 +95,7 @@ async fn attempt_group(
         if now >= deadline {
             break;
         }
-        let (index, deployment, health) = match group.pick(now, &tried, rng) {
+        let (index, deployment, health) = match group.pick(now, &too_small, &tried, rng) {
             Pick::Call(index, deployment, health) => (index, deployment, health),
             Pick::AllCooling(back_in) => {
                 return Err(last_error.unwrap_or_else(|| all_cooling(group, back_in)));
@@ -141,6 +146,48 @@ async fn attempt_group(
         )
         .with_code("upstream_timeout")
     }))
+}
+
+/// The deployments of `group` whose input limit the prompt exceeds. The prompt is counted only
+/// when its byte length does not already prove it fits, and then once per request.
+fn too_small(ctx: &mut Ctx, group: &ModelGroup) -> Vec<usize> {
+    let mut too_small = Vec::new();
+    for (index, deployment) in group.deployments.iter().enumerate() {
+        let Some(limit) = deployment.max_input_tokens else {
+            continue;
+        };
+        if tokens::upper_bound(&ctx.request) <= limit {
+            continue;
+        }
+        let count = *ctx
+            .prompt_tokens
+            .get_or_insert_with(|| tokens::count(&ctx.request));
+        if count > limit {
+            too_small.push(index);
+        }
+    }
+    too_small
+}
+
+/// Every deployment of `group` is too small for the prompt: the provider's own
+/// context-length error, raised before calling any of them.
+fn prompt_too_long(ctx: &Ctx, group: &ModelGroup) -> ApiError {
+    let largest = group
+        .deployments
+        .iter()
+        .filter_map(|deployment| deployment.max_input_tokens)
+        .max()
+        .unwrap_or_default();
+    ApiError::new(
+        ErrorKind::InvalidRequest,
+        Origin::Client,
+        format!(
+            "The prompt has {} tokens; model group `{}` takes at most {largest}.",
+            ctx.prompt_tokens.unwrap_or_default(),
+            group.name
+        ),
+    )
+    .with_code("context_length_exceeded")
 }
 
 /// The wait before retry number `attempt + 1`: the upstream's `Retry-After` when it gave one,

@@ -554,3 +554,66 @@ models:
     }
     assert!(back, "the repaired deployment never served again");
 }
+
+#[tokio::test]
+async fn a_prompt_too_long_for_a_group_goes_to_its_context_window_fallback_without_a_call() {
+    let setup = support::start(
+        r#"
+models:
+  - name: small
+    context_window_fallbacks: [large]
+    deployments:
+      - provider: openai_compatible
+        model: "echo?d=small"
+        api_base: "{MOCK}"
+        api_key: k
+        max_input_tokens: 40
+  - name: large
+    deployments:
+      - provider: anthropic
+        model: "echo?d=large"
+        api_base: "{MOCK}"
+        api_key: k
+        max_input_tokens: 100000
+"#,
+    )
+    .await;
+    let short = setup
+        .openai(&json!({"model": "small", "messages": user("short prompt")}))
+        .await;
+    assert_eq!(
+        header(&short, "x-switchyard-deployment"),
+        "openai_compatible/echo?d=small"
+    );
+    let before = setup.mock.stats().requests;
+
+    let long = "many words ".repeat(60);
+    let response = setup
+        .openai(&json!({"model": "small", "messages": user(&long)}))
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "x-switchyard-fallback"), "large");
+    assert_eq!(
+        header(&response, "x-switchyard-deployment"),
+        "anthropic/echo?d=large"
+    );
+    assert_eq!(
+        header(&response, "x-switchyard-attempts"),
+        "1",
+        "the small model was not called"
+    );
+    assert_eq!(setup.mock.stats().requests, before + 1);
+
+    // Without a fallback the caller hears why, in the provider's own terms.
+    let response = setup
+        .client
+        .post(setup.url("/v1/chat/completions"))
+        .header("x-switchyard-fallbacks", "off")
+        .json(&json!({"model": "small", "messages": user(&long)}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "context_length_exceeded");
+}

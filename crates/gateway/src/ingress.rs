@@ -141,6 +141,16 @@ fn read_routing_headers(
             std::time::Duration::from_secs_f64(seconds.min(1e9)).min(runtime.routing.max_timeout),
         );
     }
+    if let Some(value) = headers.get("x-switchyard-provider-key") {
+        let key = value.to_str().map(str::trim).unwrap_or_default();
+        if key.is_empty() {
+            return Err(ApiError::invalid_request(
+                "x-switchyard-provider-key must not be empty",
+                Some("x-switchyard-provider-key".into()),
+            ));
+        }
+        ctx.provider_key = Some(secrecy::SecretString::from(key.to_owned()));
+    }
     if let Some(value) = headers.get("x-switchyard-fallbacks") {
         ctx.fallbacks_allowed = match value.to_str().map(str::trim) {
             Ok("off" | "false" | "0" | "none") => false,
@@ -447,7 +457,7 @@ fn stream_reply(ctx: Ctx, source: Source) -> Response {
 }
 
 /// `GET /v1/models`: the model groups, in OpenAI's list shape, or Anthropic's when the caller
-/// is an Anthropic client (it sends `anthropic-version`).
+/// is an Anthropic client (it sends `anthropic-version`); each says which providers back it.
 pub async fn models(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let runtime = state.runtime.load();
     let groups = &runtime.groups;
@@ -455,7 +465,7 @@ pub async fn models(State(state): State<AppState>, headers: HeaderMap) -> Respon
         let data: Vec<_> = groups
             .iter()
             .map(|group| {
-                json!({"type": "model", "id": group.name, "display_name": group.name, "created_at": "1970-01-01T00:00:00Z"})
+                json!({"type": "model", "id": group.name, "display_name": group.name, "created_at": "1970-01-01T00:00:00Z", "providers": group.providers()})
             })
             .collect();
         let first = groups.first().map(|group| group.name.clone());
@@ -467,7 +477,7 @@ pub async fn models(State(state): State<AppState>, headers: HeaderMap) -> Respon
     }
     let data: Vec<_> = groups
         .iter()
-        .map(|group| json!({"id": group.name, "object": "model", "created": 0, "owned_by": "switchyard"}))
+        .map(|group| json!({"id": group.name, "object": "model", "created": 0, "owned_by": "switchyard", "providers": group.providers()}))
         .collect();
     axum::Json(json!({"object": "list", "data": data})).into_response()
 }

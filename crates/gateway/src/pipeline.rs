@@ -15,6 +15,7 @@ pub mod route;
 use std::sync::Arc;
 use std::time::Duration;
 
+use secrecy::SecretString;
 use switchyard_providers::{Relay, RelayedResponse, UpstreamStream};
 use switchyard_types::{ApiError, ChatRequest, ChatResponse, StreamEvent, WireFormat};
 use tokio::time::Instant;
@@ -47,6 +48,9 @@ pub struct Ctx {
     pub fallback: Option<String>,
     /// The prompt's tokens, once counted (only when a context window needs checking).
     pub prompt_tokens: Option<u64>,
+    /// The caller's own provider key (`x-switchyard-provider-key`), for deployments that
+    /// allow it. `SecretString`: its `Debug` prints nothing.
+    pub provider_key: Option<SecretString>,
 }
 
 impl Ctx {
@@ -64,6 +68,7 @@ impl Ctx {
             attempts: 0,
             fallback: None,
             prompt_tokens: None,
+            provider_key: None,
         }
     }
 }

@@ -25,6 +25,8 @@ use self::strategy::{Candidate, Strategy};
 pub struct Deployment {
     /// `provider/model`, for logs and response headers.
     pub label: String,
+    /// The provider's name in config (`openai`, `groq`, `anthropic`, ...).
+    pub provider: String,
     /// Identifies the deployment across reloads and instances (group, provider, model, base).
     pub key: String,
     /// Where and how to call.
@@ -35,6 +37,8 @@ pub struct Deployment {
     pub priority: u32,
     /// The model's input limit in tokens, when known.
     pub max_input_tokens: Option<u64>,
+    /// Whether a caller's own provider key may replace the configured one.
+    pub allow_client_key: bool,
     /// Price of a typical call, for the cost strategy.
     pub cost: f64,
     /// Shared by every worker thread, kept across config reloads.
@@ -72,6 +76,17 @@ pub enum Pick<'a> {
 }
 
 impl ModelGroup {
+    /// The providers behind the group, each once, in config order.
+    pub fn providers(&self) -> Vec<&str> {
+        let mut providers: Vec<&str> = Vec::new();
+        for deployment in &self.deployments {
+            if !providers.contains(&deployment.provider.as_str()) {
+                providers.push(&deployment.provider);
+            }
+        }
+        providers
+    }
+
     /// Chooses the deployment for the next attempt at `now`. Deployments in `excluded` are
     /// never chosen; those in `tried` are avoided while another one is available; within the
     /// lowest tier that has an available deployment, the group's strategy chooses.
@@ -158,6 +173,7 @@ mod tests {
     fn deployment(label: &str, priority: u32) -> Deployment {
         Deployment {
             label: label.to_owned(),
+            provider: "openai_compatible".to_owned(),
             key: label.to_owned(),
             upstream: Upstream::new(
                 Provider::OpenAi,
@@ -173,6 +189,7 @@ mod tests {
             weight: 1.0,
             priority,
             max_input_tokens: None,
+            allow_client_key: false,
             cost: 0.0,
             health: Arc::new(Health::new(CooldownPolicy {
                 failures: 1,

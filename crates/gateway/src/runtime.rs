@@ -275,11 +275,13 @@ fn build_deployment(
     let cost = config.input_cost_per_mtok * 1e-3 + config.output_cost_per_mtok * 0.5e-3;
     Ok(Deployment {
         label: format!("{}/{}", config.provider, config.model),
+        provider: config.provider.clone(),
         key,
         upstream,
         weight: config.weight,
         priority: config.priority,
         max_input_tokens: config.max_input_tokens,
+        allow_client_key: config.allow_client_key,
         cost,
         health,
     })

@@ -129,6 +129,30 @@ impl Headroom {
     }
 }
 
+/// The header that carries `key` to `provider`, marked sensitive (never logged).
+fn auth_header(
+    provider: Provider,
+    key: &SecretString,
+) -> Result<(http::HeaderName, http::HeaderValue), EndpointError> {
+    let (name, value) = match provider {
+        Provider::OpenAi => (
+            http::header::AUTHORIZATION,
+            format!("Bearer {}", key.expose_secret()),
+        ),
+        Provider::Anthropic => (
+            http::HeaderName::from_static("x-api-key"),
+            key.expose_secret().to_owned(),
+        ),
+        Provider::Gemini => (
+            http::HeaderName::from_static("x-goog-api-key"),
+            key.expose_secret().to_owned(),
+        ),
+    };
+    let mut value = http::HeaderValue::try_from(value).map_err(|_| EndpointError::Key)?;
+    value.set_sensitive(true);
+    Ok((name, value))
+}
+
 /// Time limits of one endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
@@ -188,34 +212,15 @@ impl Upstream {
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/json"),
         );
-        let secret = |value: String| -> Result<http::HeaderValue, EndpointError> {
-            let mut value = http::HeaderValue::try_from(value).map_err(|_| EndpointError::Key)?;
-            value.set_sensitive(true);
-            Ok(value)
-        };
-        match provider {
-            Provider::OpenAi => {
-                if let Some(key) = &api_key {
-                    headers.insert(
-                        http::header::AUTHORIZATION,
-                        secret(format!("Bearer {}", key.expose_secret()))?,
-                    );
-                }
-            }
-            Provider::Anthropic => {
-                headers.insert(
-                    "anthropic-version",
-                    http::HeaderValue::from_static(anthropic::API_VERSION),
-                );
-                if let Some(key) = &api_key {
-                    headers.insert("x-api-key", secret(key.expose_secret().to_owned())?);
-                }
-            }
-            Provider::Gemini => {
-                if let Some(key) = &api_key {
-                    headers.insert("x-goog-api-key", secret(key.expose_secret().to_owned())?);
-                }
-            }
+        if provider == Provider::Anthropic {
+            headers.insert(
+                "anthropic-version",
+                http::HeaderValue::from_static(anthropic::API_VERSION),
+            );
+        }
+        if let Some(key) = &api_key {
+            let (name, value) = auth_header(provider, key)?;
+            headers.insert(name, value);
         }
         Ok(Upstream {
             provider,
@@ -227,6 +232,16 @@ impl Upstream {
             headers,
             headroom: Arc::default(),
         })
+    }
+
+    /// The same endpoint called with `key` instead of its configured one (a caller's own
+    /// provider key, for one call).
+    pub fn with_api_key(&self, key: &SecretString) -> Result<Upstream, EndpointError> {
+        let mut upstream = self.clone();
+        let (name, value) = auth_header(self.provider, key)?;
+        upstream.headers.insert(name, value);
+        upstream.api_key = Some(key.clone());
+        Ok(upstream)
     }
 
     /// Reports rate-limit headroom into `headroom` (shared with the router) instead of a

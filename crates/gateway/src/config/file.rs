@@ -152,6 +152,10 @@ pub struct DeploymentConfig {
     /// Tier: a deployment is used only when no deployment of a lower tier is available.
     #[serde(default = "default_priority")]
     pub priority: u32,
+    /// Whether a caller may send its own provider key (`x-switchyard-provider-key`), used for
+    /// that call only and never logged or stored.
+    #[serde(default)]
+    pub allow_client_key: bool,
     /// The model's input limit in tokens: a longer prompt never reaches this deployment (the
     /// group's `context_window_fallbacks` take it when no deployment can).
     #[serde(default)]

@@ -436,11 +436,16 @@ fn check_models(models: &[(usize, ModelConfig, Vec<usize>)], errors: &mut Vec<Co
 
 fn check_deployment(deployment: &DeploymentConfig, path: &str, errors: &mut Vec<ConfigError>) {
     let Some((needs_base, needs_key)) = provider_needs(&deployment.provider) else {
+        let presets: Vec<&str> = switchyard_providers::openai::compat::PRESETS
+            .iter()
+            .map(|preset| preset.name)
+            .collect();
         errors.push(error_at(
             &format!("{path}.provider"),
             format!(
-                "unknown provider `{}` (known: openai, anthropic, gemini, openai_compatible, groq, mistral, deepseek, together, openrouter, vllm, ollama, mock, mock_anthropic, mock_gemini)",
-                deployment.provider
+                "unknown provider `{}` (known: anthropic, gemini, openai_compatible, {}, mock, mock_anthropic, mock_gemini)",
+                deployment.provider,
+                presets.join(", ")
             ),
         ));
         return;

@@ -17,7 +17,20 @@ pub async fn once(
     deployment: &Deployment,
     limits: Limits,
 ) -> Result<Outcome, ApiError> {
-    let upstream = &deployment.upstream;
+    // A caller's own key replaces the configured one, for this call only, where allowed.
+    let with_caller_key;
+    let upstream = match &ctx.provider_key {
+        Some(key) if deployment.allow_client_key => {
+            with_caller_key = deployment.upstream.with_api_key(key).map_err(|_| {
+                ApiError::invalid_request(
+                    "x-switchyard-provider-key is not a valid header value",
+                    Some("x-switchyard-provider-key".into()),
+                )
+            })?;
+            &with_caller_key
+        }
+        _ => &deployment.upstream,
+    };
     let client = &runtime.client;
     let request = &ctx.request;
     // An upstream of the client's own dialect is relayed: its answer needs no translation,

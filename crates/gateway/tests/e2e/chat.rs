@@ -355,6 +355,7 @@ async fn models_lists_the_groups_in_both_shapes() {
         .expect("json");
     assert_eq!(body["object"], "list");
     assert_eq!(body["data"][0]["id"], "gpt");
+    assert_eq!(body["data"][0]["providers"], json!(["openai_compatible"]));
     let body: Value = setup
         .client
         .get(setup.url("/v1/models"))
@@ -367,7 +368,7 @@ async fn models_lists_the_groups_in_both_shapes() {
         .expect("json");
     assert_eq!(
         body["data"][1],
-        json!({"type": "model", "id": "claude", "display_name": "claude", "created_at": "1970-01-01T00:00:00Z"})
+        json!({"type": "model", "id": "claude", "display_name": "claude", "created_at": "1970-01-01T00:00:00Z", "providers": ["anthropic"]})
     );
 }
 

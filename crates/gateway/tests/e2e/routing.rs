@@ -617,3 +617,46 @@ models:
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["error"]["code"], "context_length_exceeded");
 }
+
+#[tokio::test]
+async fn a_caller_may_bring_its_own_provider_key_where_a_deployment_allows_it() {
+    let setup = support::start(
+        r#"
+models:
+  - name: byok
+    retries: 0
+    deployments:
+      - provider: openai_compatible
+        model: echo
+        api_base: "{MOCK}"
+        api_key: invalid
+        allow_client_key: true
+  - name: fixed
+    retries: 0
+    deployments:
+      - provider: anthropic
+        model: echo
+        api_base: "{MOCK}"
+        api_key: invalid
+"#,
+    )
+    .await;
+    let ask = |model: &'static str, key: Option<&'static str>| {
+        let mut request = setup
+            .client
+            .post(setup.url("/v1/chat/completions"))
+            .json(&json!({"model": model, "messages": user("x")}));
+        if let Some(key) = key {
+            request = request.header("x-switchyard-provider-key", key);
+        }
+        async move { request.send().await.expect("sent").status().as_u16() }
+    };
+    // The mock refuses the key `invalid`, as a provider refuses a revoked key.
+    assert_eq!(ask("byok", None).await, 401);
+    assert_eq!(ask("byok", Some("caller-key")).await, 200);
+    assert_eq!(
+        ask("fixed", Some("caller-key")).await,
+        401,
+        "not allowed here: ignored"
+    );
+}

@@ -45,6 +45,26 @@ pub const PRESETS: &[Preset] = &[
         needs_key: true,
     },
     Preset {
+        name: "fireworks",
+        api_base: "https://api.fireworks.ai/inference/v1",
+        needs_key: true,
+    },
+    Preset {
+        name: "xai",
+        api_base: "https://api.x.ai/v1",
+        needs_key: true,
+    },
+    Preset {
+        name: "perplexity",
+        api_base: "https://api.perplexity.ai",
+        needs_key: true,
+    },
+    Preset {
+        name: "cerebras",
+        api_base: "https://api.cerebras.ai/v1",
+        needs_key: true,
+    },
+    Preset {
         name: "vllm",
         api_base: "http://localhost:8000/v1",
         needs_key: false,
@@ -52,6 +72,11 @@ pub const PRESETS: &[Preset] = &[
     Preset {
         name: "ollama",
         api_base: "http://localhost:11434/v1",
+        needs_key: false,
+    },
+    Preset {
+        name: "lmstudio",
+        api_base: "http://localhost:1234/v1",
         needs_key: false,
     },
 ];

@@ -14,6 +14,7 @@
 //! - [`json`]: JSON parsing that names the offending field.
 //! - [`http`]: the shared upstream HTTP client.
 //! - [`provider`]: [`Provider`], the closed set of upstream kinds, and one call to an upstream.
+//! - [`ratelimit`]: `Retry-After` and reset headers, and the rate-limit headroom upstreams report.
 //! - [`relay`]: the same-dialect path, forwarding an upstream's answer as it was written.
 
 pub mod anthropic;
@@ -22,9 +23,11 @@ pub mod http;
 pub mod json;
 pub mod openai;
 pub mod provider;
+pub mod ratelimit;
 pub mod relay;
 pub mod sse;
 
-pub use provider::{EndpointError, Headroom, Limits, Provider, Timeouts, Upstream, UpstreamStream};
+pub use provider::{EndpointError, Limits, Provider, Timeouts, Upstream, UpstreamStream};
+pub use ratelimit::Headroom;
 pub use relay::{Relay, RelayedResponse};
 pub use switchyard_types::ApiError;

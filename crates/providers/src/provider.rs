@@ -1,7 +1,6 @@
 //! The closed set of upstream kinds and one call to an upstream, streamed or not.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,6 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use switchyard_types::{ApiError, ChatRequest, ChatResponse, ErrorKind, StreamEvent, WireFormat};
 use tokio::time::Instant;
 
+use crate::ratelimit::Headroom;
 use crate::relay::{self, Relay, RelayedResponse};
 use crate::{anthropic, gemini, openai};
 
@@ -59,74 +59,6 @@ pub enum EndpointError {
     /// The key cannot be sent in a header.
     #[error("the API key is not a valid header value")]
     Key,
-}
-
-/// How much of its rate limit an upstream last said it has left, from the providers'
-/// rate-limit headers (`x-ratelimit-remaining-*` and `-limit-*`, `anthropic-ratelimit-*`):
-/// the smallest remaining share over requests and tokens. Shared by every worker.
-#[derive(Debug)]
-pub struct Headroom {
-    /// Thousandths of the limit left.
-    permille: AtomicU32,
-}
-
-impl Default for Headroom {
-    fn default() -> Headroom {
-        Headroom {
-            permille: AtomicU32::new(1000),
-        }
-    }
-}
-
-/// `(remaining, limit)` header pairs, OpenAI's then Anthropic's.
-const RATE_LIMIT_HEADERS: &[(&str, &str)] = &[
-    (
-        "x-ratelimit-remaining-requests",
-        "x-ratelimit-limit-requests",
-    ),
-    ("x-ratelimit-remaining-tokens", "x-ratelimit-limit-tokens"),
-    (
-        "anthropic-ratelimit-requests-remaining",
-        "anthropic-ratelimit-requests-limit",
-    ),
-    (
-        "anthropic-ratelimit-tokens-remaining",
-        "anthropic-ratelimit-tokens-limit",
-    ),
-    (
-        "anthropic-ratelimit-input-tokens-remaining",
-        "anthropic-ratelimit-input-tokens-limit",
-    ),
-    (
-        "anthropic-ratelimit-output-tokens-remaining",
-        "anthropic-ratelimit-output-tokens-limit",
-    ),
-];
-
-impl Headroom {
-    /// The share of the limit left, 0..=1 (1 until an upstream says otherwise).
-    pub fn fraction(&self) -> f64 {
-        f64::from(self.permille.load(Ordering::Relaxed)) / 1000.0
-    }
-
-    /// Takes what an answer's headers say; headers without rate-limit figures change nothing.
-    pub fn record(&self, headers: &http::HeaderMap) {
-        let number = |name: &str| -> Option<f64> {
-            headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok()
-        };
-        let share = RATE_LIMIT_HEADERS
-            .iter()
-            .filter_map(|(remaining, limit)| {
-                let (remaining, limit) = (number(remaining)?, number(limit)?);
-                (limit > 0.0).then(|| (remaining / limit).clamp(0.0, 1.0))
-            })
-            .reduce(f64::min);
-        if let Some(share) = share {
-            // Rounded thousandths of a share in 0..=1 fit a u32.
-            self.permille
-                .store((share * 1000.0).round() as u32, Ordering::Relaxed);
-        }
-    }
 }
 
 /// The header that carries `key` to `provider`, marked sensitive (never logged).
@@ -562,44 +494,5 @@ impl UpstreamStream {
                 return Some(Err(error));
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn headroom_is_the_smallest_remaining_share() {
-        let headroom = Headroom::default();
-        assert_eq!(headroom.fraction(), 1.0);
-        let mut headers = http::HeaderMap::new();
-        headers.insert(
-            "content-type",
-            http::HeaderValue::from_static("application/json"),
-        );
-        headroom.record(&headers);
-        assert_eq!(headroom.fraction(), 1.0, "no figures, no change");
-        for (name, value) in [
-            ("x-ratelimit-remaining-requests", "40"),
-            ("x-ratelimit-limit-requests", "100"),
-            ("x-ratelimit-remaining-tokens", "9000"),
-            ("x-ratelimit-limit-tokens", "10000"),
-        ] {
-            headers.insert(name, http::HeaderValue::from_static(value));
-        }
-        headroom.record(&headers);
-        assert_eq!(headroom.fraction(), 0.4);
-        let mut anthropic = http::HeaderMap::new();
-        anthropic.insert(
-            "anthropic-ratelimit-requests-remaining",
-            http::HeaderValue::from_static("5"),
-        );
-        anthropic.insert(
-            "anthropic-ratelimit-requests-limit",
-            http::HeaderValue::from_static("50"),
-        );
-        headroom.record(&anthropic);
-        assert_eq!(headroom.fraction(), 0.1);
     }
 }

@@ -1,8 +1,6 @@
 //! Anthropic error bodies (`{"type":"error","error":{"type":..,"message":..}}`) to and from
 //! [`ApiError`]. <https://docs.anthropic.com/en/api/errors>
 
-use std::time::Duration;
-
 use serde::Deserialize;
 use serde_json::{Value, json};
 use switchyard_types::{ApiError, ErrorKind, Origin};
@@ -21,7 +19,7 @@ pub fn decode(status: u16, headers: &http::HeaderMap, body: &[u8]) -> ApiError {
     });
     let mut error = ApiError::new(kind, Origin::Upstream, message);
     error.code = error_type;
-    error.retry_after = retry_after(headers);
+    error.retry_after = crate::ratelimit::retry_after(headers);
     error
 }
 
@@ -98,19 +96,10 @@ fn read_body(body: &[u8]) -> (Option<String>, Option<String>) {
     }
 }
 
-/// `retry-after` in seconds (integer or decimal); the HTTP-date form is ignored.
-fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
-    let value = headers
-        .get(http::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim();
-    let seconds: f64 = value.parse().ok()?;
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use http::{HeaderMap, HeaderValue};
     use serde_json::json;
 

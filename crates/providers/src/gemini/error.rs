@@ -35,7 +35,7 @@ pub fn decode(status: u16, headers: &http::HeaderMap, body: &[u8]) -> ApiError {
         }
         None => ApiError::new(ErrorKind::from_status(status), Origin::Upstream, fallback()),
     };
-    if let Some(wait) = retry_after(headers) {
+    if let Some(wait) = crate::ratelimit::retry_after(headers) {
         error.retry_after = Some(wait);
     }
     error
@@ -135,17 +135,6 @@ fn retry_delay(details: &[Value]) -> Option<Duration> {
             let delay = detail.get("retryDelay")?.as_str()?;
             seconds(delay.trim().strip_suffix('s')?)
         })
-}
-
-/// `retry-after` in seconds (integer or decimal); the HTTP-date form is ignored.
-fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
-    seconds(
-        headers
-            .get(http::header::RETRY_AFTER)?
-            .to_str()
-            .ok()?
-            .trim(),
-    )
 }
 
 fn seconds(text: &str) -> Option<Duration> {

@@ -1,8 +1,6 @@
 //! OpenAI error bodies: `{"error":{"message","type","param","code"}}`, read from upstreams
 //! (leniently: compatible servers vary) and written for clients.
 
-use std::time::Duration;
-
 use serde::Serialize;
 use serde_json::Value;
 use switchyard_types::{ApiError, ErrorKind};
@@ -48,26 +46,8 @@ pub fn decode(status: u16, headers: &http::HeaderMap, body: &[u8]) -> ApiError {
             Value::Number(code) => Some(code.to_string()),
             _ => None,
         });
-    api_error.retry_after = retry_after(headers);
+    api_error.retry_after = crate::ratelimit::retry_after(headers);
     api_error
-}
-
-/// Reads `retry-after-ms` or `retry-after` (seconds) from upstream headers.
-pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
-    let number = |name: &str| -> Option<f64> {
-        headers
-            .get(name)?
-            .to_str()
-            .ok()?
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|value| value.is_finite() && *value >= 0.0)
-    };
-    if let Some(ms) = number("retry-after-ms") {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
-    }
-    number("retry-after").map(Duration::from_secs_f64)
 }
 
 /// OpenAI's error type name for a kind.

@@ -184,6 +184,7 @@ mod tests {
                     total: Duration::from_secs(1),
                     first_byte: Duration::from_secs(1),
                 },
+                None,
             )
             .expect("upstream"),
             weight: 1.0,

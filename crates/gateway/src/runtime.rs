@@ -11,6 +11,7 @@ use switchyard_mock::MockServer;
 use switchyard_providers::openai::compat;
 use switchyard_providers::{Provider, Timeouts, Upstream};
 
+use crate::config::file::AzureAuth;
 use crate::config::{ConfigFile, DeploymentConfig};
 use crate::router::fleet::{Fleet, Remote};
 use crate::router::health::{CooldownPolicy, Health};
@@ -244,6 +245,9 @@ fn build_deployment(
     let provider = match config.provider.as_str() {
         "anthropic" | "mock_anthropic" => Provider::Anthropic,
         "gemini" | "mock_gemini" => Provider::Gemini,
+        "azure" | "mock_azure" => Provider::Azure {
+            bearer: config.auth == Some(AzureAuth::Bearer),
+        },
         _ => Provider::OpenAi,
     };
     let mock_base = mock_base.unwrap_or("http://127.0.0.1:4010");
@@ -252,6 +256,7 @@ fn build_deployment(
         "gemini" => "https://generativelanguage.googleapis.com/v1beta".to_owned(),
         "mock" | "mock_anthropic" => format!("{mock_base}/v1"),
         "mock_gemini" => format!("{mock_base}/v1beta"),
+        "mock_azure" => mock_base.to_owned(),
         other => {
             compat::preset(other).map_or_else(String::new, |preset| preset.api_base.to_owned())
         }
@@ -268,9 +273,16 @@ fn build_deployment(
         total,
         first_byte: config.ttft_timeout_secs.map_or(total, secs),
     };
-    let upstream = Upstream::new(provider, base, config.model.clone(), api_key, timeouts)
-        .map_err(|error| BuildError::Endpoint(format!("{}: {error}", config.model)))?
-        .with_headroom(Arc::clone(&health.headroom));
+    let upstream = Upstream::new(
+        provider,
+        base,
+        config.model.clone(),
+        api_key,
+        timeouts,
+        config.api_version.as_deref(),
+    )
+    .map_err(|error| BuildError::Endpoint(format!("{}: {error}", config.model)))?
+    .with_headroom(Arc::clone(&health.headroom));
     // The cost strategy compares a call of 1,000 input and 500 output tokens.
     let cost = config.input_cost_per_mtok * 1e-3 + config.output_cost_per_mtok * 0.5e-3;
     Ok(Deployment {

@@ -11,6 +11,10 @@
 //! `POST /v1beta/models/{model}:streamGenerateContent?alt=sse` (other `alt` values are a 400),
 //! with an API key in `x-goog-api-key` or `?key=`, or `Authorization: Bearer <token>`.
 //!
+//! Azure OpenAI: `POST /openai/deployments/{deployment}/chat/completions?api-version=…` and
+//! `POST /openai/v1/chat/completions`, with `api-key` or a bearer token; the deployment name
+//! carries the options with `;` and `,`; `fail=content_filter` is Azure's content-filter refusal.
+//!
 //! Behaviour is chosen per request by a query suffix on the model string
 //! (`"echo?latency_ms=20&fail=500"`) or `x-mock-<option>` headers (headers win): `latency_ms`,
 //! `ttft_ms`, `chunk_delay_ms`, `tokens`, `echo=request`, `fail`, `retry_after`, `cut_after`,
@@ -31,6 +35,7 @@
 //! - `stats`: counters; `models`: the model list; `reply`, `ids`, `clock`: response parts.
 
 mod anthropic;
+mod azure;
 mod behaviour;
 mod clock;
 mod faults;
@@ -94,6 +99,11 @@ fn router_with(state: Shared) -> Router {
         .route("/v1/messages", post(anthropic::messages))
         .route("/messages", post(anthropic::messages))
         // Gemini puts the method after a `:` inside the last segment, which axum cannot route.
+        .route(
+            "/openai/deployments/{deployment}/chat/completions",
+            post(azure::deployment),
+        )
+        .route("/openai/v1/chat/completions", post(azure::v1))
         .route("/v1beta/models/{*rest}", post(gemini::models))
         .route("/v1/models/{*rest}", post(gemini::models))
         .route("/v1/models", get(models::list))

@@ -26,26 +26,49 @@ pub enum Provider {
     Anthropic,
     /// Gemini `generateContent` with `x-goog-api-key` (Google AI Studio).
     Gemini,
+    /// Azure OpenAI: Chat Completions at a deployment's URL with `api-version`, authenticated
+    /// by `api-key` or, with `bearer`, a Microsoft Entra ID token.
+    Azure {
+        /// Send the key as `Authorization: Bearer` rather than `api-key`.
+        bearer: bool,
+    },
 }
+
+/// The Azure OpenAI API version used when a deployment names none.
+pub const AZURE_API_VERSION: &str = "2024-10-21";
 
 impl Provider {
     /// The client dialect the upstream speaks, when clients speak it too: such calls are
     /// relayed rather than translated.
     pub fn dialect(self) -> Option<WireFormat> {
         match self {
-            Provider::OpenAi => Some(WireFormat::OpenAi),
+            Provider::OpenAi | Provider::Azure { .. } => Some(WireFormat::OpenAi),
             Provider::Anthropic => Some(WireFormat::Anthropic),
             Provider::Gemini => None,
         }
     }
 
-    /// The endpoint for `model` under `api_base`, streamed or not.
-    fn endpoint(self, api_base: &str, model: &str, stream: bool) -> String {
+    /// The endpoint for `model` under `api_base`, streamed or not. For Azure, `api_base` is
+    /// the resource (`https://NAME.openai.azure.com`), `model` the deployment name, and
+    /// `api_version` `v1` selects the version-less v1 API.
+    fn endpoint(
+        self,
+        api_base: &str,
+        model: &str,
+        stream: bool,
+        api_version: Option<&str>,
+    ) -> String {
         let base = api_base.trim_end_matches('/');
         match self {
             Provider::OpenAi => format!("{base}/chat/completions"),
             Provider::Anthropic => format!("{base}/messages"),
             Provider::Gemini => format!("{base}/{}", gemini::method_path(model, stream)),
+            Provider::Azure { .. } => match api_version.unwrap_or(AZURE_API_VERSION) {
+                "v1" => format!("{base}/openai/v1/chat/completions"),
+                version => format!(
+                    "{base}/openai/deployments/{model}/chat/completions?api-version={version}"
+                ),
+            },
         }
     }
 }
@@ -78,6 +101,14 @@ fn auth_header(
         Provider::Gemini => (
             http::HeaderName::from_static("x-goog-api-key"),
             key.expose_secret().to_owned(),
+        ),
+        Provider::Azure { bearer: false } => (
+            http::HeaderName::from_static("api-key"),
+            key.expose_secret().to_owned(),
+        ),
+        Provider::Azure { bearer: true } => (
+            http::header::AUTHORIZATION,
+            format!("Bearer {}", key.expose_secret()),
         ),
     };
     let mut value = http::HeaderValue::try_from(value).map_err(|_| EndpointError::Key)?;
@@ -132,9 +163,10 @@ impl Upstream {
         model: String,
         api_key: Option<SecretString>,
         timeouts: Timeouts,
+        api_version: Option<&str>,
     ) -> Result<Upstream, EndpointError> {
         let parse = |stream: bool| {
-            let url = provider.endpoint(api_base, &model, stream);
+            let url = provider.endpoint(api_base, &model, stream, api_version);
             url.parse::<reqwest::Url>()
                 .map_err(|_| EndpointError::Url(url))
         };
@@ -205,7 +237,9 @@ impl Upstream {
             let response = self.send(client, request).await?;
             let body = response.bytes().await.map_err(transport_error)?;
             match self.provider {
-                Provider::OpenAi => openai::response::decode(&body, request),
+                Provider::OpenAi | Provider::Azure { .. } => {
+                    openai::response::decode(&body, request)
+                }
                 Provider::Anthropic => anthropic::response::decode(&body, request),
                 Provider::Gemini => gemini::response::decode(&body, request),
             }
@@ -227,7 +261,9 @@ impl Upstream {
                 .await
                 .map_err(|_| timeout_error())??;
         let decoder = match self.provider {
-            Provider::OpenAi => Decoder::OpenAi(openai::stream::Decoder::new(request)),
+            Provider::OpenAi | Provider::Azure { .. } => {
+                Decoder::OpenAi(openai::stream::Decoder::new(request))
+            }
             Provider::Anthropic => Decoder::Anthropic(anthropic::stream::Decoder::new(request)),
             Provider::Gemini => Decoder::Gemini(gemini::stream::Decoder::new(request)),
         };
@@ -295,7 +331,9 @@ impl Upstream {
         request: &ChatRequest,
     ) -> Result<reqwest::Response, ApiError> {
         let body = match self.provider {
-            Provider::OpenAi => openai::request::encode(request, &self.model)?,
+            Provider::OpenAi | Provider::Azure { .. } => {
+                openai::request::encode(request, &self.model)?
+            }
             Provider::Anthropic => anthropic::request::encode(request, &self.model)?,
             Provider::Gemini => gemini::request::encode(request)?,
         };
@@ -317,7 +355,9 @@ impl Upstream {
         let headers = response.headers().clone();
         let body = read_limited(response, MAX_ERROR_BODY).await;
         Err(match self.provider {
-            Provider::OpenAi => openai::error::decode(status.as_u16(), &headers, &body),
+            Provider::OpenAi | Provider::Azure { .. } => {
+                openai::error::decode(status.as_u16(), &headers, &body)
+            }
             Provider::Anthropic => anthropic::error::decode(status.as_u16(), &headers, &body),
             Provider::Gemini => gemini::error::decode(status.as_u16(), &headers, &body),
         })

@@ -40,7 +40,9 @@ pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
 /// A non-negative number of seconds.
 fn seconds(text: &str) -> Option<Duration> {
     let value: f64 = text.parse().ok()?;
-    (value.is_finite() && value >= 0.0 && value < 1e9).then(|| Duration::from_secs_f64(value))
+    (0.0..1e9)
+        .contains(&value)
+        .then(|| Duration::from_secs_f64(value))
 }
 
 /// A duration as OpenAI writes it: `1s`, `6m0s`, `300ms`, `1h2m3.5s`.

@@ -139,6 +139,13 @@ pub struct DeploymentConfig {
     /// The provider key; use `${ENV_VAR}` to read it from the environment.
     #[serde(default)]
     pub api_key: Option<String>,
+    /// Azure OpenAI: the `api-version` (default `2024-10-21`; `v1` for the v1 API).
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// Azure OpenAI: `api_key` (the `api-key` header, default) or `bearer` (a Microsoft Entra
+    /// ID token in `Authorization`).
+    #[serde(default)]
+    pub auth: Option<AzureAuth>,
     /// Total time for a call, stream included.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: f64,
@@ -166,6 +173,16 @@ pub struct DeploymentConfig {
     /// Price in USD per million output tokens (cost strategy).
     #[serde(default)]
     pub output_cost_per_mtok: f64,
+}
+
+/// How an Azure OpenAI deployment authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AzureAuth {
+    /// The `api-key` header.
+    ApiKey,
+    /// `Authorization: Bearer` with an Entra ID token.
+    Bearer,
 }
 
 /// Equal shares.

@@ -373,8 +373,9 @@ fn check_routing(routing: &RoutingConfig, errors: &mut Vec<ConfigError>) {
 pub(crate) fn provider_needs(provider: &str) -> Option<(bool, bool)> {
     match provider {
         "anthropic" | "gemini" => Some((false, true)),
+        "azure" => Some((true, true)),
         "openai_compatible" => Some((true, false)),
-        "mock" | "mock_anthropic" | "mock_gemini" => Some((false, false)),
+        "mock" | "mock_anthropic" | "mock_gemini" | "mock_azure" => Some((false, false)),
         other => switchyard_providers::openai::compat::preset(other)
             .map(|preset| (false, preset.needs_key)),
     }
@@ -443,7 +444,7 @@ fn check_deployment(deployment: &DeploymentConfig, path: &str, errors: &mut Vec<
         errors.push(error_at(
             &format!("{path}.provider"),
             format!(
-                "unknown provider `{}` (known: anthropic, gemini, openai_compatible, {}, mock, mock_anthropic, mock_gemini)",
+                "unknown provider `{}` (known: anthropic, gemini, azure, openai_compatible, {}, mock, mock_anthropic, mock_gemini, mock_azure)",
                 deployment.provider,
                 presets.join(", ")
             ),

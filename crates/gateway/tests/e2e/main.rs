@@ -5,6 +5,7 @@
     reason = "test setup and assertions fail loudly by design"
 )]
 
+mod azure;
 mod chat;
 mod errors;
 mod gemini;

@@ -17,12 +17,14 @@ pub struct Setup {
 }
 
 /// Starts a mock, then a gateway whose config is `models_yaml` with `{MOCK}` replaced by the
-/// mock's `/v1` base URL.
+/// mock's `/v1` base URL and `{MOCK_ROOT}` by its bare address.
 pub async fn start(models_yaml: &str) -> Setup {
     let mock = MockServer::start("127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("mock starts");
-    let text = models_yaml.replace("{MOCK}", &format!("{}/v1", mock.base_url()));
+    let text = models_yaml
+        .replace("{MOCK}", &format!("{}/v1", mock.base_url()))
+        .replace("{MOCK_ROOT}", &mock.base_url());
     let config = validate(&text, &HashMap::<String, String>::new()).expect("valid test config");
     let runtime = Runtime::build(&config, &std::sync::Arc::new(HealthRegistry::default()))
         .await

@@ -15,6 +15,11 @@
 //! `POST /openai/v1/chat/completions`, with `api-key` or a bearer token; the deployment name
 //! carries the options with `;` and `,`; `fail=content_filter` is Azure's content-filter refusal.
 //!
+//! AWS Bedrock: `POST /model/{modelId}/converse` and `/model/{modelId}/converse-stream`
+//! (binary `application/vnd.amazon.eventstream` frames), SigV4-signed with access key
+//! `AKIDMOCK` and secret `mock-secret` (the signature is verified); options in the model id with
+//! `;` and `,`; `fail=stream_exception` sends an exception frame mid-stream.
+//!
 //! Behaviour is chosen per request by a query suffix on the model string
 //! (`"echo?latency_ms=20&fail=500"`) or `x-mock-<option>` headers (headers win): `latency_ms`,
 //! `ttft_ms`, `chunk_delay_ms`, `tokens`, `echo=request`, `fail`, `retry_after`, `cut_after`,
@@ -30,12 +35,13 @@
 //! # Layout
 //! - `options`: parsing the behaviour controls.
 //! - `behaviour`: what to answer (text, tool calls, finish, token counts); pure.
-//! - `openai`, `anthropic`, `gemini`: the endpoints, their request and response shapes and errors.
+//! - `openai`, `anthropic`, `gemini`, `azure`, `bedrock`: the endpoints, their request and response shapes and errors.
 //! - `script`: stream bodies with pacing and stream faults; `faults`: the transport faults.
 //! - `stats`: counters; `models`: the model list; `reply`, `ids`, `clock`: response parts.
 
 mod anthropic;
 mod azure;
+mod bedrock;
 mod behaviour;
 mod clock;
 mod faults;
@@ -106,6 +112,11 @@ fn router_with(state: Shared) -> Router {
         .route("/openai/v1/chat/completions", post(azure::v1))
         .route("/v1beta/models/{*rest}", post(gemini::models))
         .route("/v1/models/{*rest}", post(gemini::models))
+        .route("/model/{model_id}/converse", post(bedrock::converse))
+        .route(
+            "/model/{model_id}/converse-stream",
+            post(bedrock::converse_stream),
+        )
         .route("/v1/models", get(models::list))
         .route("/models", get(models::list))
         .route("/mock/stats", get(stats))

@@ -10,6 +10,7 @@
 //! - [`openai`]: OpenAI Chat Completions and every OpenAI-compatible server (presets in `openai::compat`).
 //! - [`anthropic`]: Anthropic Messages.
 //! - [`gemini`]: Google Gemini `generateContent` (AI Studio and Vertex AI), upstream side only.
+//! - [`bedrock`]: Amazon Bedrock Converse and ConverseStream, SigV4-signed, upstream side only.
 //! - [`sse`]: an incremental Server-Sent Events parser that accepts any chunk boundary.
 //! - [`json`]: JSON parsing that names the offending field.
 //! - [`http`]: the shared upstream HTTP client.
@@ -18,6 +19,7 @@
 //! - [`relay`]: the same-dialect path, forwarding an upstream's answer as it was written.
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod gemini;
 pub mod http;
 pub mod json;

@@ -230,6 +230,47 @@ impl Runtime {
     }
 }
 
+/// The region and credentials a Bedrock deployment signs with: from its config, else the
+/// standard AWS environment variables; the mock's fixed test credentials for `mock_bedrock`.
+fn aws_signing(
+    config: &DeploymentConfig,
+) -> Result<(String, switchyard_providers::bedrock::sign::Credentials), BuildError> {
+    use switchyard_providers::bedrock::sign::Credentials;
+    if config.provider == "mock_bedrock" {
+        return Ok((
+            "us-east-1".to_owned(),
+            Credentials {
+                access_key_id: "AKIDMOCK".to_owned(),
+                secret_access_key: SecretString::from("mock-secret".to_owned()),
+                session_token: None,
+            },
+        ));
+    }
+    let region = config
+        .aws_region
+        .clone()
+        .unwrap_or_else(|| "us-east-1".to_owned());
+    let credentials = match (&config.aws_access_key_id, &config.aws_secret_access_key) {
+        (Some(id), Some(secret)) => Some(Credentials {
+            access_key_id: id.clone(),
+            secret_access_key: SecretString::from(secret.clone()),
+            session_token: config
+                .aws_session_token
+                .clone()
+                .filter(|token| !token.is_empty())
+                .map(SecretString::from),
+        }),
+        _ => Credentials::from_env(|name| std::env::var(name).ok()),
+    };
+    let credentials = credentials.ok_or_else(|| {
+        BuildError::Endpoint(format!(
+            "{}: no AWS credentials (set aws_access_key_id and aws_secret_access_key, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
+            config.model
+        ))
+    })?;
+    Ok((region, credentials))
+}
+
 fn secs(value: f64) -> Duration {
     Duration::try_from_secs_f64(value).unwrap_or(Duration::from_secs(600))
 }
@@ -245,6 +286,7 @@ fn build_deployment(
     let provider = match config.provider.as_str() {
         "anthropic" | "mock_anthropic" => Provider::Anthropic,
         "gemini" | "mock_gemini" => Provider::Gemini,
+        "bedrock" | "mock_bedrock" => Provider::Bedrock,
         "azure" | "mock_azure" => Provider::Azure {
             bearer: config.auth == Some(AzureAuth::Bearer),
         },
@@ -256,7 +298,10 @@ fn build_deployment(
         "gemini" => "https://generativelanguage.googleapis.com/v1beta".to_owned(),
         "mock" | "mock_anthropic" => format!("{mock_base}/v1"),
         "mock_gemini" => format!("{mock_base}/v1beta"),
-        "mock_azure" => mock_base.to_owned(),
+        "mock_azure" | "mock_bedrock" => mock_base.to_owned(),
+        "bedrock" => switchyard_providers::bedrock::endpoint(
+            config.aws_region.as_deref().unwrap_or("us-east-1"),
+        ),
         other => {
             compat::preset(other).map_or_else(String::new, |preset| preset.api_base.to_owned())
         }
@@ -283,6 +328,13 @@ fn build_deployment(
     )
     .map_err(|error| BuildError::Endpoint(format!("{}: {error}", config.model)))?
     .with_headroom(Arc::clone(&health.headroom));
+    let upstream = match provider {
+        Provider::Bedrock => {
+            let (region, credentials) = aws_signing(config)?;
+            upstream.with_aws(region, credentials)
+        }
+        _ => upstream,
+    };
     // The cost strategy compares a call of 1,000 input and 500 output tokens.
     let cost = config.input_cost_per_mtok * 1e-3 + config.output_cost_per_mtok * 0.5e-3;
     Ok(Deployment {

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::ratelimit::Headroom;
 use crate::relay::{self, Relay, RelayedResponse};
-use crate::{anthropic, gemini, openai};
+use crate::{anthropic, bedrock, gemini, openai};
 
 /// Largest upstream error body read for its message.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -32,6 +32,8 @@ pub enum Provider {
         /// Send the key as `Authorization: Bearer` rather than `api-key`.
         bearer: bool,
     },
+    /// AWS Bedrock Converse, SigV4-signed (see [`Upstream::with_aws`]).
+    Bedrock,
 }
 
 /// The Azure OpenAI API version used when a deployment names none.
@@ -44,7 +46,7 @@ impl Provider {
         match self {
             Provider::OpenAi | Provider::Azure { .. } => Some(WireFormat::OpenAi),
             Provider::Anthropic => Some(WireFormat::Anthropic),
-            Provider::Gemini => None,
+            Provider::Gemini | Provider::Bedrock => None,
         }
     }
 
@@ -63,6 +65,7 @@ impl Provider {
             Provider::OpenAi => format!("{base}/chat/completions"),
             Provider::Anthropic => format!("{base}/messages"),
             Provider::Gemini => format!("{base}/{}", gemini::method_path(model, stream)),
+            Provider::Bedrock => format!("{base}{}", bedrock::path(model, stream)),
             Provider::Azure { .. } => match api_version.unwrap_or(AZURE_API_VERSION) {
                 "v1" => format!("{base}/openai/v1/chat/completions"),
                 version => format!(
@@ -110,6 +113,8 @@ fn auth_header(
             http::header::AUTHORIZATION,
             format!("Bearer {}", key.expose_secret()),
         ),
+        // Bedrock is signed per request instead.
+        Provider::Bedrock => return Err(EndpointError::Key),
     };
     let mut value = http::HeaderValue::try_from(value).map_err(|_| EndpointError::Key)?;
     value.set_sensitive(true);
@@ -153,6 +158,15 @@ pub struct Upstream {
     headers: http::HeaderMap,
     /// The rate-limit headroom its answers report.
     pub headroom: Arc<Headroom>,
+    /// Region and credentials that sign every request (Bedrock).
+    aws: Option<Arc<AwsSigning>>,
+}
+
+/// What SigV4 signing needs.
+#[derive(Debug)]
+struct AwsSigning {
+    region: String,
+    credentials: bedrock::sign::Credentials,
 }
 
 impl Upstream {
@@ -182,7 +196,9 @@ impl Upstream {
                 http::HeaderValue::from_static(anthropic::API_VERSION),
             );
         }
-        if let Some(key) = &api_key {
+        if let Some(key) = &api_key
+            && provider != Provider::Bedrock
+        {
             let (name, value) = auth_header(provider, key)?;
             headers.insert(name, value);
         }
@@ -195,7 +211,18 @@ impl Upstream {
             timeouts,
             headers,
             headroom: Arc::default(),
+            aws: None,
         })
+    }
+
+    /// Signs every request with SigV4 for `region` with `credentials` (Bedrock).
+    #[must_use]
+    pub fn with_aws(mut self, region: String, credentials: bedrock::sign::Credentials) -> Upstream {
+        self.aws = Some(Arc::new(AwsSigning {
+            region,
+            credentials,
+        }));
+        self
     }
 
     /// The same endpoint called with `key` instead of its configured one (a caller's own
@@ -242,6 +269,7 @@ impl Upstream {
                 }
                 Provider::Anthropic => anthropic::response::decode(&body, request),
                 Provider::Gemini => gemini::response::decode(&body, request),
+                Provider::Bedrock => bedrock::response::decode(&body, request),
             }
         };
         tokio::time::timeout_at(limits.deadline, exchange)
@@ -266,6 +294,7 @@ impl Upstream {
             }
             Provider::Anthropic => Decoder::Anthropic(anthropic::stream::Decoder::new(request)),
             Provider::Gemini => Decoder::Gemini(gemini::stream::Decoder::new(request)),
+            Provider::Bedrock => Decoder::Bedrock(bedrock::stream::Decoder::new(request)),
         };
         Ok(UpstreamStream {
             reader: BodyReader::new(response, limits),
@@ -336,16 +365,29 @@ impl Upstream {
             }
             Provider::Anthropic => anthropic::request::encode(request, &self.model)?,
             Provider::Gemini => gemini::request::encode(request)?,
+            Provider::Bedrock => bedrock::request::encode(request)?,
         };
         let url = if request.stream {
             &self.stream_url
         } else {
             &self.url
         };
-        let builder = client
-            .post(url.clone())
-            .headers(self.headers.clone())
-            .body(body);
+        let mut headers = self.headers.clone();
+        if let Some(aws) = &self.aws {
+            let signed = bedrock::sign::sign(
+                &aws.credentials,
+                &aws.region,
+                url.as_str(),
+                &headers,
+                &body,
+                std::time::SystemTime::now(),
+            )?;
+            for (name, mut value) in signed {
+                value.set_sensitive(true);
+                headers.insert(name, value);
+            }
+        }
+        let builder = client.post(url.clone()).headers(headers).body(body);
         let response = builder.send().await.map_err(transport_error)?;
         self.headroom.record(response.headers());
         let status = response.status();
@@ -360,6 +402,7 @@ impl Upstream {
             }
             Provider::Anthropic => anthropic::error::decode(status.as_u16(), &headers, &body),
             Provider::Gemini => gemini::error::decode(status.as_u16(), &headers, &body),
+            Provider::Bedrock => bedrock::error::decode(status.as_u16(), &headers, &body),
         })
     }
 }
@@ -403,6 +446,7 @@ enum Decoder {
     OpenAi(openai::stream::Decoder),
     Anthropic(anthropic::stream::Decoder),
     Gemini(gemini::stream::Decoder),
+    Bedrock(bedrock::stream::Decoder),
 }
 
 impl Decoder {
@@ -411,6 +455,7 @@ impl Decoder {
             Decoder::OpenAi(decoder) => decoder.push(chunk, out),
             Decoder::Anthropic(decoder) => decoder.push(chunk, out),
             Decoder::Gemini(decoder) => decoder.push(chunk, out),
+            Decoder::Bedrock(decoder) => decoder.push(chunk, out),
         }
     }
 
@@ -419,6 +464,7 @@ impl Decoder {
             Decoder::OpenAi(decoder) => decoder.finish(out),
             Decoder::Anthropic(decoder) => decoder.finish(out),
             Decoder::Gemini(decoder) => decoder.finish(out),
+            Decoder::Bedrock(decoder) => decoder.finish(out),
         }
     }
 }

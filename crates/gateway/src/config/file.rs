@@ -139,6 +139,20 @@ pub struct DeploymentConfig {
     /// The provider key; use `${ENV_VAR}` to read it from the environment.
     #[serde(default)]
     pub api_key: Option<String>,
+    /// AWS Bedrock: the region (`us-east-1`); use `${AWS_REGION}` to take it from the
+    /// environment.
+    #[serde(default)]
+    pub aws_region: Option<String>,
+    /// AWS Bedrock: the access key id; without it, `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` are read at startup.
+    #[serde(default)]
+    pub aws_access_key_id: Option<String>,
+    /// AWS Bedrock: the secret access key.
+    #[serde(default)]
+    pub aws_secret_access_key: Option<String>,
+    /// AWS Bedrock: the session token of temporary credentials.
+    #[serde(default)]
+    pub aws_session_token: Option<String>,
     /// Azure OpenAI: the `api-version` (default `2024-10-21`; `v1` for the v1 API).
     #[serde(default)]
     pub api_version: Option<String>,

@@ -6,6 +6,7 @@
 )]
 
 mod azure;
+mod bedrock;
 mod chat;
 mod errors;
 mod gemini;

@@ -1,0 +1,107 @@
+//! OpenAI and Anthropic clients reaching AWS Bedrock (the mock plays Bedrock and checks the
+//! SigV4 signature of every request it gets).
+
+use serde_json::{Value, json};
+
+use super::support::{self, openai_stream_text, sse_events};
+
+fn user(text: &str) -> Value {
+    json!([{"role": "user", "content": text}])
+}
+
+const BEDROCK: &str = r#"
+models:
+  - name: claude-bedrock
+    deployments:
+      - provider: mock_bedrock
+        model: "anthropic.claude-3-5-sonnet-20240620-v1:0"
+        api_base: "{MOCK_ROOT}"
+  - name: bedrock-wrong-key
+    retries: 0
+    deployments:
+      - provider: bedrock
+        model: "anthropic.claude-3-5-sonnet-20240620-v1:0"
+        api_base: "{MOCK_ROOT}"
+        aws_region: us-east-1
+        aws_access_key_id: AKIDMOCK
+        aws_secret_access_key: not-the-secret
+  - name: bedrock-throttled
+    retries: 0
+    deployments:
+      - provider: mock_bedrock
+        model: "echo;fail=429,retry_after=7"
+        api_base: "{MOCK_ROOT}"
+"#;
+
+#[tokio::test]
+async fn signed_calls_reach_bedrock_from_both_dialects() {
+    let setup = support::start(BEDROCK).await;
+    let body: Value = setup
+        .openai(&json!({"model": "claude-bedrock", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello bedrock"}]}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        body["choices"][0]["message"]["content"], "hello bedrock",
+        "{body}"
+    );
+    assert!(body["usage"]["prompt_tokens"].as_u64().expect("count") > 0);
+
+    let events = sse_events(
+        setup
+            .openai(&json!({"model": "claude-bedrock", "messages": user("one two three"), "stream": true, "stream_options": {"include_usage": true}}))
+            .await,
+    )
+    .await;
+    assert_eq!(openai_stream_text(&events), "one two three");
+
+    let events = sse_events(
+        setup
+            .anthropic(&json!({
+                "model": "claude-bedrock",
+                "max_tokens": 100,
+                "stream": true,
+                "messages": user("weather?"),
+                "tools": [{"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
+            }))
+            .await,
+    )
+    .await;
+    let mut json_args = String::new();
+    let mut stop_reason = Value::Null;
+    for (name, data) in &events {
+        let event: Value = serde_json::from_str(data).expect("json");
+        match name.as_deref() {
+            Some("content_block_delta") if event["delta"]["type"] == "input_json_delta" => {
+                json_args.push_str(event["delta"]["partial_json"].as_str().unwrap_or_default());
+            }
+            Some("message_delta") => stop_reason = event["delta"]["stop_reason"].clone(),
+            _ => {}
+        }
+    }
+    assert_eq!(stop_reason, "tool_use", "{events:?}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&json_args).expect("json"),
+        json!({"city": "mock"})
+    );
+}
+
+#[tokio::test]
+async fn bedrock_refusals_reach_the_client_in_its_shape() {
+    let setup = support::start(BEDROCK).await;
+    let response = setup
+        .openai(&json!({"model": "bedrock-wrong-key", "messages": user("x")}))
+        .await;
+    assert_eq!(
+        response.status(),
+        401,
+        "a bad signature is an authentication error"
+    );
+    let response = setup
+        .anthropic(&json!({"model": "bedrock-throttled", "max_tokens": 10, "messages": user("x")}))
+        .await;
+    assert_eq!(response.status(), 429);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+}

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use arc_swap::ArcSwap;
 use axum::Router;
 use axum::extract::Request;
-use axum::http::HeaderValue;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -33,31 +33,30 @@ impl AppState {
     }
 }
 
-/// The request's id, set by the request-id layer, read by handlers for logs.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
-
 /// Builds the router with every route, with and without the `/v1` prefix.
+///
+/// The chat routes give their requests an id themselves (the hot path skips a middleware
+/// layer); every other route gets one from the request-id layer.
 pub fn build_router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/chat/completions", post(ingress::openai_chat))
-        .route("/chat/completions", post(ingress::openai_chat))
-        .route("/v1/messages", post(ingress::anthropic_messages))
-        .route("/messages", post(ingress::anthropic_messages))
+    let others = Router::new()
         .route("/v1/models", get(ingress::models))
         .route("/models", get(ingress::models))
         .route("/health/liveness", get(ingress::liveness))
         .route("/health/readiness", get(ingress::readiness))
         .fallback(ingress::unknown_route)
-        .layer(middleware::from_fn(request_id))
+        .layer(middleware::from_fn(request_id));
+    Router::new()
+        .route("/v1/chat/completions", post(ingress::openai_chat))
+        .route("/chat/completions", post(ingress::openai_chat))
+        .route("/v1/messages", post(ingress::anthropic_messages))
+        .route("/messages", post(ingress::anthropic_messages))
+        .merge(others)
         .with_state(state)
 }
 
-/// Gives every request an id (the client's `x-request-id` when it sent a sane one) and echoes
-/// it in the response.
-async fn request_id(mut request: Request, next: Next) -> Response {
-    let id = request
-        .headers()
+/// The request's id: the client's `x-request-id` when it sent a sane one, else a new one.
+pub fn request_id_of(headers: &HeaderMap) -> String {
+    headers
         .get("x-request-id")
         .and_then(|value| value.to_str().ok())
         .filter(|value| {
@@ -67,12 +66,21 @@ async fn request_id(mut request: Request, next: Next) -> Response {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
         })
-        .map_or_else(new_request_id, str::to_owned);
-    request.extensions_mut().insert(RequestId(id.clone()));
-    let mut response = next.run(request).await;
-    if let Ok(value) = HeaderValue::from_str(&id) {
+        .map_or_else(new_request_id, str::to_owned)
+}
+
+/// Echoes the request id in a response.
+pub fn set_request_id(response: &mut Response, id: &str) {
+    if let Ok(value) = HeaderValue::from_str(id) {
         response.headers_mut().insert("x-request-id", value);
     }
+}
+
+/// The request-id layer of the routes other than chat.
+async fn request_id(request: Request, next: Next) -> Response {
+    let id = request_id_of(request.headers());
+    let mut response = next.run(request).await;
+    set_request_id(&mut response, &id);
     response
 }
 

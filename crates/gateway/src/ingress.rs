@@ -4,7 +4,6 @@
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 
-use axum::Extension;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -15,33 +14,39 @@ use switchyard_providers::{Relay, UpstreamStream, anthropic, openai};
 use switchyard_types::{ApiError, ChatRequest, ErrorKind, Origin, StreamEvent, Usage, WireFormat};
 use tracing::{info, warn};
 
-use crate::app::{AppState, RequestId};
+use crate::app::{AppState, request_id_of, set_request_id};
 use crate::error::reply;
 use crate::pipeline::{self, Ctx, Outcome};
 
 /// `POST /v1/chat/completions`.
 pub async fn openai_chat(
     State(state): State<AppState>,
-    Extension(id): Extension<RequestId>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    chat(state, id, WireFormat::OpenAi, &headers, body).await
+    chat(state, WireFormat::OpenAi, &headers, body).await
 }
 
 /// `POST /v1/messages`.
 pub async fn anthropic_messages(
     State(state): State<AppState>,
-    Extension(id): Extension<RequestId>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    chat(state, id, WireFormat::Anthropic, &headers, body).await
+    chat(state, WireFormat::Anthropic, &headers, body).await
 }
 
-async fn chat(
+/// Answers one chat request, echoing its id in `x-request-id` whatever the outcome.
+async fn chat(state: AppState, format: WireFormat, headers: &HeaderMap, body: Body) -> Response {
+    let request_id = request_id_of(headers);
+    let mut response = answer(state, request_id.clone(), format, headers, body).await;
+    set_request_id(&mut response, &request_id);
+    response
+}
+
+async fn answer(
     state: AppState,
-    RequestId(request_id): RequestId,
+    request_id: String,
     format: WireFormat,
     headers: &HeaderMap,
     body: Body,

@@ -97,6 +97,20 @@ impl ModelGroup {
         tried: &[usize],
         rng: &mut fastrand::Rng,
     ) -> Pick<'_> {
+        // One deployment (the common case): no choice to make, nothing to allocate.
+        if let [deployment] = self.deployments.as_slice()
+            && excluded.is_empty()
+        {
+            if let Some(call) = deployment.health.begin(now) {
+                return Pick::Call(0, deployment, call);
+            }
+            let back_in = deployment
+                .health
+                .snapshot(now)
+                .cooling_until
+                .map_or(Duration::ZERO, |until| until.saturating_duration_since(now));
+            return Pick::AllCooling(back_in);
+        }
         let snapshots: Vec<_> = self
             .deployments
             .iter()

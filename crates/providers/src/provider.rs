@@ -372,22 +372,25 @@ impl Upstream {
         } else {
             &self.url
         };
-        let mut headers = self.headers.clone();
+        let mut builder = client.post(url.clone());
+        for (name, value) in &self.headers {
+            builder = builder.header(name, value.clone());
+        }
         if let Some(aws) = &self.aws {
             let signed = bedrock::sign::sign(
                 &aws.credentials,
                 &aws.region,
                 url.as_str(),
-                &headers,
+                &self.headers,
                 &body,
                 std::time::SystemTime::now(),
             )?;
             for (name, mut value) in signed {
                 value.set_sensitive(true);
-                headers.insert(name, value);
+                builder = builder.header(name, value);
             }
         }
-        let builder = client.post(url.clone()).headers(headers).body(body);
+        let builder = builder.body(body);
         let response = builder.send().await.map_err(transport_error)?;
         self.headroom.record(response.headers());
         let status = response.status();

@@ -68,18 +68,7 @@ async fn signed_calls_reach_bedrock_from_both_dialects() {
             .await,
     )
     .await;
-    let mut json_args = String::new();
-    let mut stop_reason = Value::Null;
-    for (name, data) in &events {
-        let event: Value = serde_json::from_str(data).expect("json");
-        match name.as_deref() {
-            Some("content_block_delta") if event["delta"]["type"] == "input_json_delta" => {
-                json_args.push_str(event["delta"]["partial_json"].as_str().unwrap_or_default());
-            }
-            Some("message_delta") => stop_reason = event["delta"]["stop_reason"].clone(),
-            _ => {}
-        }
-    }
+    let (json_args, stop_reason) = support::anthropic_tool_arguments(&events);
     assert_eq!(stop_reason, "tool_use", "{events:?}");
     assert_eq!(
         serde_json::from_str::<Value>(&json_args).expect("json"),

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::support::{openai_stream_text, sse_events, standard};
+use super::support::{self, openai_stream_text, sse_events, standard};
 
 fn user(text: &str) -> Value {
     json!([{"role": "user", "content": text}])
@@ -68,18 +68,7 @@ async fn tool_calls_come_back_from_gemini_streamed_and_not() {
             .await,
     )
     .await;
-    let mut json_args = String::new();
-    let mut stop_reason = Value::Null;
-    for (name, data) in &events {
-        let event: Value = serde_json::from_str(data).expect("json");
-        match name.as_deref() {
-            Some("content_block_delta") if event["delta"]["type"] == "input_json_delta" => {
-                json_args.push_str(event["delta"]["partial_json"].as_str().unwrap_or_default());
-            }
-            Some("message_delta") => stop_reason = event["delta"]["stop_reason"].clone(),
-            _ => {}
-        }
-    }
+    let (json_args, stop_reason) = support::anthropic_tool_arguments(&events);
     assert_eq!(stop_reason, "tool_use", "{events:?}");
     assert_eq!(
         serde_json::from_str::<Value>(&json_args).expect("json"),

@@ -232,3 +232,21 @@ pub fn openai_stream_text(events: &[(Option<String>, String)]) -> String {
         })
         .collect()
 }
+
+/// An Anthropic stream's tool-call arguments (the `input_json_delta` pieces, joined) and its
+/// stop reason.
+pub fn anthropic_tool_arguments(events: &[(Option<String>, String)]) -> (String, Value) {
+    let mut arguments = String::new();
+    let mut stop_reason = Value::Null;
+    for (name, data) in events {
+        let event: Value = serde_json::from_str(data).expect("json");
+        match name.as_deref() {
+            Some("content_block_delta") if event["delta"]["type"] == "input_json_delta" => {
+                arguments.push_str(event["delta"]["partial_json"].as_str().unwrap_or_default());
+            }
+            Some("message_delta") => stop_reason = event["delta"]["stop_reason"].clone(),
+            _ => {}
+        }
+    }
+    (arguments, stop_reason)
+}

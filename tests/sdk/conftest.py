@@ -48,7 +48,18 @@ FAULT_OPTIONS = "retry_after=7&cut_after=3&chunk_delay_ms=5"
 # instead of `?` and `&`: `echo;fail=429,retry_after=7,…`. `safety` is a candidate withheld
 # (finish reason SAFETY), `blocked` a prompt refused (no candidates, `promptFeedback`).
 GEMINI_FAULTS = ["429", "500", "safety", "blocked", "cut"]
-GEMINI_FAULT_OPTIONS = FAULT_OPTIONS.replace("&", ",")
+GEMINI_FAULT_OPTIONS = PATH_FAULT_OPTIONS = FAULT_OPTIONS.replace("&", ",")
+
+# Azure OpenAI upstream faults, one `azure-fail-X` model each. The mock options ride on the
+# deployment name, which is part of the URL path: `echo;fail=429,retry_after=7,…` as for Gemini.
+# `content_filter` is Azure's 400 refusal of a prompt by its content filter.
+AZURE_FAULTS = ["429", "500", "content_filter", "cut"]
+# AWS Bedrock upstream faults, one `bedrock-fail-X` model each (options on the model id, same
+# spelling). `stream_exception` ends a stream after three deltas with Bedrock's
+# `modelStreamErrorException` frame.
+BEDROCK_FAULTS = ["429", "500", "cut", "stream_exception"]
+# The Bedrock model id the echo answers as.
+BEDROCK_MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 
 STARTUP_TIMEOUT = 30.0
 
@@ -71,35 +82,60 @@ class Servers:
     mock: str
 
 
-def _deployment(provider: str, model: str, api_base: str, timeout: float | None = None) -> str:
+def _deployment(
+    provider: str,
+    model: str,
+    api_base: str,
+    timeout: float | None = None,
+    api_key: str | None = "test-key",
+    **extra: str,
+) -> str:
+    """One deployment entry; `api_key=None` leaves the key out, `extra` adds more settings
+    (`api_version`, `auth`, `aws_region`, …), each written as a quoted string."""
     text = (
         f"      - provider: {provider}\n"
         f'        model: "{model}"\n'
         f'        api_base: "{api_base}"\n'
-        f"        api_key: test-key\n"
     )
+    if api_key is not None:
+        text += f'        api_key: "{api_key}"\n'
+    for key, value in extra.items():
+        text += f'        {key}: "{value}"\n'
     if timeout is not None:
         text += f"        timeout_secs: {timeout}\n"
     return text
 
 
-def _group(name: str, provider: str, model: str, api_base: str, timeout: float | None = None) -> str:
+def _group(
+    name: str,
+    provider: str,
+    model: str,
+    api_base: str,
+    timeout: float | None = None,
+    **settings: str | None,
+) -> str:
     # No retries: these tests check what one upstream answer looks like to an SDK.
     return f"  - name: {name}\n    retries: 0\n    deployments:\n" + _deployment(
-        provider, model, api_base, timeout
+        provider, model, api_base, timeout, **settings
     )
 
 
-def gemini_model(options: str = "") -> str:
-    """The mock's Gemini model with `options` (`fail=500,retry_after=7`), in the path-safe
-    `echo;k=v,k=v` spelling."""
-    assert "?" not in options and "&" not in options, "use , between Gemini mock options"
+def path_model(options: str = "") -> str:
+    """The mock's echo model with `options` (`fail=500,retry_after=7`), in the path-safe
+    `echo;k=v,k=v` spelling of a model that is part of the URL path: a Gemini model, an Azure
+    deployment name, a Bedrock model id."""
+    assert "?" not in options and "&" not in options, "use , between path-safe mock options"
     return f"echo;{options}" if options else "echo"
 
 
+gemini_model = path_model
+
+
 def gateway_config(listen: str, mock_v1: str) -> str:
-    """The gateway config: the three upstream formats the mock speaks (OpenAI, Anthropic,
-    Gemini), and one model per fault the tests use."""
+    """The gateway config: the upstream formats the mock speaks (OpenAI, Anthropic, Gemini,
+    Azure OpenAI, AWS Bedrock), and one model per fault the tests use."""
+    # Azure and Bedrock paths start at the root (`/openai/…`, `/model/…`), not at `/v1`.
+    mock_root = mock_v1.removesuffix("/v1")
     groups = [
         _group("gpt", "openai_compatible", "echo", mock_v1),
         _group("claude", "anthropic", "echo", mock_v1),
@@ -117,6 +153,31 @@ def gateway_config(listen: str, mock_v1: str) -> str:
     for fault in GEMINI_FAULTS:
         model = gemini_model(f"fail={fault},{GEMINI_FAULT_OPTIONS}")
         groups.append(_group(f"gemini-fail-{fault}", "gemini", model, mock_v1))
+    groups += [
+        # Azure OpenAI: `api-key` auth and the dated API version by default; an Entra ID token
+        # (bearer) with a chosen version; the v1 API (no deployment in the path).
+        _group("azure", "azure", "echo", mock_root, api_key="azure-key"),
+        _group(
+            "azure-bearer", "azure", "echo", mock_root, api_key="entra-token",
+            auth="bearer", api_version="2025-04-01-preview",
+        ),
+        _group("azure-v1", "azure", "echo", mock_root, api_key="azure-key", api_version="v1"),
+        # A key Azure refuses (the mock refuses `invalid`).
+        _group("azure-wrong-key", "azure", "echo", mock_root, api_key="invalid"),
+        # Bedrock, signed with the mock's test credentials.
+        _group("bedrock", "mock_bedrock", BEDROCK_MODEL, mock_root, api_key=None),
+        # Bedrock signed with a secret the mock does not know: a bad signature.
+        _group(
+            "bedrock-wrong-key", "bedrock", BEDROCK_MODEL, mock_root, api_key=None,
+            aws_region="us-east-1", aws_access_key_id="AKIDMOCK", aws_secret_access_key="wrong",
+        ),
+    ]
+    for fault in AZURE_FAULTS:
+        model = path_model(f"fail={fault},{PATH_FAULT_OPTIONS}")
+        groups.append(_group(f"azure-fail-{fault}", "azure", model, mock_root, api_key="azure-key"))
+    for fault in BEDROCK_FAULTS:
+        model = path_model(f"fail={fault},{PATH_FAULT_OPTIONS}")
+        groups.append(_group(f"bedrock-fail-{fault}", "mock_bedrock", model, mock_root, api_key=None))
     return (
         "server:\n"
         f"  listen: {listen}\n"

@@ -9,6 +9,16 @@ PNG_1X1_B64 = (
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 )
 
+PNG_DATA_URL = f"data:image/png;base64,{PNG_1X1_B64}"
+# An image by URL, for upstreams that fetch it (or refuse it: Bedrock takes bytes only).
+IMAGE_URL = "https://example.com/cat.png"
+
+# A prompt the `fail=cut` models (`cut_after=3`) answer with three words before the break.
+CUT_TEXT = "one two three four five six seven"
+
+# The mock answers a tool result turn with `tool result: <the result>` (a JSON result compact).
+TOOL_RESULT_PREFIX = "tool result: "
+
 WEATHER_SCHEMA = {
     "type": "object",
     "properties": {"city": {"type": "string"}},
@@ -53,6 +63,50 @@ PERSON_FORMAT = {
 
 def user(text: str) -> list[dict]:
     return [{"role": "user", "content": text}]
+
+
+def openai_image_messages(text: str, url: str) -> list[dict]:
+    """A user message with `text` and an image part (`url`: a data URL or an http one)."""
+    return [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": text},
+                {"type": "image_url", "image_url": {"url": url}},
+            ],
+        }
+    ]
+
+
+def anthropic_image_messages(text: str, source: dict) -> list[dict]:
+    """A user message with an image block (`source`) and `text`."""
+    return [
+        {
+            "role": "user",
+            "content": [{"type": "image", "source": source}, {"type": "text", "text": text}],
+        }
+    ]
+
+
+ANTHROPIC_PNG_SOURCE = {"type": "base64", "media_type": "image/png", "data": PNG_1X1_B64}
+ANTHROPIC_URL_SOURCE = {"type": "url", "url": IMAGE_URL}
+
+
+def tool_result_payload(text: str | None) -> object:
+    """The JSON result the mock saw, from its `tool result: <compact JSON>` answer."""
+    assert text and text.startswith(TOOL_RESULT_PREFIX), text
+    return json.loads(text[len(TOOL_RESULT_PREFIX) :])
+
+
+def openai_stream_text(chunks) -> tuple[str, list]:
+    """The streamed text of choice 0 and the finish reasons seen."""
+    text, finishes = "", []
+    for chunk in chunks:
+        for choice in chunk.choices:
+            text += choice.delta.content or ""
+            if choice.finish_reason:
+                finishes.append(choice.finish_reason)
+    return text, finishes
 
 
 def assert_person(content: str | None) -> None:

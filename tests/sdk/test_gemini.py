@@ -15,6 +15,7 @@ import pytest
 
 from support import (
     ANTHROPIC_TOOLS,
+    CUT_TEXT,
     OPENAI_TOOLS,
     PERSON_FORMAT,
     PNG_1X1_B64,
@@ -22,17 +23,9 @@ from support import (
     WEATHER_ARGS,
     assert_person,
     openai_stream_tool_calls,
+    tool_result_payload,
     user,
 )
-
-CUT_TEXT = "one two three four five six seven"
-TOOL_RESULT_PREFIX = "tool result: "
-
-
-def tool_result_payload(text: str | None) -> object:
-    """What the mock saw as the function's response: it answers `tool result: <compact JSON>`."""
-    assert text and text.startswith(TOOL_RESULT_PREFIX), text
-    return json.loads(text[len(TOOL_RESULT_PREFIX) :])
 
 
 # --- OpenAI SDK -> Gemini upstream: answers --------------------------------------------------

@@ -94,7 +94,7 @@ async fn answer(
             },
         ),
         Err(error) => {
-            let deployment = ctx.deployment.clone();
+            let deployment = ctx.route.deployment.clone();
             let mut reply = answer_error(format, &ctx.request_id, deployment.as_deref(), &error);
             served_by(reply.headers_mut(), &ctx);
             reply
@@ -106,11 +106,11 @@ fn json_reply(ctx: &Ctx, body: Bytes, usage: &Usage) -> Response {
     info!(
         request_id = %ctx.request_id,
         model = %ctx.request.model,
-        deployment = ctx.deployment.as_deref().unwrap_or("-"),
+        deployment = ctx.route.deployment.as_deref().unwrap_or("-"),
         status = 200,
         prompt_tokens = usage.prompt_tokens,
         completion_tokens = usage.completion_tokens,
-        elapsed_ms = ctx.received_at.elapsed().as_millis() as u64,
+        elapsed_ms = ctx.route.received_at.elapsed().as_millis() as u64,
         "Request completed"
     );
     let mut reply = (StatusCode::OK, body).into_response();
@@ -142,7 +142,7 @@ fn read_routing_headers(
                     Some("x-switchyard-timeout".into()),
                 )
             })?;
-        ctx.timeout = Some(
+        ctx.route.timeout = Some(
             std::time::Duration::from_secs_f64(seconds.min(1e9)).min(runtime.routing.max_timeout),
         );
     }
@@ -154,10 +154,10 @@ fn read_routing_headers(
                 Some("x-switchyard-provider-key".into()),
             ));
         }
-        ctx.provider_key = Some(secrecy::SecretString::from(key.to_owned()));
+        ctx.route.provider_key = Some(secrecy::SecretString::from(key.to_owned()));
     }
     if let Some(value) = headers.get("x-switchyard-fallbacks") {
-        ctx.fallbacks_allowed = match value.to_str().map(str::trim) {
+        ctx.route.fallbacks_allowed = match value.to_str().map(str::trim) {
             Ok("off" | "false" | "0" | "none") => false,
             Ok("on" | "true" | "1") => true,
             _ => {
@@ -174,16 +174,21 @@ fn read_routing_headers(
 /// Which deployment served the call, how many attempts it took, and the fallback group used.
 fn served_by(headers: &mut HeaderMap, ctx: &Ctx) {
     if let Some(value) = ctx
+        .route
         .deployment
         .as_deref()
         .and_then(|label| HeaderValue::from_str(label).ok())
     {
         headers.insert("x-switchyard-deployment", value);
     }
-    if ctx.attempts > 0 {
-        headers.insert("x-switchyard-attempts", HeaderValue::from(ctx.attempts));
+    if ctx.route.attempts > 0 {
+        headers.insert(
+            "x-switchyard-attempts",
+            HeaderValue::from(ctx.route.attempts),
+        );
     }
     if let Some(value) = ctx
+        .route
         .fallback
         .as_deref()
         .and_then(|group| HeaderValue::from_str(group).ok())
@@ -320,10 +325,10 @@ impl Drop for Streaming {
         info!(
             request_id = %self.ctx.request_id,
             model = %self.ctx.request.model,
-            deployment = self.ctx.deployment.as_deref().unwrap_or("-"),
+            deployment = self.ctx.route.deployment.as_deref().unwrap_or("-"),
             prompt_tokens = self.usage.prompt_tokens,
             completion_tokens = self.usage.completion_tokens,
-            elapsed_ms = self.ctx.received_at.elapsed().as_millis() as u64,
+            elapsed_ms = self.ctx.route.received_at.elapsed().as_millis() as u64,
             outcome,
             "Stream ended"
         );
@@ -430,7 +435,7 @@ fn translate(
 fn log_stream_error(ctx: &Ctx, error: &ApiError) {
     warn!(
         request_id = %ctx.request_id,
-        deployment = ctx.deployment.as_deref().unwrap_or("-"),
+        deployment = ctx.route.deployment.as_deref().unwrap_or("-"),
         error = %error.message,
         "Upstream stream failed after it started"
     );

@@ -32,12 +32,26 @@ pub struct Ctx {
     pub client_format: WireFormat,
     /// The canonical request.
     pub request: ChatRequest,
+    /// The prompt's tokens, once counted (only when a context window needs checking).
+    pub prompt_tokens: Option<u64>,
+    /// Where the request went and how.
+    pub route: Routing,
+}
+
+/// The route stage's inputs and record, for any kind of call (chat, embeddings).
+#[derive(Debug)]
+pub struct Routing {
+    /// The model (group) the client asked for.
+    pub model: String,
     /// When the gateway received the request.
     pub received_at: Instant,
     /// The caller's time limit (`x-switchyard-timeout`), already capped.
     pub timeout: Option<Duration>,
     /// Whether fallback groups may be tried (`x-switchyard-fallbacks: off` disables them).
     pub fallbacks_allowed: bool,
+    /// The caller's own provider key (`x-switchyard-provider-key`), for deployments that
+    /// allow it. `SecretString`: its `Debug` prints nothing.
+    pub provider_key: Option<SecretString>,
     /// The group that served the call.
     pub group: Option<Arc<ModelGroup>>,
     /// The deployment of the last attempt (`provider/model`).
@@ -46,29 +60,35 @@ pub struct Ctx {
     pub attempts: u32,
     /// The fallback group that served the call, when one did.
     pub fallback: Option<String>,
-    /// The prompt's tokens, once counted (only when a context window needs checking).
-    pub prompt_tokens: Option<u64>,
-    /// The caller's own provider key (`x-switchyard-provider-key`), for deployments that
-    /// allow it. `SecretString`: its `Debug` prints nothing.
-    pub provider_key: Option<SecretString>,
+}
+
+impl Routing {
+    /// The routing of a request for `model` received now.
+    pub fn new(model: String) -> Routing {
+        Routing {
+            model,
+            received_at: Instant::now(),
+            timeout: None,
+            fallbacks_allowed: true,
+            provider_key: None,
+            group: None,
+            deployment: None,
+            attempts: 0,
+            fallback: None,
+        }
+    }
 }
 
 impl Ctx {
     /// A context for a freshly parsed request.
     pub fn new(request_id: String, client_format: WireFormat, request: ChatRequest) -> Ctx {
+        let route = Routing::new(request.model.clone());
         Ctx {
             request_id,
             client_format,
             request,
-            received_at: Instant::now(),
-            timeout: None,
-            fallbacks_allowed: true,
-            group: None,
-            deployment: None,
-            attempts: 0,
-            fallback: None,
             prompt_tokens: None,
-            provider_key: None,
+            route,
         }
     }
 }
@@ -106,5 +126,34 @@ pub struct OpenRelay {
 
 /// Runs every stage for `ctx`.
 pub async fn run(runtime: &Runtime, ctx: &mut Ctx) -> Result<Outcome, ApiError> {
-    route::run(runtime, ctx).await
+    let Ctx {
+        request,
+        client_format,
+        prompt_tokens,
+        route,
+        ..
+    } = ctx;
+    let (request, client_format) = (&*request, *client_format);
+    let provider_key = route.provider_key.clone();
+    route::run(
+        runtime,
+        route,
+        |group| route::too_small(request, prompt_tokens, group),
+        |group, index, limits| {
+            let provider_key = provider_key.clone();
+            async move {
+                let deployment = &group.deployments[index];
+                call::once(
+                    runtime,
+                    request,
+                    client_format,
+                    provider_key.as_ref(),
+                    deployment,
+                    limits,
+                )
+                .await
+            }
+        },
+    )
+    .await
 }

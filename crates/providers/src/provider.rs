@@ -302,6 +302,7 @@ impl Upstream {
             pending: Vec::new(),
             next: 0,
             ended: false,
+            failure: None,
         })
     }
 
@@ -527,6 +528,8 @@ pub struct UpstreamStream {
     pending: Vec<StreamEvent>,
     next: usize,
     ended: bool,
+    /// The error that ended the stream, handed out after the events decoded before it.
+    failure: Option<ApiError>,
 }
 
 impl std::fmt::Debug for UpstreamStream {
@@ -556,31 +559,27 @@ impl UpstreamStream {
     /// The next canonical event; `None` once the stream ended cleanly. After an error, `None`.
     pub async fn next(&mut self) -> Option<Result<StreamEvent, ApiError>> {
         loop {
+            // Events decoded before a failure go out first: the client keeps every token that
+            // arrived before the stream broke.
             if let Some(event) = self.next_buffered() {
                 return Some(Ok(event));
             }
             self.pending.clear();
             self.next = 0;
             if self.ended {
-                return None;
+                return self.failure.take().map(Err);
             }
-            let chunk = match self.reader.next_chunk().await {
-                Err(error) => {
-                    self.ended = true;
-                    return Some(Err(error));
-                }
+            let result = match self.reader.next_chunk().await {
+                Err(error) => Err(error),
                 Ok(None) => {
                     self.ended = true;
-                    if let Err(error) = self.decoder.finish(&mut self.pending) {
-                        return Some(Err(error));
-                    }
-                    continue;
+                    self.decoder.finish(&mut self.pending)
                 }
-                Ok(Some(chunk)) => chunk,
+                Ok(Some(chunk)) => self.decoder.push(&chunk, &mut self.pending),
             };
-            if let Err(error) = self.decoder.push(&chunk, &mut self.pending) {
+            if let Err(error) = result {
                 self.ended = true;
-                return Some(Err(error));
+                self.failure = Some(error);
             }
         }
     }

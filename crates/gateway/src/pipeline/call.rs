@@ -3,39 +3,35 @@
 //! failure before the first byte is an error the route stage can retry, and once this returns
 //! the stream belongs to the client.
 
-use switchyard_providers::Limits;
-use switchyard_types::ApiError;
+use secrecy::SecretString;
+use switchyard_providers::{Limits, Upstream};
+use switchyard_types::{ApiError, ChatRequest, WireFormat};
 
-use super::{Ctx, OpenRelay, OpenStream, Outcome};
+use super::{OpenRelay, OpenStream, Outcome};
 use crate::router::Deployment;
 use crate::runtime::Runtime;
 
-/// Calls `deployment` for `ctx`'s request within `limits`.
+/// Calls `deployment` for `request` (from a `client_format` client) within `limits`.
 pub async fn once(
     runtime: &Runtime,
-    ctx: &Ctx,
+    request: &ChatRequest,
+    client_format: WireFormat,
+    provider_key: Option<&SecretString>,
     deployment: &Deployment,
     limits: Limits,
 ) -> Result<Outcome, ApiError> {
-    // A caller's own key replaces the configured one, for this call only, where allowed.
     let with_caller_key;
-    let upstream = match &ctx.provider_key {
-        Some(key) if deployment.allow_client_key => {
-            with_caller_key = deployment.upstream.with_api_key(key).map_err(|_| {
-                ApiError::invalid_request(
-                    "x-switchyard-provider-key is not a valid header value",
-                    Some("x-switchyard-provider-key".into()),
-                )
-            })?;
+    let upstream = match upstream_for(deployment, provider_key)? {
+        Some(upstream) => {
+            with_caller_key = upstream;
             &with_caller_key
         }
-        _ => &deployment.upstream,
+        None => &deployment.upstream,
     };
     let client = &runtime.client;
-    let request = &ctx.request;
     // An upstream of the client's own dialect is relayed: its answer needs no translation,
     // and nothing after this stage needs to see the content yet.
-    let relay = upstream.provider.dialect() == Some(ctx.client_format);
+    let relay = upstream.provider.dialect() == Some(client_format);
     Ok(match (request.stream, relay) {
         (false, false) => Outcome::Complete(upstream.call(client, request, limits).await?),
         (false, true) => Outcome::Relayed(upstream.call_relayed(client, request, limits).await?),
@@ -57,4 +53,25 @@ pub async fn once(
             Outcome::RelayStream(OpenRelay { first, rest })
         }
     })
+}
+
+/// The deployment's endpoint with the caller's own key, when the caller sent one and the
+/// deployment allows it (for this call only); `None` to use the configured one.
+pub fn upstream_for(
+    deployment: &Deployment,
+    provider_key: Option<&SecretString>,
+) -> Result<Option<Upstream>, ApiError> {
+    match provider_key {
+        Some(key) if deployment.allow_client_key => deployment
+            .upstream
+            .with_api_key(key)
+            .map(Some)
+            .map_err(|_| {
+                ApiError::invalid_request(
+                    "x-switchyard-provider-key is not a valid header value",
+                    Some("x-switchyard-provider-key".into()),
+                )
+            }),
+        _ => Ok(None),
+    }
 }

@@ -10,26 +10,40 @@
 //! the context-window list for a prompt too long, the content-policy list for a refusal, the
 //! general list for everything else retryable.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_types::{ApiError, ErrorKind, Origin};
 use tokio::time::Instant;
 
-use super::{Ctx, Outcome, call};
+use switchyard_providers::Limits;
+use switchyard_types::ChatRequest;
+
+use super::Routing;
 use crate::router::health::Outcome as Health;
 use crate::router::{ModelGroup, Pick};
 use crate::runtime::Runtime;
 use crate::tokens;
 
-/// Tries the requested group, then its fallbacks.
-pub async fn run(runtime: &Runtime, ctx: &mut Ctx) -> Result<Outcome, ApiError> {
+/// Tries the requested group, then its fallbacks. `too_small` names the deployments of a
+/// group that cannot take the request (context window); `call` makes one attempt on the
+/// deployment at an index of a group.
+pub async fn run<T, Fut>(
+    runtime: &Runtime,
+    route: &mut Routing,
+    mut too_small: impl FnMut(&ModelGroup) -> Result<Vec<usize>, ApiError>,
+    call: impl Fn(Arc<ModelGroup>, usize, Limits) -> Fut,
+) -> Result<T, ApiError>
+where
+    Fut: Future<Output = Result<T, ApiError>>,
+{
     let requested = runtime
-        .group(&ctx.request.model)
+        .group(&route.model)
         .cloned()
-        .ok_or_else(|| model_not_found(&ctx.request.model))?;
-    let limit = ctx.timeout.unwrap_or(runtime.routing.max_timeout);
-    let deadline = ctx.received_at + limit;
+        .ok_or_else(|| model_not_found(&route.model))?;
+    let limit = route.timeout.unwrap_or(runtime.routing.max_timeout);
+    let deadline = route.received_at + limit;
     let mut rng = fastrand::Rng::new();
     let mut queue = vec![Arc::clone(&requested)];
     let mut visited = vec![requested.name.clone()];
@@ -37,16 +51,22 @@ pub async fn run(runtime: &Runtime, ctx: &mut Ctx) -> Result<Outcome, ApiError> 
     let mut next = 0;
     while let Some(group) = queue.get(next).cloned() {
         next += 1;
-        match attempt_group(runtime, ctx, &group, deadline, &mut rng).await {
+        let attempt = match too_small(&group) {
+            Ok(excluded) => {
+                attempt_group(runtime, route, &group, &excluded, deadline, &mut rng, &call).await
+            }
+            Err(error) => Err(error),
+        };
+        match attempt {
             Ok(outcome) => {
                 if group.name != requested.name {
-                    ctx.fallback = Some(group.name.clone());
+                    route.fallback = Some(group.name.clone());
                 }
-                ctx.group = Some(group);
+                route.group = Some(group);
                 return Ok(outcome);
             }
             Err(error) => {
-                if ctx.fallbacks_allowed && Instant::now() < deadline {
+                if route.fallbacks_allowed && Instant::now() < deadline {
                     for name in fallbacks_for(&group, &error) {
                         if let Some(fallback) = runtime.group(name)
                             && !visited.contains(&fallback.name)
@@ -60,7 +80,7 @@ pub async fn run(runtime: &Runtime, ctx: &mut Ctx) -> Result<Outcome, ApiError> 
             }
         }
     }
-    Err(last_error.unwrap_or_else(|| model_not_found(&ctx.request.model)))
+    Err(last_error.unwrap_or_else(|| model_not_found(&route.model)))
 }
 
 /// The fallback list that applies to `error`, empty when none does.
@@ -77,17 +97,18 @@ fn fallbacks_for<'a>(group: &'a ModelGroup, error: &ApiError) -> &'a [String] {
 }
 
 /// Attempts `group` until an answer, a non-retryable error, the retry budget or the deadline.
-async fn attempt_group(
+async fn attempt_group<T, Fut>(
     runtime: &Runtime,
-    ctx: &mut Ctx,
-    group: &ModelGroup,
+    route: &mut Routing,
+    group: &Arc<ModelGroup>,
+    too_small: &[usize],
     deadline: Instant,
     rng: &mut fastrand::Rng,
-) -> Result<Outcome, ApiError> {
-    let too_small = too_small(ctx, group);
-    if too_small.len() == group.deployments.len() {
-        return Err(prompt_too_long(ctx, group));
-    }
+    call: &impl Fn(Arc<ModelGroup>, usize, Limits) -> Fut,
+) -> Result<T, ApiError>
+where
+    Fut: Future<Output = Result<T, ApiError>>,
+{
     let mut tried: Vec<usize> = Vec::new();
     let mut last_error: Option<ApiError> = None;
     for attempt in 0..=group.retries {
@@ -95,17 +116,17 @@ async fn attempt_group(
         if now >= deadline {
             break;
         }
-        let (index, deployment, health) = match group.pick(now, &too_small, &tried, rng) {
+        let (index, deployment, health) = match group.pick(now, too_small, &tried, rng) {
             Pick::Call(index, deployment, health) => (index, deployment, health),
             Pick::AllCooling(back_in) => {
                 return Err(last_error.unwrap_or_else(|| all_cooling(group, back_in)));
             }
         };
         tried.push(index);
-        ctx.attempts += 1;
-        ctx.deployment = Some(deployment.label.clone());
+        route.attempts += 1;
+        route.deployment = Some(deployment.label.clone());
         let limits = deployment.upstream.limits(now, Some(deadline - now));
-        let error = match call::once(runtime, ctx, deployment, limits).await {
+        let error = match call(Arc::clone(group), index, limits).await {
             Ok(outcome) => {
                 let done = Instant::now();
                 health.finish(Health::Success(done - now), done);
@@ -148,30 +169,36 @@ async fn attempt_group(
     }))
 }
 
-/// The deployments of `group` whose input limit the prompt exceeds. The prompt is counted only
-/// when its byte length does not already prove it fits, and then once per request.
-fn too_small(ctx: &mut Ctx, group: &ModelGroup) -> Vec<usize> {
+/// The deployments of `group` whose input limit the prompt exceeds; an error when that is all
+/// of them. The prompt is counted only when its byte length does not already prove it fits,
+/// and then once per request.
+pub fn too_small(
+    request: &ChatRequest,
+    prompt_tokens: &mut Option<u64>,
+    group: &ModelGroup,
+) -> Result<Vec<usize>, ApiError> {
     let mut too_small = Vec::new();
     for (index, deployment) in group.deployments.iter().enumerate() {
         let Some(limit) = deployment.max_input_tokens else {
             continue;
         };
-        if tokens::upper_bound(&ctx.request) <= limit {
+        if tokens::upper_bound(request) <= limit {
             continue;
         }
-        let count = *ctx
-            .prompt_tokens
-            .get_or_insert_with(|| tokens::count(&ctx.request));
+        let count = *prompt_tokens.get_or_insert_with(|| tokens::count(request));
         if count > limit {
             too_small.push(index);
         }
     }
-    too_small
+    if too_small.len() == group.deployments.len() {
+        return Err(prompt_too_long(prompt_tokens.unwrap_or_default(), group));
+    }
+    Ok(too_small)
 }
 
 /// Every deployment of `group` is too small for the prompt: the provider's own
 /// context-length error, raised before calling any of them.
-fn prompt_too_long(ctx: &Ctx, group: &ModelGroup) -> ApiError {
+fn prompt_too_long(tokens: u64, group: &ModelGroup) -> ApiError {
     let largest = group
         .deployments
         .iter()
@@ -182,8 +209,7 @@ fn prompt_too_long(ctx: &Ctx, group: &ModelGroup) -> ApiError {
         ErrorKind::InvalidRequest,
         Origin::Client,
         format!(
-            "The prompt has {} tokens; model group `{}` takes at most {largest}.",
-            ctx.prompt_tokens.unwrap_or_default(),
+            "The prompt has {tokens} tokens; model group `{}` takes at most {largest}.",
             group.name
         ),
     )

@@ -25,6 +25,12 @@ models:
         aws_region: us-east-1
         aws_access_key_id: AKIDMOCK
         aws_secret_access_key: not-the-secret
+  - name: bedrock-exception
+    retries: 0
+    deployments:
+      - provider: mock_bedrock
+        model: "echo;fail=stream_exception,cut_after=3"
+        api_base: "{MOCK_ROOT}"
   - name: bedrock-throttled
     retries: 0
     deployments:
@@ -93,4 +99,20 @@ async fn bedrock_refusals_reach_the_client_in_its_shape() {
     assert_eq!(response.status(), 429);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["error"]["type"], "rate_limit_error");
+}
+
+/// Regression: events decoded from the same upstream chunk as a failure were dropped with it
+/// (Bedrock writes the exception frame right after the last deltas).
+#[tokio::test]
+async fn text_before_a_mid_stream_exception_reaches_the_client() {
+    let setup = support::start(BEDROCK).await;
+    let events = sse_events(
+        setup
+            .openai(&json!({"model": "bedrock-exception", "messages": user("one two three four five six seven"), "stream": true}))
+            .await,
+    )
+    .await;
+    assert_eq!(openai_stream_text(&events), "one two three", "{events:?}");
+    let last: Value = serde_json::from_str(&events.last().expect("events").1).expect("json");
+    assert!(last["error"].is_object(), "{last}");
 }

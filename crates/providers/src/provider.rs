@@ -529,7 +529,7 @@ pub struct UpstreamStream {
     next: usize,
     ended: bool,
     /// The error that ended the stream, handed out after the events decoded before it.
-    failure: Option<ApiError>,
+    failure: Option<Box<ApiError>>,
 }
 
 impl std::fmt::Debug for UpstreamStream {
@@ -567,7 +567,7 @@ impl UpstreamStream {
             self.pending.clear();
             self.next = 0;
             if self.ended {
-                return self.failure.take().map(Err);
+                return self.failure.take().map(|error| Err(*error));
             }
             let result = match self.reader.next_chunk().await {
                 Err(error) => Err(error),
@@ -579,7 +579,7 @@ impl UpstreamStream {
             };
             if let Err(error) = result {
                 self.ended = true;
-                self.failure = Some(error);
+                self.failure = Some(Box::new(error));
             }
         }
     }

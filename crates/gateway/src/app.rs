@@ -50,6 +50,8 @@ pub fn build_router(state: AppState) -> Router {
         .route("/chat/completions", post(ingress::openai_chat))
         .route("/v1/messages", post(ingress::anthropic_messages))
         .route("/messages", post(ingress::anthropic_messages))
+        .route("/v1/embeddings", post(ingress::embeddings))
+        .route("/embeddings", post(ingress::embeddings))
         .merge(others)
         .with_state(state)
 }

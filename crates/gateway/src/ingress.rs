@@ -16,7 +16,7 @@ use tracing::{info, warn};
 
 use crate::app::{AppState, request_id_of, set_request_id};
 use crate::error::reply;
-use crate::pipeline::{self, Ctx, Outcome};
+use crate::pipeline::{self, Ctx, Outcome, Routing};
 
 /// `POST /v1/chat/completions`.
 pub async fn openai_chat(
@@ -66,7 +66,7 @@ async fn answer(
         Err(error) => return answer_error(format, &request_id, None, &error),
     };
     let mut ctx = Ctx::new(request_id, format, request);
-    if let Err(error) = read_routing_headers(headers, runtime, &mut ctx) {
+    if let Err(error) = read_routing_headers(headers, runtime, &mut ctx.route) {
         return answer_error(format, &ctx.request_id, None, &error);
     }
     match pipeline::run(runtime, &mut ctx).await {
@@ -125,10 +125,10 @@ fn json_reply(ctx: &Ctx, body: Bytes, usage: &Usage) -> Response {
 
 /// `x-switchyard-timeout` (seconds, capped by `routing.max_timeout_secs`) and
 /// `x-switchyard-fallbacks` (`off` disables fallback groups for this request).
-fn read_routing_headers(
+pub(crate) fn read_routing_headers(
     headers: &HeaderMap,
     runtime: &crate::runtime::Runtime,
-    ctx: &mut Ctx,
+    route: &mut Routing,
 ) -> Result<(), ApiError> {
     if let Some(value) = headers.get("x-switchyard-timeout") {
         let seconds = value
@@ -142,7 +142,7 @@ fn read_routing_headers(
                     Some("x-switchyard-timeout".into()),
                 )
             })?;
-        ctx.route.timeout = Some(
+        route.timeout = Some(
             std::time::Duration::from_secs_f64(seconds.min(1e9)).min(runtime.routing.max_timeout),
         );
     }
@@ -154,10 +154,10 @@ fn read_routing_headers(
                 Some("x-switchyard-provider-key".into()),
             ));
         }
-        ctx.route.provider_key = Some(secrecy::SecretString::from(key.to_owned()));
+        route.provider_key = Some(secrecy::SecretString::from(key.to_owned()));
     }
     if let Some(value) = headers.get("x-switchyard-fallbacks") {
-        ctx.route.fallbacks_allowed = match value.to_str().map(str::trim) {
+        route.fallbacks_allowed = match value.to_str().map(str::trim) {
             Ok("off" | "false" | "0" | "none") => false,
             Ok("on" | "true" | "1") => true,
             _ => {
@@ -173,22 +173,22 @@ fn read_routing_headers(
 
 /// Which deployment served the call, how many attempts it took, and the fallback group used.
 fn served_by(headers: &mut HeaderMap, ctx: &Ctx) {
-    if let Some(value) = ctx
-        .route
+    routed_by(headers, &ctx.route);
+}
+
+/// The routing record as response headers.
+pub(crate) fn routed_by(headers: &mut HeaderMap, route: &Routing) {
+    if let Some(value) = route
         .deployment
         .as_deref()
         .and_then(|label| HeaderValue::from_str(label).ok())
     {
         headers.insert("x-switchyard-deployment", value);
     }
-    if ctx.route.attempts > 0 {
-        headers.insert(
-            "x-switchyard-attempts",
-            HeaderValue::from(ctx.route.attempts),
-        );
+    if route.attempts > 0 {
+        headers.insert("x-switchyard-attempts", HeaderValue::from(route.attempts));
     }
-    if let Some(value) = ctx
-        .route
+    if let Some(value) = route
         .fallback
         .as_deref()
         .and_then(|group| HeaderValue::from_str(group).ok())
@@ -197,7 +197,7 @@ fn served_by(headers: &mut HeaderMap, ctx: &Ctx) {
     }
 }
 
-fn answer_error(
+pub(crate) fn answer_error(
     format: WireFormat,
     request_id: &str,
     deployment: Option<&str>,
@@ -220,7 +220,11 @@ fn answer_error(
 
 /// Reads the body, refusing more than `limit` bytes (by `content-length` before reading when
 /// the client sent one).
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             ErrorKind::PayloadTooLarge,
@@ -464,6 +468,80 @@ fn stream_reply(ctx: Ctx, source: Source) -> Response {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     *response.headers_mut() = headers;
     response
+}
+
+/// `POST /v1/embeddings` (OpenAI's shape, any upstream that embeds).
+pub async fn embeddings(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let request_id = request_id_of(&headers);
+    let mut response = embed(state, &request_id, &headers, body).await;
+    set_request_id(&mut response, &request_id);
+    response
+}
+
+async fn embed(state: AppState, request_id: &str, headers: &HeaderMap, body: Body) -> Response {
+    use switchyard_providers::embeddings::openai as wire;
+
+    use crate::pipeline::embed::{self, Embedded};
+    use crate::pipeline::route;
+
+    let runtime = state.runtime.load_full();
+    let runtime = runtime.as_ref();
+    let format = WireFormat::OpenAi;
+    let bytes = match read_body(headers, body, runtime.server.body_limit).await {
+        Ok(bytes) => bytes,
+        Err(error) => return answer_error(format, request_id, None, &error),
+    };
+    let request = match wire::decode_request(&bytes) {
+        Ok(request) => request,
+        Err(error) => return answer_error(format, request_id, None, &error),
+    };
+    let mut routing = Routing::new(request.model.clone());
+    if let Err(error) = read_routing_headers(headers, runtime, &mut routing) {
+        return answer_error(format, request_id, None, &error);
+    }
+    let provider_key = routing.provider_key.clone();
+    let result = route::run(
+        runtime,
+        &mut routing,
+        |_| Ok(Vec::new()),
+        |group, index, limits| {
+            let (request, provider_key) = (&request, provider_key.clone());
+            async move {
+                let deployment = &group.deployments[index];
+                embed::once(runtime, request, provider_key.as_ref(), deployment, limits).await
+            }
+        },
+    )
+    .await;
+    let (body, usage) = match result {
+        Ok(Embedded::Relayed(body, usage)) => (body, usage),
+        Ok(Embedded::Translated(response)) => (
+            Bytes::from(wire::encode_response(&response, request.encoding)),
+            response.usage,
+        ),
+        Err(error) => {
+            let mut reply = answer_error(format, request_id, routing.deployment.as_deref(), &error);
+            routed_by(reply.headers_mut(), &routing);
+            return reply;
+        }
+    };
+    info!(
+        %request_id,
+        model = %request.model,
+        deployment = routing.deployment.as_deref().unwrap_or("-"),
+        status = 200,
+        prompt_tokens = usage.prompt_tokens,
+        inputs = request.inputs.len(),
+        "Embeddings completed"
+    );
+    let mut reply = (StatusCode::OK, body).into_response();
+    let headers = reply.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    routed_by(headers, &routing);
+    reply
 }
 
 /// `GET /v1/models`: the model groups, in OpenAI's list shape, or Anthropic's when the caller

@@ -8,8 +8,10 @@
 //! # Layout
 //! - [`route`]: attempts, retries with backoff, cooldown-aware deployment choice, fallbacks.
 //! - [`call`]: one call to one deployment.
+//! - [`embed`]: one embeddings call to one deployment.
 
 pub mod call;
+pub mod embed;
 pub mod route;
 
 use std::sync::Arc;

@@ -230,6 +230,46 @@ impl Runtime {
     }
 }
 
+/// A Vertex deployment's service account (its key file read and checked now, so a bad key
+/// stops the start) and API base; `mock_vertex` talks to the mock's token endpoint and routes.
+fn vertex_account(
+    config: &DeploymentConfig,
+    mock_base: &str,
+) -> Result<(switchyard_providers::vertex::ServiceAccount, String), BuildError> {
+    use switchyard_providers::vertex;
+    let fail = |what: String| BuildError::Endpoint(format!("{}: {what}", config.model));
+    let path = config.credentials_file.as_deref().unwrap_or_default();
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| fail(format!("cannot read credentials_file {path}: {error}")))?;
+    let mut account = vertex::ServiceAccount::from_json(&text)
+        .map_err(|error| fail(format!("credentials_file {path}: {error}")))?;
+    let mock = config.provider == "mock_vertex";
+    let token_uri = match (&config.token_uri, mock) {
+        (Some(uri), _) => Some(uri.clone()),
+        (None, true) => Some(format!("{mock_base}/token")),
+        (None, false) => None,
+    };
+    if let Some(uri) = token_uri {
+        account = account
+            .with_token_uri(&uri)
+            .map_err(|error| fail(format!("token_uri: {error}")))?;
+    }
+    let project = config
+        .vertex_project
+        .clone()
+        .unwrap_or_else(|| account.project_id().to_owned());
+    let location = config
+        .vertex_location
+        .clone()
+        .unwrap_or_else(|| "us-central1".to_owned());
+    let base = if mock {
+        format!("{mock_base}{}", vertex::resource_path(&project, &location))
+    } else {
+        vertex::api_base(&project, &location)
+    };
+    Ok((account, base))
+}
+
 /// The region and credentials a Bedrock deployment signs with: from its config, else the
 /// standard AWS environment variables; the mock's fixed test credentials for `mock_bedrock`.
 fn aws_signing(
@@ -287,6 +327,7 @@ fn build_deployment(
         "anthropic" | "mock_anthropic" => Provider::Anthropic,
         "gemini" | "mock_gemini" => Provider::Gemini,
         "bedrock" | "mock_bedrock" => Provider::Bedrock,
+        "vertex" | "mock_vertex" => Provider::Vertex,
         "azure" | "mock_azure" => Provider::Azure {
             bearer: config.auth == Some(AzureAuth::Bearer),
         },
@@ -305,6 +346,14 @@ fn build_deployment(
         other => {
             compat::preset(other).map_or_else(String::new, |preset| preset.api_base.to_owned())
         }
+    };
+    let vertex = match provider {
+        Provider::Vertex => Some(vertex_account(config, mock_base)?),
+        _ => None,
+    };
+    let default_base = match &vertex {
+        Some((_, base)) => base.clone(),
+        None => default_base,
     };
     let base = config.api_base.as_deref().unwrap_or(&default_base);
     // The mock checks that a key is present, as the real providers do.
@@ -328,11 +377,14 @@ fn build_deployment(
     )
     .map_err(|error| BuildError::Endpoint(format!("{}: {error}", config.model)))?
     .with_headroom(Arc::clone(&health.headroom));
-    let upstream = match provider {
-        Provider::Bedrock => {
+    let upstream = match (provider, vertex) {
+        (Provider::Bedrock, _) => {
             let (region, credentials) = aws_signing(config)?;
             upstream.with_aws(region, credentials)
         }
+        (Provider::Vertex, Some((account, _))) => upstream.with_google(Arc::new(
+            switchyard_providers::vertex::TokenSource::new(account),
+        )),
         _ => upstream,
     };
     // The cost strategy compares a call of 1,000 input and 500 output tokens.

@@ -11,10 +11,10 @@
 //! `fail=stream_exception:throttlingException`); a call that is not streamed answers it with
 //! the HTTP error of that type.
 
-mod error;
+pub(crate) mod error;
 mod request;
 mod response;
-mod signature;
+pub(crate) mod signature;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};

@@ -6,7 +6,7 @@
 //! `Authorization: Bearer` token. The options ride on the model path segment (see [`path`]) or
 //! `x-mock-*` headers.
 
-mod error;
+pub(crate) mod error;
 mod path;
 mod request;
 mod response;
@@ -62,6 +62,19 @@ pub(crate) async fn models(
     let Ok(Path(rest)) = rest else {
         return error::invalid("The resource name is not valid UTF-8 once percent-decoded.");
     };
+    if let Some(model) = rest
+        .trim_start_matches('/')
+        .strip_suffix(":batchEmbedContents")
+    {
+        return crate::embeddings::batch_embed_contents(
+            &state,
+            model,
+            version,
+            &parts.headers,
+            body,
+        )
+        .await;
+    }
     let target = match Target::parse(&rest) {
         Ok(target) => target,
         Err(PathError::Malformed) => {

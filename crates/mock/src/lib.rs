@@ -20,6 +20,22 @@
 //! `AKIDMOCK` and secret `mock-secret` (the signature is verified); options in the model id with
 //! `;` and `,`; `fail=stream_exception` sends an exception frame mid-stream.
 //!
+//! Google Vertex AI: `POST /token` is the OAuth token endpoint; a service-account JWT
+//! (`grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=…`) signed with the test
+//! key of `crates/providers/tests/fixtures/vertex/service_account.json` is verified (signature,
+//! issuer, audience, lifetime, `cloud-platform` scope) and answered with a `ya29.mock-…` token
+//! valid 3599 s (`x-mock-token-expires-in` or `/token?expires_in=` for another lifetime).
+//! `POST /v1/projects/{project}/locations/{location}/publishers/google/models/{model}:generateContent`
+//! and `…:streamGenerateContent?alt=sse` answer as Gemini does, to `Authorization: Bearer` with
+//! a token the mock issued and that has not expired (else Google's 401 `UNAUTHENTICATED`).
+//!
+//! Embeddings, the same vector for the same text in every dialect (8 dimensions unless the
+//! request names another length; a text's FNV-1a hash seeds the components, scaled to length 1):
+//! OpenAI's `POST /v1/embeddings` (bearer key as for chat; `encoding_format` `float` or
+//! `base64`), Gemini's `POST /v1beta/models/{model}:batchEmbedContents`, and Bedrock's
+//! `POST /model/{modelId}/invoke` for `amazon.titan-embed-text…` and `cohere.embed…` ids
+//! (SigV4-verified; input tokens in `x-amzn-bedrock-input-token-count`).
+//!
 //! Behaviour is chosen per request by a query suffix on the model string
 //! (`"echo?latency_ms=20&fail=500"`) or `x-mock-<option>` headers (headers win): `latency_ms`,
 //! `ttft_ms`, `chunk_delay_ms`, `tokens`, `echo=request`, `fail`, `retry_after`, `cut_after`,
@@ -36,6 +52,8 @@
 //! - `options`: parsing the behaviour controls.
 //! - `behaviour`: what to answer (text, tool calls, finish, token counts); pure.
 //! - `openai`, `anthropic`, `gemini`, `azure`, `bedrock`: the endpoints, their request and response shapes and errors.
+//! - `embeddings`: `/v1/embeddings`, Gemini `batchEmbedContents` and Bedrock `invoke`.
+//! - `vertex`: the OAuth token endpoint and the Gemini endpoints under a project, behind its tokens.
 //! - `script`: stream bodies with pacing and stream faults; `faults`: the transport faults.
 //! - `stats`: counters; `models`: the model list; `reply`, `ids`, `clock`: response parts.
 
@@ -44,6 +62,7 @@ mod azure;
 mod bedrock;
 mod behaviour;
 mod clock;
+mod embeddings;
 mod faults;
 mod gemini;
 mod ids;
@@ -53,6 +72,7 @@ mod options;
 mod reply;
 mod script;
 mod stats;
+mod vertex;
 
 use std::io;
 use std::net::SocketAddr;
@@ -104,6 +124,8 @@ fn router_with(state: Shared) -> Router {
         .route("/chat/completions", post(openai::chat_completions))
         .route("/v1/messages", post(anthropic::messages))
         .route("/messages", post(anthropic::messages))
+        .route("/v1/embeddings", post(embeddings::create))
+        .route("/embeddings", post(embeddings::create))
         // Gemini puts the method after a `:` inside the last segment, which axum cannot route.
         .route(
             "/openai/deployments/{deployment}/chat/completions",
@@ -117,6 +139,8 @@ fn router_with(state: Shared) -> Router {
             "/model/{model_id}/converse-stream",
             post(bedrock::converse_stream),
         )
+        .route("/model/{model_id}/invoke", post(embeddings::invoke))
+        .merge(vertex::routes(Arc::clone(&state)))
         .route("/v1/models", get(models::list))
         .route("/models", get(models::list))
         .route("/mock/stats", get(stats))

@@ -110,7 +110,7 @@ pub(crate) async fn chat_completions(State(state): State<Shared>, request: Reque
 
 /// Checks `Authorization: Bearer <key>`; a missing key or the key `invalid` is refused.
 /// Returns the refusal, if any.
-fn refusal(headers: &HeaderMap) -> Option<Response> {
+pub(crate) fn refusal(headers: &HeaderMap) -> Option<Response> {
     let key = headers
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -141,7 +141,7 @@ fn refusal(headers: &HeaderMap) -> Option<Response> {
 }
 
 /// A 400 `invalid_request_error`.
-fn invalid(message: &str, param: Option<&str>) -> Response {
+pub(crate) fn invalid(message: &str, param: Option<&str>) -> Response {
     error(
         StatusCode::BAD_REQUEST,
         message,
@@ -152,7 +152,7 @@ fn invalid(message: &str, param: Option<&str>) -> Response {
 }
 
 /// The `fail=<status>` answer, with the type, code and headers OpenAI sends for that status.
-fn status_fault(status: u16, model: &str, options: &Options) -> Response {
+pub(crate) fn status_fault(status: u16, model: &str, options: &Options) -> Response {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     match status {
         401 => error(

@@ -11,6 +11,8 @@
 //! - [`anthropic`]: Anthropic Messages.
 //! - [`gemini`]: Google Gemini `generateContent` (AI Studio and Vertex AI), upstream side only.
 //! - [`bedrock`]: Amazon Bedrock Converse and ConverseStream, SigV4-signed, upstream side only.
+//! - [`vertex`]: Google Vertex AI: service-account JWTs, the cached access token, the API base.
+//! - [`embeddings`]: `/v1/embeddings` for clients; OpenAI, Gemini and Bedrock embedding calls.
 //! - [`sse`]: an incremental Server-Sent Events parser that accepts any chunk boundary.
 //! - [`json`]: JSON parsing that names the offending field.
 //! - [`http`]: the shared upstream HTTP client.
@@ -20,6 +22,7 @@
 
 pub mod anthropic;
 pub mod bedrock;
+pub mod embeddings;
 pub mod gemini;
 pub mod http;
 pub mod json;
@@ -28,6 +31,7 @@ pub mod provider;
 pub mod ratelimit;
 pub mod relay;
 pub mod sse;
+pub mod vertex;
 
 pub use provider::{EndpointError, Limits, Provider, Timeouts, Upstream, UpstreamStream};
 pub use ratelimit::Headroom;

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::ratelimit::Headroom;
 use crate::relay::{self, Relay, RelayedResponse};
-use crate::{anthropic, bedrock, gemini, openai};
+use crate::{anthropic, bedrock, embeddings, gemini, openai, vertex};
 
 /// Largest upstream error body read for its message.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -34,6 +34,9 @@ pub enum Provider {
     },
     /// AWS Bedrock Converse, SigV4-signed (see [`Upstream::with_aws`]).
     Bedrock,
+    /// Google Vertex AI: Gemini's format, a service account's OAuth token (see
+    /// [`Upstream::with_google`]).
+    Vertex,
 }
 
 /// The Azure OpenAI API version used when a deployment names none.
@@ -46,7 +49,7 @@ impl Provider {
         match self {
             Provider::OpenAi | Provider::Azure { .. } => Some(WireFormat::OpenAi),
             Provider::Anthropic => Some(WireFormat::Anthropic),
-            Provider::Gemini | Provider::Bedrock => None,
+            Provider::Gemini | Provider::Vertex | Provider::Bedrock => None,
         }
     }
 
@@ -64,7 +67,9 @@ impl Provider {
         match self {
             Provider::OpenAi => format!("{base}/chat/completions"),
             Provider::Anthropic => format!("{base}/messages"),
-            Provider::Gemini => format!("{base}/{}", gemini::method_path(model, stream)),
+            Provider::Gemini | Provider::Vertex => {
+                format!("{base}/{}", gemini::method_path(model, stream))
+            }
             Provider::Bedrock => format!("{base}{}", bedrock::path(model, stream)),
             Provider::Azure { .. } => match api_version.unwrap_or(AZURE_API_VERSION) {
                 "v1" => format!("{base}/openai/v1/chat/completions"),
@@ -113,8 +118,8 @@ fn auth_header(
             http::header::AUTHORIZATION,
             format!("Bearer {}", key.expose_secret()),
         ),
-        // Bedrock is signed per request instead.
-        Provider::Bedrock => return Err(EndpointError::Key),
+        // Bedrock is signed per request, Vertex given a token per request, instead.
+        Provider::Bedrock | Provider::Vertex => return Err(EndpointError::Key),
     };
     let mut value = http::HeaderValue::try_from(value).map_err(|_| EndpointError::Key)?;
     value.set_sensitive(true);
@@ -160,6 +165,12 @@ pub struct Upstream {
     pub headroom: Arc<Headroom>,
     /// Region and credentials that sign every request (Bedrock).
     aws: Option<Arc<AwsSigning>>,
+    /// The service account whose token authorizes every request (Vertex).
+    google: Option<Arc<vertex::TokenSource>>,
+    /// The API base, for endpoints other than chat (embeddings).
+    api_base: String,
+    /// Azure's `api-version`, for endpoints other than chat.
+    api_version: Option<String>,
 }
 
 /// What SigV4 signing needs.
@@ -197,7 +208,7 @@ impl Upstream {
             );
         }
         if let Some(key) = &api_key
-            && provider != Provider::Bedrock
+            && !matches!(provider, Provider::Bedrock | Provider::Vertex)
         {
             let (name, value) = auth_header(provider, key)?;
             headers.insert(name, value);
@@ -212,7 +223,60 @@ impl Upstream {
             headers,
             headroom: Arc::default(),
             aws: None,
+            google: None,
+            api_base: api_base.trim_end_matches('/').to_owned(),
+            api_version: api_version.map(str::to_owned),
         })
+    }
+
+    /// Authorizes every request with a token of `tokens` (Vertex).
+    #[must_use]
+    pub fn with_google(mut self, tokens: Arc<vertex::TokenSource>) -> Upstream {
+        self.google = Some(tokens);
+        self
+    }
+
+    /// The embeddings endpoint, where the provider has one this gateway speaks to.
+    pub fn embeddings_url(&self) -> Option<reqwest::Url> {
+        let base = &self.api_base;
+        let model = &self.model;
+        let url = match self.provider {
+            Provider::OpenAi => format!("{base}/embeddings"),
+            Provider::Azure { .. } => {
+                match self.api_version.as_deref().unwrap_or(AZURE_API_VERSION) {
+                    "v1" => format!("{base}/openai/v1/embeddings"),
+                    version => format!(
+                        "{base}/openai/deployments/{model}/embeddings?api-version={version}"
+                    ),
+                }
+            }
+            Provider::Gemini | Provider::Vertex => {
+                format!("{base}/{}", embeddings::gemini::path(model))
+            }
+            Provider::Bedrock => format!("{base}{}", embeddings::bedrock::path(model)),
+            Provider::Anthropic => return None,
+        };
+        url.parse().ok()
+    }
+
+    /// POSTs `body` to `url` with this endpoint's authentication, within `limits`; the
+    /// answer's headers and body, or the provider's error.
+    pub async fn post(
+        &self,
+        client: &reqwest::Client,
+        url: &reqwest::Url,
+        body: Vec<u8>,
+        limits: Limits,
+    ) -> Result<(http::HeaderMap, Bytes), ApiError> {
+        let exchange = async {
+            let response = self.send_body(client, url, body).await?;
+            let headers = response.headers().clone();
+            let body = response.bytes().await.map_err(transport_error)?;
+            Ok((headers, body))
+        };
+        tokio::time::timeout_at(limits.deadline, exchange)
+            .await
+            .map_err(|_| timeout_error())?
     }
 
     /// Signs every request with SigV4 for `region` with `credentials` (Bedrock).
@@ -268,7 +332,7 @@ impl Upstream {
                     openai::response::decode(&body, request)
                 }
                 Provider::Anthropic => anthropic::response::decode(&body, request),
-                Provider::Gemini => gemini::response::decode(&body, request),
+                Provider::Gemini | Provider::Vertex => gemini::response::decode(&body, request),
                 Provider::Bedrock => bedrock::response::decode(&body, request),
             }
         };
@@ -293,7 +357,9 @@ impl Upstream {
                 Decoder::OpenAi(openai::stream::Decoder::new(request))
             }
             Provider::Anthropic => Decoder::Anthropic(anthropic::stream::Decoder::new(request)),
-            Provider::Gemini => Decoder::Gemini(gemini::stream::Decoder::new(request)),
+            Provider::Gemini | Provider::Vertex => {
+                Decoder::Gemini(gemini::stream::Decoder::new(request))
+            }
             Provider::Bedrock => Decoder::Bedrock(bedrock::stream::Decoder::new(request)),
         };
         Ok(UpstreamStream {
@@ -365,7 +431,7 @@ impl Upstream {
                 openai::request::encode(request, &self.model)?
             }
             Provider::Anthropic => anthropic::request::encode(request, &self.model)?,
-            Provider::Gemini => gemini::request::encode(request)?,
+            Provider::Gemini | Provider::Vertex => gemini::request::encode(request)?,
             Provider::Bedrock => bedrock::request::encode(request)?,
         };
         let url = if request.stream {
@@ -373,7 +439,24 @@ impl Upstream {
         } else {
             &self.url
         };
+        self.send_body(client, url, body).await
+    }
+
+    /// Sends `body` to `url` with this endpoint's headers, signature or token; a non-2xx
+    /// answer becomes the provider's error.
+    async fn send_body(
+        &self,
+        client: &reqwest::Client,
+        url: &reqwest::Url,
+        body: Vec<u8>,
+    ) -> Result<reqwest::Response, ApiError> {
         let mut builder = client.post(url.clone());
+        if let Some(tokens) = &self.google {
+            builder = builder.header(
+                http::header::AUTHORIZATION,
+                tokens.authorization(client).await?,
+            );
+        }
         for (name, value) in &self.headers {
             builder = builder.header(name, value.clone());
         }
@@ -405,7 +488,9 @@ impl Upstream {
                 openai::error::decode(status.as_u16(), &headers, &body)
             }
             Provider::Anthropic => anthropic::error::decode(status.as_u16(), &headers, &body),
-            Provider::Gemini => gemini::error::decode(status.as_u16(), &headers, &body),
+            Provider::Gemini | Provider::Vertex => {
+                gemini::error::decode(status.as_u16(), &headers, &body)
+            }
             Provider::Bedrock => bedrock::error::decode(status.as_u16(), &headers, &body),
         })
     }

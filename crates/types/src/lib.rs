@@ -5,10 +5,12 @@
 //! - [`request`]: [`ChatRequest`], messages, content parts, tools, response formats.
 //! - [`response`]: [`ChatResponse`], choices, finish reasons.
 //! - [`stream`]: [`StreamEvent`], the unit a streamed answer is made of.
+//! - [`embeddings`]: [`EmbeddingRequest`] and [`EmbeddingResponse`], texts in, vectors out.
 //! - [`usage`]: [`Usage`], token counts as providers report them.
 //! - [`error`]: [`ApiError`] and [`ErrorKind`], the one error every layer speaks.
 //! - [`format`]: [`WireFormat`], the API dialects a client or an upstream can speak.
 
+pub mod embeddings;
 pub mod error;
 pub mod format;
 pub mod request;
@@ -16,6 +18,7 @@ pub mod response;
 pub mod stream;
 pub mod usage;
 
+pub use embeddings::{EmbeddingRequest, EmbeddingResponse, Encoding, Inputs};
 pub use error::{ApiError, ErrorKind, Origin};
 pub use format::WireFormat;
 pub use request::{

@@ -153,6 +153,19 @@ pub struct DeploymentConfig {
     /// AWS Bedrock: the session token of temporary credentials.
     #[serde(default)]
     pub aws_session_token: Option<String>,
+    /// Google Vertex AI: the service-account key file (JSON, as Google issues it).
+    #[serde(default)]
+    pub credentials_file: Option<String>,
+    /// Google Vertex AI: the project (default: the key file's `project_id`).
+    #[serde(default)]
+    pub vertex_project: Option<String>,
+    /// Google Vertex AI: the location (default `us-central1`; `global` for the global endpoint).
+    #[serde(default)]
+    pub vertex_location: Option<String>,
+    /// Google Vertex AI: where to exchange the service account's JWT for a token (default:
+    /// the key file's `token_uri`).
+    #[serde(default)]
+    pub token_uri: Option<String>,
     /// Azure OpenAI: the `api-version` (default `2024-10-21`; `v1` for the v1 API).
     #[serde(default)]
     pub api_version: Option<String>,

@@ -374,11 +374,10 @@ pub(crate) fn provider_needs(provider: &str) -> Option<(bool, bool)> {
     match provider {
         "anthropic" | "gemini" => Some((false, true)),
         "azure" => Some((true, true)),
-        "bedrock" => Some((false, false)),
+        "bedrock" | "vertex" => Some((false, false)),
         "openai_compatible" => Some((true, false)),
-        "mock" | "mock_anthropic" | "mock_gemini" | "mock_azure" | "mock_bedrock" => {
-            Some((false, false))
-        }
+        "mock" | "mock_anthropic" | "mock_gemini" | "mock_azure" | "mock_bedrock"
+        | "mock_vertex" => Some((false, false)),
         other => switchyard_providers::openai::compat::preset(other)
             .map(|preset| (false, preset.needs_key)),
     }
@@ -447,7 +446,7 @@ fn check_deployment(deployment: &DeploymentConfig, path: &str, errors: &mut Vec<
         errors.push(error_at(
             &format!("{path}.provider"),
             format!(
-                "unknown provider `{}` (known: anthropic, gemini, azure, bedrock, openai_compatible, {}, mock, mock_anthropic, mock_gemini, mock_azure, mock_bedrock)",
+                "unknown provider `{}` (known: anthropic, gemini, vertex, azure, bedrock, openai_compatible, {}, mock, mock_anthropic, mock_gemini, mock_vertex, mock_azure, mock_bedrock)",
                 deployment.provider,
                 presets.join(", ")
             ),

@@ -8,7 +8,9 @@
 mod azure;
 mod bedrock;
 mod chat;
+mod embeddings;
 mod errors;
 mod gemini;
 mod routing;
 mod support;
+mod vertex;

@@ -60,6 +60,11 @@ AZURE_FAULTS = ["429", "500", "content_filter", "cut"]
 BEDROCK_FAULTS = ["429", "500", "cut", "stream_exception"]
 # The Bedrock model id the echo answers as.
 BEDROCK_MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0"
+# Google Vertex AI upstream faults, one `vertex-fail-X` model each (options on the model, which
+# is part of the URL path: same spelling as Gemini's).
+VERTEX_FAULTS = ["429", "500", "cut"]
+# The test service account whose key the mock's token endpoint verifies.
+VERTEX_CREDENTIALS = REPO / "crates" / "providers" / "tests" / "fixtures" / "vertex" / "service_account.json"
 
 STARTUP_TIMEOUT = 30.0
 
@@ -85,18 +90,17 @@ class Servers:
 def _deployment(
     provider: str,
     model: str,
-    api_base: str,
+    api_base: str | None,
     timeout: float | None = None,
     api_key: str | None = "test-key",
     **extra: str,
 ) -> str:
-    """One deployment entry; `api_key=None` leaves the key out, `extra` adds more settings
-    (`api_version`, `auth`, `aws_region`, …), each written as a quoted string."""
-    text = (
-        f"      - provider: {provider}\n"
-        f'        model: "{model}"\n'
-        f'        api_base: "{api_base}"\n'
-    )
+    """One deployment entry; `api_base=None` and `api_key=None` leave the base and the key out,
+    `extra` adds more settings (`api_version`, `auth`, `aws_region`, …), each written as a
+    quoted string."""
+    text = f"      - provider: {provider}\n        model: \"{model}\"\n"
+    if api_base is not None:
+        text += f'        api_base: "{api_base}"\n'
     if api_key is not None:
         text += f'        api_key: "{api_key}"\n'
     for key, value in extra.items():
@@ -110,7 +114,7 @@ def _group(
     name: str,
     provider: str,
     model: str,
-    api_base: str,
+    api_base: str | None,
     timeout: float | None = None,
     **settings: str | None,
 ) -> str:
@@ -123,7 +127,7 @@ def _group(
 def path_model(options: str = "") -> str:
     """The mock's echo model with `options` (`fail=500,retry_after=7`), in the path-safe
     `echo;k=v,k=v` spelling of a model that is part of the URL path: a Gemini model, an Azure
-    deployment name, a Bedrock model id."""
+    deployment name, a Bedrock model id, a Vertex AI model."""
     assert "?" not in options and "&" not in options, "use , between path-safe mock options"
     return f"echo;{options}" if options else "echo"
 
@@ -133,7 +137,7 @@ gemini_model = path_model
 
 def gateway_config(listen: str, mock_v1: str) -> str:
     """The gateway config: the upstream formats the mock speaks (OpenAI, Anthropic, Gemini,
-    Azure OpenAI, AWS Bedrock), and one model per fault the tests use."""
+    Azure OpenAI, AWS Bedrock, Google Vertex AI), and one model per fault the tests use."""
     # Azure and Bedrock paths start at the root (`/openai/…`, `/model/…`), not at `/v1`.
     mock_root = mock_v1.removesuffix("/v1")
     groups = [
@@ -178,6 +182,16 @@ def gateway_config(listen: str, mock_v1: str) -> str:
     for fault in BEDROCK_FAULTS:
         model = path_model(f"fail={fault},{PATH_FAULT_OPTIONS}")
         groups.append(_group(f"bedrock-fail-{fault}", "mock_bedrock", model, mock_root, api_key=None))
+    # Vertex AI: no key and no base. The gateway trades the service account's signed JWT for a
+    # token at its own in-process mock's `/token` and derives the project path from the key file
+    # (project `switchyard-test`) and the location (`us-central1` unless one is named).
+    vertex = {"api_key": None, "credentials_file": str(VERTEX_CREDENTIALS)}
+    groups.append(
+        _group("vertex", "mock_vertex", path_model(), None, vertex_location="europe-west4", **vertex)
+    )
+    for fault in VERTEX_FAULTS:
+        model = path_model(f"fail={fault},{PATH_FAULT_OPTIONS}")
+        groups.append(_group(f"vertex-fail-{fault}", "mock_vertex", model, None, **vertex))
     return (
         "server:\n"
         f"  listen: {listen}\n"

@@ -37,3 +37,6 @@ pub use provider::{EndpointError, Limits, Provider, Timeouts, Upstream, Upstream
 pub use ratelimit::Headroom;
 pub use relay::{Relay, RelayedResponse};
 pub use switchyard_types::ApiError;
+
+#[cfg(test)]
+mod robustness;

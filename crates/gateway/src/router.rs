@@ -31,6 +31,8 @@ pub struct Deployment {
     pub key: String,
     /// Where and how to call.
     pub upstream: Upstream,
+    /// Its own HTTP client when it sets its own connect timeout; else the runtime's.
+    pub client: Option<switchyard_providers::http::Client>,
     /// Share of the group's traffic under weighted random.
     pub weight: f64,
     /// Tier: lower tiers are used first.
@@ -73,6 +75,16 @@ pub enum Pick<'a> {
     Call(usize, &'a Deployment, Call),
     /// Every deployment is cooling down; the first is back after this long.
     AllCooling(Duration),
+}
+
+impl Deployment {
+    /// The client to call it with: its own, or the shared one.
+    pub fn client<'a>(
+        &'a self,
+        shared: &'a switchyard_providers::http::Client,
+    ) -> &'a switchyard_providers::http::Client {
+        self.client.as_ref().unwrap_or(shared)
+    }
 }
 
 impl ModelGroup {
@@ -201,6 +213,7 @@ mod tests {
                 None,
             )
             .expect("upstream"),
+            client: None,
             weight: 1.0,
             priority,
             max_input_tokens: None,

@@ -389,8 +389,13 @@ fn build_deployment(
     };
     // The cost strategy compares a call of 1,000 input and 500 output tokens.
     let cost = config.input_cost_per_mtok * 1e-3 + config.output_cost_per_mtok * 0.5e-3;
+    let client = match config.connect_timeout_secs {
+        Some(connect) => Some(switchyard_providers::http::client(secs(connect))?),
+        None => None,
+    };
     Ok(Deployment {
         label: format!("{}/{}", config.provider, config.model),
+        client,
         provider: config.provider.clone(),
         key,
         upstream,

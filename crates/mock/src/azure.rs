@@ -39,7 +39,39 @@ pub(crate) async fn v1(State(state): State<Shared>, request: Request) -> Respons
     forward(state, None, request).await
 }
 
+/// `POST /openai/deployments/{deployment}/embeddings` and `/openai/v1/embeddings`: OpenAI's
+/// embeddings at Azure's URLs.
+pub(crate) async fn embeddings(
+    State(state): State<Shared>,
+    deployment: Option<Path<String>>,
+    request: Request,
+) -> Response {
+    forward_to(
+        state,
+        deployment.map(|Path(name)| name),
+        request,
+        Target::Embeddings,
+    )
+    .await
+}
+
+/// Which OpenAI endpoint an Azure route stands for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Chat,
+    Embeddings,
+}
+
 async fn forward(state: Shared, deployment: Option<String>, request: Request) -> Response {
+    forward_to(state, deployment, request, Target::Chat).await
+}
+
+async fn forward_to(
+    state: Shared,
+    deployment: Option<String>,
+    request: Request,
+    target: Target,
+) -> Response {
     let (mut parts, body) = request.into_parts();
     let key = parts
         .headers
@@ -89,8 +121,11 @@ async fn forward(state: Shared, deployment: Option<String>, request: Request) ->
     }
     parts.headers.remove(header::CONTENT_LENGTH);
     let body = serde_json::to_vec(&payload).unwrap_or_default();
-    let response =
-        openai::chat_completions(State(state), Request::from_parts(parts, Body::from(body))).await;
+    let request = Request::from_parts(parts, Body::from(body));
+    if target == Target::Embeddings {
+        return crate::embeddings::create(State(state), request).await;
+    }
+    let response = openai::chat_completions(State(state), request).await;
     if stream || response.status() != StatusCode::OK {
         return response;
     }

@@ -132,6 +132,11 @@ fn router_with(state: Shared) -> Router {
             post(azure::deployment),
         )
         .route("/openai/v1/chat/completions", post(azure::v1))
+        .route(
+            "/openai/deployments/{deployment}/embeddings",
+            post(azure::embeddings),
+        )
+        .route("/openai/v1/embeddings", post(azure::embeddings))
         .route("/v1beta/models/{*rest}", post(gemini::models))
         .route("/v1/models/{*rest}", post(gemini::models))
         .route("/model/{model_id}/converse", post(bedrock::converse))

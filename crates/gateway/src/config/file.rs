@@ -176,6 +176,9 @@ pub struct DeploymentConfig {
     /// Total time for a call, stream included.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: f64,
+    /// Time to open a connection to this deployment (default `server.connect_timeout_secs`).
+    #[serde(default)]
+    pub connect_timeout_secs: Option<f64>,
     /// Time to the first byte of the answer (for streams, the first token); default
     /// `timeout_secs`.
     #[serde(default)]

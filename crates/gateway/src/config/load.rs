@@ -486,6 +486,117 @@ fn check_deployment(deployment: &DeploymentConfig, path: &str, errors: &mut Vec<
         false,
         errors,
     );
+    for (value, key) in [
+        (deployment.ttft_timeout_secs, "ttft_timeout_secs"),
+        (deployment.connect_timeout_secs, "connect_timeout_secs"),
+    ] {
+        if let Some(value) = value {
+            check_seconds(value, &format!("{path}.{key}"), false, errors);
+        }
+    }
+    for (value, key) in [
+        (deployment.weight, "weight"),
+        (deployment.input_cost_per_mtok, "input_cost_per_mtok"),
+        (deployment.output_cost_per_mtok, "output_cost_per_mtok"),
+    ] {
+        if !value.is_finite() || value < 0.0 {
+            errors.push(error_at(
+                &format!("{path}.{key}"),
+                "must be a number, 0 or more",
+            ));
+        }
+    }
+    check_provider_keys(deployment, path, errors);
+}
+
+/// Keys that belong to one provider: required where they must be, refused elsewhere.
+fn check_provider_keys(deployment: &DeploymentConfig, path: &str, errors: &mut Vec<ConfigError>) {
+    let provider = deployment.provider.as_str();
+    let bedrock = matches!(provider, "bedrock" | "mock_bedrock");
+    let vertex = matches!(provider, "vertex" | "mock_vertex");
+    let azure = matches!(provider, "azure" | "mock_azure");
+    if provider == "bedrock" && deployment.aws_region.is_none() {
+        errors.push(error_at(
+            &format!("{path}.aws_region"),
+            "required for provider `bedrock` (use `${AWS_REGION}` to read it from the environment)",
+        ));
+    }
+    if deployment.aws_access_key_id.is_some() != deployment.aws_secret_access_key.is_some() {
+        errors.push(error_at(
+            &format!("{path}.aws_secret_access_key"),
+            "aws_access_key_id and aws_secret_access_key go together",
+        ));
+    }
+    if vertex && deployment.credentials_file.is_none() {
+        errors.push(error_at(
+            &format!("{path}.credentials_file"),
+            "required for provider `vertex` (a service-account key file)",
+        ));
+    }
+    let owned = [
+        (
+            bedrock,
+            deployment.aws_region.is_some(),
+            "aws_region",
+            "AWS Bedrock deployments (provider `bedrock`)",
+        ),
+        (
+            bedrock,
+            deployment.aws_access_key_id.is_some(),
+            "aws_access_key_id",
+            "AWS Bedrock deployments (provider `bedrock`)",
+        ),
+        (
+            bedrock,
+            deployment.aws_session_token.is_some(),
+            "aws_session_token",
+            "AWS Bedrock deployments (provider `bedrock`)",
+        ),
+        (
+            vertex,
+            deployment.credentials_file.is_some(),
+            "credentials_file",
+            "Google Vertex AI deployments (provider `vertex`)",
+        ),
+        (
+            vertex,
+            deployment.vertex_project.is_some(),
+            "vertex_project",
+            "Google Vertex AI deployments (provider `vertex`)",
+        ),
+        (
+            vertex,
+            deployment.vertex_location.is_some(),
+            "vertex_location",
+            "Google Vertex AI deployments (provider `vertex`)",
+        ),
+        (
+            vertex,
+            deployment.token_uri.is_some(),
+            "token_uri",
+            "Google Vertex AI deployments (provider `vertex`)",
+        ),
+        (
+            azure,
+            deployment.api_version.is_some(),
+            "api_version",
+            "Azure OpenAI deployments (provider `azure`)",
+        ),
+        (
+            azure,
+            deployment.auth.is_some(),
+            "auth",
+            "Azure OpenAI deployments (provider `azure`)",
+        ),
+    ];
+    for (allowed, set, key, owner) in owned {
+        if set && !allowed {
+            errors.push(error_at(
+                &format!("{path}.{key}"),
+                format!("only {owner} take this"),
+            ));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -600,6 +711,25 @@ models:
                 .any(|l| l.starts_with("models[0].aliases: invalid type")),
             "{lines:?}"
         );
+    }
+
+    #[test]
+    fn provider_specific_keys_are_checked() {
+        let text = "models:\n  - name: m\n    deployments:\n      - provider: openai\n        model: x\n        api_key: k\n        connect_timeout_secs: 0\n        aws_region: us-east-1\n        api_version: v1\n  - name: b\n    deployments:\n      - provider: bedrock\n        model: why\n  - name: v\n    deployments:\n      - provider: vertex\n        model: z\n";
+        let errors = validate(text, &env(&[])).expect_err("invalid");
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        for expected in [
+            "models[0].deployments[0].connect_timeout_secs: must be a number of seconds",
+            "models[0].deployments[0].aws_region: only AWS Bedrock deployments",
+            "models[0].deployments[0].api_version: only Azure OpenAI deployments",
+            "models[1].deployments[0].aws_region: required for provider `bedrock`",
+            "models[2].deployments[0].credentials_file: required for provider `vertex`",
+        ] {
+            assert!(
+                lines.iter().any(|line| line.starts_with(expected)),
+                "missing `{expected}` in {lines:#?}"
+            );
+        }
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub async fn once(
         }
         None => &deployment.upstream,
     };
-    let client = &runtime.client;
+    let client = deployment.client(&runtime.client);
     // An upstream of the client's own dialect is relayed: its answer needs no translation,
     // and nothing after this stage needs to see the content yet.
     let relay = upstream.provider.dialect() == Some(client_format);

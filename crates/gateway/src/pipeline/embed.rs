@@ -48,7 +48,7 @@ pub async fn once(
         )
         .with_code("embeddings_not_supported"));
     };
-    let client = &runtime.client;
+    let client = deployment.client(&runtime.client);
     let model = &upstream.model;
     match upstream.provider {
         Provider::OpenAi | Provider::Azure { .. } => {

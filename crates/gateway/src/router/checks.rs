@@ -46,7 +46,7 @@ pub async fn run(current: Arc<ArcSwap<Runtime>>, mut stop: watch::Receiver<bool>
                 let limits = deployment.upstream.limits(now, Some(CHECK_TIMEOUT));
                 let healthy = match deployment
                     .upstream
-                    .call(&runtime.client, &request, limits)
+                    .call(deployment.client(&runtime.client), &request, limits)
                     .await
                 {
                     Ok(_) => true,

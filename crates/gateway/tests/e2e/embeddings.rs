@@ -14,6 +14,12 @@ models:
         model: text-embedding-3-small
         api_base: "{MOCK}"
         api_key: k
+  - name: embed-azure
+    deployments:
+      - provider: azure
+        model: my-embedding-deployment
+        api_base: "{MOCK_ROOT}"
+        api_key: azure-key
   - name: embed-gemini
     deployments:
       - provider: gemini
@@ -78,7 +84,7 @@ async fn every_dialect_gives_the_same_vectors_in_openais_shape() {
     assert_eq!(relayed["usage"]["prompt_tokens"], 6);
     let expected = vectors(&relayed);
     assert_eq!(expected.len(), 2);
-    for model in ["embed-gemini", "embed-titan", "embed-cohere"] {
+    for model in ["embed-azure", "embed-gemini", "embed-titan", "embed-cohere"] {
         let (status, body) = embed(&setup, json!({"model": model, "input": input})).await;
         assert_eq!(status, 200, "{model}: {body}");
         assert_eq!(body["object"], "list", "{model}");

@@ -71,18 +71,9 @@ fn input_type(request: &EmbeddingRequest) -> Result<Option<&str>, ApiError> {
     }
 }
 
-/// The 502 for an upstream body that is not a readable answer. Only the position of a JSON
-/// error is reported: serde's text can quote the body.
+/// The 502 for an upstream body that is not a readable answer.
 fn malformed(upstream: &str, error: &serde_json::Error) -> ApiError {
-    ApiError::upstream(
-        ErrorKind::BadGateway,
-        format!(
-            "malformed embeddings response from upstream {upstream} (line {}, column {})",
-            error.line(),
-            error.column()
-        ),
-    )
-    .with_code("upstream_malformed_response")
+    crate::answer::malformed(upstream, "embeddings response", error)
 }
 
 /// The 502 for an upstream answer that is JSON but not the expected one.

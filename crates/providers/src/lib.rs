@@ -20,6 +20,7 @@
 //! - [`ratelimit`]: `Retry-After` and reset headers, and the rate-limit headroom upstreams report.
 //! - [`relay`]: the same-dialect path, forwarding an upstream's answer as it was written.
 
+mod answer;
 pub mod anthropic;
 pub mod bedrock;
 pub mod embeddings;

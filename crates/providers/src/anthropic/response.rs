@@ -2,13 +2,11 @@
 //! the stop-reason and usage mappings the stream shares.
 //! <https://docs.anthropic.com/en/api/messages>
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
+use crate::answer;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use switchyard_types::{
-    ApiError, ChatRequest, ChatResponse, Choice, ContentPart, ErrorKind, FinishReason, ToolCall,
-    Usage,
+    ApiError, ChatRequest, ChatResponse, Choice, ContentPart, FinishReason, ToolCall, Usage,
 };
 
 use super::content::{
@@ -176,24 +174,11 @@ pub(crate) fn message_id(id: &str) -> String {
     }
 }
 
-/// Seconds since the Unix epoch (Anthropic answers carry no timestamp).
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
-}
+pub(crate) use crate::answer::unix_now;
 
-/// The 502 for an upstream body that is not a readable message. Only the position is
-/// reported: serde's text can quote the body.
+/// The 502 for an upstream body that is not a readable message.
 pub(crate) fn malformed(error: &serde_json::Error) -> ApiError {
-    ApiError::upstream(
-        ErrorKind::BadGateway,
-        format!(
-            "malformed response from upstream Anthropic (line {}, column {})",
-            error.line(),
-            error.column()
-        ),
-    )
+    answer::malformed("Anthropic", "response", error)
 }
 
 /// An Anthropic message as read.

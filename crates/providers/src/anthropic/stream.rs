@@ -6,9 +6,6 @@
 //! `content_block_delta`…, `content_block_stop`), `message_delta`, `message_stop`.
 //! <https://docs.anthropic.com/en/docs/build-with-claude/streaming>
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde::Deserialize;
 use serde_json::{Value, json};
 use switchyard_types::{ApiError, ChatRequest, Delta, ErrorKind, FinishReason, StreamEvent, Usage};
@@ -481,17 +478,7 @@ fn emit(out: &mut Vec<u8>, event: &str, data: &Value) {
     write_event(out, Some(event), data.to_string().as_bytes());
 }
 
-/// Distinguishes ids generated within one process tick.
-static GENERATED: AtomicU64 = AtomicU64::new(0);
-
-/// A unique-enough suffix for ids the gateway has to make up.
-fn generated_suffix() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_nanos());
-    let count = GENERATED.fetch_add(1, Ordering::Relaxed);
-    format!("{nanos:x}{count:04x}")
-}
+use crate::answer::unique_suffix as generated_suffix;
 
 fn generated_message_id() -> String {
     format!("msg_{}", generated_suffix())

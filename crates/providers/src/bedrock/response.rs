@@ -2,9 +2,7 @@
 //! reasons, usage, generated ids and the error for an unreadable body.
 //! <https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html#API_runtime_Converse_ResponseSyntax>
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
-
+use crate::answer;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use switchyard_types::{
@@ -110,37 +108,16 @@ pub(crate) fn stop_sequence(fields: Option<&Value>) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Distinguishes ids generated within one process tick.
-static GENERATED: AtomicU64 = AtomicU64::new(0);
-
 /// A response id: Converse answers carry none (only the `x-amzn-requestid` header).
 pub(crate) fn generated_id() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_nanos());
-    let count = GENERATED.fetch_add(1, Ordering::Relaxed);
-    format!("bedrock-{nanos:x}{count:04x}")
+    answer::generated_id("bedrock")
 }
 
-/// Seconds since the Unix epoch (Converse answers carry no timestamp).
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
-}
+pub(crate) use crate::answer::unix_now;
 
-/// The 502 for a body that is not a readable answer. Only the position is reported: serde's
-/// text can quote the body.
+/// The 502 for a body that is not a readable answer.
 pub(crate) fn malformed(error: &serde_json::Error) -> ApiError {
-    ApiError::upstream(
-        ErrorKind::BadGateway,
-        format!(
-            "malformed response from upstream Bedrock (line {}, column {})",
-            error.line(),
-            error.column()
-        ),
-    )
-    .with_code("upstream_malformed_response")
+    answer::malformed("Bedrock", "response", error)
 }
 
 /// A Converse answer as read.

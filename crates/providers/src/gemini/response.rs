@@ -3,9 +3,7 @@
 //! becomes canonical content, finish reasons, usage and a blocked prompt.
 //! <https://ai.google.dev/api/generate-content#generatecontentresponse>
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
-
+use crate::answer;
 use serde::Deserialize;
 use serde_json::Value;
 use switchyard_types::{
@@ -150,37 +148,16 @@ pub(crate) fn tool_call_id(response_id: &str, n: usize) -> String {
     format!("call_{response_id}_{n}")
 }
 
-/// Distinguishes ids generated within one process tick.
-static GENERATED: AtomicU64 = AtomicU64::new(0);
-
 /// A response id for an answer without `responseId` (older Vertex versions).
 pub(crate) fn generated_id() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_nanos());
-    let count = GENERATED.fetch_add(1, Ordering::Relaxed);
-    format!("gemini-{nanos:x}{count:04x}")
+    answer::generated_id("gemini")
 }
 
-/// Seconds since the Unix epoch (AI Studio answers carry no timestamp).
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
-}
+pub(crate) use crate::answer::unix_now;
 
-/// The 502 for a body that is not a readable answer. Only the position is reported: serde's
-/// text can quote the body.
+/// The 502 for a body that is not a readable answer.
 pub(crate) fn malformed(error: &serde_json::Error) -> ApiError {
-    ApiError::upstream(
-        ErrorKind::BadGateway,
-        format!(
-            "malformed response from upstream Gemini (line {}, column {})",
-            error.line(),
-            error.column()
-        ),
-    )
-    .with_code("upstream_malformed_response")
+    answer::malformed("Gemini", "response", error)
 }
 
 /// A `GenerateContentResponse` as read; also each chunk of a stream.

@@ -1,0 +1,59 @@
+//! What every dialect's answer decoding needs: ids for answers that carry none, the time for
+//! answers without a timestamp, and the error for a body that is not a readable answer.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use switchyard_types::{ApiError, ErrorKind};
+
+/// Distinguishes ids generated within one clock tick.
+static GENERATED: AtomicU64 = AtomicU64::new(0);
+
+/// A unique-enough suffix for ids the gateway has to make up: the time and a counter.
+pub(crate) fn unique_suffix() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos());
+    let count = GENERATED.fetch_add(1, Ordering::Relaxed);
+    format!("{nanos:x}{count:04x}")
+}
+
+/// An id `{prefix}-…` for an answer that carries none.
+pub(crate) fn generated_id(prefix: &str) -> String {
+    format!("{prefix}-{}", unique_suffix())
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// The 502 for a body from `upstream` that is not a readable `what` (`response`, `embeddings
+/// response`). Only the position is reported: serde's text can quote the body.
+pub(crate) fn malformed(upstream: &str, what: &str, error: &serde_json::Error) -> ApiError {
+    ApiError::upstream(
+        ErrorKind::BadGateway,
+        format!(
+            "malformed {what} from upstream {upstream} (line {}, column {})",
+            error.line(),
+            error.column()
+        ),
+    )
+    .with_code("upstream_malformed_response")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_differ_and_errors_hide_the_body() {
+        assert_ne!(generated_id("x"), generated_id("x"));
+        let error = serde_json::from_str::<serde_json::Value>("{\"secret\": ").expect_err("bad");
+        let error = malformed("Gemini", "response", &error);
+        assert_eq!(error.kind, ErrorKind::BadGateway);
+        assert!(!error.message.contains("secret"), "{}", error.message);
+    }
+}

@@ -3,6 +3,8 @@
 //! failure before the first byte is an error the route stage can retry, and once this returns
 //! the stream belongs to the client.
 
+use std::borrow::Cow;
+
 use secrecy::SecretString;
 use switchyard_providers::{Limits, Upstream};
 use switchyard_types::{ApiError, ChatRequest, WireFormat};
@@ -20,14 +22,8 @@ pub async fn once(
     deployment: &Deployment,
     limits: Limits,
 ) -> Result<Outcome, ApiError> {
-    let with_caller_key;
-    let upstream = match upstream_for(deployment, provider_key)? {
-        Some(upstream) => {
-            with_caller_key = upstream;
-            &with_caller_key
-        }
-        None => &deployment.upstream,
-    };
+    let upstream = upstream_for(deployment, provider_key)?;
+    let upstream = upstream.as_ref();
     let client = deployment.client(&runtime.client);
     // An upstream of the client's own dialect is relayed: its answer needs no translation,
     // and nothing after this stage needs to see the content yet.
@@ -55,23 +51,23 @@ pub async fn once(
     })
 }
 
-/// The deployment's endpoint with the caller's own key, when the caller sent one and the
-/// deployment allows it (for this call only); `None` to use the configured one.
-pub fn upstream_for(
-    deployment: &Deployment,
+/// The deployment's endpoint, with the caller's own key when the caller sent one and the
+/// deployment allows it (for this call only).
+pub fn upstream_for<'a>(
+    deployment: &'a Deployment,
     provider_key: Option<&SecretString>,
-) -> Result<Option<Upstream>, ApiError> {
+) -> Result<Cow<'a, Upstream>, ApiError> {
     match provider_key {
         Some(key) if deployment.allow_client_key => deployment
             .upstream
             .with_api_key(key)
-            .map(Some)
+            .map(Cow::Owned)
             .map_err(|_| {
                 ApiError::invalid_request(
                     "x-switchyard-provider-key is not a valid header value",
                     Some("x-switchyard-provider-key".into()),
                 )
             }),
-        _ => Ok(None),
+        _ => Ok(Cow::Borrowed(&deployment.upstream)),
     }
 }

@@ -29,14 +29,8 @@ pub async fn once(
     deployment: &Deployment,
     limits: Limits,
 ) -> Result<Embedded, ApiError> {
-    let with_caller_key;
-    let upstream = match upstream_for(deployment, provider_key)? {
-        Some(upstream) => {
-            with_caller_key = upstream;
-            &with_caller_key
-        }
-        None => &deployment.upstream,
-    };
+    let upstream = upstream_for(deployment, provider_key)?;
+    let upstream = upstream.as_ref();
     let Some(url) = upstream.embeddings_url() else {
         return Err(ApiError::new(
             ErrorKind::InvalidRequest,

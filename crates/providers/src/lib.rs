@@ -32,6 +32,7 @@ pub mod provider;
 pub mod ratelimit;
 pub mod relay;
 pub mod sse;
+mod turns;
 pub mod vertex;
 
 pub use provider::{EndpointError, Limits, Provider, Timeouts, Upstream, UpstreamStream};

@@ -25,6 +25,7 @@ use switchyard_types::{
 };
 
 use super::JSON_TOOL;
+use crate::turns::Turns;
 
 /// Added to the system prompt for OpenAI's `json_object` format, which Converse lacks.
 pub(crate) const JSON_OBJECT_INSTRUCTION: &str = "Respond with a single valid JSON object and nothing else: no prose before or after it and no Markdown code fences.";
@@ -96,30 +97,20 @@ fn encode_system(request: &ChatRequest) -> Option<Value> {
 /// The conversation as alternating user and assistant turns. `tools_declared` says whether
 /// the request carries a `toolConfig`; without one, calls and results are written as text.
 fn encode_messages(messages: &[Message], tools_declared: bool) -> Result<Vec<Value>, ApiError> {
-    let mut turns: Vec<(&str, Vec<Value>)> = Vec::new();
+    let mut turns = Turns::default();
     for (i, message) in messages.iter().enumerate() {
-        let (role, blocks) = match message.role {
-            Role::System | Role::Developer => continue,
-            Role::User => ("user", user_blocks(message, i)?),
-            Role::Assistant => ("assistant", assistant_blocks(message, i, tools_declared)?),
-            Role::Tool => ("user", tool_result_blocks(message, i, tools_declared)?),
-        };
-        if blocks.is_empty() {
-            continue;
-        }
-        match turns.last_mut() {
-            Some((last_role, last_blocks)) if *last_role == role => last_blocks.extend(blocks),
-            _ => turns.push((role, blocks)),
+        match message.role {
+            Role::System | Role::Developer => {}
+            Role::User => turns.push("user", user_blocks(message, i)?),
+            Role::Assistant => {
+                turns.push("assistant", assistant_blocks(message, i, tools_declared)?);
+            }
+            Role::Tool => turns.push("user", tool_result_blocks(message, i, tools_declared)?),
         }
     }
     Ok(turns
-        .into_iter()
-        .map(|(role, mut blocks)| {
-            // The results of a turn's calls open the turn after it, whatever a client put
-            // between them.
-            blocks.sort_by_key(|block| block.get("toolResult").is_none());
-            json!({"role": role, "content": blocks})
-        })
+        .finish(|block| block.get("toolResult").is_some())
+        .map(|(role, blocks)| json!({"role": role, "content": blocks}))
         .collect())
 }
 

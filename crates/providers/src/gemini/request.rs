@@ -15,6 +15,8 @@ use switchyard_types::{
     Tool, ToolChoice,
 };
 
+use crate::turns::Turns;
+
 mod schema;
 
 /// The signature Google documents for function calls it did not sign itself: calls from
@@ -74,33 +76,21 @@ fn encode_system(messages: &[Message]) -> Option<Value> {
 
 /// The conversation as alternating `user` and `model` turns.
 fn encode_contents(messages: &[Message]) -> Result<Vec<Value>, ApiError> {
-    let mut turns: Vec<(&str, Vec<Value>)> = Vec::new();
+    let mut turns = Turns::default();
     for (i, message) in messages.iter().enumerate() {
-        let (role, parts) = match message.role {
-            Role::System | Role::Developer => continue,
-            Role::User => (
+        match message.role {
+            Role::System | Role::Developer => {}
+            Role::User => turns.push(
                 "user",
                 message.content.iter().filter_map(user_part).collect(),
             ),
-            Role::Assistant => ("model", model_parts(message, i)?),
-            Role::Tool => ("user", tool_result_parts(messages, message, i)?),
-        };
-        if parts.is_empty() {
-            continue;
-        }
-        match turns.last_mut() {
-            Some((last_role, last_parts)) if *last_role == role => last_parts.extend(parts),
-            _ => turns.push((role, parts)),
+            Role::Assistant => turns.push("model", model_parts(message, i)?),
+            Role::Tool => turns.push("user", tool_result_parts(messages, message, i)?),
         }
     }
     Ok(turns
-        .into_iter()
-        .map(|(role, mut parts)| {
-            // The answers to a model turn's calls open the turn after it, whatever a client
-            // put between them.
-            parts.sort_by_key(|part| part.get("functionResponse").is_none());
-            json!({"role": role, "parts": parts})
-        })
+        .finish(|part| part.get("functionResponse").is_some())
+        .map(|(role, parts)| json!({"role": role, "parts": parts}))
         .collect())
 }
 

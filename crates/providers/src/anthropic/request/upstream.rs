@@ -11,6 +11,7 @@ use super::invalid;
 use crate::anthropic::content::{
     JSON_TOOL, image_block, request_block, text_block, tool_id, tool_input, tool_use_block,
 };
+use crate::turns::Turns;
 
 /// `max_tokens` when the client gave none: Anthropic requires one.
 const DEFAULT_MAX_TOKENS: u32 = 4096;
@@ -245,7 +246,7 @@ fn encode_system(request: &ChatRequest) -> Option<Value> {
 
 /// The conversation as alternating user and assistant turns.
 fn encode_messages(request: &ChatRequest) -> Result<Vec<Value>, ApiError> {
-    let mut turns: Vec<(&str, Vec<Value>)> = Vec::new();
+    let mut turns = Turns::default();
     for (i, message) in request.messages.iter().enumerate() {
         let (role, blocks) = match message.role {
             Role::System | Role::Developer => continue,
@@ -269,20 +270,11 @@ fn encode_messages(request: &ChatRequest) -> Result<Vec<Value>, ApiError> {
             }
             Role::Tool => ("user", vec![encode_tool_result(message)]),
         };
-        if blocks.is_empty() {
-            continue;
-        }
-        // Anthropic requires alternating roles: consecutive turns of one role merge.
-        match turns.last_mut() {
-            Some((last_role, last_blocks)) if *last_role == role => last_blocks.extend(blocks),
-            _ => turns.push((role, blocks)),
-        }
+        turns.push(role, blocks);
     }
     Ok(turns
-        .into_iter()
-        .map(|(role, mut blocks)| {
-            // Tool results must open the turn that follows the tool calls.
-            blocks.sort_by_key(|block| block["type"] != "tool_result");
+        .finish(|block| block["type"] == "tool_result")
+        .map(|(role, blocks)| {
             let content = match blocks.as_slice() {
                 [block] if block["type"] == "text" && block.get("cache_control").is_none() => {
                     block["text"].clone()

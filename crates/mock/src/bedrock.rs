@@ -217,16 +217,7 @@ fn event_stream(body: axum::body::Body) -> Response {
 
 /// A request id in AWS's UUID shape.
 fn request_id() -> String {
-    let hex = ids::new("", 32).to_ascii_lowercase();
-    let part = |range: std::ops::Range<usize>| hex.get(range).unwrap_or_default();
-    format!(
-        "{}-{}-{}-{}-{}",
-        part(0..8),
-        part(8..12),
-        part(12..16),
-        part(16..20),
-        part(20..32)
-    )
+    ids::uuid()
 }
 
 #[cfg(test)]

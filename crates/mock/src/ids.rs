@@ -31,6 +31,20 @@ pub(crate) fn new(prefix: &str, len: usize) -> String {
     id
 }
 
+/// An id in AWS's UUID shape (8-4-4-4-12, lower case).
+pub(crate) fn uuid() -> String {
+    let chars = new("", 32).to_ascii_lowercase();
+    let part = |range: std::ops::Range<usize>| chars.get(range).unwrap_or_default();
+    format!(
+        "{}-{}-{}-{}-{}",
+        part(0..8),
+        part(8..12),
+        part(12..16),
+        part(16..20),
+        part(20..32)
+    )
+}
+
 fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;

@@ -24,20 +24,9 @@ const MAX_CHOICES: u32 = 128;
 pub(crate) async fn chat_completions(State(state): State<Shared>, request: Request) -> Response {
     state.counters.request();
     let (parts, body) = request.into_parts();
-    if let Some(refusal) = refusal(&parts.headers) {
-        return refusal;
-    }
-    let Ok(body) = axum::body::to_bytes(body, BODY_LIMIT).await else {
-        return invalid("The request body could not be read or is too large.", None);
-    };
-    let request: ChatRequest = match serde_json::from_slice(&body) {
-        Ok(request) => request,
-        Err(error) => {
-            return invalid(
-                &format!("We could not parse the JSON body of your request. ({error})"),
-                None,
-            );
-        }
+    let (request, body) = match read_json::<ChatRequest>(&parts.headers, body).await {
+        Ok(read) => read,
+        Err(refused) => return refused,
     };
     let Some(model) = request.model.as_deref() else {
         return invalid("you must provide a model parameter", Some("model"));
@@ -106,6 +95,29 @@ pub(crate) async fn chat_completions(State(state): State<Shared>, request: Reque
         );
     }
     response
+}
+
+/// Checks the key, reads the body and parses it as `T`, answering OpenAI's error otherwise.
+pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
+    headers: &axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Result<(T, axum::body::Bytes), Response> {
+    if let Some(refusal) = refusal(headers) {
+        return Err(refusal);
+    }
+    let Ok(body) = axum::body::to_bytes(body, BODY_LIMIT).await else {
+        return Err(invalid(
+            "The request body could not be read or is too large.",
+            None,
+        ));
+    };
+    match serde_json::from_slice(&body) {
+        Ok(parsed) => Ok((parsed, body)),
+        Err(error) => Err(invalid(
+            &format!("We could not parse the JSON body of your request. ({error})"),
+            None,
+        )),
+    }
 }
 
 /// Checks `Authorization: Bearer <key>`; a missing key or the key `invalid` is refused.

@@ -275,14 +275,5 @@ fn expected(key: &str, kind: &str) -> String {
 
 /// An id in AWS's UUID shape.
 fn uuid() -> String {
-    let hex = ids::new("", 32).to_ascii_lowercase();
-    let part = |range: std::ops::Range<usize>| hex.get(range).unwrap_or_default();
-    format!(
-        "{}-{}-{}-{}-{}",
-        part(0..8),
-        part(8..12),
-        part(12..16),
-        part(16..20),
-        part(20..32)
-    )
+    ids::uuid()
 }

@@ -8,9 +8,9 @@ use serde_json::Value;
 
 use super::vector::{self, DEFAULT_DIMENSIONS, MAX_DIMENSIONS};
 use crate::behaviour::text::words;
-use crate::openai::{invalid, refusal, status_fault};
+use crate::openai::{invalid, read_json, status_fault};
 use crate::options::{Fault, Options};
-use crate::{BODY_LIMIT, Shared, ids, reply};
+use crate::{Shared, ids, reply};
 
 /// Most inputs one request may hold.
 const MAX_INPUTS: usize = 2048;
@@ -22,20 +22,9 @@ const INVALID_INPUT: &str = "'$.input' is invalid. Please check the API referenc
 pub(crate) async fn create(State(state): State<Shared>, request: Request) -> Response {
     state.counters.request();
     let (parts, body) = request.into_parts();
-    if let Some(refusal) = refusal(&parts.headers) {
-        return refusal;
-    }
-    let Ok(body) = axum::body::to_bytes(body, BODY_LIMIT).await else {
-        return invalid("The request body could not be read or is too large.", None);
-    };
-    let request: EmbeddingsRequest = match serde_json::from_slice(&body) {
-        Ok(request) => request,
-        Err(error) => {
-            return invalid(
-                &format!("We could not parse the JSON body of your request. ({error})"),
-                None,
-            );
-        }
+    let (request, _) = match read_json::<EmbeddingsRequest>(&parts.headers, body).await {
+        Ok(read) => read,
+        Err(refused) => return refused,
     };
     let Some(model) = request.model.as_deref() else {
         return invalid("you must provide a model parameter", Some("model"));

@@ -509,6 +509,9 @@ fn check_deployment(deployment: &DeploymentConfig, path: &str, errors: &mut Vec<
     check_provider_keys(deployment, path, errors);
 }
 
+/// Whether a key is set, and its name.
+type SetKey<'a> = (bool, &'a str);
+
 /// Keys that belong to one provider: required where they must be, refused elsewhere.
 fn check_provider_keys(deployment: &DeploymentConfig, path: &str, errors: &mut Vec<ConfigError>) {
     let provider = deployment.provider.as_str();
@@ -533,68 +536,43 @@ fn check_provider_keys(deployment: &DeploymentConfig, path: &str, errors: &mut V
             "required for provider `vertex` (a service-account key file)",
         ));
     }
-    let owned = [
+    let owned: [(bool, &str, &[SetKey]); 3] = [
         (
             bedrock,
-            deployment.aws_region.is_some(),
-            "aws_region",
             "AWS Bedrock deployments (provider `bedrock`)",
-        ),
-        (
-            bedrock,
-            deployment.aws_access_key_id.is_some(),
-            "aws_access_key_id",
-            "AWS Bedrock deployments (provider `bedrock`)",
-        ),
-        (
-            bedrock,
-            deployment.aws_session_token.is_some(),
-            "aws_session_token",
-            "AWS Bedrock deployments (provider `bedrock`)",
+            &[
+                (deployment.aws_region.is_some(), "aws_region"),
+                (deployment.aws_access_key_id.is_some(), "aws_access_key_id"),
+                (deployment.aws_session_token.is_some(), "aws_session_token"),
+            ],
         ),
         (
             vertex,
-            deployment.credentials_file.is_some(),
-            "credentials_file",
             "Google Vertex AI deployments (provider `vertex`)",
-        ),
-        (
-            vertex,
-            deployment.vertex_project.is_some(),
-            "vertex_project",
-            "Google Vertex AI deployments (provider `vertex`)",
-        ),
-        (
-            vertex,
-            deployment.vertex_location.is_some(),
-            "vertex_location",
-            "Google Vertex AI deployments (provider `vertex`)",
-        ),
-        (
-            vertex,
-            deployment.token_uri.is_some(),
-            "token_uri",
-            "Google Vertex AI deployments (provider `vertex`)",
+            &[
+                (deployment.credentials_file.is_some(), "credentials_file"),
+                (deployment.vertex_project.is_some(), "vertex_project"),
+                (deployment.vertex_location.is_some(), "vertex_location"),
+                (deployment.token_uri.is_some(), "token_uri"),
+            ],
         ),
         (
             azure,
-            deployment.api_version.is_some(),
-            "api_version",
             "Azure OpenAI deployments (provider `azure`)",
-        ),
-        (
-            azure,
-            deployment.auth.is_some(),
-            "auth",
-            "Azure OpenAI deployments (provider `azure`)",
+            &[
+                (deployment.api_version.is_some(), "api_version"),
+                (deployment.auth.is_some(), "auth"),
+            ],
         ),
     ];
-    for (allowed, set, key, owner) in owned {
-        if set && !allowed {
-            errors.push(error_at(
-                &format!("{path}.{key}"),
-                format!("only {owner} take this"),
-            ));
+    for (allowed, owner, keys) in owned {
+        for &(set, key) in keys {
+            if set && !allowed {
+                errors.push(error_at(
+                    &format!("{path}.{key}"),
+                    format!("only {owner} take this"),
+                ));
+            }
         }
     }
 }

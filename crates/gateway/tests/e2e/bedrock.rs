@@ -62,24 +62,9 @@ async fn signed_calls_reach_bedrock_from_both_dialects() {
     .await;
     assert_eq!(openai_stream_text(&events), "one two three");
 
-    let events = sse_events(
-        setup
-            .anthropic(&json!({
-                "model": "claude-bedrock",
-                "max_tokens": 100,
-                "stream": true,
-                "messages": user("weather?"),
-                "tools": [{"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
-            }))
-            .await,
-    )
-    .await;
-    let (json_args, stop_reason) = support::anthropic_tool_arguments(&events);
-    assert_eq!(stop_reason, "tool_use", "{events:?}");
-    assert_eq!(
-        serde_json::from_str::<Value>(&json_args).expect("json"),
-        json!({"city": "mock"})
-    );
+    setup
+        .assert_anthropic_streamed_tool_call("claude-bedrock")
+        .await;
 }
 
 #[tokio::test]

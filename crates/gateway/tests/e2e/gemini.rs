@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::support::{self, openai_stream_text, sse_events, standard};
+use super::support::{openai_stream_text, sse_events, standard};
 
 fn user(text: &str) -> Value {
     json!([{"role": "user", "content": text}])
@@ -56,24 +56,7 @@ async fn tool_calls_come_back_from_gemini_streamed_and_not() {
         serde_json::from_str(call["function"]["arguments"].as_str().expect("args")).expect("json");
     assert_eq!(arguments, json!({"city": "mock"}));
 
-    let events = sse_events(
-        setup
-            .anthropic(&json!({
-                "model": "gemini",
-                "max_tokens": 100,
-                "stream": true,
-                "messages": user("weather?"),
-                "tools": [{"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
-            }))
-            .await,
-    )
-    .await;
-    let (json_args, stop_reason) = support::anthropic_tool_arguments(&events);
-    assert_eq!(stop_reason, "tool_use", "{events:?}");
-    assert_eq!(
-        serde_json::from_str::<Value>(&json_args).expect("json"),
-        json!({"city": "mock"})
-    );
+    setup.assert_anthropic_streamed_tool_call("gemini").await;
 }
 
 #[tokio::test]

@@ -250,3 +250,28 @@ pub fn anthropic_tool_arguments(events: &[(Option<String>, String)]) -> (String,
     }
     (arguments, stop_reason)
 }
+
+impl Setup {
+    /// An Anthropic client streams a weather question with a `get_weather` tool to `model`:
+    /// the answer must be a `tool_use` stop with arguments `{"city": "mock"}`.
+    pub async fn assert_anthropic_streamed_tool_call(&self, model: &str) {
+        let events = sse_events(
+            self.anthropic(&serde_json::json!({
+                "model": model,
+                "max_tokens": 100,
+                "stream": true,
+                "messages": [{"role": "user", "content": "weather?"}],
+                "tools": [{"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
+            }))
+            .await,
+        )
+        .await;
+        let (arguments, stop_reason) = anthropic_tool_arguments(&events);
+        assert_eq!(stop_reason, "tool_use", "{model}: {events:?}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&arguments).expect("json"),
+            serde_json::json!({"city": "mock"}),
+            "{model}"
+        );
+    }
+}

@@ -56,24 +56,7 @@ async fn clients_reach_vertex_with_a_service_account_token() {
     .await;
     assert_eq!(openai_stream_text(&events), "one two three");
 
-    let events = sse_events(
-        setup
-            .anthropic(&json!({
-                "model": "vertex",
-                "max_tokens": 100,
-                "stream": true,
-                "messages": user("weather?"),
-                "tools": [{"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
-            }))
-            .await,
-    )
-    .await;
-    let (arguments, stop_reason) = support::anthropic_tool_arguments(&events);
-    assert_eq!(stop_reason, "tool_use");
-    assert_eq!(
-        serde_json::from_str::<Value>(&arguments).expect("json"),
-        json!({"city": "mock"})
-    );
+    setup.assert_anthropic_streamed_tool_call("vertex").await;
 
     let response = setup
         .openai(&json!({"model": "vertex-429", "messages": user("x")}))

@@ -5,7 +5,8 @@ use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -19,27 +20,20 @@ use crate::error::reply;
 use crate::pipeline::{self, Ctx, Outcome, Routing};
 
 /// `POST /v1/chat/completions`.
-pub async fn openai_chat(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    chat(state, WireFormat::OpenAi, &headers, body).await
+pub async fn openai_chat(State(state): State<AppState>, request: Request) -> Response {
+    chat(state, WireFormat::OpenAi, request).await
 }
 
 /// `POST /v1/messages`.
-pub async fn anthropic_messages(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    chat(state, WireFormat::Anthropic, &headers, body).await
+pub async fn anthropic_messages(State(state): State<AppState>, request: Request) -> Response {
+    chat(state, WireFormat::Anthropic, request).await
 }
 
 /// Answers one chat request, echoing its id in `x-request-id` whatever the outcome.
-async fn chat(state: AppState, format: WireFormat, headers: &HeaderMap, body: Body) -> Response {
-    let request_id = request_id_of(headers);
-    let mut response = answer(state, request_id.clone(), format, headers, body).await;
+async fn chat(state: AppState, format: WireFormat, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let request_id = request_id_of(&parts.headers);
+    let mut response = answer(state, request_id.clone(), format, parts, body).await;
     set_request_id(&mut response, &request_id);
     response
 }
@@ -48,12 +42,12 @@ async fn answer(
     state: AppState,
     request_id: String,
     format: WireFormat,
-    headers: &HeaderMap,
+    parts: Parts,
     body: Body,
 ) -> Response {
     let runtime = state.runtime.load_full();
     let runtime = runtime.as_ref();
-    let bytes = match read_body(headers, body, runtime.server.body_limit).await {
+    let bytes = match read_body(&parts.headers, body, runtime.server.body_limit).await {
         Ok(bytes) => bytes,
         Err(error) => return answer_error(format, &request_id, None, &error),
     };
@@ -65,8 +59,12 @@ async fn answer(
         Ok(request) => request,
         Err(error) => return answer_error(format, &request_id, None, &error),
     };
+    // Everything needed from the client's request is in `request` and `ctx` now.
+    drop(bytes);
     let mut ctx = Ctx::new(request_id, format, request);
-    if let Err(error) = read_routing_headers(headers, runtime, &mut ctx.route) {
+    let routing = read_routing_headers(&parts.headers, runtime, &mut ctx.route);
+    drop(parts);
+    if let Err(error) = routing {
         return answer_error(format, &ctx.request_id, None, &error);
     }
     match pipeline::run(runtime, &mut ctx).await {

@@ -4,12 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
-use futures_util::stream::BoxStream;
 use secrecy::{ExposeSecret, SecretString};
 use switchyard_types::{ApiError, ChatRequest, ChatResponse, ErrorKind, StreamEvent, WireFormat};
 use tokio::time::Instant;
 
+use crate::http::{Client, Response, Target};
 use crate::ratelimit::Headroom;
 use crate::relay::{self, Relay, RelayedResponse};
 use crate::{anthropic, bedrock, embeddings, gemini, openai, vertex};
@@ -150,9 +149,9 @@ pub struct Upstream {
     /// Dialect and auth scheme.
     pub provider: Provider,
     /// The full chat endpoint URL.
-    pub url: reqwest::Url,
+    pub url: Target,
     /// The endpoint for streamed calls (Gemini has its own; the others stream at `url`).
-    pub stream_url: reqwest::Url,
+    pub stream_url: Target,
     /// The model name the upstream knows.
     pub model: String,
     /// The provider key, if the upstream needs one.
@@ -192,8 +191,7 @@ impl Upstream {
     ) -> Result<Upstream, EndpointError> {
         let parse = |stream: bool| {
             let url = provider.endpoint(api_base, &model, stream, api_version);
-            url.parse::<reqwest::Url>()
-                .map_err(|_| EndpointError::Url(url))
+            Target::parse(&url).map_err(|_| EndpointError::Url(url))
         };
         let (url, stream_url) = (parse(false)?, parse(true)?);
         let mut headers = http::HeaderMap::new();
@@ -237,7 +235,7 @@ impl Upstream {
     }
 
     /// The embeddings endpoint, where the provider has one this gateway speaks to.
-    pub fn embeddings_url(&self) -> Option<reqwest::Url> {
+    pub fn embeddings_url(&self) -> Option<Target> {
         let base = &self.api_base;
         let model = &self.model;
         let url = match self.provider {
@@ -256,15 +254,15 @@ impl Upstream {
             Provider::Bedrock => format!("{base}{}", embeddings::bedrock::path(model)),
             Provider::Anthropic => return None,
         };
-        url.parse().ok()
+        Target::parse(&url).ok()
     }
 
     /// POSTs `body` to `url` with this endpoint's authentication, within `limits`; the
     /// answer's headers and body, or the provider's error.
     pub async fn post(
         &self,
-        client: &reqwest::Client,
-        url: &reqwest::Url,
+        client: &Client,
+        url: &Target,
         body: Vec<u8>,
         limits: Limits,
     ) -> Result<(http::HeaderMap, Bytes), ApiError> {
@@ -320,7 +318,7 @@ impl Upstream {
     /// Sends `request` and waits for the whole answer.
     pub async fn call(
         &self,
-        client: &reqwest::Client,
+        client: &Client,
         request: &ChatRequest,
         limits: Limits,
     ) -> Result<ChatResponse, ApiError> {
@@ -344,7 +342,7 @@ impl Upstream {
     /// Sends a streamed `request`; returns once the upstream accepted it (status 2xx).
     pub async fn stream(
         &self,
-        client: &reqwest::Client,
+        client: &Client,
         request: &ChatRequest,
         limits: Limits,
     ) -> Result<UpstreamStream, ApiError> {
@@ -376,7 +374,7 @@ impl Upstream {
     /// answer, kept as the upstream wrote it.
     pub async fn call_relayed(
         &self,
-        client: &reqwest::Client,
+        client: &Client,
         request: &ChatRequest,
         limits: Limits,
     ) -> Result<RelayedResponse, ApiError> {
@@ -395,7 +393,7 @@ impl Upstream {
     /// relayed as the upstream writes it. Returns once the upstream accepted the request.
     pub async fn relay(
         &self,
-        client: &reqwest::Client,
+        client: &Client,
         request: &ChatRequest,
         limits: Limits,
     ) -> Result<Relay, ApiError> {
@@ -421,11 +419,7 @@ impl Upstream {
         })
     }
 
-    async fn send(
-        &self,
-        client: &reqwest::Client,
-        request: &ChatRequest,
-    ) -> Result<reqwest::Response, ApiError> {
+    async fn send(&self, client: &Client, request: &ChatRequest) -> Result<Response, ApiError> {
         let body = match self.provider {
             Provider::OpenAi | Provider::Azure { .. } => {
                 openai::request::encode(request, &self.model)?
@@ -446,19 +440,16 @@ impl Upstream {
     /// answer becomes the provider's error.
     async fn send_body(
         &self,
-        client: &reqwest::Client,
-        url: &reqwest::Url,
+        client: &Client,
+        url: &Target,
         body: Vec<u8>,
-    ) -> Result<reqwest::Response, ApiError> {
-        let mut builder = client.post(url.clone());
+    ) -> Result<Response, ApiError> {
+        let mut headers = self.headers.clone();
         if let Some(tokens) = &self.google {
-            builder = builder.header(
+            headers.insert(
                 http::header::AUTHORIZATION,
                 tokens.authorization(client).await?,
             );
-        }
-        for (name, value) in &self.headers {
-            builder = builder.header(name, value.clone());
         }
         if let Some(aws) = &self.aws {
             let signed = bedrock::sign::sign(
@@ -471,18 +462,20 @@ impl Upstream {
             )?;
             for (name, mut value) in signed {
                 value.set_sensitive(true);
-                builder = builder.header(name, value);
+                headers.append(name, value);
             }
         }
-        let builder = builder.body(body);
-        let response = builder.send().await.map_err(transport_error)?;
+        let response = client
+            .post(url, headers, Bytes::from(body))
+            .await
+            .map_err(transport_error)?;
         self.headroom.record(response.headers());
         let status = response.status();
         if status.is_success() {
             return Ok(response);
         }
         let headers = response.headers().clone();
-        let body = read_limited(response, MAX_ERROR_BODY).await;
+        let body = response.bytes_limited(MAX_ERROR_BODY).await;
         Err(match self.provider {
             Provider::OpenAi | Provider::Azure { .. } => {
                 openai::error::decode(status.as_u16(), &headers, &body)
@@ -496,28 +489,14 @@ impl Upstream {
     }
 }
 
-/// Reads at most `limit` bytes of a body; a broken body yields what arrived.
-async fn read_limited(response: reqwest::Response, limit: usize) -> Vec<u8> {
-    let mut body = Vec::new();
-    let mut stream = response.bytes_stream();
-    while let Some(Ok(chunk)) = stream.next().await {
-        let room = limit.saturating_sub(body.len());
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() >= limit {
-            break;
-        }
-    }
-    body
-}
-
-fn transport_error(error: reqwest::Error) -> ApiError {
+fn transport_error(error: crate::http::Error) -> ApiError {
     if error.is_timeout() {
         return ApiError::upstream(ErrorKind::Timeout, "The upstream did not answer in time")
             .with_code("upstream_timeout");
     }
     let message = if error.is_connect() {
         "Could not connect to the upstream"
-    } else if error.is_body() || error.is_decode() {
+    } else if error.is_body() {
         "The upstream connection broke while sending its answer"
     } else {
         "The upstream request failed"
@@ -561,7 +540,7 @@ impl Decoder {
 /// An upstream response body read chunk by chunk, with a limit on the wait for each chunk.
 /// Dropping it closes the upstream connection.
 pub(crate) struct BodyReader {
-    body: BoxStream<'static, Result<Bytes, reqwest::Error>>,
+    body: Response,
     limits: Limits,
     /// No chunk has arrived yet: the first-byte deadline applies.
     first: bool,
@@ -576,9 +555,9 @@ impl std::fmt::Debug for BodyReader {
 }
 
 impl BodyReader {
-    fn new(response: reqwest::Response, limits: Limits) -> BodyReader {
+    fn new(response: Response, limits: Limits) -> BodyReader {
         BodyReader {
-            body: response.bytes_stream().boxed(),
+            body: response,
             limits,
             first: true,
         }
@@ -592,11 +571,10 @@ impl BodyReader {
             self.limits.deadline
         };
         self.first = false;
-        match tokio::time::timeout_at(deadline, self.body.next()).await {
+        match tokio::time::timeout_at(deadline, self.body.chunk()).await {
             Err(_) => Err(timeout_error()),
-            Ok(None) => Ok(None),
-            Ok(Some(Ok(chunk))) => Ok(Some(chunk)),
-            Ok(Some(Err(_))) => Err(ApiError::upstream(
+            Ok(Ok(chunk)) => Ok(chunk),
+            Ok(Err(_)) => Err(ApiError::upstream(
                 ErrorKind::BadGateway,
                 "The upstream connection broke in the middle of the stream",
             )

@@ -174,6 +174,13 @@ impl Headroom {
 
     /// Takes what an answer's headers say; headers without rate-limit figures change nothing.
     pub fn record(&self, headers: &http::HeaderMap) {
+        // Most answers carry none: one look at the names spares a lookup per known header.
+        if !headers
+            .keys()
+            .any(|name| name.as_str().contains("ratelimit"))
+        {
+            return;
+        }
         let number = |name: &str| -> Option<f64> {
             headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok()
         };

@@ -38,14 +38,14 @@ pub(crate) fn response_usage(format: WireFormat, body: &[u8]) -> Result<Usage, A
         usage: WireUsage,
     }
     let usage = match format {
-        WireFormat::OpenAi => serde_json::from_slice::<OpenAiProbe>(body).map(|probe| {
+        WireFormat::OpenAi => crate::json::from_bytes::<OpenAiProbe>(body).map(|probe| {
             probe
                 .usage
                 .map(|usage| usage.to_usage())
                 .unwrap_or_default()
         }),
         WireFormat::Anthropic => {
-            serde_json::from_slice::<AnthropicProbe>(body).map(|probe| probe.usage.to_canonical())
+            crate::json::from_bytes::<AnthropicProbe>(body).map(|probe| probe.usage.to_canonical())
         }
     };
     usage.map_err(|error| {

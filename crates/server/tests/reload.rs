@@ -95,7 +95,11 @@ async fn reloads_under_load_lose_no_request() {
         url: format!("http://127.0.0.1:{port}"),
         dir,
     };
-    let client = switchyard_providers::http::client(Duration::from_secs(2)).expect("client");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .build()
+        .expect("client");
     let mut up = false;
     for _ in 0..100 {
         if client

@@ -126,7 +126,9 @@ where
         route.attempts += 1;
         route.deployment = Some(deployment.label.clone());
         let limits = deployment.upstream.limits(now, Some(deadline - now));
-        let error = match call(Arc::clone(group), index, limits).await {
+        // Boxed: the call's state (request encoding, the upstream exchange) would otherwise be
+        // copied into every enclosing future, and those are moved on each poll setup.
+        let error = match Box::pin(call(Arc::clone(group), index, limits)).await {
             Ok(outcome) => {
                 let done = Instant::now();
                 health.finish(Health::Success(done - now), done);

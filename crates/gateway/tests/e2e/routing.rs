@@ -408,7 +408,7 @@ models:
     let (registry_a, registry_b) = (registry().await, registry().await);
     let a = gateway_with(&mock, &yaml, &registry_a).await;
     let b = gateway_with(&mock, &yaml, &registry_b).await;
-    let client = switchyard_providers::http::client(Duration::from_secs(5)).expect("client");
+    let client = crate::support::test_client(Duration::from_secs(5));
     let ask = |base: String| {
         let client = client.clone();
         async move {

@@ -30,7 +30,7 @@ pub async fn start(models_yaml: &str) -> Setup {
         .await
         .expect("runtime builds");
     let gateway = Gateway::start(runtime).await.expect("gateway starts");
-    let client = switchyard_providers::http::client(Duration::from_secs(5)).expect("client");
+    let client = test_client(Duration::from_secs(5));
     Setup {
         mock,
         gateway,
@@ -274,4 +274,14 @@ impl Setup {
             "{model}"
         );
     }
+}
+
+/// A plain HTTP client for calling the gateway as a user would (reqwest needs a rustls
+/// provider installed even when it never opens a TLS connection).
+pub fn test_client(connect_timeout: Duration) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .build()
+        .expect("client")
 }

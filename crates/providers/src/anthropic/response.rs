@@ -17,7 +17,7 @@ use super::content::{
 /// Reads an upstream Anthropic message. `request` is what was sent: when it asked for a
 /// JSON-schema answer, the forced [`JSON_TOOL`] call is turned back into text.
 pub fn decode(body: &[u8], request: &ChatRequest) -> Result<ChatResponse, ApiError> {
-    let wire: WireResponse = serde_json::from_slice(body).map_err(|error| malformed(&error))?;
+    let wire: WireResponse = crate::json::from_bytes(body).map_err(|error| malformed(&error))?;
     let json_mode = emulates_json_schema(request);
     let mut choice = Choice::new(0);
     for block in wire.content {

@@ -15,7 +15,7 @@ use super::JSON_TOOL;
 /// Reads an upstream Converse answer. `request` is what was sent: when it asked for a
 /// JSON-schema answer, the forced `json_tool_call` call is turned back into text.
 pub fn decode(body: &[u8], request: &ChatRequest) -> Result<ChatResponse, ApiError> {
-    let wire: WireResponse = serde_json::from_slice(body).map_err(|error| malformed(&error))?;
+    let wire: WireResponse = crate::json::from_bytes(body).map_err(|error| malformed(&error))?;
     let message = wire
         .output
         .and_then(|output| output.message)

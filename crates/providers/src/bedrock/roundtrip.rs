@@ -5,7 +5,6 @@
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
-use futures_util::StreamExt;
 use secrecy::SecretString;
 use serde_json::json;
 use switchyard_mock::MockServer;
@@ -31,7 +30,7 @@ async fn post(
     credentials: &Credentials,
     model: &str,
     request: &ChatRequest,
-) -> reqwest::Response {
+) -> crate::http::Response {
     let body = request::encode(request).expect("encodes");
     let url = format!("{}{}", server.base_url(), path(model, request.stream));
     let mut headers = http::HeaderMap::new();
@@ -52,11 +51,9 @@ async fn post(
         headers.insert(name, value);
     }
     let client = crate::http::client(Duration::from_secs(5)).expect("a client");
+    let target = crate::http::Target::parse(&url).expect("a URL");
     client
-        .post(url)
-        .headers(headers)
-        .body(body)
-        .send()
+        .post(&target, headers, body.into())
         .await
         .expect("the mock answers")
 }
@@ -83,7 +80,7 @@ async fn converse_stream(
     model: &str,
     request: &ChatRequest,
 ) -> (Vec<StreamEvent>, Result<(), ApiError>) {
-    let response = post(server, &mock_credentials(), model, request).await;
+    let mut response = post(server, &mock_credentials(), model, request).await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.headers()["content-type"],
@@ -91,9 +88,7 @@ async fn converse_stream(
     );
     let mut decoder = stream::Decoder::new(request);
     let mut events = Vec::new();
-    let mut body = response.bytes_stream();
-    while let Some(chunk) = body.next().await {
-        let Ok(chunk) = chunk else { break };
+    while let Ok(Some(chunk)) = response.chunk().await {
         if let Err(error) = decoder.push(&chunk, &mut events) {
             return (events, Err(error));
         }

@@ -45,7 +45,7 @@ pub fn encode_request(request: &EmbeddingRequest, model: &str) -> Result<Vec<u8>
 /// Reads Gemini's answer: the vectors in order, `model` as the model, no usage (see the module).
 pub fn decode_response(body: &[u8], model: &str) -> Result<EmbeddingResponse, ApiError> {
     let wire: BatchIn =
-        serde_json::from_slice(body).map_err(|error| malformed("Gemini", &error))?;
+        crate::json::from_bytes(body).map_err(|error| malformed("Gemini", &error))?;
     Ok(EmbeddingResponse {
         model: model.to_owned(),
         vectors: wire

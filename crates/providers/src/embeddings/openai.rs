@@ -108,7 +108,7 @@ pub fn encode_request(request: &EmbeddingRequest, model: &str) -> Vec<u8> {
 /// vectors are put in `index` order; usage an upstream leaves out counts 0.
 pub fn decode_response(body: &[u8]) -> Result<EmbeddingResponse, ApiError> {
     let wire: ResponseIn =
-        serde_json::from_slice(body).map_err(|error| malformed("OpenAI", &error))?;
+        crate::json::from_bytes(body).map_err(|error| malformed("OpenAI", &error))?;
     let count = wire.data.len();
     let mut slots: Vec<Option<Vec<f32>>> = vec![None; count];
     for (position, datum) in wire.data.into_iter().enumerate() {

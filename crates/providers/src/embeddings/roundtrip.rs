@@ -20,7 +20,7 @@ async fn start() -> MockServer {
         .expect("binds")
 }
 
-fn client() -> reqwest::Client {
+fn client() -> crate::http::Client {
     crate::http::client(Duration::from_secs(5)).expect("a client")
 }
 
@@ -34,11 +34,9 @@ async fn exchange(
     headers: http::HeaderMap,
     body: Vec<u8>,
 ) -> (u16, http::HeaderMap, Vec<u8>) {
+    let target = crate::http::Target::parse(&url).expect("a URL");
     let response = client()
-        .post(url)
-        .headers(headers)
-        .body(body)
-        .send()
+        .post(&target, headers, body.into())
         .await
         .expect("the mock answers");
     let status = response.status().as_u16();

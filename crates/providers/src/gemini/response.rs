@@ -16,7 +16,7 @@ use super::error::{self, WireStatus};
 /// Reads an upstream Gemini answer. Each candidate becomes a choice; a prompt Gemini refused
 /// to answer is a 400 with code `content_filter`.
 pub fn decode(body: &[u8], request: &ChatRequest) -> Result<ChatResponse, ApiError> {
-    let wire: WireResponse = serde_json::from_slice(body).map_err(|error| malformed(&error))?;
+    let wire: WireResponse = crate::json::from_bytes(body).map_err(|error| malformed(&error))?;
     if let Some(error) = wire.error {
         return Err(error::in_body(error));
     }

@@ -10,7 +10,7 @@ use super::wire::{ResponseIn, ToolCallOut, UsageOut};
 
 /// Reads an upstream's Chat Completions answer.
 pub fn decode(body: &[u8], _request: &ChatRequest) -> Result<ChatResponse, ApiError> {
-    let wire: ResponseIn = serde_json::from_slice(body).map_err(|error| {
+    let wire: ResponseIn = crate::json::from_bytes(body).map_err(|error| {
         ApiError::upstream(
             ErrorKind::BadGateway,
             format!("The upstream sent an unreadable response: {error}"),

@@ -140,10 +140,9 @@ impl std::fmt::Debug for ServiceAccount {
 }
 
 fn check_token_uri(token_uri: &str) -> Result<(), VertexError> {
-    match token_uri.parse::<reqwest::Url>() {
-        Ok(url) if matches!(url.scheme(), "https" | "http") && url.has_host() => Ok(()),
-        Ok(_) | Err(_) => Err(VertexError::TokenUri(token_uri.to_owned())),
-    }
+    crate::http::Target::parse(token_uri)
+        .map(drop)
+        .map_err(|_| VertexError::TokenUri(token_uri.to_owned()))
 }
 
 /// The PKCS#8 PEM block of a key file (`-----BEGIN PRIVATE KEY-----`) as a ring key pair. The

@@ -23,7 +23,7 @@ async fn start() -> MockServer {
         .expect("binds")
 }
 
-fn client() -> reqwest::Client {
+fn client() -> crate::http::Client {
     crate::http::client(Duration::from_secs(5)).expect("a client")
 }
 
@@ -91,12 +91,16 @@ async fn a_token_from_the_mock_calls_generate_content() {
         resource_path("switchyard-test", "us-central1"),
         gemini::method_path("gemini-2.5-flash", false)
     );
+    let mut headers = http::HeaderMap::new();
+    headers.insert(http::header::AUTHORIZATION, authorization);
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    let target = crate::http::Target::parse(&url).expect("a URL");
+    let body = gemini::request::encode(&request).expect("encodes");
     let response = client
-        .post(url)
-        .header(http::header::AUTHORIZATION, authorization)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(gemini::request::encode(&request).expect("encodes"))
-        .send()
+        .post(&target, headers, body.into())
         .await
         .expect("the mock answers");
     assert_eq!(response.status(), 200);
@@ -108,16 +112,21 @@ async fn a_token_from_the_mock_calls_generate_content() {
     );
 
     // A made-up token is Google's 401, read as an authentication error.
+    let url = format!(
+        "{}{}/{}",
+        server.base_url(),
+        resource_path("switchyard-test", "global"),
+        gemini::method_path("gemini-2.5-flash", false)
+    );
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        http::header::AUTHORIZATION,
+        http::HeaderValue::from_static("Bearer ya29.made-up"),
+    );
+    let target = crate::http::Target::parse(&url).expect("a URL");
+    let body = gemini::request::encode(&request).expect("encodes");
     let response = client
-        .post(format!(
-            "{}{}/{}",
-            server.base_url(),
-            resource_path("switchyard-test", "global"),
-            gemini::method_path("gemini-2.5-flash", false)
-        ))
-        .header(http::header::AUTHORIZATION, "Bearer ya29.made-up")
-        .body(gemini::request::encode(&request).expect("encodes"))
-        .send()
+        .post(&target, headers, body.into())
         .await
         .expect("the mock answers");
     let status = response.status().as_u16();

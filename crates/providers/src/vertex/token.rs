@@ -9,7 +9,7 @@
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use futures_util::StreamExt;
+use bytes::Bytes;
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use super::account::ServiceAccount;
 use super::jwt::assertion;
+use crate::http::{Client, Error as HttpError, Response, Target};
 
 /// A token is exchanged again this long before it expires, so that no call is sent with a
 /// token that expires on the way.
@@ -111,7 +112,7 @@ impl TokenSource {
     /// Errors come from the upstream: `Authentication` when the token endpoint refuses the
     /// account (400, 401: a revoked or deleted key, a wrong clock), `BadGateway` when it
     /// cannot be reached or answers nonsense, `Timeout`, or the kind of its HTTP status.
-    pub async fn token(&self, client: &reqwest::Client) -> Result<SecretString, ApiError> {
+    pub async fn token(&self, client: &Client) -> Result<SecretString, ApiError> {
         let exchange = {
             let mut state = self.lock();
             let now = (self.clock)();
@@ -152,10 +153,7 @@ impl TokenSource {
 
     /// [`token`](TokenSource::token) as the value of an `Authorization` header,
     /// `Bearer …`, marked sensitive (never logged).
-    pub async fn authorization(
-        &self,
-        client: &reqwest::Client,
-    ) -> Result<http::HeaderValue, ApiError> {
+    pub async fn authorization(&self, client: &Client) -> Result<http::HeaderValue, ApiError> {
         let token = self.token(client).await?;
         let mut value = bearer(&token).ok_or_else(unusable_token)?;
         value.set_sensitive(true);
@@ -190,7 +188,7 @@ struct Refused {
 /// Signs an assertion and trades it for an access token.
 async fn exchange(
     account: ServiceAccount,
-    client: reqwest::Client,
+    client: Client,
     started: Instant,
 ) -> Result<Fresh, ApiError> {
     let assertion = assertion(&account, SystemTime::now()).map_err(|error| {
@@ -201,20 +199,31 @@ async fn exchange(
         )
         .with_code("request_signing_failed")
     })?;
-    let response = client
-        .post(account.token_uri())
-        .header(
-            http::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        )
-        .header(http::header::ACCEPT, "application/json")
-        .timeout(EXCHANGE_TIMEOUT)
-        .body(format!("grant_type={GRANT_TYPE}&assertion={assertion}"))
-        .send()
+    let target = Target::parse(account.token_uri()).map_err(|_| {
+        malformed("The Vertex AI service account's token_uri is not an http(s) URL")
+    })?;
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/x-www-form-urlencoded"),
+    );
+    headers.insert(
+        http::header::ACCEPT,
+        http::HeaderValue::from_static("application/json"),
+    );
+    let body = Bytes::from(format!("grant_type={GRANT_TYPE}&assertion={assertion}"));
+    let call = async {
+        let response = client
+            .post(&target, headers, body)
+            .await
+            .map_err(transport_error)?;
+        let status = response.status().as_u16();
+        let body = read_limited(response).await?;
+        Ok::<_, ApiError>((status, body))
+    };
+    let (status, body) = tokio::time::timeout(EXCHANGE_TIMEOUT, call)
         .await
-        .map_err(transport_error)?;
-    let status = response.status().as_u16();
-    let body = read_limited(response).await?;
+        .map_err(|_| exchange_timeout())??;
     if !(200..300).contains(&status) {
         return Err(refusal(status, &body));
     }
@@ -231,11 +240,9 @@ async fn exchange(
     })
 }
 
-async fn read_limited(response: reqwest::Response) -> Result<Vec<u8>, ApiError> {
+async fn read_limited(mut response: Response) -> Result<Vec<u8>, ApiError> {
     let mut body = Vec::new();
-    let mut stream = response.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(transport_error)?;
+    while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
         if body.len() + chunk.len() > MAX_ANSWER {
             return Err(malformed(
                 "The Vertex AI token endpoint's answer is larger than any token answer",
@@ -280,13 +287,17 @@ fn one_line(text: &str) -> String {
         .collect()
 }
 
-fn transport_error(error: reqwest::Error) -> ApiError {
+fn exchange_timeout() -> ApiError {
+    ApiError::upstream(
+        ErrorKind::Timeout,
+        "The Vertex AI token endpoint did not answer in time",
+    )
+    .with_code("upstream_timeout")
+}
+
+fn transport_error(error: HttpError) -> ApiError {
     if error.is_timeout() {
-        return ApiError::upstream(
-            ErrorKind::Timeout,
-            "The Vertex AI token endpoint did not answer in time",
-        )
-        .with_code("upstream_timeout");
+        return exchange_timeout();
     }
     ApiError::upstream(
         ErrorKind::BadGateway,

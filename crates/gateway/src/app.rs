@@ -102,5 +102,46 @@ fn new_request_id() -> String {
         hasher.finish()
     });
     let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("req_{:08x}{count:08x}", prefix as u32)
+    // `req_`, the prefix in 8 hex digits, the count in at least 8, written directly: the
+    // formatting machinery costs more than the rest of making an id.
+    let mut id = String::with_capacity(28);
+    id.push_str("req_");
+    push_hex(&mut id, u64::from(prefix as u32), 8);
+    let width = (16 - count.leading_zeros() as usize / 4).max(8);
+    push_hex(&mut id, count, width);
+    id
+}
+
+/// Appends the low `width` hex digits of `value`.
+fn push_hex(out: &mut String, value: u64, width: usize) {
+    for position in (0..width).rev() {
+        let nibble = ((value >> (position * 4)) & 0xf) as u8;
+        out.push(char::from(if nibble < 10 {
+            b'0' + nibble
+        } else {
+            b'a' + nibble - 10
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_digits_match_formatting() {
+        for (value, width) in [
+            (0u64, 8),
+            (0xdead_beef, 8),
+            (0x1_0000_0000, 9),
+            (u64::MAX, 16),
+        ] {
+            let mut out = String::new();
+            push_hex(&mut out, value, width);
+            assert_eq!(out, format!("{value:0width$x}"));
+        }
+        let id = new_request_id();
+        assert!(id.starts_with("req_") && id.len() == 20, "{id}");
+        assert_ne!(new_request_id(), new_request_id());
+    }
 }

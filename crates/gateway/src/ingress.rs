@@ -176,15 +176,17 @@ fn served_by(headers: &mut HeaderMap, ctx: &Ctx) {
 
 /// The routing record as response headers.
 pub(crate) fn routed_by(headers: &mut HeaderMap, route: &Routing) {
-    if let Some(value) = route
-        .deployment
-        .as_deref()
-        .and_then(|label| HeaderValue::from_str(label).ok())
-    {
-        headers.insert("x-switchyard-deployment", value);
+    if let Some(value) = route.deployment.as_ref().and_then(|label| label.header()) {
+        headers.insert("x-switchyard-deployment", value.clone());
     }
     if route.attempts > 0 {
-        headers.insert("x-switchyard-attempts", HeaderValue::from(route.attempts));
+        let attempts = match route.attempts {
+            1 => HeaderValue::from_static("1"),
+            2 => HeaderValue::from_static("2"),
+            3 => HeaderValue::from_static("3"),
+            more => HeaderValue::from(more),
+        };
+        headers.insert("x-switchyard-attempts", attempts);
     }
     if let Some(value) = route
         .fallback

@@ -57,7 +57,7 @@ pub struct Routing {
     /// The group that served the call.
     pub group: Option<Arc<ModelGroup>>,
     /// The deployment of the last attempt (`provider/model`).
-    pub deployment: Option<String>,
+    pub deployment: Option<crate::router::Label>,
     /// Upstream calls made, over every group.
     pub attempts: u32,
     /// The fallback group that served the call, when one did.

@@ -20,11 +20,48 @@ use tokio::time::Instant;
 use self::health::{Call, Health};
 use self::strategy::{Candidate, Strategy};
 
+/// A deployment's `provider/model`: text for logs, and the `x-switchyard-deployment` header
+/// value, both built once.
+#[derive(Debug, Clone)]
+pub struct Label {
+    text: Arc<str>,
+    header: Option<http::HeaderValue>,
+}
+
+impl Label {
+    /// The label `text`.
+    pub fn new(text: &str) -> Label {
+        Label {
+            text: Arc::from(text),
+            header: http::HeaderValue::from_str(text).ok(),
+        }
+    }
+
+    /// As a header value (`None` for a name no header can carry).
+    pub fn header(&self) -> Option<&http::HeaderValue> {
+        self.header.as_ref()
+    }
+}
+
+impl std::ops::Deref for Label {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl std::fmt::Display for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 /// One upstream endpoint serving a model group.
 #[derive(Debug)]
 pub struct Deployment {
     /// `provider/model`, for logs and response headers.
-    pub label: String,
+    pub label: Label,
     /// The provider's name in config (`openai`, `groq`, `anthropic`, ...).
     pub provider: String,
     /// Identifies the deployment across reloads and instances (group, provider, model, base).
@@ -198,7 +235,7 @@ mod tests {
 
     fn deployment(label: &str, priority: u32) -> Deployment {
         Deployment {
-            label: label.to_owned(),
+            label: Label::new(label),
             provider: "openai_compatible".to_owned(),
             key: label.to_owned(),
             upstream: Upstream::new(

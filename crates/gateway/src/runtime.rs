@@ -394,7 +394,7 @@ fn build_deployment(
         None => None,
     };
     Ok(Deployment {
-        label: format!("{}/{}", config.provider, config.model),
+        label: crate::router::Label::new(&format!("{}/{}", config.provider, config.model)),
         client,
         provider: config.provider.clone(),
         key,

@@ -175,10 +175,10 @@ impl Headroom {
     /// Takes what an answer's headers say; headers without rate-limit figures change nothing.
     pub fn record(&self, headers: &http::HeaderMap) {
         // Most answers carry none: one look at the names spares a lookup per known header.
-        if !headers
-            .keys()
-            .any(|name| name.as_str().contains("ratelimit"))
-        {
+        if !headers.keys().any(|name| {
+            let name = name.as_str();
+            name.starts_with("x-ratelimit-") || name.starts_with("anthropic-ratelimit-")
+        }) {
             return;
         }
         let number = |name: &str| -> Option<f64> {

@@ -45,12 +45,13 @@ where
     let limit = route.timeout.unwrap_or(runtime.routing.max_timeout);
     let deadline = route.received_at + limit;
     let mut rng = fastrand::Rng::new();
-    let mut queue = vec![Arc::clone(&requested)];
-    let mut visited = vec![requested.name.clone()];
+    // Fallback groups still to try, in order, and those tried; empty (unallocated) unless the
+    // requested group fails.
+    let mut queue: Vec<Arc<ModelGroup>> = Vec::new();
     let mut last_error = None;
     let mut next = 0;
-    while let Some(group) = queue.get(next).cloned() {
-        next += 1;
+    let mut current = Some(Arc::clone(&requested));
+    while let Some(group) = current.take() {
         let attempt = match too_small(&group) {
             Ok(excluded) => {
                 attempt_group(runtime, route, &group, &excluded, deadline, &mut rng, &call).await
@@ -69,9 +70,9 @@ where
                 if route.fallbacks_allowed && Instant::now() < deadline {
                     for name in fallbacks_for(&group, &error) {
                         if let Some(fallback) = runtime.group(name)
-                            && !visited.contains(&fallback.name)
+                            && fallback.name != requested.name
+                            && !queue.iter().any(|queued| queued.name == fallback.name)
                         {
-                            visited.push(fallback.name.clone());
                             queue.push(Arc::clone(fallback));
                         }
                     }
@@ -79,6 +80,8 @@ where
                 last_error = Some(error);
             }
         }
+        current = queue.get(next).cloned();
+        next += 1;
     }
     Err(last_error.unwrap_or_else(|| model_not_found(&route.model)))
 }
@@ -109,7 +112,9 @@ async fn attempt_group<T, Fut>(
 where
     Fut: Future<Output = Result<T, ApiError>>,
 {
+    // Which deployments were tried (kept only when there is a choice to steer) and how many.
     let mut tried: Vec<usize> = Vec::new();
+    let mut tried_count = 0;
     let mut last_error: Option<ApiError> = None;
     for attempt in 0..=group.retries {
         let now = Instant::now();
@@ -122,7 +127,10 @@ where
                 return Err(last_error.unwrap_or_else(|| all_cooling(group, back_in)));
             }
         };
-        tried.push(index);
+        if group.deployments.len() > 1 {
+            tried.push(index);
+        }
+        tried_count += 1;
         route.attempts += 1;
         route.deployment = Some(deployment.label.clone());
         let limits = deployment.upstream.limits(now, Some(deadline - now));
@@ -152,7 +160,7 @@ where
         if !error.retryable() {
             return Err(error);
         }
-        let retry_same = tried.len() >= group.deployments.len();
+        let retry_same = tried_count >= group.deployments.len();
         if attempt < group.retries && retry_same {
             let delay = backoff(runtime, attempt, error.retry_after, rng);
             if Instant::now() + delay >= deadline {

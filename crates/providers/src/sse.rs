@@ -88,25 +88,33 @@ impl SseParser {
         }
         // A line is complete here, so a multi-byte character is never split. Valid UTF-8 (the
         // norm) is borrowed; anything else is repaired rather than refused.
-        let line = match std::str::from_utf8(line) {
-            Ok(line) => std::borrow::Cow::Borrowed(line),
-            Err(_) => String::from_utf8_lossy(line),
-        };
-        let (field, value) = match line.split_once(':') {
-            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
-            None => (line.as_ref(), ""),
+        // Field names are ASCII: split the bytes, and check only the value for UTF-8.
+        let (field, value) = match memchr::memchr(b':', line) {
+            Some(colon) => {
+                let value = &line[colon + 1..];
+                (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
+            }
+            None => (line, &b""[..]),
         };
         match field {
-            "event" => self.event = Some(value.to_owned()),
-            "data" => {
+            b"event" => self.event = Some(text(value).into_owned()),
+            b"data" => {
                 if self.has_data {
                     self.data.push('\n');
                 }
-                self.data.push_str(value);
+                self.data.push_str(&text(value));
                 self.has_data = true;
             }
             _ => {}
         }
+    }
+}
+
+/// `bytes` as text: borrowed when it is UTF-8 (checked the fast way), repaired otherwise.
+fn text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
     }
 }
 

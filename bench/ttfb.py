@@ -4,12 +4,16 @@
     ttfb.py ttfb  URL --model M [--key K] [--n 2000] [--warmup 50] [--target NAME]
     ttfb.py check URL --model M [--key K] [--target NAME]
     ttfb.py wait  URL [--timeout 30] [--any-status]
+    ttfb.py load  URL --model M [--key K] [--n 1000] [--stream] [--connections 4]
 
 `ttfb` sends N sequential streaming chat requests over one keep-alive connection and prints one
 JSON line with the time-to-first-SSE-event percentiles (µs). `check` makes one plain and one
 streaming request and fails unless both are well-formed 200s (wrk only notices >= 400, so a
 target that answered 200 with garbage would otherwise look fast). `wait` polls a GET URL until
-it answers 200 (or anything at all, with --any-status).
+it answers 200 (or anything at all, with --any-status). `load` sends N chat requests spread
+round-robin over a few keep-alive connections, each one in flight at a time per connection, and
+fails on any answer that is not a complete 200 (for bench/instructions.sh, where the load's pace
+does not matter but every request must be a real one).
 
 Why raw sockets instead of http.client: http.client hides when each body byte arrives, and its
 per-request overhead is larger and less predictable. The client cost here is the same for every
@@ -304,6 +308,24 @@ def cmd_wait(args):
     sys.exit(f"wait: {args.url} not ready after {args.timeout}s ({last})")
 
 
+def cmd_load(args):
+    host, port, path = target_of(args.url)
+    raw = build_post(host, port, path, args.key, chat_payload(args.model, args.stream))
+    conns = [Conn(host, port) for _ in range(args.connections)]
+    try:
+        for i in range(args.n):
+            status, _, body, _ = conns[i % len(conns)].request(raw)
+            problem = stream_problem(status, body) if args.stream else (
+                None if status == 200 else f"status {status}: {body[:200]!r}")
+            if problem:
+                sys.exit(f"load: request {i}: {problem}")
+    except (OSError, ProtocolError) as e:
+        sys.exit(f"load: {type(e).__name__}: {e}")
+    finally:
+        for conn in conns:
+            conn.close()
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -316,12 +338,19 @@ def main():
     t = sub.choices["ttfb"]
     t.add_argument("--n", type=int, default=2000)
     t.add_argument("--warmup", type=int, default=50)
+    ld = sub.add_parser("load")
+    ld.add_argument("url")
+    ld.add_argument("--model", required=True)
+    ld.add_argument("--key", default="bench-key")
+    ld.add_argument("--n", type=int, default=1000)
+    ld.add_argument("--stream", action="store_true")
+    ld.add_argument("--connections", type=int, default=4)
     w = sub.add_parser("wait")
     w.add_argument("url")
     w.add_argument("--timeout", type=float, default=30)
     w.add_argument("--any-status", action="store_true", help="any HTTP answer will do")
     args = p.parse_args()
-    {"ttfb": cmd_ttfb, "check": cmd_check, "wait": cmd_wait}[args.cmd](args)
+    {"ttfb": cmd_ttfb, "check": cmd_check, "wait": cmd_wait, "load": cmd_load}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# How much work the gateway does per request, as a count that does not move with the machine:
+# user-space instructions per request, counted by valgrind's callgrind over N requests after a
+# warm-up, for a plain and a streamed (20-token) chat call relayed to the mock provider.
+#
+#   bench/instructions.sh            # from the repo root; prints one line per call kind
+#
+# Wall-clock figures (bench/run.sh) swing with whatever else the machine does; this one is the
+# same run after run for the same binary, so it shows what a change to the request path costs
+# or saves. It leaves out the kernel (sockets, scheduling), which bench/run.sh includes.
+#
+# Environment:
+#   BENCH_N           requests counted per call kind (default 2000)
+#   BENCH_SKIP_BUILD  1 = use the existing target/release binaries as they are
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+N=${BENCH_N:-2000}
+KEY=bench-key
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'instructions: %s\n' "$*" >&2; exit 1; }
+
+if ! command -v valgrind >/dev/null; then
+    [[ $(id -u) -eq 0 ]] || die "valgrind missing; install with: sudo apt-get install -y valgrind"
+    log "installing valgrind"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends valgrind >/dev/null
+fi
+if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
+    log "building release binaries"
+    cargo build --release -p switchyard-server -p switchyard-mock
+fi
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-instructions.XXXXXX")
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+MOCK_PORT=$(free_port)
+target/release/switchyard-mock --listen "127.0.0.1:$MOCK_PORT" >"$TMP/mock.log" 2>&1 &
+PIDS+=("$!")
+python3 bench/ttfb.py wait "http://127.0.0.1:$MOCK_PORT/" --any-status --timeout 10 \
+    || die "the mock did not start"
+
+GATEWAY_PORT=$(free_port)
+cat >"$TMP/gateway.yaml" <<YAML
+server:
+  listen: 127.0.0.1:$GATEWAY_PORT
+models:
+  - name: bench
+    deployments:
+      - provider: openai_compatible
+        model: "echo?tokens=20"
+        api_base: http://127.0.0.1:$MOCK_PORT/v1
+        api_key: $KEY
+YAML
+URL="http://127.0.0.1:$GATEWAY_PORT/v1/chat/completions"
+
+count() {
+    local kind=$1 flag=$2 out=$TMP/callgrind.$1
+    RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$out" \
+        target/release/switchyard serve --config "$TMP/gateway.yaml" >"$TMP/valgrind-$kind.log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    python3 bench/ttfb.py wait "http://127.0.0.1:$GATEWAY_PORT/health/readiness" --timeout 120 \
+        || { tail -n 20 "$TMP/valgrind-$kind.log" >&2; die "the gateway did not start under valgrind"; }
+    # Warm-up (connections, pools, lazy statics), then count exactly N requests.
+    python3 bench/ttfb.py load "$URL" --model bench --key "$KEY" --n 200 $flag
+    callgrind_control --zero "$pid" >/dev/null 2>&1
+    python3 bench/ttfb.py load "$URL" --model bench --key "$KEY" --n "$N" $flag
+    callgrind_control --dump "$pid" >/dev/null 2>&1
+    kill -TERM "$pid"
+    wait "$pid" 2>/dev/null || true
+    local total
+    total=$(sed -n 's/^totals: //p' "$out.1")
+    [[ -n $total ]] || die "no callgrind totals for $kind"
+    printf '%-8s %8d instructions per request (user space, %d requests)\n' "$kind" $((total / N)) "$N"
+}
+
+log "counting $N requests per call kind under callgrind (slow: valgrind runs the gateway ~50x slower)"
+count plain ""
+count stream --stream

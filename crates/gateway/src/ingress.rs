@@ -59,12 +59,8 @@ async fn answer(
         Ok(request) => request,
         Err(error) => return answer_error(format, &request_id, None, &error),
     };
-    // Everything needed from the client's request is in `request` and `ctx` now.
-    drop(bytes);
     let mut ctx = Ctx::new(request_id, format, request);
-    let routing = read_routing_headers(&parts.headers, runtime, &mut ctx.route);
-    drop(parts);
-    if let Err(error) = routing {
+    if let Err(error) = read_routing_headers(&parts.headers, runtime, &mut ctx.route) {
         return answer_error(format, &ctx.request_id, None, &error);
     }
     match pipeline::run(runtime, &mut ctx).await {

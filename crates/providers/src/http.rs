@@ -20,7 +20,6 @@ use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -104,11 +103,7 @@ impl Target {
             "http" => false,
             _ => return Err(invalid()),
         };
-        let host = match url.host().ok_or_else(invalid)? {
-            url::Host::Domain(name) => name.to_owned(),
-            url::Host::Ipv4(address) => address.to_string(),
-            url::Host::Ipv6(address) => address.to_string(),
-        };
+        let host = host_of(&url).ok_or_else(invalid)?;
         let port = url.port_or_known_default().ok_or_else(invalid)?;
         let authority = &url[url::Position::BeforeHost..url::Position::AfterPort];
         let uri = url[url::Position::BeforePath..url::Position::AfterQuery]
@@ -131,6 +126,15 @@ impl Target {
     pub fn as_str(&self) -> &str {
         self.url.as_str()
     }
+}
+
+/// A URL's host as something to connect to: a name, or an IP address (IPv6 without brackets).
+fn host_of(url: &url::Url) -> Option<String> {
+    Some(match url.host()? {
+        url::Host::Domain(name) => name.to_owned(),
+        url::Host::Ipv4(address) => address.to_string(),
+        url::Host::Ipv6(address) => address.to_string(),
+    })
 }
 
 impl std::str::FromStr for Target {
@@ -418,35 +422,31 @@ impl Response {
     /// The next piece of the body; `None` at its end.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, Error> {
         let body = &mut self.body;
-        poll_fn(|cx| {
-            loop {
-                if let Some(conn) = &mut body.conn
-                    && let Some(driver) = &mut conn.driver
-                    && Pin::new(driver).poll(cx).is_ready()
-                {
-                    conn.driver = None;
-                }
-                match Pin::new(&mut body.incoming).poll_frame(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(None) => {
-                        if let Some(conn) = body.conn.take() {
-                            body.client.release(body.origin.clone(), conn);
-                        }
-                        return Poll::Ready(Ok(None));
+        loop {
+            let incoming = &mut body.incoming;
+            let frame = poll_fn(|cx| Pin::new(&mut *incoming).poll_frame(cx));
+            let frame = match &mut body.conn {
+                Some(conn) => Conn::drive(&mut conn.driver, frame).await,
+                None => frame.await,
+            };
+            match frame {
+                None => {
+                    if let Some(conn) = body.conn.take() {
+                        body.client.release(body.origin.clone(), conn);
                     }
-                    Poll::Ready(Some(Err(error))) => {
-                        body.conn = None;
-                        return Poll::Ready(Err(Error::new(Kind::Body, error)));
-                    }
-                    Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                        Ok(data) if !data.is_empty() => return Poll::Ready(Ok(Some(data))),
-                        // Trailers and empty frames carry nothing for the caller.
-                        _ => {}
-                    },
+                    return Ok(None);
                 }
+                Some(Err(error)) => {
+                    body.conn = None;
+                    return Err(Error::new(Kind::Body, error));
+                }
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) if !data.is_empty() => return Ok(Some(data)),
+                    // Trailers and empty frames carry nothing for the caller.
+                    _ => {}
+                },
             }
-        })
-        .await
+        }
     }
 
     /// The whole body.

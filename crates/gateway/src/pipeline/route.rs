@@ -112,9 +112,8 @@ async fn attempt_group<T, Fut>(
 where
     Fut: Future<Output = Result<T, ApiError>>,
 {
-    // Which deployments were tried (kept only when there is a choice to steer) and how many.
+    // Which deployments were tried, kept only when there is a choice to steer.
     let mut tried: Vec<usize> = Vec::new();
-    let mut tried_count = 0;
     let mut last_error: Option<ApiError> = None;
     for attempt in 0..=group.retries {
         let now = Instant::now();
@@ -130,7 +129,6 @@ where
         if group.deployments.len() > 1 {
             tried.push(index);
         }
-        tried_count += 1;
         route.attempts += 1;
         route.deployment = Some(deployment.label.clone());
         let limits = deployment.upstream.limits(now, Some(deadline - now));
@@ -160,7 +158,8 @@ where
         if !error.retryable() {
             return Err(error);
         }
-        let retry_same = tried_count >= group.deployments.len();
+        // Every deployment has had its turn once `attempt + 1` calls were made.
+        let retry_same = attempt as usize + 1 >= group.deployments.len();
         if attempt < group.retries && retry_same {
             let delay = backoff(runtime, attempt, error.retry_after, rng);
             if Instant::now() + delay >= deadline {

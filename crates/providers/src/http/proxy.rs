@@ -98,11 +98,7 @@ impl Proxy {
         if url.scheme() != "http" {
             return None;
         }
-        let host = match url.host()? {
-            url::Host::Domain(name) => name.to_owned(),
-            url::Host::Ipv4(address) => address.to_string(),
-            url::Host::Ipv6(address) => address.to_string(),
-        };
+        let host = super::host_of(&url)?;
         let authorization = if url.username().is_empty() {
             None
         } else {

@@ -42,3 +42,5 @@ pub use switchyard_types::ApiError;
 
 #[cfg(test)]
 mod robustness;
+#[cfg(test)]
+mod testing;

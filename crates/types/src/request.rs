@@ -145,16 +145,21 @@ pub struct Message {
 }
 
 impl Message {
-    /// A message with `role` and one text part.
-    pub fn text_message(role: Role, text: impl Into<String>) -> Message {
+    /// A message with `role` and `content`, nothing else.
+    pub fn new(role: Role, content: Vec<ContentPart>) -> Message {
         Message {
             role,
-            content: vec![ContentPart::text(text)],
+            content,
             name: None,
             tool_calls: Vec::new(),
             tool_call_id: None,
             is_error: false,
         }
+    }
+
+    /// A message with `role` and one text part.
+    pub fn text_message(role: Role, text: impl Into<String>) -> Message {
+        Message::new(role, vec![ContentPart::text(text)])
     }
 
     /// The text parts joined by newlines.

@@ -95,13 +95,11 @@ async fn anthropic_clients_stream_from_azure() {
 async fn azures_content_filter_is_a_400_or_a_content_policy_fallback() {
     let setup = support::start(AZURE).await;
     let response = setup
-        .client
-        .post(setup.url("/v1/chat/completions"))
-        .header("x-switchyard-fallbacks", "off")
-        .json(&json!({"model": "azure-filtered", "messages": user("x")}))
-        .send()
-        .await
-        .expect("sent");
+        .openai_with(
+            ("x-switchyard-fallbacks", "off"),
+            &json!({"model": "azure-filtered", "messages": user("x")}),
+        )
+        .await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["error"]["code"], "content_filter");

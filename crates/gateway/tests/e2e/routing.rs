@@ -250,13 +250,11 @@ models:
     assert_eq!(body["choices"][0]["message"]["content"], "fall back");
 
     let response = setup
-        .client
-        .post(setup.url("/v1/chat/completions"))
-        .header("x-switchyard-fallbacks", "off")
-        .json(&json!({"model": "primary", "messages": user("no")}))
-        .send()
-        .await
-        .expect("sent");
+        .openai_with(
+            ("x-switchyard-fallbacks", "off"),
+            &json!({"model": "primary", "messages": user("no")}),
+        )
+        .await;
     assert_eq!(response.status(), 503);
 }
 
@@ -276,13 +274,11 @@ models:
     .await;
     let started = std::time::Instant::now();
     let response = setup
-        .client
-        .post(setup.url("/v1/chat/completions"))
-        .header("x-switchyard-timeout", "0.3")
-        .json(&json!({"model": "slow", "messages": user("x")}))
-        .send()
-        .await
-        .expect("sent");
+        .openai_with(
+            ("x-switchyard-timeout", "0.3"),
+            &json!({"model": "slow", "messages": user("x")}),
+        )
+        .await;
     assert_eq!(response.status(), 504);
     assert!(
         started.elapsed() < Duration::from_millis(1500),
@@ -290,13 +286,11 @@ models:
         started.elapsed()
     );
     let response = setup
-        .client
-        .post(setup.url("/v1/chat/completions"))
-        .header("x-switchyard-timeout", "soon")
-        .json(&json!({"model": "slow", "messages": user("x")}))
-        .send()
-        .await
-        .expect("sent");
+        .openai_with(
+            ("x-switchyard-timeout", "soon"),
+            &json!({"model": "slow", "messages": user("x")}),
+        )
+        .await;
     assert_eq!(response.status(), 400);
 }
 
@@ -606,13 +600,11 @@ models:
 
     // Without a fallback the caller hears why, in the provider's own terms.
     let response = setup
-        .client
-        .post(setup.url("/v1/chat/completions"))
-        .header("x-switchyard-fallbacks", "off")
-        .json(&json!({"model": "small", "messages": user(&long)}))
-        .send()
-        .await
-        .expect("sent");
+        .openai_with(
+            ("x-switchyard-fallbacks", "off"),
+            &json!({"model": "small", "messages": user(&long)}),
+        )
+        .await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["error"]["code"], "context_length_exceeded");

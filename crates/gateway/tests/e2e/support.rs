@@ -182,6 +182,18 @@ impl Setup {
             .expect("request sent")
     }
 
+    /// POSTs JSON to an OpenAI route with one more request header (`x-switchyard-*`).
+    pub async fn openai_with(&self, header: (&str, &str), body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/chat/completions"))
+            .bearer_auth("sk-anything")
+            .header(header.0, header.1)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
     /// POSTs JSON to the Anthropic route.
     pub async fn anthropic(&self, body: &Value) -> reqwest::Response {
         self.client

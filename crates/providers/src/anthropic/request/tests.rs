@@ -10,21 +10,10 @@ use super::{decode, encode};
 
 const AGENT: &str = include_str!("../../../tests/fixtures/anthropic/request_agent.json");
 
-fn message(role: Role, content: Vec<ContentPart>) -> Message {
-    Message {
-        role,
-        content,
-        name: None,
-        tool_calls: Vec::new(),
-        tool_call_id: None,
-        is_error: false,
-    }
-}
-
 fn tool_message(id: &str, content: Vec<ContentPart>) -> Message {
     Message {
         tool_call_id: Some(id.into()),
-        ..message(Role::Tool, content)
+        ..Message::new(Role::Tool, content)
     }
 }
 
@@ -59,14 +48,14 @@ fn decodes_a_coding_agent_request() {
     let expected = ChatRequest {
         model: "claude-sonnet-4-5".into(),
         messages: vec![
-            message(
+            Message::new(
                 Role::System,
                 vec![
                     ContentPart::text("You are a coding agent."),
                     cached_text("Project rules: answer briefly."),
                 ],
             ),
-            message(
+            Message::new(
                 Role::User,
                 vec![
                     ContentPart::Image {
@@ -86,7 +75,7 @@ fn decodes_a_coding_agent_request() {
                     name: "get_weather".into(),
                     arguments: r#"{"location":"San Francisco, CA","unit":"celsius"}"#.into(),
                 }],
-                ..message(
+                ..Message::new(
                     Role::Assistant,
                     vec![
                         ContentPart::Thinking {
@@ -104,7 +93,7 @@ fn decodes_a_coding_agent_request() {
                 "toolu_01A09q90qw90lq917835lq9",
                 vec![cached_text("15 degrees")],
             ),
-            message(
+            Message::new(
                 Role::User,
                 vec![ContentPart::text("Also show me the webcam.")],
             ),
@@ -114,7 +103,7 @@ fn decodes_a_coding_agent_request() {
                     name: "get_webcam".into(),
                     arguments: "{}".into(),
                 }],
-                ..message(Role::Assistant, Vec::new())
+                ..Message::new(Role::Assistant, Vec::new())
             },
             Message {
                 is_error: true,
@@ -280,7 +269,7 @@ fn openai_style_request() -> ChatRequest {
         model: "gpt-4o".into(),
         messages: vec![
             Message::text_message(Role::System, "You are terse."),
-            message(
+            Message::new(
                 Role::User,
                 vec![
                     ContentPart::text("Describe this image"),

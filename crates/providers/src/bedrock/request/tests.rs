@@ -7,42 +7,11 @@ use switchyard_types::{
 };
 
 use super::{JSON_OBJECT_INSTRUCTION, encode};
+use crate::testing::{assistant, tool_result};
 
 /// The body expected for [`agent_request`]; its tool and first exchange are those of AWS's
 /// "Call a tool with the Converse API" example.
 const AGENT: &str = include_str!("../../../tests/fixtures/bedrock/request_agent.json");
-
-fn message(role: Role, content: Vec<ContentPart>) -> Message {
-    Message {
-        role,
-        content,
-        name: None,
-        tool_calls: Vec::new(),
-        tool_call_id: None,
-        is_error: false,
-    }
-}
-
-fn assistant(content: Vec<ContentPart>, calls: &[(&str, &str, &str)]) -> Message {
-    Message {
-        tool_calls: calls
-            .iter()
-            .map(|(id, name, arguments)| ToolCall {
-                id: (*id).into(),
-                name: (*name).into(),
-                arguments: (*arguments).into(),
-            })
-            .collect(),
-        ..message(Role::Assistant, content)
-    }
-}
-
-fn tool_result(id: &str, text: &str) -> Message {
-    Message {
-        tool_call_id: Some(id.into()),
-        ..message(Role::Tool, vec![ContentPart::text(text)])
-    }
-}
 
 fn user(text: &str) -> Message {
     Message::text_message(Role::User, text)
@@ -92,14 +61,14 @@ fn agent_request() -> ChatRequest {
     ChatRequest {
         model: "radio".into(),
         messages: vec![
-            message(
+            Message::new(
                 Role::System,
                 vec![ContentPart::Text {
                     text: "You are a radio assistant.".into(),
                     cache_control: Some(json!({"type": "ephemeral"})),
                 }],
             ),
-            message(
+            Message::new(
                 Role::User,
                 vec![
                     png(),
@@ -335,7 +304,7 @@ fn images_need_bytes_in_a_known_format() {
         ("image/webp", "webp"),
     ] {
         let request = ChatRequest {
-            messages: vec![message(
+            messages: vec![Message::new(
                 Role::User,
                 vec![image(ImageSource::Base64 {
                     media_type: media_type.into(),
@@ -353,7 +322,7 @@ fn images_need_bytes_in_a_known_format() {
     let request = ChatRequest {
         messages: vec![
             user("Look:"),
-            message(
+            Message::new(
                 Role::User,
                 vec![
                     ContentPart::text("this"),
@@ -369,7 +338,7 @@ fn images_need_bytes_in_a_known_format() {
     assert!(error.message.contains("URL"), "{}", error.message);
 
     let request = ChatRequest {
-        messages: vec![message(
+        messages: vec![Message::new(
             Role::User,
             vec![image(ImageSource::Base64 {
                 media_type: "image/tiff".into(),

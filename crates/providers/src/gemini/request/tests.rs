@@ -7,40 +7,9 @@ use switchyard_types::{
 };
 
 use super::encode;
+use crate::testing::{assistant, tool_result};
 
 const AGENT: &str = include_str!("../../../tests/fixtures/gemini/request_agent.json");
-
-fn message(role: Role, content: Vec<ContentPart>) -> Message {
-    Message {
-        role,
-        content,
-        name: None,
-        tool_calls: Vec::new(),
-        tool_call_id: None,
-        is_error: false,
-    }
-}
-
-fn assistant(content: Vec<ContentPart>, calls: &[(&str, &str, &str)]) -> Message {
-    Message {
-        tool_calls: calls
-            .iter()
-            .map(|(id, name, arguments)| ToolCall {
-                id: (*id).into(),
-                name: (*name).into(),
-                arguments: (*arguments).into(),
-            })
-            .collect(),
-        ..message(Role::Assistant, content)
-    }
-}
-
-fn tool_result(id: &str, text: &str) -> Message {
-    Message {
-        tool_call_id: Some(id.into()),
-        ..message(Role::Tool, vec![ContentPart::text(text)])
-    }
-}
 
 fn thinking(text: &str, signature: Option<&str>) -> ContentPart {
     ContentPart::Thinking {
@@ -66,7 +35,7 @@ fn agent_request() -> ChatRequest {
         model: "travel".into(),
         messages: vec![
             Message::text_message(Role::System, "You are a travel assistant."),
-            message(
+            Message::new(
                 Role::User,
                 vec![
                     ContentPart::Image {
@@ -103,7 +72,7 @@ fn agent_request() -> ChatRequest {
             ),
             tool_result("call_1", r#"{"temperature": 18, "unit": "celsius"}"#),
             tool_result("call_2", "14:05"),
-            message(
+            Message::new(
                 Role::User,
                 vec![
                     ContentPart::text("Also show me the Louvre webcam."),
@@ -433,7 +402,7 @@ fn image_urls_get_a_mime_type_from_their_extension() {
         cache_control: None,
     };
     let request = ChatRequest {
-        messages: vec![message(
+        messages: vec![Message::new(
             Role::User,
             vec![
                 image("https://example.com/a.PNG"),

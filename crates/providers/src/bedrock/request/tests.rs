@@ -3,7 +3,7 @@
 use serde_json::{Map, Value, json};
 use switchyard_types::{
     ChatRequest, ContentPart, ErrorKind, Extra, ImageSource, Message, Reasoning, ResponseFormat,
-    Role, Tool, ToolCall, ToolChoice, WireFormat,
+    Role, Tool, ToolChoice, WireFormat,
 };
 
 use super::{JSON_OBJECT_INSTRUCTION, encode};

@@ -95,6 +95,11 @@ impl Gateway {
         self.runtime.store(Arc::new(runtime));
     }
 
+    /// The runtime serving now.
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.load_full()
+    }
+
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr

@@ -522,8 +522,23 @@ models:
 "#
     ))
     .await;
-    // Let a check find the broken one; then no request should need a second attempt.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Let a check find the broken one (waiting on its state, not a guess of the time a check
+    // takes on a busy machine); then no request should need a second attempt.
+    let down_is = |available: bool| {
+        let runtime = setup.gateway.runtime();
+        async move {
+            for _ in 0..100 {
+                let group = runtime.group("checked").expect("the group");
+                let now = tokio::time::Instant::now();
+                if group.deployments[1].health.snapshot(now).available == available {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("the checks never set the broken deployment's availability to {available}");
+        }
+    };
+    down_is(false).await;
     for _ in 0..20 {
         let response = setup
             .openai(&json!({"model": "checked", "messages": user("x")}))
@@ -535,7 +550,7 @@ models:
     let _revived = MockServer::start(spare_addr)
         .await
         .expect("mock on the spare port");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    down_is(true).await;
     let mut back = false;
     for _ in 0..40 {
         let response = setup

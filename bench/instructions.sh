@@ -12,6 +12,8 @@
 # Environment:
 #   BENCH_N           requests counted per call kind (default 2000)
 #   BENCH_SKIP_BUILD  1 = use the existing target/release binaries as they are
+#   BENCH_KEEP        a directory to keep the callgrind profiles in (callgrind.plain,
+#                     callgrind.stream), for callgrind_annotate or kcachegrind
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -85,6 +87,7 @@ count() {
     local total
     total=$(sed -n 's/^totals: //p' "$out.1")
     [[ -n $total ]] || die "no callgrind totals for $kind"
+    if [[ -n ${BENCH_KEEP:-} ]]; then mkdir -p "$BENCH_KEEP" && cp "$out.1" "$BENCH_KEEP/callgrind.$kind"; fi
     printf '%-8s %8d instructions per request (user space, %d requests)\n' "$kind" $((total / N)) "$N"
 }
 

@@ -1,5 +1,7 @@
 //! JSON parsing that names the offending field, for errors a client can act on.
 
+pub(crate) mod scan;
+
 use serde::de::DeserializeOwned;
 use switchyard_types::ApiError;
 

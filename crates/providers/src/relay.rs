@@ -11,6 +11,7 @@ use serde::de::IgnoredAny;
 use switchyard_types::{ApiError, ErrorKind, Usage, WireFormat};
 
 use crate::anthropic::response::WireUsage;
+use crate::json::scan;
 use crate::openai::wire::UsageIn;
 use crate::provider::BodyReader;
 use crate::sse::{SseEvent, SseParser, write_event};
@@ -72,14 +73,58 @@ pub struct Relay {
     ended: bool,
 }
 
-#[derive(Deserialize)]
-struct OpenAiChunkProbe {
-    #[serde(default)]
-    choices: Option<Vec<IgnoredAny>>,
-    #[serde(default)]
+/// What the relay reads from an OpenAI chunk.
+struct OpenAiChunk {
+    /// `choices` has at least one element.
+    has_choices: bool,
     usage: Option<UsageIn>,
-    #[serde(default)]
     error: Option<serde_json::Value>,
+}
+
+impl OpenAiChunk {
+    fn read(data: &str) -> Result<OpenAiChunk, serde_json::Error> {
+        if let Some(chunk) = OpenAiChunk::scan(data) {
+            return Ok(chunk);
+        }
+        #[derive(Deserialize)]
+        struct Probe {
+            #[serde(default)]
+            choices: Option<Vec<IgnoredAny>>,
+            #[serde(default)]
+            usage: Option<UsageIn>,
+            #[serde(default)]
+            error: Option<serde_json::Value>,
+        }
+        let probe: Probe = serde_json::from_str(data)?;
+        Ok(OpenAiChunk {
+            has_choices: probe.choices.is_some_and(|choices| !choices.is_empty()),
+            usage: probe.usage,
+            error: probe.error,
+        })
+    }
+
+    /// The common case, without serde; `None` for anything else (an error chunk, a member of
+    /// a surprising type, text the scanner refuses).
+    fn scan(data: &str) -> Option<OpenAiChunk> {
+        let [choices, usage, error] = scan::members(data, ["choices", "usage", "error"])?;
+        if error.is_some_and(|error| error != "null") {
+            return None;
+        }
+        let has_choices = match choices {
+            None | Some("null") => false,
+            Some(array) if array.starts_with('[') => !array[1..].trim_start().starts_with(']'),
+            Some(_) => return None,
+        };
+        let usage = match usage {
+            None => None,
+            Some(raw) => serde_json::from_str(raw).ok()?,
+        };
+        Some(OpenAiChunk {
+            has_choices,
+            usage,
+            error: None,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -92,6 +137,43 @@ struct AnthropicEventProbe<'a> {
     usage: Option<WireUsage>,
     #[serde(default)]
     error: Option<anthropic::error::WireError>,
+}
+
+impl<'a> AnthropicEventProbe<'a> {
+    fn read(data: &'a str) -> Result<AnthropicEventProbe<'a>, serde_json::Error> {
+        match AnthropicEventProbe::scan(data) {
+            Some(probe) => Ok(probe),
+            None => serde_json::from_str(data),
+        }
+    }
+
+    /// The common case, without serde; `None` for anything else (an error event, an escaped
+    /// type, a member of a surprising type, text the scanner refuses).
+    fn scan(data: &'a str) -> Option<AnthropicEventProbe<'a>> {
+        let [kind, message, usage, error] =
+            scan::members(data, ["type", "message", "usage", "error"])?;
+        if error.is_some_and(|error| error != "null") {
+            return None;
+        }
+        let kind = kind?.strip_prefix('"')?.strip_suffix('"')?;
+        if kind.contains('\\') {
+            return None;
+        }
+        let message = match message {
+            None => None,
+            Some(raw) => serde_json::from_str(raw).ok()?,
+        };
+        let usage = match usage {
+            None => None,
+            Some(raw) => serde_json::from_str(raw).ok()?,
+        };
+        Some(AnthropicEventProbe {
+            kind: std::borrow::Cow::Borrowed(kind),
+            message,
+            usage,
+            error: None,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -185,20 +267,19 @@ impl Relay {
                     write_event(out, event.event.as_deref(), data.as_bytes());
                     return Ok(());
                 }
-                let probe: OpenAiChunkProbe =
-                    serde_json::from_str(data).map_err(|error| malformed(&error))?;
-                if let Some(error) = probe.error {
+                let chunk = OpenAiChunk::read(data).map_err(|error| malformed(&error))?;
+                if let Some(error) = chunk.error {
                     let message = error
                         .get("message")
                         .and_then(serde_json::Value::as_str)
                         .unwrap_or("The upstream reported an error mid-stream");
                     return Err(ApiError::upstream(ErrorKind::Internal, message));
                 }
-                if let Some(usage) = probe.usage {
+                if let Some(usage) = chunk.usage {
                     self.openai_usage = Some(usage.to_usage());
                     // The upstream is always asked for usage; a client that did not ask does
                     // not get the usage-only chunk.
-                    if !self.client_wants_usage && probe.choices.is_none_or(|c| c.is_empty()) {
+                    if !self.client_wants_usage && !chunk.has_choices {
                         return Ok(());
                     }
                 } else if !self.client_wants_usage
@@ -213,8 +294,7 @@ impl Relay {
                 }
             }
             WireFormat::Anthropic => {
-                let probe: AnthropicEventProbe<'_> =
-                    serde_json::from_str(data).map_err(|error| malformed(&error))?;
+                let probe = AnthropicEventProbe::read(data).map_err(|error| malformed(&error))?;
                 match probe.kind.as_ref() {
                     "message_start" => {
                         if let Some(message) = &probe.message {
@@ -256,4 +336,149 @@ fn malformed(error: &serde_json::Error) -> ApiError {
         format!("The upstream sent a malformed stream event: {error}"),
     )
     .with_code("upstream_malformed_chunk")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The facts the relay acts on, however they were read.
+    fn openai_facts(chunk: &OpenAiChunk) -> (bool, Option<Usage>, bool) {
+        (
+            chunk.has_choices,
+            chunk.usage.as_ref().map(UsageIn::to_usage),
+            chunk.error.is_some(),
+        )
+    }
+
+    fn anthropic_facts(probe: &AnthropicEventProbe<'_>) -> (String, Option<Usage>, Option<Usage>) {
+        (
+            probe.kind.to_string(),
+            probe
+                .message
+                .as_ref()
+                .map(|message| message.usage.to_canonical()),
+            probe.usage.map(WireUsage::to_canonical),
+        )
+    }
+
+    #[test]
+    fn openai_chunks_read_the_same_with_or_without_serde() {
+        let chunks = [
+            // From OpenAI's streaming reference, and the usage chunk `include_usage` adds.
+            r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1694268190,"model":"gpt-4o-mini","system_fingerprint":"fp_44709d6fcb","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}"#,
+            r#"{"id":"chatcmpl-1","choices":[{"index":0,"delta":{"content":"Hello \"you\"\n"},"finish_reason":null}],"usage":null}"#,
+            r#"{"id":"chatcmpl-1","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":12,"total_tokens":21,"prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":2}}}"#,
+            r#"{"id":"chatcmpl-1","choices":[ ],"usage":{"prompt_tokens":1}}"#,
+            r#"{"choices":null}"#,
+            r#"{}"#,
+        ];
+        for data in chunks {
+            let fast = OpenAiChunk::scan(data).unwrap_or_else(|| panic!("slow path for {data}"));
+            let slow = OpenAiChunk::read(&format!(" {data}")).unwrap();
+            assert_eq!(openai_facts(&fast), openai_facts(&slow), "{data}");
+        }
+        let usage = OpenAiChunk::scan(chunks[2])
+            .unwrap()
+            .usage
+            .unwrap()
+            .to_usage();
+        assert_eq!((usage.prompt_tokens, usage.completion_tokens), (9, 12));
+        assert_eq!((usage.cache_read_tokens, usage.reasoning_tokens), (4, 2));
+    }
+
+    #[test]
+    fn openai_chunks_the_scanner_leaves_to_serde_get_serde_verdicts() {
+        // An error chunk, an escaped key, wrong types, broken text.
+        let error = r#"{"error":{"message":"overloaded","type":"server_error"}}"#;
+        assert!(OpenAiChunk::scan(error).is_none());
+        assert!(OpenAiChunk::read(error).unwrap().error.is_some());
+        let escaped = r#"{"choices":[],"\u0075sage":{"prompt_tokens":3}}"#;
+        assert!(OpenAiChunk::scan(escaped).is_none());
+        assert_eq!(
+            OpenAiChunk::read(escaped)
+                .unwrap()
+                .usage
+                .unwrap()
+                .prompt_tokens,
+            3
+        );
+        for bad in [
+            r#"{"choices":5}"#,
+            r#"{"usage":"many"}"#,
+            r#"{"choices":[],}"#,
+            r#"{"choices":[]"#,
+        ] {
+            assert!(OpenAiChunk::scan(bad).is_none(), "{bad}");
+            assert!(OpenAiChunk::read(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn anthropic_events_read_the_same_with_or_without_serde() {
+        // From Anthropic's streaming reference.
+        let events = [
+            r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"claude-sonnet-4-5","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":25,"output_tokens":1,"cache_read_input_tokens":7}}}"#,
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+            r#"{"type":"ping"}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}"#,
+            r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"location\": \"San Fra"}}"#,
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":15}}"#,
+            r#"{"type":"message_stop"}"#,
+        ];
+        for data in events {
+            let fast =
+                AnthropicEventProbe::scan(data).unwrap_or_else(|| panic!("slow path for {data}"));
+            let spaced = format!("{data} ");
+            let slow = AnthropicEventProbe::read(&spaced).unwrap();
+            assert_eq!(anthropic_facts(&fast), anthropic_facts(&slow), "{data}");
+        }
+        let start = AnthropicEventProbe::scan(events[0]).unwrap();
+        assert_eq!(
+            start.message.unwrap().usage.to_canonical().prompt_tokens,
+            32
+        );
+    }
+
+    #[test]
+    fn anthropic_events_the_scanner_leaves_to_serde_get_serde_verdicts() {
+        let error =
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+        assert!(AnthropicEventProbe::scan(error).is_none());
+        let probe = AnthropicEventProbe::read(error).unwrap();
+        assert_eq!(
+            probe.error.unwrap().kind.as_deref(),
+            Some("overloaded_error")
+        );
+        for bad in [r#"{"index":0}"#, r#"{"type":7}"#, r#"{"type":"ping""#] {
+            assert!(AnthropicEventProbe::scan(bad).is_none(), "{bad}");
+            assert!(AnthropicEventProbe::read(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn answer_usage_is_read_from_either_dialect() {
+        let openai = br#"{"id":"c","choices":[{"index":0,"message":{"role":"assistant","content":"hi"}}],"usage":{"prompt_tokens":5,"completion_tokens":2,"prompt_tokens_details":{"cached_tokens":1}}}"#;
+        let usage = response_usage(WireFormat::OpenAi, openai).unwrap();
+        assert_eq!((usage.prompt_tokens, usage.completion_tokens), (5, 2));
+        assert_eq!(usage.cache_read_tokens, 1);
+        let anthropic = br#"{"id":"msg","type":"message","content":[{"type":"text","text":"hi"}],"usage":{"input_tokens":3,"output_tokens":4,"cache_creation_input_tokens":2}}"#;
+        let usage = response_usage(WireFormat::Anthropic, anthropic).unwrap();
+        assert_eq!((usage.prompt_tokens, usage.completion_tokens), (5, 4));
+        assert_eq!(usage.cache_write_tokens, 2);
+        // No usage at all is zero usage; a body that is not JSON is a bad gateway.
+        assert_eq!(
+            response_usage(WireFormat::OpenAi, br#"{"choices":[]}"#).unwrap(),
+            Usage::default()
+        );
+        for bad in [
+            &b"{\"usage\":"[..],
+            b"<html>",
+            b"{\"usage\":{\"prompt_tokens\":-1}}",
+        ] {
+            let error = response_usage(WireFormat::OpenAi, bad).unwrap_err();
+            assert_eq!(error.kind, ErrorKind::BadGateway);
+            assert!(error.message.contains("unreadable"), "{}", error.message);
+        }
+    }
 }

@@ -30,7 +30,7 @@ pub async fn anthropic_messages(State(state): State<AppState>, request: Request)
 }
 
 /// Answers one chat request, echoing its id in `x-request-id` whatever the outcome.
-async fn chat(state: AppState, format: WireFormat, request: Request) -> Response {
+pub(crate) async fn chat(state: AppState, format: WireFormat, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let request_id = request_id_of(&parts.headers);
     let mut response = answer(state, request_id.clone(), format, parts, body).await;

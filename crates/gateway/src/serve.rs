@@ -1,23 +1,38 @@
 //! Listening and graceful shutdown, and [`Gateway`]: a whole gateway on an ephemeral port, for
 //! tests and benchmarks.
 
-use std::future::{Future, IntoFuture};
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use axum::serve::ListenerExt;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::Method;
+use axum::response::Response;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
-use tracing::{info, warn};
+use tower_service::Service;
+use tracing::{error, info, warn};
 
 use crate::app::{AppState, build_router};
+use crate::ingress;
 use crate::router::checks;
 use crate::runtime::Runtime;
+use switchyard_types::WireFormat;
 
 /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests and streams
 /// finish for up to the configured grace period, and returns.
+///
+/// Connections speak HTTP/1.1, or HTTP/2 with prior knowledge, each on a task of its own.
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
@@ -25,37 +40,97 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let grace = state.runtime.load().server.shutdown_grace;
     let ready = Arc::clone(&state.ready);
-    let (draining_tx, draining_rx) = oneshot::channel::<()>();
-    let app = build_router(state);
-    let listener = listener.tap_io(|tcp| {
+    let app = Arc::new(App {
+        router: build_router(state.clone()),
+        state,
+    });
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(error) => {
+                    accept_failed(error).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
         // Small SSE chunks must leave at once; Nagle would hold them back.
         let _ = tcp.set_nodelay(true);
-    });
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            ready.store(false, Ordering::Relaxed);
-            info!(
-                grace_secs = grace.as_secs_f64(),
-                "Shutting down: draining in-flight requests"
-            );
-            let _ = draining_tx.send(());
-        })
-        .into_future();
-    let deadline = async move {
-        if draining_rx.await.is_ok() {
-            tokio::time::sleep(grace).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
+        let app = Arc::clone(&app);
+        let service = hyper::service::service_fn(move |request| {
+            let app = Arc::clone(&app);
+            async move { Ok::<_, Infallible>(app.handle(request).await) }
+        });
+        let connection = graceful.watch(
+            builder
+                .serve_connection(TokioIo::new(tcp), service)
+                .into_owned(),
+        );
+        tokio::spawn(async move {
+            // A client that goes away mid-request is no error of ours.
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    ready.store(false, Ordering::Relaxed);
+    info!(
+        grace_secs = grace.as_secs_f64(),
+        "Shutting down: draining in-flight requests"
+    );
     tokio::select! {
-        result = server => result,
-        () = deadline => {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(grace) => {
             warn!("Shutdown grace period over: closing the remaining connections");
-            Ok(())
         }
     }
+    Ok(())
+}
+
+/// What every connection serves: the chat routes directly, everything else through the router.
+struct App {
+    state: AppState,
+    router: Router,
+}
+
+impl App {
+    async fn handle(&self, request: hyper::Request<Incoming>) -> Response {
+        let request: Request = request.map(Body::new);
+        // The chat routes skip the router's matching and layers: they are most of the traffic
+        // and need nothing from them. Other methods on these paths still get the router's 405.
+        if request.method() == Method::POST {
+            let format = match request.uri().path() {
+                "/v1/chat/completions" | "/chat/completions" => Some(WireFormat::OpenAi),
+                "/v1/messages" | "/messages" => Some(WireFormat::Anthropic),
+                _ => None,
+            };
+            if let Some(format) = format {
+                return ingress::chat(self.state.clone(), format, request).await;
+            }
+        }
+        let mut router = self.router.clone();
+        let Ok(()) =
+            std::future::poll_fn(|cx| Service::<Request>::poll_ready(&mut router, cx)).await;
+        let Ok(response) = router.call(request).await;
+        response
+    }
+}
+
+/// An accept that failed: a connection reset before it was accepted is the client's business;
+/// anything else (out of file descriptors, say) is logged and waited out for a second.
+async fn accept_failed(error: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    error!(%error, "Accepting a connection failed");
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 /// A gateway serving on an ephemeral loopback port until dropped.

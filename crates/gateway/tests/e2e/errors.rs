@@ -324,3 +324,40 @@ async fn unknown_routes_are_404_in_openai_shape() {
     assert_eq!(status, 404);
     assert_eq!(body["error"]["type"], "not_found_error");
 }
+
+#[tokio::test]
+async fn other_methods_on_the_chat_routes_are_405_and_a_query_string_is_ignored() {
+    let setup = standard().await;
+    for path in ["/v1/chat/completions", "/messages"] {
+        let response = setup.client.get(setup.url(path)).send().await.expect("sent");
+        assert_eq!(response.status(), 405, "GET {path}");
+    }
+    let response = setup
+        .client
+        .post(setup.url("/v1/chat/completions?trace=1"))
+        .json(&json!({"model": "gpt", "messages": user("with a query")}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["choices"][0]["message"]["content"], "with a query");
+}
+
+#[tokio::test]
+async fn http2_with_prior_knowledge_is_served() {
+    let setup = standard().await;
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("client");
+    let response = client
+        .post(setup.url("/v1/chat/completions"))
+        .json(&json!({"model": "gpt", "messages": user("over h2")}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["choices"][0]["message"]["content"], "over h2");
+}

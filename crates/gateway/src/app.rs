@@ -11,6 +11,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 
+use crate::headers;
 use crate::ingress;
 use crate::runtime::Runtime;
 
@@ -59,7 +60,7 @@ pub fn build_router(state: AppState) -> Router {
 /// The request's id: the client's `x-request-id` when it sent a sane one, else a new one.
 pub fn request_id_of(headers: &HeaderMap) -> String {
     headers
-        .get("x-request-id")
+        .get(&headers::REQUEST_ID)
         .and_then(|value| value.to_str().ok())
         .filter(|value| {
             !value.is_empty()
@@ -74,7 +75,9 @@ pub fn request_id_of(headers: &HeaderMap) -> String {
 /// Echoes the request id in a response.
 pub fn set_request_id(response: &mut Response, id: &str) {
     if let Ok(value) = HeaderValue::from_str(id) {
-        response.headers_mut().insert("x-request-id", value);
+        response
+            .headers_mut()
+            .insert(headers::REQUEST_ID.clone(), value);
     }
 }
 

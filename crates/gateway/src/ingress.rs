@@ -17,6 +17,7 @@ use tracing::{info, warn};
 
 use crate::app::{AppState, request_id_of, set_request_id};
 use crate::error::reply;
+use crate::headers;
 use crate::pipeline::{self, Ctx, Outcome, Routing};
 
 /// `POST /v1/chat/completions`.
@@ -124,7 +125,7 @@ pub(crate) fn read_routing_headers(
     runtime: &crate::runtime::Runtime,
     route: &mut Routing,
 ) -> Result<(), ApiError> {
-    if let Some(value) = headers.get("x-switchyard-timeout") {
+    if let Some(value) = headers.get(&headers::TIMEOUT) {
         let seconds = value
             .to_str()
             .ok()
@@ -140,7 +141,7 @@ pub(crate) fn read_routing_headers(
             std::time::Duration::from_secs_f64(seconds.min(1e9)).min(runtime.routing.max_timeout),
         );
     }
-    if let Some(value) = headers.get("x-switchyard-provider-key") {
+    if let Some(value) = headers.get(&headers::PROVIDER_KEY) {
         let key = value.to_str().map(str::trim).unwrap_or_default();
         if key.is_empty() {
             return Err(ApiError::invalid_request(
@@ -150,7 +151,7 @@ pub(crate) fn read_routing_headers(
         }
         route.provider_key = Some(secrecy::SecretString::from(key.to_owned()));
     }
-    if let Some(value) = headers.get("x-switchyard-fallbacks") {
+    if let Some(value) = headers.get(&headers::FALLBACKS) {
         route.fallbacks_allowed = match value.to_str().map(str::trim) {
             Ok("off" | "false" | "0" | "none") => false,
             Ok("on" | "true" | "1") => true,
@@ -173,7 +174,7 @@ fn served_by(headers: &mut HeaderMap, ctx: &Ctx) {
 /// The routing record as response headers.
 pub(crate) fn routed_by(headers: &mut HeaderMap, route: &Routing) {
     if let Some(value) = route.deployment.as_ref().and_then(|label| label.header()) {
-        headers.insert("x-switchyard-deployment", value.clone());
+        headers.insert(headers::DEPLOYMENT.clone(), value.clone());
     }
     if route.attempts > 0 {
         let attempts = match route.attempts {
@@ -182,14 +183,14 @@ pub(crate) fn routed_by(headers: &mut HeaderMap, route: &Routing) {
             3 => HeaderValue::from_static("3"),
             more => HeaderValue::from(more),
         };
-        headers.insert("x-switchyard-attempts", attempts);
+        headers.insert(headers::ATTEMPTS.clone(), attempts);
     }
     if let Some(value) = route
         .fallback
         .as_deref()
         .and_then(|group| HeaderValue::from_str(group).ok())
     {
-        headers.insert("x-switchyard-fallback", value);
+        headers.insert(headers::FALLBACK.clone(), value);
     }
 }
 

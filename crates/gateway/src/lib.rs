@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`app`]: the axum router and transport layers (request id).
+//! - [`headers`]: the gateway's own header names.
 //! - [`ingress`]: client-facing handlers: OpenAI and Anthropic chat, models, health.
 //! - [`pipeline`]: the stage order every call walks.
 //! - [`router`]: model groups and the choice of a deployment.
@@ -16,6 +17,7 @@
 pub mod app;
 pub mod config;
 pub mod error;
+pub mod headers;
 pub mod ingress;
 pub mod pipeline;
 pub mod router;

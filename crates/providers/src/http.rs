@@ -72,8 +72,8 @@ impl fmt::Debug for Client {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Origin {
     https: bool,
-    /// A name or an IP address (IPv6 without brackets).
-    host: Box<str>,
+    /// A name or an IP address (IPv6 without brackets); shared, as every call clones it.
+    host: Arc<str>,
     port: u16,
 }
 
@@ -343,13 +343,16 @@ impl Client {
     }
 
     /// Puts a connection whose last answer was read to the end back in the pool.
-    fn release(&self, origin: Origin, conn: Box<Conn>) {
+    fn release(&self, origin: &Origin, conn: Box<Conn>) {
         if !conn.usable() {
             return;
         }
         let now = Instant::now();
         let mut idle = self.lock();
-        let list = idle.entry(origin).or_default();
+        let list = match idle.get_mut(origin) {
+            Some(list) => list,
+            None => idle.entry(origin.clone()).or_default(),
+        };
         list.retain(|entry| now.duration_since(entry.since) < IDLE_TIMEOUT);
         if list.len() < MAX_IDLE_PER_ORIGIN {
             list.push(Idle { conn, since: now });
@@ -432,7 +435,7 @@ impl Response {
             match frame {
                 None => {
                     if let Some(conn) = body.conn.take() {
-                        body.client.release(body.origin.clone(), conn);
+                        body.client.release(&body.origin, conn);
                     }
                     return Ok(None);
                 }

@@ -329,7 +329,12 @@ async fn unknown_routes_are_404_in_openai_shape() {
 async fn other_methods_on_the_chat_routes_are_405_and_a_query_string_is_ignored() {
     let setup = standard().await;
     for path in ["/v1/chat/completions", "/messages"] {
-        let response = setup.client.get(setup.url(path)).send().await.expect("sent");
+        let response = setup
+            .client
+            .get(setup.url(path))
+            .send()
+            .await
+            .expect("sent");
         assert_eq!(response.status(), 405, "GET {path}");
     }
     let response = setup

@@ -1,0 +1,19 @@
+//! The gateway's own header names, built once: a name given as text is parsed (and a custom
+//! one allocated) on every use.
+
+use axum::http::HeaderName;
+
+/// The request's id, echoed on every answer.
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The caller's time limit in seconds.
+pub static TIMEOUT: HeaderName = HeaderName::from_static("x-switchyard-timeout");
+/// The caller's own provider key.
+pub static PROVIDER_KEY: HeaderName = HeaderName::from_static("x-switchyard-provider-key");
+/// `off` disables fallback groups for the request.
+pub static FALLBACKS: HeaderName = HeaderName::from_static("x-switchyard-fallbacks");
+/// The deployment that served the call.
+pub static DEPLOYMENT: HeaderName = HeaderName::from_static("x-switchyard-deployment");
+/// Upstream calls made.
+pub static ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
+/// The fallback group that served the call.
+pub static FALLBACK: HeaderName = HeaderName::from_static("x-switchyard-fallback");

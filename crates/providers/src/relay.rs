@@ -14,7 +14,7 @@ use crate::anthropic::response::WireUsage;
 use crate::json::scan;
 use crate::openai::wire::UsageIn;
 use crate::provider::BodyReader;
-use crate::sse::{SseEvent, SseParser, write_event};
+use crate::sse::{SseEventRef, SseParser, write_event};
 use crate::{anthropic, openai};
 
 /// A non-streamed answer relayed as the upstream wrote it.
@@ -61,16 +61,21 @@ pub(crate) fn response_usage(format: WireFormat, body: &[u8]) -> Result<Usage, A
 #[derive(Debug)]
 pub struct Relay {
     reader: BodyReader,
-    format: WireFormat,
     sse: SseParser,
-    events: Vec<SseEvent>,
+    meter: Meter,
+    ended: bool,
+}
+
+/// What the relay learns from the events it passes on.
+#[derive(Debug)]
+struct Meter {
+    format: WireFormat,
     /// The client asked for OpenAI's usage chunk (the upstream is always asked for it).
     client_wants_usage: bool,
     usage: WireUsage,
     openai_usage: Option<Usage>,
     /// `[DONE]` or `message_stop` arrived.
     complete: bool,
-    ended: bool,
 }
 
 /// What the relay reads from an OpenAI chunk.
@@ -186,22 +191,23 @@ impl Relay {
     pub(crate) fn new(reader: BodyReader, format: WireFormat, client_wants_usage: bool) -> Relay {
         Relay {
             reader,
-            format,
             sse: SseParser::new(),
-            events: Vec::new(),
-            client_wants_usage,
-            usage: WireUsage::default(),
-            openai_usage: None,
-            complete: false,
+            meter: Meter {
+                format,
+                client_wants_usage,
+                usage: WireUsage::default(),
+                openai_usage: None,
+                complete: false,
+            },
             ended: false,
         }
     }
 
     /// Usage seen so far.
     pub fn usage(&self) -> Usage {
-        match self.format {
-            WireFormat::OpenAi => self.openai_usage.unwrap_or_default(),
-            WireFormat::Anthropic => self.usage.to_canonical(),
+        match self.meter.format {
+            WireFormat::OpenAi => self.meter.openai_usage.unwrap_or_default(),
+            WireFormat::Anthropic => self.meter.usage.to_canonical(),
         }
     }
 
@@ -217,7 +223,7 @@ impl Relay {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => {
                     self.ended = true;
-                    if self.complete && !self.sse.has_pending() {
+                    if self.meter.complete && !self.sse.has_pending() {
                         return None;
                     }
                     return Some(Err(ApiError::upstream(
@@ -232,12 +238,8 @@ impl Relay {
                 }
             };
             out.reserve(chunk.len());
-            self.sse.push(&chunk, &mut self.events);
-            let events = std::mem::take(&mut self.events);
-            let result = events.iter().try_for_each(|event| self.relay(event, out));
-            self.events = events;
-            self.events.clear();
-            if let Err(error) = result {
+            let meter = &mut self.meter;
+            if let Err(error) = self.sse.push_each(&chunk, |event| meter.relay(event, out)) {
                 self.ended = true;
                 return Some(Err(error));
             }
@@ -247,24 +249,27 @@ impl Relay {
 
     /// Writes, for the client, the error event of this dialect.
     pub fn write_error(&self, error: &ApiError, out: &mut Vec<u8>) {
-        match self.format {
+        match self.meter.format {
             WireFormat::OpenAi => write_event(out, None, &openai::error::encode(error)),
             WireFormat::Anthropic => {
                 write_event(out, Some("error"), &anthropic::error::encode(error));
             }
         }
     }
+}
 
-    fn relay(&mut self, event: &SseEvent, out: &mut Vec<u8>) -> Result<(), ApiError> {
+impl Meter {
+    /// Checks and meters one event, and writes it for the client unless it is left out.
+    fn relay(&mut self, event: SseEventRef<'_>, out: &mut Vec<u8>) -> Result<(), ApiError> {
         if self.complete {
             return Ok(());
         }
-        let data = event.data.as_str();
+        let data = event.data;
         match self.format {
             WireFormat::OpenAi => {
                 if data.trim() == "[DONE]" {
                     self.complete = true;
-                    write_event(out, event.event.as_deref(), data.as_bytes());
+                    write_event(out, event.event, data.as_bytes());
                     return Ok(());
                 }
                 let chunk = OpenAiChunk::read(data).map_err(|error| malformed(&error))?;
@@ -287,7 +292,7 @@ impl Relay {
                 {
                     // Nor the `"usage":null` that asking adds to every chunk (OpenAI writes it
                     // last; any other placement is left alone).
-                    write_event(out, event.event.as_deref(), trimmed.as_bytes());
+                    write_event(out, event.event, trimmed.as_bytes());
                     out.truncate(out.len() - 2);
                     out.extend_from_slice(b"}\n\n");
                     return Ok(());
@@ -325,7 +330,7 @@ impl Relay {
                 }
             }
         }
-        write_event(out, event.event.as_deref(), data.as_bytes());
+        write_event(out, event.event, data.as_bytes());
         Ok(())
     }
 }

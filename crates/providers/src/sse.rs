@@ -2,7 +2,7 @@
 //!
 //! Bytes arrive in chunks cut anywhere (inside a line, inside a UTF-8 sequence, between `\r`
 //! and `\n`); [`SseParser::push`] keeps the unfinished tail and returns each complete event
-//! once. Follows the WHATWG event-stream rules for `event:`, `data:` (joined by `\n`), comment
+//! once ([`SseParser::push_each`] lends each one instead, with no allocation per event). Follows the WHATWG event-stream rules for `event:`, `data:` (joined by `\n`), comment
 //! lines and the three line endings.
 
 /// One dispatched event.
@@ -14,15 +14,35 @@ pub struct SseEvent {
     pub data: String,
 }
 
-/// Parser state between chunks.
+/// One dispatched event, borrowed from the parser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SseEventRef<'a> {
+    /// The `event:` field, when present.
+    pub event: Option<&'a str>,
+    /// The `data:` lines joined by `\n`.
+    pub data: &'a str,
+}
+
+impl SseEventRef<'_> {
+    /// An owned copy.
+    pub fn to_owned(self) -> SseEvent {
+        SseEvent {
+            event: self.event.map(str::to_owned),
+            data: self.data.to_owned(),
+        }
+    }
+}
+
+/// Parser state between chunks. Its buffers are kept from event to event.
 #[derive(Debug, Default)]
 pub struct SseParser {
     /// Bytes of a line not yet terminated.
     line: Vec<u8>,
     /// The last byte seen was `\r`; a following `\n` belongs to the same line ending.
     after_cr: bool,
-    /// The event being assembled.
-    event: Option<String>,
+    /// The event being assembled: its `event:` field (if `has_event`) and data.
+    event: String,
+    has_event: bool,
     data: String,
     has_data: bool,
 }
@@ -35,6 +55,19 @@ impl SseParser {
 
     /// Feeds a chunk and appends every event it completes to `out`.
     pub fn push(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) {
+        let Ok(()) = self.push_each(chunk, |event| {
+            out.push(event.to_owned());
+            Ok::<(), std::convert::Infallible>(())
+        });
+    }
+
+    /// Feeds a chunk and hands every event it completes to `each`, in order, stopping at the
+    /// first error `each` returns (the stream is then over: feed the parser no more).
+    pub fn push_each<E>(
+        &mut self,
+        chunk: &[u8],
+        mut each: impl FnMut(SseEventRef<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
         let mut rest = chunk;
         if self.after_cr {
             self.after_cr = false;
@@ -45,13 +78,14 @@ impl SseParser {
         while let Some(end) = memchr::memchr2(b'\n', b'\r', rest) {
             if self.line.is_empty() {
                 // The whole line is in this chunk: no copy.
-                self.process_line(&rest[..end], out);
+                self.process_line(&rest[..end], &mut each)?;
             } else {
                 self.line.extend_from_slice(&rest[..end]);
                 let line = std::mem::take(&mut self.line);
-                self.process_line(&line, out);
+                let result = self.process_line(&line, &mut each);
                 self.line = line;
                 self.line.clear();
+                result?;
             }
             let was_cr = rest[end] == b'\r';
             rest = &rest[end + 1..];
@@ -64,6 +98,7 @@ impl SseParser {
             }
         }
         self.line.extend_from_slice(rest);
+        Ok(())
     }
 
     /// Whether bytes of an unfinished event are pending (the stream was cut mid-event).
@@ -71,20 +106,28 @@ impl SseParser {
         !self.line.is_empty() || self.has_data
     }
 
-    fn process_line(&mut self, line: &[u8], out: &mut Vec<SseEvent>) {
+    fn process_line<E>(
+        &mut self,
+        line: &[u8],
+        each: &mut impl FnMut(SseEventRef<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
         if line.is_empty() {
-            if self.has_data {
-                out.push(SseEvent {
-                    event: self.event.take(),
-                    data: std::mem::take(&mut self.data),
-                });
-            }
-            self.event = None;
+            let result = if self.has_data {
+                each(SseEventRef {
+                    event: self.has_event.then_some(self.event.as_str()),
+                    data: &self.data,
+                })
+            } else {
+                Ok(())
+            };
+            self.event.clear();
+            self.has_event = false;
+            self.data.clear();
             self.has_data = false;
-            return;
+            return result;
         }
         if line[0] == b':' {
-            return;
+            return Ok(());
         }
         // A line is complete here, so a multi-byte character is never split. Valid UTF-8 (the
         // norm) is borrowed; anything else is repaired rather than refused.
@@ -97,7 +140,11 @@ impl SseParser {
             None => (line, &b""[..]),
         };
         match field {
-            b"event" => self.event = Some(text(value).into_owned()),
+            b"event" => {
+                self.event.clear();
+                self.event.push_str(&text(value));
+                self.has_event = true;
+            }
             b"data" => {
                 if self.has_data {
                     self.data.push('\n');
@@ -107,6 +154,7 @@ impl SseParser {
             }
             _ => {}
         }
+        Ok(())
     }
 }
 
@@ -171,6 +219,35 @@ mod tests {
         assert_eq!(events.len(), 2);
         assert_eq!(events[0].data, "x");
         assert_eq!(events[1].data, "y");
+    }
+
+    #[test]
+    fn lends_the_same_events_and_stops_at_the_first_error() {
+        let stream = b"event: a\ndata: 1\n\ndata: 2\ndata: 3\n\nevent: c\ndata: 4\n\n";
+        let mut lent = Vec::new();
+        let mut parser = SseParser::new();
+        let result = parser.push_each(stream, |event| {
+            lent.push(event.to_owned());
+            Ok::<(), ()>(())
+        });
+        assert_eq!(result, Ok(()));
+        assert_eq!(lent, parse_all(&[stream]));
+        assert_eq!(
+            lent[1].event, None,
+            "an event name does not outlive its event"
+        );
+
+        let mut seen = Vec::new();
+        let result = SseParser::new().push_each(stream, |event| {
+            seen.push(event.data.to_owned());
+            if event.data.contains('2') {
+                Err("stop")
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(result, Err("stop"));
+        assert_eq!(seen, ["1", "2\n3"]);
     }
 
     #[test]

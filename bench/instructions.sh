@@ -5,9 +5,10 @@
 #
 #   bench/instructions.sh            # from the repo root; prints one line per call kind
 #
-# Wall-clock figures (bench/run.sh) swing with whatever else the machine does; this one is the
-# same run after run for the same binary, so it shows what a change to the request path costs
-# or saves. It leaves out the kernel (sockets, scheduling), which bench/run.sh includes.
+# Wall-clock figures (bench/run.sh) swing with whatever else the machine does; this one stays
+# within half a percent run after run for the same binary, so it shows what a change to the
+# request path costs or saves. It leaves out the kernel (sockets, scheduling), which
+# bench/run.sh includes.
 #
 # Environment:
 #   BENCH_N           requests counted per call kind (default 2000)

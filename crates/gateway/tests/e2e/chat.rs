@@ -344,15 +344,7 @@ async fn streamed_tool_calls_reach_an_anthropic_client_from_an_openai_upstream()
 #[tokio::test]
 async fn models_lists_the_groups_in_both_shapes() {
     let setup = standard().await;
-    let body: Value = setup
-        .client
-        .get(setup.url("/v1/models"))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let body: Value = setup.get("/v1/models").await.json().await.expect("json");
     assert_eq!(body["object"], "list");
     assert_eq!(body["data"][0]["id"], "gpt");
     assert_eq!(body["data"][0]["providers"], json!(["openai_compatible"]));
@@ -376,12 +368,7 @@ async fn models_lists_the_groups_in_both_shapes() {
 async fn health_endpoints_answer() {
     let setup = standard().await;
     for path in ["/health/liveness", "/health/readiness"] {
-        let response = setup
-            .client
-            .get(setup.url(path))
-            .send()
-            .await
-            .expect("sent");
+        let response = setup.get(path).await;
         assert_eq!(response.status(), 200, "{path}");
     }
 }

@@ -314,12 +314,7 @@ async fn the_gateway_keeps_serving_after_faults() {
 #[tokio::test]
 async fn unknown_routes_are_404_in_openai_shape() {
     let setup = standard().await;
-    let response = setup
-        .client
-        .get(setup.url("/v1/nothing"))
-        .send()
-        .await
-        .expect("sent");
+    let response = setup.get("/v1/nothing").await;
     let (status, body) = openai_error(response).await;
     assert_eq!(status, 404);
     assert_eq!(body["error"]["type"], "not_found_error");
@@ -329,12 +324,7 @@ async fn unknown_routes_are_404_in_openai_shape() {
 async fn other_methods_on_the_chat_routes_are_405_and_a_query_string_is_ignored() {
     let setup = standard().await;
     for path in ["/v1/chat/completions", "/messages"] {
-        let response = setup
-            .client
-            .get(setup.url(path))
-            .send()
-            .await
-            .expect("sent");
+        let response = setup.get(path).await;
         assert_eq!(response.status(), 405, "GET {path}");
     }
     let response = setup

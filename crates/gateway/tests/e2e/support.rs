@@ -171,6 +171,15 @@ impl Setup {
         format!("{}{path}", self.gateway.base_url())
     }
 
+    /// GETs a path of the gateway.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
     /// POSTs JSON to an OpenAI route.
     pub async fn openai(&self, body: &Value) -> reqwest::Response {
         self.client

@@ -42,6 +42,34 @@ fn fixture_with(field: &str, value: &str) -> String {
     file.to_string()
 }
 
+/// A `generateContent` call for `request` to the mock's Vertex route in `location`.
+async fn generate_content(
+    server: &MockServer,
+    client: &crate::http::Client,
+    location: &str,
+    authorization: http::HeaderValue,
+    request: &ChatRequest,
+) -> crate::http::Response {
+    let url = format!(
+        "{}{}/{}",
+        server.base_url(),
+        resource_path("switchyard-test", location),
+        gemini::method_path("gemini-2.5-flash", false)
+    );
+    let mut headers = http::HeaderMap::new();
+    headers.insert(http::header::AUTHORIZATION, authorization);
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    let target = crate::http::Target::parse(&url).expect("a URL");
+    let body = gemini::request::encode(request).expect("encodes");
+    client
+        .post(&target, headers, body.into())
+        .await
+        .expect("the mock answers")
+}
+
 #[test]
 fn api_bases_are_regional_or_global() {
     assert_eq!(
@@ -85,24 +113,7 @@ async fn a_token_from_the_mock_calls_generate_content() {
         messages: vec![Message::text_message(Role::User, "hello from vertex")],
         ..ChatRequest::default()
     };
-    let url = format!(
-        "{}{}/{}",
-        server.base_url(),
-        resource_path("switchyard-test", "us-central1"),
-        gemini::method_path("gemini-2.5-flash", false)
-    );
-    let mut headers = http::HeaderMap::new();
-    headers.insert(http::header::AUTHORIZATION, authorization);
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    let target = crate::http::Target::parse(&url).expect("a URL");
-    let body = gemini::request::encode(&request).expect("encodes");
-    let response = client
-        .post(&target, headers, body.into())
-        .await
-        .expect("the mock answers");
+    let response = generate_content(&server, &client, "us-central1", authorization, &request).await;
     assert_eq!(response.status(), 200);
     let body = response.bytes().await.expect("a body");
     let answer = gemini::response::decode(&body, &request).expect("decodes");
@@ -112,23 +123,8 @@ async fn a_token_from_the_mock_calls_generate_content() {
     );
 
     // A made-up token is Google's 401, read as an authentication error.
-    let url = format!(
-        "{}{}/{}",
-        server.base_url(),
-        resource_path("switchyard-test", "global"),
-        gemini::method_path("gemini-2.5-flash", false)
-    );
-    let mut headers = http::HeaderMap::new();
-    headers.insert(
-        http::header::AUTHORIZATION,
-        http::HeaderValue::from_static("Bearer ya29.made-up"),
-    );
-    let target = crate::http::Target::parse(&url).expect("a URL");
-    let body = gemini::request::encode(&request).expect("encodes");
-    let response = client
-        .post(&target, headers, body.into())
-        .await
-        .expect("the mock answers");
+    let made_up = http::HeaderValue::from_static("Bearer ya29.made-up");
+    let response = generate_content(&server, &client, "global", made_up, &request).await;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let body = response.bytes().await.expect("a body");

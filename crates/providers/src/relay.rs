@@ -112,7 +112,7 @@ impl OpenAiChunk {
     /// a surprising type, text the scanner refuses).
     fn scan(data: &str) -> Option<OpenAiChunk> {
         let [choices, usage, error] = scan::members(data, ["choices", "usage", "error"])?;
-        if error.is_some_and(|error| error != "null") {
+        if is_set(error) {
             return None;
         }
         let has_choices = match choices {
@@ -120,13 +120,9 @@ impl OpenAiChunk {
             Some(array) if array.starts_with('[') => !array[1..].trim_start().starts_with(']'),
             Some(_) => return None,
         };
-        let usage = match usage {
-            None => None,
-            Some(raw) => serde_json::from_str(raw).ok()?,
-        };
         Some(OpenAiChunk {
             has_choices,
-            usage,
+            usage: parsed(usage)?,
             error: None,
         })
     }
@@ -157,27 +153,33 @@ impl<'a> AnthropicEventProbe<'a> {
     fn scan(data: &'a str) -> Option<AnthropicEventProbe<'a>> {
         let [kind, message, usage, error] =
             scan::members(data, ["type", "message", "usage", "error"])?;
-        if error.is_some_and(|error| error != "null") {
+        if is_set(error) {
             return None;
         }
         let kind = kind?.strip_prefix('"')?.strip_suffix('"')?;
         if kind.contains('\\') {
             return None;
         }
-        let message = match message {
-            None => None,
-            Some(raw) => serde_json::from_str(raw).ok()?,
-        };
-        let usage = match usage {
-            None => None,
-            Some(raw) => serde_json::from_str(raw).ok()?,
-        };
         Some(AnthropicEventProbe {
             kind: std::borrow::Cow::Borrowed(kind),
-            message,
-            usage,
+            message: parsed(message)?,
+            usage: parsed(usage)?,
             error: None,
         })
+    }
+}
+
+/// Whether a member the scanner found is there and not `null`.
+fn is_set(member: Option<&str>) -> bool {
+    member.is_some_and(|text| text != "null")
+}
+
+/// A member the scanner found, deserialized (absent and `null` are `None`); the outer `None`
+/// when serde refuses it, which leaves the whole event to serde.
+fn parsed<T: serde::de::DeserializeOwned>(member: Option<&str>) -> Option<Option<T>> {
+    match member {
+        None => Some(None),
+        Some(text) => serde_json::from_str(text).ok(),
     }
 }
 

@@ -2,8 +2,9 @@
 //!
 //! Bytes arrive in chunks cut anywhere (inside a line, inside a UTF-8 sequence, between `\r`
 //! and `\n`); [`SseParser::push`] keeps the unfinished tail and returns each complete event
-//! once ([`SseParser::push_each`] lends each one instead, with no allocation per event). Follows the WHATWG event-stream rules for `event:`, `data:` (joined by `\n`), comment
-//! lines and the three line endings.
+//! once ([`SseParser::push_each`] lends each one instead, with no allocation per event).
+//! Follows the WHATWG event-stream rules for `event:`, `data:` (joined by `\n`), comment lines
+//! and the three line endings.
 
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
+use switchyard_types::WireFormat;
 
 use crate::headers;
 use crate::ingress;
@@ -46,15 +47,35 @@ pub fn build_router(state: AppState) -> Router {
         .route("/health/readiness", get(ingress::readiness))
         .fallback(ingress::unknown_route)
         .layer(middleware::from_fn(request_id));
-    Router::new()
-        .route("/v1/chat/completions", post(ingress::openai_chat))
-        .route("/chat/completions", post(ingress::openai_chat))
-        .route("/v1/messages", post(ingress::anthropic_messages))
-        .route("/messages", post(ingress::anthropic_messages))
+    let mut router = Router::new();
+    for (path, format) in CHAT_ROUTES {
+        let handler = match format {
+            WireFormat::OpenAi => post(ingress::openai_chat),
+            WireFormat::Anthropic => post(ingress::anthropic_messages),
+        };
+        router = router.route(path, handler);
+    }
+    router
         .route("/v1/embeddings", post(ingress::embeddings))
         .route("/embeddings", post(ingress::embeddings))
         .merge(others)
         .with_state(state)
+}
+
+/// The chat routes and the dialect each speaks, with and without the `/v1` prefix.
+const CHAT_ROUTES: [(&str, WireFormat); 4] = [
+    ("/v1/chat/completions", WireFormat::OpenAi),
+    ("/chat/completions", WireFormat::OpenAi),
+    ("/v1/messages", WireFormat::Anthropic),
+    ("/messages", WireFormat::Anthropic),
+];
+
+/// The dialect of the chat route at `path`, if it is one.
+pub(crate) fn chat_route(path: &str) -> Option<WireFormat> {
+    CHAT_ROUTES
+        .iter()
+        .find(|(route, _)| *route == path)
+        .map(|(_, format)| *format)
 }
 
 /// The request's id: the client's `x-request-id` when it sent a sane one, else a new one.

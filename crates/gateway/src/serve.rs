@@ -23,11 +23,10 @@ use tokio::sync::{oneshot, watch};
 use tower_service::Service;
 use tracing::{error, info, warn};
 
-use crate::app::{AppState, build_router};
+use crate::app::{AppState, build_router, chat_route};
 use crate::ingress;
 use crate::router::checks;
 use crate::runtime::Runtime;
-use switchyard_types::WireFormat;
 
 /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests and streams
 /// finish for up to the configured grace period, and returns.
@@ -101,15 +100,10 @@ impl App {
         let request: Request = request.map(Body::new);
         // The chat routes skip the router's matching and layers: they are most of the traffic
         // and need nothing from them. Other methods on these paths still get the router's 405.
-        if request.method() == Method::POST {
-            let format = match request.uri().path() {
-                "/v1/chat/completions" | "/chat/completions" => Some(WireFormat::OpenAi),
-                "/v1/messages" | "/messages" => Some(WireFormat::Anthropic),
-                _ => None,
-            };
-            if let Some(format) = format {
-                return ingress::chat(self.state.clone(), format, request).await;
-            }
+        if request.method() == Method::POST
+            && let Some(format) = chat_route(request.uri().path())
+        {
+            return ingress::chat(self.state.clone(), format, request).await;
         }
         let mut router = self.router.clone();
         let Ok(()) =

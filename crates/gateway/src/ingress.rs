@@ -99,8 +99,8 @@ async fn answer(
 
 fn json_reply(ctx: &Ctx, body: Bytes, usage: &Usage) -> Response {
     info!(
-        request_id = %ctx.request_id,
-        model = %ctx.request.model,
+        request_id = ctx.request_id.as_str(),
+        model = ctx.request.model.as_str(),
         deployment = ctx.route.deployment.as_deref().unwrap_or("-"),
         status = 200,
         prompt_tokens = usage.prompt_tokens,
@@ -324,8 +324,8 @@ impl Drop for Streaming {
             StreamEnd::Failed => "failed mid-stream",
         };
         info!(
-            request_id = %self.ctx.request_id,
-            model = %self.ctx.request.model,
+            request_id = self.ctx.request_id.as_str(),
+            model = self.ctx.request.model.as_str(),
             deployment = self.ctx.route.deployment.as_deref().unwrap_or("-"),
             prompt_tokens = self.usage.prompt_tokens,
             completion_tokens = self.usage.completion_tokens,
@@ -435,7 +435,7 @@ fn translate(
 
 fn log_stream_error(ctx: &Ctx, error: &ApiError) {
     warn!(
-        request_id = %ctx.request_id,
+        request_id = ctx.request_id.as_str(),
         deployment = ctx.route.deployment.as_deref().unwrap_or("-"),
         error = %error.message,
         "Upstream stream failed after it started"
@@ -524,7 +524,7 @@ async fn embed(state: AppState, request_id: &str, headers: &HeaderMap, body: Bod
     };
     info!(
         %request_id,
-        model = %request.model,
+        model = request.model.as_str(),
         deployment = routing.deployment.as_deref().unwrap_or("-"),
         status = 200,
         prompt_tokens = usage.prompt_tokens,

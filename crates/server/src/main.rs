@@ -11,8 +11,8 @@ use switchyard_gateway::runtime::HealthRegistry;
 use switchyard_gateway::workers::Workers;
 use tracing::{info, warn};
 
+mod logs;
 mod reload;
-use tracing_subscriber::EnvFilter;
 
 /// Switchyard: a fast, self-hosted gateway in front of every LLM provider.
 #[derive(Debug, Parser)]
@@ -63,8 +63,14 @@ fn main() -> ExitCode {
             log_format,
             workers,
         } => {
-            init_logs(log_format);
-            match run_serve(config, listen, workers) {
+            let logs = logs::init(match log_format {
+                LogFormat::Text => logs::Style::Text,
+                LogFormat::Json => logs::Style::Json,
+            });
+            let result = run_serve(config, listen, workers);
+            // Written out before the error below, so the two keep their order.
+            drop(logs);
+            match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("switchyard: {error:#}");
@@ -94,17 +100,6 @@ fn main() -> ExitCode {
             let _ = std::io::stdout().write_all(DEFAULT_CONFIG.as_bytes());
             ExitCode::SUCCESS
         }
-    }
-}
-
-fn init_logs(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
     }
 }
 

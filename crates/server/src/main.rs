@@ -163,22 +163,11 @@ fn run_serve(
     );
     control.block_on(async {
         tokio::pin!(shutdown);
-        // The file watcher must live as long as the loop.
-        let (_watcher, mut changes) = match path.as_deref().map(reload::watch_file) {
-            Some(Ok((watcher, changes))) => (Some(watcher), Some(changes)),
-            Some(Err(error)) => {
-                warn!(%error, "Cannot watch the config file; reload with SIGHUP");
-                (None, None)
-            }
-            None => (None, None),
-        };
+        let mut watch = path.as_deref().map(reload::FileWatch::new);
         loop {
             let changed = async {
-                match changes.as_mut() {
-                    Some(changes) => {
-                        changes.recv().await;
-                        reload::debounce(changes).await;
-                    }
+                match watch.as_mut() {
+                    Some(watch) => watch.changed().await,
                     None => std::future::pending::<()>().await,
                 }
             };
@@ -196,7 +185,13 @@ fn run_serve(
                 () = hangup => info!("SIGHUP received"),
             }
             match path.as_deref() {
-                Some(path) => reload::reload(path, &listen, &mut workers).await,
+                Some(path) => {
+                    // Whatever the cause, the file as read now is the one in force.
+                    if let Some(watch) = watch.as_mut() {
+                        watch.mark_seen();
+                    }
+                    reload::reload(path, &listen, &mut workers).await;
+                }
                 None => warn!("Running on the embedded defaults: nothing to reload"),
             }
         }

@@ -3,46 +3,106 @@
 //! config kept.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use notify::{RecursiveMode, Watcher};
 use switchyard_gateway::config::{self, ProcessEnv};
 use switchyard_gateway::workers::Workers;
-use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-/// Events closer together than this are one change (editors write files in several steps).
-const DEBOUNCE: Duration = Duration::from_millis(200);
+#[cfg(test)]
+mod tests;
 
-/// Watches `path` (through its directory, so that a file replaced by rename, as Kubernetes
-/// does with ConfigMaps, is still seen). The returned watcher must be kept alive.
-pub fn watch_file(
-    path: &Path,
-) -> notify::Result<(notify::RecommendedWatcher, mpsc::UnboundedReceiver<()>)> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let name = path.file_name().map(ToOwned::to_owned);
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event
-            && (event.kind.is_modify() || event.kind.is_create())
-            && event
-                .paths
-                .iter()
-                .any(|changed| changed.file_name().map(ToOwned::to_owned) == name)
-        {
-            let _ = tx.send(());
-        }
-    })?;
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    watcher.watch(&directory, RecursiveMode::NonRecursive)?;
-    Ok((watcher, rx))
+/// How often the config file is looked at.
+const POLL: Duration = Duration::from_millis(500);
+
+/// A change must hold this long before it is read (editors write files in several steps).
+const SETTLE: Duration = Duration::from_millis(200);
+
+/// Watches the config file by looking at it (`stat`) twice a second. The path is followed
+/// through symlinks, so an edit in place, a file replaced by rename and a retargeted symlink
+/// (Kubernetes ConfigMaps) are all seen; nothing else in the directory (logs, databases
+/// written on every request) costs anything, as it would with a directory watch.
+#[derive(Debug)]
+pub struct FileWatch {
+    path: PathBuf,
+    seen: Option<Fingerprint>,
+    poll: Duration,
+    settle: Duration,
 }
 
-/// Waits out a burst of change events.
-pub async fn debounce(changes: &mut mpsc::UnboundedReceiver<()>) {
-    while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, changes.recv()).await {}
+/// What tells one version of the file from another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fingerprint {
+    len: u64,
+    modified: Option<SystemTime>,
+    #[cfg(unix)]
+    inode: (u64, u64),
+    #[cfg(unix)]
+    changed: (i64, i64),
+}
+
+impl Fingerprint {
+    /// The file as it is now; `None` while it is missing or unreadable.
+    fn of(path: &Path) -> Option<Self> {
+        let metadata = std::fs::metadata(path).ok()?;
+        #[cfg(unix)]
+        use std::os::unix::fs::MetadataExt;
+        Some(Self {
+            len: metadata.len(),
+            modified: metadata.modified().ok(),
+            #[cfg(unix)]
+            inode: (metadata.dev(), metadata.ino()),
+            #[cfg(unix)]
+            changed: (metadata.ctime(), metadata.ctime_nsec()),
+        })
+    }
+}
+
+impl FileWatch {
+    /// Starts from the file as it is now.
+    pub fn new(path: &Path) -> Self {
+        Self::with_timing(path, POLL, SETTLE)
+    }
+
+    fn with_timing(path: &Path, poll: Duration, settle: Duration) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            seen: Fingerprint::of(path),
+            poll,
+            settle,
+        }
+    }
+
+    /// Resolves once the file differs from the version last seen and has held still for the
+    /// settle time. Dropping the future loses nothing: the change is still there to be seen.
+    pub async fn changed(&mut self) {
+        loop {
+            tokio::time::sleep(self.poll).await;
+            let mut now = Fingerprint::of(&self.path);
+            if now == self.seen {
+                continue;
+            }
+            loop {
+                tokio::time::sleep(self.settle).await;
+                let later = Fingerprint::of(&self.path);
+                if later == now {
+                    break;
+                }
+                now = later;
+            }
+            // A file that went away is not a config to load; wait for it to come back.
+            if now.is_some() {
+                self.seen = now;
+                return;
+            }
+        }
+    }
+
+    /// Takes the file as it is now as seen (after a reload for another reason, such as
+    /// SIGHUP, so the same change does not reload twice).
+    pub fn mark_seen(&mut self) {
+        self.seen = Fingerprint::of(&self.path);
+    }
 }
 
 /// Validates `path` and, if it is sound, reloads the workers with it.

@@ -1,0 +1,118 @@
+use std::path::Path;
+use std::time::Duration;
+
+use super::FileWatch;
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("switchyard-watch-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+fn fast(path: &Path) -> FileWatch {
+    FileWatch::with_timing(path, Duration::from_millis(10), Duration::from_millis(10))
+}
+
+/// Whether the watch reports a change within half a second.
+async fn sees_change(watch: &mut FileWatch) -> bool {
+    tokio::time::timeout(Duration::from_millis(500), watch.changed())
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn an_edit_in_place_is_seen_once() {
+    let dir = scratch("edit");
+    let path = dir.join("switchyard.yaml");
+    std::fs::write(&path, "a: 1\n").expect("write");
+    let mut watch = fast(&path);
+    assert!(!sees_change(&mut watch).await, "nothing changed yet");
+    // Same length, so only the modification time and ctime tell.
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(&path, "a: 2\n").expect("write");
+    assert!(sees_change(&mut watch).await);
+    assert!(!sees_change(&mut watch).await, "one change, one report");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_replacement_by_rename_is_seen() {
+    let dir = scratch("rename");
+    let path = dir.join("switchyard.yaml");
+    std::fs::write(&path, "a: 1\n").expect("write");
+    let mut watch = fast(&path);
+    std::fs::write(dir.join("new.yaml"), "a: 1\n").expect("write");
+    std::fs::rename(dir.join("new.yaml"), &path).expect("rename");
+    assert!(sees_change(&mut watch).await);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Kubernetes mounts a ConfigMap as a symlink into a `..data` link that it retargets.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_retargeted_symlink_is_seen() {
+    let dir = scratch("symlink");
+    std::fs::create_dir_all(dir.join("v1")).expect("dir");
+    std::fs::create_dir_all(dir.join("v2")).expect("dir");
+    std::fs::write(dir.join("v1/switchyard.yaml"), "a: 1\n").expect("write");
+    std::fs::write(dir.join("v2/switchyard.yaml"), "a: 1\n").expect("write");
+    std::os::unix::fs::symlink("v1", dir.join("..data")).expect("symlink");
+    std::os::unix::fs::symlink("..data/switchyard.yaml", dir.join("switchyard.yaml"))
+        .expect("symlink");
+    let mut watch = fast(&dir.join("switchyard.yaml"));
+    std::os::unix::fs::symlink("v2", dir.join("..data_tmp")).expect("symlink");
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).expect("swap");
+    assert!(sees_change(&mut watch).await);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Files written beside the config (a log, a database) are none of its business.
+#[tokio::test]
+async fn other_files_in_the_directory_are_not_changes() {
+    let dir = scratch("neighbours");
+    let path = dir.join("switchyard.yaml");
+    std::fs::write(&path, "a: 1\n").expect("write");
+    let mut watch = fast(&path);
+    let writer = std::thread::spawn({
+        let log = dir.join("switchyard.log");
+        move || {
+            for n in 0..40 {
+                std::fs::write(&log, format!("line {n}\n")).expect("write");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    });
+    assert!(!sees_change(&mut watch).await);
+    writer.join().expect("writer");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A file that goes away (mid-replacement) is waited for, then read when it is back.
+#[tokio::test]
+async fn a_file_that_vanishes_is_waited_for() {
+    let dir = scratch("vanish");
+    let path = dir.join("switchyard.yaml");
+    std::fs::write(&path, "a: 1\n").expect("write");
+    let mut watch = fast(&path);
+    std::fs::remove_file(&path).expect("remove");
+    assert!(
+        !sees_change(&mut watch).await,
+        "a missing file is not a config"
+    );
+    std::fs::write(&path, "a: 22\n").expect("write");
+    assert!(sees_change(&mut watch).await);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn marking_seen_absorbs_a_change_already_acted_on() {
+    let dir = scratch("mark");
+    let path = dir.join("switchyard.yaml");
+    std::fs::write(&path, "a: 1\n").expect("write");
+    let mut watch = fast(&path);
+    std::fs::write(&path, "a: 10\n").expect("write");
+    watch.mark_seen();
+    assert!(!sees_change(&mut watch).await);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -13,6 +13,7 @@
 # Environment:
 #   BENCH_N           requests counted per call kind (default 2000)
 #   BENCH_SKIP_BUILD  1 = use the existing target/release binaries as they are
+#   BENCH_RUST_LOG    the gateway's log filter (default info, as it ships: a line per request)
 #   BENCH_KEEP        a directory to keep the callgrind profiles in (callgrind.plain,
 #                     callgrind.stream), for callgrind_annotate or kcachegrind
 set -euo pipefail
@@ -72,7 +73,7 @@ URL="http://127.0.0.1:$GATEWAY_PORT/v1/chat/completions"
 
 count() {
     local kind=$1 flag=$2 out=$TMP/callgrind.$1
-    RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$out" \
+    RUST_LOG=${BENCH_RUST_LOG:-info} valgrind --tool=callgrind --callgrind-out-file="$out" \
         target/release/switchyard serve --config "$TMP/gateway.yaml" >"$TMP/valgrind-$kind.log" 2>&1 &
     local pid=$!
     PIDS+=("$pid")

@@ -27,6 +27,29 @@ def errors_of(r):
     )
 
 
+def median(values):
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def summarize(group):
+    """A target's runs of one load shape (one per round) as one row of medians."""
+    first = group[0]
+    row = {"target": first["target"], "conc": first["conc"], "stream": first["stream"]}
+    for key in ("rps", "p50_us", "p99_us", "added_p50_us", "added_p99_us", "vs_nginx"):
+        row[key] = median(r[key] for r in group)
+    ratios = [r["vs_nginx"] for r in group if r["vs_nginx"] is not None]
+    row["vs_nginx_range"] = (
+        [min(ratios), max(ratios)] if ratios and first["target"] != "nginx" else None
+    )
+    row["errors"] = sum(r["errors"] for r in group)
+    row["rounds"] = group
+    return row
+
+
 def fmt(v, spec="", sign=False):
     if v is None:
         return "-"
@@ -39,11 +62,13 @@ def main():
     runs = load_jsonl(raw / "wrk.jsonl")
     ttfb = {t["target"]: t for t in load_jsonl(raw / "ttfb.jsonl")}
 
-    by_key = {(r["target"], r["conc"], r["stream"]): r for r in runs}
-    # Overheads are only meaningful against the same load shape (concurrency, streaming).
+    # Overheads are only meaningful against the same load shape (concurrency, streaming) and,
+    # with several rounds, the same round (the machine state the runs shared).
+    by_key = {(r["target"], r["conc"], r["stream"], r.get("round", 1)): r for r in runs}
     for r in runs:
-        direct = by_key.get(("direct", r["conc"], r["stream"]))
-        nginx = by_key.get(("nginx", r["conc"], r["stream"]))
+        rnd = r.get("round", 1)
+        direct = by_key.get(("direct", r["conc"], r["stream"], rnd))
+        nginx = by_key.get(("nginx", r["conc"], r["stream"], rnd))
         r["errors"] = errors_of(r)
         r["added_p50_us"] = r["p50_us"] - direct["p50_us"] if direct and r["target"] != "direct" else None
         r["added_p99_us"] = r["p99_us"] - direct["p99_us"] if direct and r["target"] != "direct" else None
@@ -53,30 +78,46 @@ def main():
             else None
         )
 
+    # One row per target and load shape: the median of each figure over the rounds.
+    rounds = {}
+    for r in runs:
+        rounds.setdefault((r["target"], r["conc"], r["stream"]), []).append(r)
+    rows = [summarize(group) for group in rounds.values()]
+
     direct_ttfb = ttfb.get("direct", {})
     for t in ttfb.values():
         if t["target"] != "direct" and direct_ttfb.get("p50_us") is not None and t["p50_us"] is not None:
             t["added_p50_us"] = t["p50_us"] - direct_ttfb["p50_us"]
             t["added_p99_us"] = t["p99_us"] - direct_ttfb["p99_us"]
 
+    several = meta.get("rounds", 1) > 1
     lines = []
+    if several:
+        lines.append(f"medians of {meta['rounds']} interleaved rounds; vs-nginx range over the rounds")
     lines.append(
         f"{'target':<8} {'conc':>4} {'stream':<6} {'req/s':>9} {'p50(us)':>8} {'p99(us)':>8} "
         f"{'+p50(us)':>8} {'+p99(us)':>8} {'vs-nginx':>8} {'errors':>6}"
+        + (f" {'range':>11}" if several else "")
     )
     order = sorted(
-        runs, key=lambda r: (r["stream"], r["conc"], TARGETS.index(r["target"]))
+        rows, key=lambda r: (r["stream"], r["conc"], TARGETS.index(r["target"]))
     )
     prev = None
     for r in order:
         if prev is not None and (r["conc"], r["stream"]) != prev:
             lines.append("")
         prev = (r["conc"], r["stream"])
+        spread = r["vs_nginx_range"]
         lines.append(
             f"{r['target']:<8} {r['conc']:>4} {'yes' if r['stream'] else 'no':<6} "
-            f"{r['rps']:>9.0f} {r['p50_us']:>8} {r['p99_us']:>8} "
-            f"{fmt(r['added_p50_us'], 'd', True):>8} {fmt(r['added_p99_us'], 'd', True):>8} "
+            f"{r['rps']:>9.0f} {r['p50_us']:>8.0f} {r['p99_us']:>8.0f} "
+            f"{fmt(r['added_p50_us'], '.0f', True):>8} {fmt(r['added_p99_us'], '.0f', True):>8} "
             f"{fmt(r['vs_nginx'], '.2f'):>8} {r['errors']:>6}"
+            + (
+                f" {f'{spread[0]:.2f}-{spread[1]:.2f}' if spread else '-':>11}"
+                if several
+                else ""
+            )
         )
 
     parts = []

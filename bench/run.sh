@@ -17,6 +17,9 @@
 #   BENCH_TTFB_N      sequential streaming requests per target for TTFB (default 2000)
 #   BENCH_SKIP_BUILD  1 = use the existing target/release binaries as they are
 #   BENCH_TARGETS     subset of "direct nginx gateway" to run (default: all three)
+#   BENCH_ROUNDS      rounds of every wrk run, interleaved (default 1); with more than one the
+#                     table shows medians and the range of the ratio to nginx over the rounds
+#   BENCH_RUST_LOG    the gateway's log filter (default info, as it ships: a line per request)
 #
 # Caveat: the load generator, the mock and the proxy share the machine's cores (2 here), so
 # absolute numbers move between runs and machines; compare rows of the same run.
@@ -27,6 +30,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 DURATION=${BENCH_DURATION:-10s}
 WARMUP=${BENCH_WARMUP:-2s}
 TTFB_N=${BENCH_TTFB_N:-2000}
+ROUNDS=${BENCH_ROUNDS:-1}
 OUT_DIR=bench-out
 KEY=bench-key
 # 20 completion tokens = 20 SSE content chunks: a realistic short answer, instant from the mock.
@@ -41,6 +45,7 @@ done
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive number, not $ROUNDS"
 
 # --- tools -----------------------------------------------------------------------------------
 # nginx lives in /usr/sbin, which a non-root PATH usually lacks.
@@ -173,7 +178,7 @@ models:
         api_base: http://127.0.0.1:$MOCK_PORT/v1
         api_key: $KEY
 EOF
-    RUST_LOG=warn "$GATEWAY_BIN" serve --config "$TMP/gateway.yaml" >"$TMP/gateway.log" 2>&1 &
+    RUST_LOG=${BENCH_RUST_LOG:-info} "$GATEWAY_BIN" serve --config "$TMP/gateway.yaml" >"$TMP/gateway.log" 2>&1 &
     GATEWAY_PID=$!
     PIDS+=("$GATEWAY_PID")
     python3 bench/ttfb.py wait "http://127.0.0.1:$GATEWAY_PORT/health/readiness" --timeout 30 \
@@ -203,8 +208,8 @@ done
 
 # --- throughput and latency (wrk) ------------------------------------------------------------
 run_wrk() {
-    local target=$1 conc=$2 stream=$3 threads=1 out line json
-    out=$RAW_DIR/wrk-$target-c$conc-s$stream.txt
+    local target=$1 conc=$2 stream=$3 round=$4 threads=1 out line json
+    out=$RAW_DIR/wrk-$target-c$conc-s$stream-r$round.txt
     # Two wrk threads at most: wrk shares the 2 cores with the mock and the proxy.
     if ((conc > 1)); then threads=2; fi
     local -a cmd=(env BENCH_MODEL="$(model_of "$target")" BENCH_STREAM="$stream" BENCH_KEY="$KEY"
@@ -213,9 +218,10 @@ run_wrk() {
     run_step "${cmd[@]}" -d "$DURATION" >"$out"
     line=$(grep '^BENCH_RESULT ' "$out") || die "no result from wrk for $target c=$conc stream=$stream"
     json=${line#BENCH_RESULT \{}
-    printf '{"target":"%s","conc":%d,"stream":%s,%s\n' \
-        "$target" "$conc" "$([[ $stream == 1 ]] && echo true || echo false)" "$json" >>"$RAW_DIR/wrk.jsonl"
-    log "$(printf '%-7s c=%-2s stream=%s  %s' "$target" "$conc" "$stream" \
+    printf '{"target":"%s","conc":%d,"stream":%s,"round":%d,%s\n' \
+        "$target" "$conc" "$([[ $stream == 1 ]] && echo true || echo false)" "$round" "$json" \
+        >>"$RAW_DIR/wrk.jsonl"
+    log "$(printf '%-7s c=%-2s stream=%s round=%s  %s' "$target" "$conc" "$stream" "$round" \
         "$(grep -o '"rps":[0-9.]*' <<<"$line"), $(grep -o '"non2xx":[0-9]*' <<<"$line")")"
 }
 
@@ -225,12 +231,14 @@ read -r LOAD1 _ </proc/loadavg
 if awk -v l="$LOAD1" -v n="$(nproc)" 'BEGIN {exit !(l > n / 2)}'; then
     log "warning: 1-minute load average is $LOAD1 on $(nproc) CPUs; expect noisy numbers"
 fi
-log "wrk: $DURATION per run (after $WARMUP warm-up)"
-for stream in 0 1; do
-    for conc in 1 64; do
-        # Targets back to back for each load shape, so they see the same machine state.
-        for target in "${TARGETS[@]}"; do
-            run_wrk "$target" "$conc" "$stream"
+log "wrk: $DURATION per run (after $WARMUP warm-up), $ROUNDS round(s)"
+for ((round = 1; round <= ROUNDS; round++)); do
+    for stream in 0 1; do
+        for conc in 1 64; do
+            # Targets back to back for each load shape, so they see the same machine state.
+            for target in "${TARGETS[@]}"; do
+                run_wrk "$target" "$conc" "$stream" "$round"
+            done
         done
     done
 done
@@ -259,6 +267,7 @@ cat >"$RAW_DIR/meta.json" <<EOF
   "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
   "commit": "$(git rev-parse --short HEAD 2>/dev/null || echo none)",
   "duration": "$DURATION",
+  "rounds": $ROUNDS,
   "warmup": "$WARMUP",
   "ttfb_n": $TTFB_N,
   "cpus": $(nproc),

@@ -4,8 +4,8 @@
 //! JSON lines `{"timestamp":…,"level":…,"fields":{"message":…,…},"target":…,"spans":[…]}`.
 //! Whatever a client sent can reach a line (a model name, an error echoing it), so every value
 //! is escaped: no value can break a line in two or carry terminal control codes. Text quotes a
-//! value holding spaces, quotes, `=` or control characters, and writes control characters as
-//! escapes; JSON escapes as JSON (and C1 controls too).
+//! value holding spaces, quotes, `=`, braces or control characters, and writes control
+//! characters and backslashes as escapes; JSON escapes as JSON (and C1 controls too).
 //!
 //! Lines are built in a reused per-thread buffer with no `fmt` machinery on the common paths
 //! (strings, integers), then queued for the writer thread (tracing-appender), which writes
@@ -15,11 +15,11 @@
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
-use tracing::{Event, Level, Subscriber};
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
+use tracing::{Event, Level, Subscriber, warn};
+use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_log::NormalizeEvent;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::RecordFields;
@@ -42,9 +42,50 @@ pub enum Style {
 /// Lines queued for the writer thread before new ones are dropped.
 const QUEUE_LINES: usize = 32 * 1024;
 
+/// How long the exit waits for queued lines to be written (a sink that has stopped reading
+/// must not keep the process from exiting).
+const FINISH: Duration = Duration::from_secs(2);
+
+/// The installed logs: the writer thread's guard and its count of dropped lines.
+pub struct Logs {
+    guard: WorkerGuard,
+    dropped: ErrorCounter,
+    reported: usize,
+}
+
+impl Logs {
+    /// Logs a warning with the number of lines dropped since the last report, if any were.
+    pub fn report_dropped(&mut self) {
+        let dropped = self.dropped.dropped_lines();
+        if dropped > self.reported {
+            warn!(
+                dropped = dropped - self.reported,
+                "Log lines dropped: the log sink is not keeping up"
+            );
+            self.reported = dropped;
+        }
+    }
+
+    /// Writes out what is queued, waiting at most two seconds for the sink.
+    pub fn finish(mut self) {
+        self.report_dropped();
+        let guard = self.guard;
+        let (done, finished) = std::sync::mpsc::channel();
+        let finisher = std::thread::Builder::new()
+            .name("switchyard-logs-exit".into())
+            .spawn(move || {
+                drop(guard);
+                let _ = done.send(());
+            });
+        if finisher.is_ok() {
+            let _ = finished.recv_timeout(FINISH);
+        }
+    }
+}
+
 /// Installs the global subscriber: `RUST_LOG` (default `info`) filters, lines go to stderr
-/// through the writer thread. Dropping the guard writes out what is queued.
-pub fn init(style: Style) -> WorkerGuard {
+/// through the writer thread.
+pub fn init(style: Style) -> Logs {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(true)
@@ -54,13 +95,18 @@ pub fn init(style: Style) -> WorkerGuard {
             64 * 1024,
             std::io::stderr(),
         ));
+    let dropped = writer.error_counter();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .event_format(Lines(style))
         .fmt_fields(Lines(style))
         .with_writer(writer)
         .init();
-    guard
+    Logs {
+        guard,
+        dropped,
+        reported: 0,
+    }
 }
 
 /// The line format, for events (`FormatEvent`) and for span fields (`FormatFields`).
@@ -325,14 +371,15 @@ fn is_unsafe(c: char) -> bool {
     c.is_control() || c == '\u{2028}' || c == '\u{2029}'
 }
 
-/// What an ASCII byte needs in a text value: 0 nothing, 1 quotes around the value (space, `=`),
-/// 2 an escape (and quotes). Non-ASCII bytes are 3: their character decides.
+/// What an ASCII byte needs in a text value: 0 nothing, 1 quotes around the value (space, `=`,
+/// braces, which delimit span fields), 2 an escape (and quotes). Non-ASCII bytes are 3: their
+/// character decides.
 const TEXT: [u8; 256] = {
     let mut table = [0; 256];
     let mut byte = 0;
     while byte < 256 {
         table[byte] = match byte as u8 {
-            b' ' | b'=' => 1,
+            b' ' | b'=' | b'{' | b'}' => 1,
             b'"' | b'\\' | 0..0x20 | 0x7f => 2,
             0x80.. => 3,
             _ => 0,
@@ -347,9 +394,9 @@ fn text_value(line: &mut String, value: &str) {
     let plain = match value.bytes().map(|byte| TEXT[usize::from(byte)]).max() {
         None => false,
         Some(0) => true,
-        Some(3) => value
-            .chars()
-            .all(|c| !(c.is_whitespace() || is_unsafe(c) || matches!(c, '"' | '\\' | '='))),
+        Some(3) => value.chars().all(|c| {
+            !(c.is_whitespace() || is_unsafe(c) || matches!(c, '"' | '\\' | '=' | '{' | '}'))
+        }),
         Some(_) => false,
     };
     if plain {
@@ -361,15 +408,15 @@ fn text_value(line: &mut String, value: &str) {
     }
 }
 
-/// Writes `value` with control characters escaped (`\n`, `\u{1b}`); in a quoted value also
-/// quotes and backslashes.
+/// Writes `value` with control characters and backslashes escaped (`\n`, `\u{1b}`, `\\`), so
+/// an escape in the line always stands for one character; in a quoted value also quotes.
 fn text_escaped(line: &mut String, value: &str, quoted: bool) {
     escaped(line, value, |c| match c {
         '\n' => Some(Escape::Short("\\n")),
         '\r' => Some(Escape::Short("\\r")),
         '\t' => Some(Escape::Short("\\t")),
         '"' if quoted => Some(Escape::Short("\\\"")),
-        '\\' if quoted => Some(Escape::Short("\\\\")),
+        '\\' => Some(Escape::Short("\\\\")),
         c if is_unsafe(c) => Some(Escape::Rust),
         _ => None,
     });

@@ -63,13 +63,13 @@ fn main() -> ExitCode {
             log_format,
             workers,
         } => {
-            let logs = logs::init(match log_format {
+            let mut logs = logs::init(match log_format {
                 LogFormat::Text => logs::Style::Text,
                 LogFormat::Json => logs::Style::Json,
             });
-            let result = run_serve(config, listen, workers);
+            let result = run_serve(config, listen, workers, &mut logs);
             // Written out before the error below, so the two keep their order.
-            drop(logs);
+            logs.finish();
             match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
@@ -114,11 +114,17 @@ fn load(path: Option<&PathBuf>) -> anyhow::Result<ConfigFile> {
     })
 }
 
+/// How often dropped log lines (a log sink that does not keep up) are reported.
+const LOG_DROPS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn run_serve(
     path: Option<PathBuf>,
     listen: Option<String>,
     workers: Option<usize>,
+    logs: &mut logs::Logs,
 ) -> anyhow::Result<()> {
+    // Before the file is read, so an edit made while the gateway starts is a change to load.
+    let mut watch = path.as_deref().map(reload::FileWatch::new);
     let mut config = load(path.as_ref())?;
     if let Some(listen) = listen {
         config.server.listen = listen;
@@ -163,7 +169,7 @@ fn run_serve(
     );
     control.block_on(async {
         tokio::pin!(shutdown);
-        let mut watch = path.as_deref().map(reload::FileWatch::new);
+        let mut drops = tokio::time::interval(LOG_DROPS_EVERY);
         loop {
             let changed = async {
                 match watch.as_mut() {
@@ -183,6 +189,10 @@ fn run_serve(
                 () = &mut shutdown => break,
                 () = changed => info!("Config file changed"),
                 () = hangup => info!("SIGHUP received"),
+                _ = drops.tick() => {
+                    logs.report_dropped();
+                    continue;
+                }
             }
             match path.as_deref() {
                 Some(path) => {

@@ -3,7 +3,7 @@
 //! config kept.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use switchyard_gateway::config::{self, ProcessEnv};
 use switchyard_gateway::workers::Workers;
@@ -18,9 +18,10 @@ const POLL: Duration = Duration::from_millis(500);
 /// A change must hold this long before it is read (editors write files in several steps).
 const SETTLE: Duration = Duration::from_millis(200);
 
-/// Watches the config file by looking at it (`stat`) twice a second. The path is followed
-/// through symlinks, so an edit in place, a file replaced by rename and a retargeted symlink
-/// (Kubernetes ConfigMaps) are all seen; nothing else in the directory (logs, databases
+/// Watches the config file by reading it twice a second. The path is followed through
+/// symlinks, so an edit in place, a file replaced by rename and a retargeted symlink
+/// (Kubernetes ConfigMaps) are all seen, and a write that leaves the bytes as they were
+/// (`touch`, the same file copied over) is not a change; nothing else in the directory (logs, databases
 /// written on every request) costs anything, as it would with a directory watch.
 #[derive(Debug)]
 pub struct FileWatch {
@@ -30,31 +31,19 @@ pub struct FileWatch {
     settle: Duration,
 }
 
-/// What tells one version of the file from another.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Fingerprint {
-    len: u64,
-    modified: Option<SystemTime>,
-    #[cfg(unix)]
-    inode: (u64, u64),
-    #[cfg(unix)]
-    changed: (i64, i64),
-}
+/// One version of the file: a hash of its bytes. Bytes, not times: file times can be coarse
+/// (whole seconds on some filesystems) and change without the contents changing; a config file
+/// is small enough to read twice a second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fingerprint(u64);
 
 impl Fingerprint {
     /// The file as it is now; `None` while it is missing or unreadable.
     fn of(path: &Path) -> Option<Self> {
-        let metadata = std::fs::metadata(path).ok()?;
-        #[cfg(unix)]
-        use std::os::unix::fs::MetadataExt;
-        Some(Self {
-            len: metadata.len(),
-            modified: metadata.modified().ok(),
-            #[cfg(unix)]
-            inode: (metadata.dev(), metadata.ino()),
-            #[cfg(unix)]
-            changed: (metadata.ctime(), metadata.ctime_nsec()),
-        })
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        std::fs::read(path).ok()?.hash(&mut hasher);
+        Some(Self(hasher.finish()))
     }
 }
 

@@ -81,14 +81,15 @@ fn text_values_cannot_break_a_line_or_carry_control_codes() {
             empty = "",
             equals = "a=b",
             separator = "a\u{2028}b",
-            "The model `{forged}` does not exist\r"
+            braces = "a}:b{",
+            r"The model `{forged}` does not exist \n"
         );
     });
     assert_eq!(lines.len(), 1, "one event, one line: {lines:?}");
     assert_eq!(
         untimed(&lines[0]).1,
         concat!(
-            "  INFO t: The model `mock/echo\\n2026-11-27T21:12:59.637342Z  INFO forged` does not exist\\r",
+            "  INFO t: The model `mock/echo\\n2026-11-27T21:12:59.637342Z  INFO forged` does not exist \\\\n",
             r#" model="mock/echo\n2026-11-27T21:12:59.637342Z  INFO forged""#,
             r#" colour="\u{1b}[31mred\u{9b}""#,
             r#" spaced="two words""#,
@@ -96,6 +97,7 @@ fn text_values_cannot_break_a_line_or_carry_control_codes() {
             r#" empty="""#,
             r#" equals="a=b""#,
             r#" separator="a\u{2028}b""#,
+            r#" braces="a}:b{""#,
         )
     );
     assert!(!lines[0].contains('\u{1b}'));

@@ -27,8 +27,9 @@ async fn chat(
     Ok(response.status().as_u16())
 }
 
-/// A log sink that stops reading (a stuck pipe to a collector) must not stall requests: a pipe
-/// holds 64 KiB, about 300 request lines, and these requests write several times that.
+/// A log sink that stops reading (a stuck pipe to a collector) must not stall requests or the
+/// exit: a pipe holds 64 KiB, about 300 request lines, and these requests write several times
+/// that.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_sink_that_stops_reading_does_not_stall_requests() {
     let mock = MockServer::start("127.0.0.1:0".parse().expect("addr"))
@@ -52,6 +53,10 @@ async fn a_log_sink_that_stops_reading_does_not_stall_requests() {
         // Blocking on the full pipe shows up as a timeout here.
         assert_eq!(served, Ok(200), "request {n} with the log pipe full");
     }
+    // Nor does it keep the gateway from exiting.
+    gateway.signal("TERM");
+    let exited = gateway.wait_exit().await;
+    assert!(exited.expect("exited after SIGTERM").success());
 }
 
 /// A model name a client made up to look like a second log line.

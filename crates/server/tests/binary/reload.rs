@@ -38,12 +38,13 @@ async fn reloads_under_load_lose_no_request() {
     let mock = MockServer::start("127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("mock");
-    let gateway = Gateway::spawn(
+    let mut gateway = Gateway::spawn(
         "reload",
         &config(&mock.base_url(), 0),
         &[("RUST_LOG", "warn")],
-        std::process::Stdio::null(),
+        std::process::Stdio::piped(),
     );
+    let logged = gateway.stderr_text();
     let path = gateway.config_path();
     let client = support::client();
     assert!(
@@ -95,7 +96,23 @@ async fn reloads_under_load_lose_no_request() {
     // An invalid config is rejected and the running one stays.
     std::fs::write(&path, "models:\n  - name: m\n    deployments: []\n").expect("write config");
     gateway.signal("HUP");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    let mut rejected = false;
+    for _ in 0..100 {
+        if logged
+            .lock()
+            .expect("lock")
+            .contains("Config reload rejected")
+        {
+            rejected = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        rejected,
+        "no rejection logged: {}",
+        logged.lock().expect("lock")
+    );
     assert_eq!(
         served_variant(&client, &gateway.url).await.as_deref(),
         Ok("openai_compatible/echo?v=10")
@@ -116,7 +133,6 @@ async fn reloads_under_load_lose_no_request() {
     );
 
     // SIGTERM: a clean exit.
-    let mut gateway = gateway;
     gateway.signal("TERM");
     let exited = gateway.wait_exit().await;
     assert!(exited.expect("exited after SIGTERM").success());

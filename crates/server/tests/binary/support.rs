@@ -1,8 +1,10 @@
 //! The `switchyard` binary as the tests run it: on a free port, in front of a mock, stopped and
 //! cleaned up when dropped.
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A config with one model group `m` routed to the mock's `echo?v={variant}`.
@@ -79,6 +81,22 @@ impl Gateway {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         false
+    }
+
+    /// What the gateway writes to stderr (spawned with `Stdio::piped()`), gathered as it comes.
+    pub fn stderr_text(&mut self) -> Arc<Mutex<String>> {
+        let text = Arc::new(Mutex::new(String::new()));
+        let stderr = self.child.stderr.take().expect("piped stderr");
+        let gathered = text.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let mut text = gathered.lock().expect("lock");
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
+        text
     }
 
     /// Waits up to five seconds for the process to exit.

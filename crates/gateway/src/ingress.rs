@@ -125,7 +125,19 @@ pub(crate) fn read_routing_headers(
     runtime: &crate::runtime::Runtime,
     route: &mut Routing,
 ) -> Result<(), ApiError> {
-    if let Some(value) = headers.get(&headers::TIMEOUT) {
+    // One pass over the request's few headers rather than a hashed lookup per name (most
+    // requests carry none of these); the first value of each counts, as with `get`.
+    let (mut timeout, mut provider_key, mut fallbacks) = (None, None, None);
+    for (name, value) in headers {
+        if *name == headers::TIMEOUT {
+            timeout.get_or_insert(value);
+        } else if *name == headers::PROVIDER_KEY {
+            provider_key.get_or_insert(value);
+        } else if *name == headers::FALLBACKS {
+            fallbacks.get_or_insert(value);
+        }
+    }
+    if let Some(value) = timeout {
         let seconds = value
             .to_str()
             .ok()
@@ -141,7 +153,7 @@ pub(crate) fn read_routing_headers(
             std::time::Duration::from_secs_f64(seconds.min(1e9)).min(runtime.routing.max_timeout),
         );
     }
-    if let Some(value) = headers.get(&headers::PROVIDER_KEY) {
+    if let Some(value) = provider_key {
         let key = value.to_str().map(str::trim).unwrap_or_default();
         if key.is_empty() {
             return Err(ApiError::invalid_request(
@@ -151,7 +163,7 @@ pub(crate) fn read_routing_headers(
         }
         route.provider_key = Some(secrecy::SecretString::from(key.to_owned()));
     }
-    if let Some(value) = headers.get(&headers::FALLBACKS) {
+    if let Some(value) = fallbacks {
         route.fallbacks_allowed = match value.to_str().map(str::trim) {
             Ok("off" | "false" | "0" | "none") => false,
             Ok("on" | "true" | "1") => true,

@@ -133,22 +133,19 @@ where
                     line.push(' ');
                     line.push_str(padded_level(meta.level()));
                     line.push(' ');
-                    if let Some(scope) = ctx.event_scope() {
-                        for span in scope.from_root() {
-                            line.push_str(span.name());
-                            let extensions = span.extensions();
-                            if let Some(fields) = extensions.get::<FormattedFields<N>>()
-                                && !fields.is_empty()
-                            {
-                                line.push('{');
-                                line.push_str(fields);
-                                line.push('}');
-                            }
-                            line.push(':');
+                    let mut in_span = false;
+                    spans(ctx, |name, fields| {
+                        line.push_str(name);
+                        if !fields.is_empty() {
+                            line.push('{');
+                            line.push_str(fields);
+                            line.push('}');
                         }
-                        if !line.ends_with(' ') {
-                            line.push(' ');
-                        }
+                        line.push(':');
+                        in_span = true;
+                    });
+                    if in_span {
+                        line.push(' ');
                     }
                     line.push_str(meta.target());
                     line.push_str(": ");
@@ -163,25 +160,20 @@ where
                     event.record(&mut Fields::new(Style::Json, line, scratch));
                     line.push_str("},\"target\":");
                     json_string(line, meta.target());
-                    if let Some(scope) = ctx.event_scope() {
-                        let mut first = true;
-                        for span in scope.from_root() {
-                            line.push_str(if first { ",\"spans\":[" } else { "," });
-                            first = false;
-                            line.push_str("{\"name\":");
-                            json_string(line, span.name());
-                            let extensions = span.extensions();
-                            if let Some(fields) = extensions.get::<FormattedFields<N>>()
-                                && !fields.is_empty()
-                            {
-                                line.push(',');
-                                line.push_str(fields);
-                            }
-                            line.push('}');
+                    let mut first = true;
+                    spans(ctx, |name, fields| {
+                        line.push_str(if first { ",\"spans\":[" } else { "," });
+                        first = false;
+                        line.push_str("{\"name\":");
+                        json_string(line, name);
+                        if !fields.is_empty() {
+                            line.push(',');
+                            line.push_str(fields);
                         }
-                        if !first {
-                            line.push(']');
-                        }
+                        line.push('}');
+                    });
+                    if !first {
+                        line.push(']');
                     }
                     line.push('}');
                 }
@@ -189,6 +181,25 @@ where
             line.push('\n');
             writer.write_str(line)
         })
+    }
+}
+
+/// Calls `each` with the name and the formatted fields (maybe empty) of every span the event
+/// is in, outermost first.
+fn spans<S, N>(ctx: &FmtContext<'_, S, N>, mut each: impl FnMut(&str, &str))
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    let Some(scope) = ctx.event_scope() else {
+        return;
+    };
+    for span in scope.from_root() {
+        let extensions = span.extensions();
+        let fields = extensions
+            .get::<FormattedFields<N>>()
+            .map_or("", |fields| fields.as_str());
+        each(span.name(), fields);
     }
 }
 

@@ -1,17 +1,42 @@
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::FileWatch;
 
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("switchyard-watch-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
+/// A fresh directory, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("switchyard-watch-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Self(dir)
+    }
+
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn fast(path: &Path) -> FileWatch {
     FileWatch::with_timing(path, Duration::from_millis(10), Duration::from_millis(10))
+}
+
+/// A scratch directory holding `switchyard.yaml` (`a: 1`), and a fast watch on that file.
+fn watched(name: &str) -> (Scratch, PathBuf, FileWatch) {
+    let dir = Scratch::new(name);
+    let path = dir.join("switchyard.yaml");
+    std::fs::write(&path, "a: 1\n").expect("write");
+    let watch = fast(&path);
+    (dir, path, watch)
 }
 
 /// Whether the watch reports a change within half a second.
@@ -23,35 +48,27 @@ async fn sees_change(watch: &mut FileWatch) -> bool {
 
 #[tokio::test]
 async fn an_edit_in_place_is_seen_once() {
-    let dir = scratch("edit");
-    let path = dir.join("switchyard.yaml");
-    std::fs::write(&path, "a: 1\n").expect("write");
-    let mut watch = fast(&path);
+    let (_dir, path, mut watch) = watched("edit");
     assert!(!sees_change(&mut watch).await, "nothing changed yet");
     // Same length, other bytes.
     std::fs::write(&path, "a: 2\n").expect("write");
     assert!(sees_change(&mut watch).await);
     assert!(!sees_change(&mut watch).await, "one change, one report");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
 async fn a_replacement_by_rename_is_seen() {
-    let dir = scratch("rename");
-    let path = dir.join("switchyard.yaml");
-    std::fs::write(&path, "a: 1\n").expect("write");
-    let mut watch = fast(&path);
+    let (dir, path, mut watch) = watched("rename");
     std::fs::write(dir.join("new.yaml"), "a: 2\n").expect("write");
     std::fs::rename(dir.join("new.yaml"), &path).expect("rename");
     assert!(sees_change(&mut watch).await);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Kubernetes mounts a ConfigMap as a symlink into a `..data` link that it retargets.
 #[cfg(unix)]
 #[tokio::test]
 async fn a_retargeted_symlink_is_seen() {
-    let dir = scratch("symlink");
+    let dir = Scratch::new("symlink");
     std::fs::create_dir_all(dir.join("v1")).expect("dir");
     std::fs::create_dir_all(dir.join("v2")).expect("dir");
     std::fs::write(dir.join("v1/switchyard.yaml"), "a: 1\n").expect("write");
@@ -63,31 +80,23 @@ async fn a_retargeted_symlink_is_seen() {
     std::os::unix::fs::symlink("v2", dir.join("..data_tmp")).expect("symlink");
     std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).expect("swap");
     assert!(sees_change(&mut watch).await);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A write that leaves the bytes as they were (`touch`, the same file copied over) is no
 /// reason to reload.
 #[tokio::test]
 async fn the_same_bytes_written_again_are_not_a_change() {
-    let dir = scratch("same");
-    let path = dir.join("switchyard.yaml");
-    std::fs::write(&path, "a: 1\n").expect("write");
-    let mut watch = fast(&path);
+    let (dir, path, mut watch) = watched("same");
     std::fs::write(dir.join("copy.yaml"), "a: 1\n").expect("write");
     std::fs::rename(dir.join("copy.yaml"), &path).expect("rename");
     std::fs::write(&path, "a: 1\n").expect("write");
     assert!(!sees_change(&mut watch).await);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Files written beside the config (a log, a database) are none of its business.
 #[tokio::test]
 async fn other_files_in_the_directory_are_not_changes() {
-    let dir = scratch("neighbours");
-    let path = dir.join("switchyard.yaml");
-    std::fs::write(&path, "a: 1\n").expect("write");
-    let mut watch = fast(&path);
+    let (dir, _path, mut watch) = watched("neighbours");
     let writer = std::thread::spawn({
         let log = dir.join("switchyard.log");
         move || {
@@ -99,16 +108,12 @@ async fn other_files_in_the_directory_are_not_changes() {
     });
     assert!(!sees_change(&mut watch).await);
     writer.join().expect("writer");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A file that goes away (mid-replacement) is waited for, then read when it is back.
 #[tokio::test]
 async fn a_file_that_vanishes_is_waited_for() {
-    let dir = scratch("vanish");
-    let path = dir.join("switchyard.yaml");
-    std::fs::write(&path, "a: 1\n").expect("write");
-    let mut watch = fast(&path);
+    let (_dir, path, mut watch) = watched("vanish");
     std::fs::remove_file(&path).expect("remove");
     assert!(
         !sees_change(&mut watch).await,
@@ -116,17 +121,12 @@ async fn a_file_that_vanishes_is_waited_for() {
     );
     std::fs::write(&path, "a: 22\n").expect("write");
     assert!(sees_change(&mut watch).await);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
 async fn marking_seen_absorbs_a_change_already_acted_on() {
-    let dir = scratch("mark");
-    let path = dir.join("switchyard.yaml");
-    std::fs::write(&path, "a: 1\n").expect("write");
-    let mut watch = fast(&path);
+    let (_dir, path, mut watch) = watched("mark");
     std::fs::write(&path, "a: 10\n").expect("write");
     watch.mark_seen();
     assert!(!sees_change(&mut watch).await);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -6,9 +6,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchyard_mock::MockServer;
 
-use crate::support::{self, Gateway, config};
+use crate::support;
 
 async fn chat(
     client: &reqwest::Client,
@@ -32,22 +31,10 @@ async fn chat(
 /// that.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_sink_that_stops_reading_does_not_stall_requests() {
-    let mock = MockServer::start("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("mock");
     // stderr is a pipe that nobody reads.
-    let mut gateway = Gateway::spawn(
-        "logs-stuck",
-        &config(&mock.base_url(), 0),
-        &[("RUST_LOG", "info")],
-        Stdio::piped(),
-    );
+    let (_mock, mut gateway, client) =
+        support::start("logs-stuck", &[("RUST_LOG", "info")], Stdio::piped()).await;
     let _unread = gateway.child.stderr.take().expect("piped stderr");
-    let client = support::client();
-    assert!(
-        gateway.wait_ready(&client).await,
-        "the gateway never became ready"
-    );
     for n in 0..1500 {
         let served = chat(&client, &gateway.url, &format!("req_{n}"), "m").await;
         // Blocking on the full pipe shows up as a timeout here.
@@ -62,34 +49,31 @@ async fn a_log_sink_that_stops_reading_does_not_stall_requests() {
 /// A model name a client made up to look like a second log line.
 const FORGED: &str = "m\\n2026-11-27T21:12:59.637342Z  INFO forged";
 
+/// `FORGED` as the client sends it (the escape turned into a real newline).
+fn forged_model() -> String {
+    serde_json::from_str(&format!("\"{FORGED}\"")).expect("JSON text")
+}
+
 /// Runs 200 requests and one with a forged model name through a gateway logging in `format`,
 /// stops it with SIGTERM, and returns everything it wrote to stderr.
 async fn logged(format: &str) -> String {
-    let mock = MockServer::start("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("mock");
-    let mut gateway = Gateway::spawn(
+    let (_mock, mut gateway, client) = support::start(
         &format!("logs-{format}"),
-        &config(&mock.base_url(), 0),
         &[("RUST_LOG", "info"), ("SWITCHYARD_LOG_FORMAT", format)],
         Stdio::piped(),
-    );
+    )
+    .await;
     let mut stderr = gateway.child.stderr.take().expect("piped stderr");
     let reader = std::thread::spawn(move || {
         let mut text = String::new();
         stderr.read_to_string(&mut text).expect("stderr is text");
         text
     });
-    let client = support::client();
-    assert!(
-        gateway.wait_ready(&client).await,
-        "the gateway never became ready"
-    );
     for n in 0..200 {
         let served = chat(&client, &gateway.url, &format!("req_line_{n}"), "m").await;
         assert_eq!(served, Ok(200));
     }
-    let forged = serde_json::from_str::<String>(&format!("\"{FORGED}\"")).expect("JSON text");
+    let forged = forged_model();
     assert_eq!(
         chat(&client, &gateway.url, "req_forged", &forged).await,
         Ok(404)
@@ -168,7 +152,7 @@ async fn json_logs_are_one_object_per_line() {
         .filter(|line| line["fields"]["request_id"] == "req_forged")
         .collect();
     assert_eq!(rejected.len(), 1);
-    let forged = serde_json::from_str::<String>(&format!("\"{FORGED}\"")).expect("JSON text");
+    let forged = forged_model();
     assert!(
         rejected[0]["fields"]["error"]
             .as_str()

@@ -1,14 +1,14 @@
 //! Hot reload under load (SIGHUP and file changes), rejection of an invalid config, graceful
 //! exit on SIGTERM.
 
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchyard_mock::MockServer;
 
-use crate::support::{self, Gateway, config};
+use crate::support::{self, config};
 
 async fn served_variant(client: &reqwest::Client, url: &str) -> Result<String, String> {
     let response = client
@@ -35,22 +35,10 @@ async fn served_variant(client: &reqwest::Client, url: &str) -> Result<String, S
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reloads_under_load_lose_no_request() {
-    let mock = MockServer::start("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("mock");
-    let mut gateway = Gateway::spawn(
-        "reload",
-        &config(&mock.base_url(), 0),
-        &[("RUST_LOG", "warn")],
-        std::process::Stdio::piped(),
-    );
+    let (mock, mut gateway, client) =
+        support::start("reload", &[("RUST_LOG", "warn")], Stdio::piped()).await;
     let logged = gateway.stderr_text();
     let path = gateway.config_path();
-    let client = support::client();
-    assert!(
-        gateway.wait_ready(&client).await,
-        "the gateway never became ready"
-    );
 
     // Load: four clients sending requests back to back for the whole test.
     let stop = Arc::new(AtomicBool::new(false));

@@ -7,6 +7,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use switchyard_mock::MockServer;
+
 /// A config with one model group `m` routed to the mock's `echo?v={variant}`.
 pub fn config(mock: &str, variant: u32) -> String {
     format!(
@@ -117,6 +119,25 @@ impl Drop for Gateway {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A mock, a gateway in front of it (model group `m`, started as `Gateway::spawn` does), and a
+/// client, once the gateway answers its readiness probe. The mock lives as long as it is kept.
+pub async fn start(
+    name: &str,
+    envs: &[(&str, &str)],
+    stderr: Stdio,
+) -> (MockServer, Gateway, reqwest::Client) {
+    let mock = MockServer::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("mock");
+    let gateway = Gateway::spawn(name, &config(&mock.base_url(), 0), envs, stderr);
+    let client = client();
+    assert!(
+        gateway.wait_ready(&client).await,
+        "the gateway never became ready"
+    );
+    (mock, gateway, client)
 }
 
 /// An HTTP client for the tests (rustls with ring, short connect timeout).

@@ -15,6 +15,7 @@ use switchyard_types::WireFormat;
 use crate::headers;
 use crate::ingress;
 use crate::runtime::Runtime;
+use crate::shared::Shared;
 
 /// Shared state of every handler.
 #[derive(Debug, Clone)]
@@ -23,14 +24,17 @@ pub struct AppState {
     pub runtime: Arc<ArcSwap<Runtime>>,
     /// False once shutdown began: readiness then fails so load balancers drain the instance.
     pub ready: Arc<AtomicBool>,
+    /// What every worker shares.
+    pub shared: Arc<Shared>,
 }
 
 impl AppState {
-    /// State for `runtime`, ready to serve.
-    pub fn new(runtime: Runtime) -> AppState {
+    /// State for `runtime` and `shared`, ready to serve.
+    pub fn new(runtime: Runtime, shared: Arc<Shared>) -> AppState {
         AppState {
             runtime: Arc::new(ArcSwap::from_pointee(runtime)),
             ready: Arc::new(AtomicBool::new(true)),
+            shared,
         }
     }
 }

@@ -3,11 +3,13 @@
 //!
 //! # Layout
 //! - [`app`]: the axum router and transport layers (request id).
+//! - [`background`]: tracked background tasks and bounded queues, flushed on shutdown.
 //! - [`headers`]: the gateway's own header names.
 //! - [`ingress`]: client-facing handlers: OpenAI and Anthropic chat, models, health.
 //! - [`pipeline`]: the stage order every call walks.
 //! - [`router`]: model groups and the choice of a deployment.
 //! - [`runtime`]: what a validated config builds (client, groups, in-process mock).
+//! - [`shared`]: state every worker shares, built once (health, hooks, background work).
 //! - [`config`]: the config file, its loading and validation, and the embedded defaults.
 //! - [`error`]: the single mapping from an error to the client's status and body.
 //! - [`tokens`]: prompt token counting for the context-window check.
@@ -15,6 +17,7 @@
 //! - [`workers`]: thread-per-core serving, one runtime and listener per worker thread.
 
 pub mod app;
+pub mod background;
 pub mod config;
 pub mod error;
 pub mod headers;
@@ -23,9 +26,11 @@ pub mod pipeline;
 pub mod router;
 pub mod runtime;
 pub mod serve;
+pub mod shared;
 pub mod tokens;
 pub mod workers;
 
 pub use app::{AppState, build_router};
 pub use runtime::Runtime;
 pub use serve::{Gateway, serve};
+pub use shared::Shared;

@@ -1,43 +1,128 @@
-//! The request path's stage order, written once.
+//! The request path's stage order, written once, for every kind of call (chat in both dialects,
+//! embeddings).
 //!
-//! Today's stages: **route** (the model group a request names; attempts over its deployments
-//! with retries, then its fallback groups) wrapped around **call** (one upstream call,
-//! translated or relayed). Authentication, limits, guards, caching and accounting slot in
-//! around them as they are built; the order is [`run`]'s body.
+//! A request gets its [`Ctx`] from its first header; [`run`] then walks the stages in order and
+//! produces one [`Answer`], which [`respond`] turns into the client's response. Whatever
+//! happens after that (the answer written, an error, a client that leaves mid-stream or before
+//! a whole answer is ready), the request ends in exactly one place, [`Ctx::finish`].
 //!
 //! # Layout
+//! - [`intake`]: the request's headers and body into the context (413, 400 in the client's shape).
+//! - [`hooks`]: the [`Hook`](hooks::Hook) and [`Tap`](hooks::Tap) traits and the `before_model` stage.
 //! - [`route`]: attempts, retries with backoff, cooldown-aware deployment choice, fallbacks.
-//! - [`call`]: one call to one deployment.
+//! - [`call`]: one chat call to one deployment, forwarded, relayed or translated.
 //! - [`embed`]: one embeddings call to one deployment.
+//! - [`answer`]: what a call produces: a whole answer or a stream of events.
+//! - [`respond`]: answers into responses: JSON, or SSE through the one stream pump and its taps.
+//! - [`finish`]: where every request ends: its log line and the hooks' `finished`.
 
+pub mod answer;
 pub mod call;
 pub mod embed;
+pub mod finish;
+pub mod hooks;
+pub mod intake;
+pub mod respond;
 pub mod route;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
+use http::HeaderMap;
 use secrecy::SecretString;
-use switchyard_providers::{Relay, RelayedResponse, UpstreamStream};
-use switchyard_types::{ApiError, ChatRequest, ChatResponse, StreamEvent, WireFormat};
+use switchyard_types::{
+    ApiError, ChatRequest, EmbeddingRequest, ErrorKind, Origin, Usage, WireFormat,
+};
 use tokio::time::Instant;
 
-use crate::router::ModelGroup;
-use crate::runtime::Runtime;
+pub use answer::{Answer, Events, Whole};
+pub use finish::End;
+pub use hooks::{Flow, Hook, Step, Tap};
 
-/// What one request carries through the stages.
+use crate::router::{Label, ModelGroup};
+use crate::runtime::Runtime;
+use crate::shared::Shared;
+
+/// The kind of call a route takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Chat: OpenAI Chat Completions or Anthropic Messages.
+    Chat,
+    /// OpenAI's `/v1/embeddings`.
+    Embed,
+}
+
+/// The decoded request.
 #[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a field of the context, never moved on its own; `Unread` lasts until the body is read"
+)]
+pub enum Call {
+    /// The body is not read yet.
+    Unread,
+    /// A chat request.
+    Chat(ChatRequest),
+    /// An embeddings request.
+    Embed(EmbeddingRequest),
+}
+
+/// The client's body as it arrived, and whether a stage changed the request since.
+#[derive(Debug, Default)]
+pub struct Forward {
+    /// The bytes the client sent.
+    pub raw: Bytes,
+    /// A stage changed the decoded request: the upstream body must be encoded from it.
+    pub dirty: bool,
+}
+
+/// What one request carries through the stages, from its first header to its end.
 pub struct Ctx {
     /// The id echoed in `x-request-id`.
     pub request_id: String,
     /// The dialect the client speaks.
     pub client_format: WireFormat,
-    /// The canonical request.
-    pub request: ChatRequest,
+    /// The kind of call.
+    pub kind: Kind,
+    /// The decoded request (read it through [`Ctx::chat`]; change it through
+    /// [`Ctx::chat_mut`], which marks the body changed).
+    call: Call,
+    /// The client's body, forwarded when the upstream speaks its dialect and nothing changed it.
+    pub body: Forward,
+    /// The model group the request names, resolved once.
+    pub group: Option<Arc<ModelGroup>>,
+    /// The caller's own provider key (`x-switchyard-provider-key`), for deployments that
+    /// allow it. `SecretString`: its `Debug` prints nothing.
+    pub provider_key: Option<SecretString>,
     /// The prompt's tokens, once counted (only when a context window needs checking).
     pub prompt_tokens: Option<u64>,
+    /// Tokens used, as the upstream reports them (for streams, so far).
+    pub usage: Usage,
     /// Where the request went and how.
     pub route: Routing,
+    /// Taps the hooks put on this call's stream.
+    pub taps: Vec<Box<dyn Tap>>,
+    /// The answer is a stream (its first event was read).
+    pub streamed: bool,
+    /// State every worker shares: hooks, health, background queues.
+    pub shared: Arc<Shared>,
+    /// `finish` ran.
+    finished: bool,
+}
+
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("request_id", &self.request_id)
+            .field("client_format", &self.client_format)
+            .field("kind", &self.kind)
+            .field("call", &self.call)
+            .field("route", &self.route)
+            .field("usage", &self.usage)
+            .field("taps", &self.taps.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The route stage's inputs and record, for any kind of call (chat, embeddings).
@@ -51,13 +136,10 @@ pub struct Routing {
     pub timeout: Option<Duration>,
     /// Whether fallback groups may be tried (`x-switchyard-fallbacks: off` disables them).
     pub fallbacks_allowed: bool,
-    /// The caller's own provider key (`x-switchyard-provider-key`), for deployments that
-    /// allow it. `SecretString`: its `Debug` prints nothing.
-    pub provider_key: Option<SecretString>,
     /// The group that served the call.
     pub group: Option<Arc<ModelGroup>>,
     /// The deployment of the last attempt (`provider/model`).
-    pub deployment: Option<crate::router::Label>,
+    pub deployment: Option<Label>,
     /// Upstream calls made, over every group.
     pub attempts: u32,
     /// The fallback group that served the call, when one did.
@@ -65,14 +147,13 @@ pub struct Routing {
 }
 
 impl Routing {
-    /// The routing of a request for `model` received now.
-    pub fn new(model: String) -> Routing {
+    /// The routing of a request received now, its model not known yet.
+    pub fn new() -> Routing {
         Routing {
-            model,
+            model: String::new(),
             received_at: Instant::now(),
             timeout: None,
             fallbacks_allowed: true,
-            provider_key: None,
             group: None,
             deployment: None,
             attempts: 0,
@@ -81,81 +162,185 @@ impl Routing {
     }
 }
 
+impl Default for Routing {
+    fn default() -> Routing {
+        Routing::new()
+    }
+}
+
 impl Ctx {
-    /// A context for a freshly parsed request.
-    pub fn new(request_id: String, client_format: WireFormat, request: ChatRequest) -> Ctx {
-        let route = Routing::new(request.model.clone());
+    /// The context of a request whose first header just arrived.
+    pub fn new(
+        request_id: String,
+        client_format: WireFormat,
+        kind: Kind,
+        shared: Arc<Shared>,
+    ) -> Ctx {
         Ctx {
             request_id,
             client_format,
-            request,
+            kind,
+            call: Call::Unread,
+            body: Forward::default(),
+            group: None,
+            provider_key: None,
             prompt_tokens: None,
-            route,
+            usage: Usage::default(),
+            route: Routing::new(),
+            taps: Vec::new(),
+            streamed: false,
+            shared,
+            finished: false,
+        }
+    }
+
+    /// The decoded request.
+    pub fn call(&self) -> &Call {
+        &self.call
+    }
+
+    /// The chat request, once decoded.
+    pub fn chat(&self) -> Option<&ChatRequest> {
+        match &self.call {
+            Call::Chat(request) => Some(request),
+            Call::Unread | Call::Embed(_) => None,
+        }
+    }
+
+    /// The chat request to change. The client's bytes are then no longer what goes upstream:
+    /// the upstream body is encoded from the changed request.
+    pub fn chat_mut(&mut self) -> Option<&mut ChatRequest> {
+        match &mut self.call {
+            Call::Chat(request) => {
+                self.body.dirty = true;
+                Some(request)
+            }
+            Call::Unread | Call::Embed(_) => None,
+        }
+    }
+
+    /// The embeddings request, once decoded.
+    pub fn embeddings(&self) -> Option<&EmbeddingRequest> {
+        match &self.call {
+            Call::Embed(request) => Some(request),
+            Call::Unread | Call::Chat(_) => None,
         }
     }
 }
 
-/// What the pipeline produced.
-#[derive(Debug)]
-pub enum Outcome {
-    /// A whole answer, translated from the upstream's dialect.
-    Complete(ChatResponse),
-    /// A whole answer in the client's own dialect, as the upstream wrote it.
-    Relayed(RelayedResponse),
-    /// A stream the upstream has started, translated; its first event was already read.
-    Stream(OpenStream),
-    /// A stream in the client's own dialect, relayed; its first bytes were already read.
-    RelayStream(OpenRelay),
+/// Runs every stage for `ctx`, whose request arrived with `headers` and `body`.
+///
+/// Stages that are not built yet have their place marked here, so that each joins as one line.
+pub async fn run(
+    runtime: &Runtime,
+    ctx: &mut Ctx,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Answer, ApiError> {
+    // The gateway's own headers first: a malformed one is refused before any other work.
+    intake::headers(runtime, ctx, headers)?;
+    // Authentication (next) goes here, from the headers alone: a caller without a valid key
+    // must not make the gateway read, buffer and parse up to `body_limit_bytes` of body.
+    intake::body(runtime, ctx, headers, body).await?;
+    // The group is resolved once, before everything that depends on it: model access, limits,
+    // budgets and cache scopes are all per group, and an unknown model is a 404 before any
+    // of them does work. (Model access, limits and budget reservations go right after it.)
+    resolve(runtime, ctx)?;
+    // Hooks (and next the input guards and the cache lookup) see the request once it is
+    // decoded and its group known, and before the model: they may change it, refuse it, or
+    // answer it themselves (a cache hit, a 429). They also put their taps on the stream here,
+    // which decides whether a same-dialect answer may be relayed as written.
+    let answer = match hooks::before_model(ctx).await? {
+        Flow::Respond(answer) => *answer,
+        // Route last among the stages before the model: it makes the upstream calls, with
+        // retries and fallbacks, and needs everything above settled.
+        Flow::Continue => route(runtime, ctx).await?,
+    };
+    // A whole answer's usage is known now; a stream's accrues in the pump, event by event.
+    if let Answer::Whole(whole) = &answer {
+        ctx.usage = whole.usage();
+    }
+    Ok(answer)
 }
 
-/// An upstream stream with its first event read ahead.
-#[derive(Debug)]
-pub struct OpenStream {
-    /// The first event (none if the upstream ended at once).
-    pub first: Option<StreamEvent>,
-    /// The rest.
-    pub rest: UpstreamStream,
+/// The model group the request names (by name or alias); a 404 in the client's shape if none.
+fn resolve(runtime: &Runtime, ctx: &mut Ctx) -> Result<(), ApiError> {
+    let group = runtime
+        .group(&ctx.route.model)
+        .ok_or_else(|| route::model_not_found(&ctx.route.model))?;
+    ctx.group = Some(Arc::clone(group));
+    Ok(())
 }
 
-/// A relayed stream with its first bytes read ahead.
-#[derive(Debug)]
-pub struct OpenRelay {
-    /// The first bytes for the client (empty if the upstream ended at once).
-    pub first: Vec<u8>,
-    /// The rest.
-    pub rest: Relay,
-}
-
-/// Runs every stage for `ctx`.
-pub async fn run(runtime: &Runtime, ctx: &mut Ctx) -> Result<Outcome, ApiError> {
+/// The route stage for the call's kind: attempts over the group's deployments, then its
+/// fallback groups.
+async fn route(runtime: &Runtime, ctx: &mut Ctx) -> Result<Answer, ApiError> {
+    let relay = ctx.taps.is_empty();
     let Ctx {
-        request,
-        client_format,
+        call,
+        body,
+        group,
+        provider_key,
         prompt_tokens,
         route,
+        client_format,
         ..
     } = ctx;
-    let (request, client_format) = (&*request, *client_format);
-    let provider_key = route.provider_key.clone();
-    route::run(
-        runtime,
-        route,
-        |group| route::too_small(request, prompt_tokens, group),
-        |group, index, limits| {
-            let provider_key = provider_key.clone();
-            async move {
-                let deployment = &group.deployments[index];
-                call::once(
-                    runtime,
-                    request,
-                    client_format,
-                    provider_key.as_ref(),
-                    deployment,
-                    limits,
-                )
-                .await
-            }
-        },
+    let Some(requested) = group.clone() else {
+        return Err(unresolved());
+    };
+    let raw = (!body.dirty).then_some(&body.raw[..]);
+    let provider_key = provider_key.as_ref();
+    match &*call {
+        Call::Chat(request) => {
+            let input = call::CallInput {
+                runtime,
+                request,
+                client_format: *client_format,
+                raw,
+                provider_key,
+                relay,
+            };
+            let input = &input;
+            route::run(
+                runtime,
+                route,
+                requested,
+                |group| route::too_small(request, prompt_tokens, group),
+                move |group, index, limits| async move {
+                    call::once(input, &group.deployments[index], limits).await
+                },
+            )
+            .await
+        }
+        Call::Embed(request) => {
+            let input = embed::EmbedInput {
+                runtime,
+                request,
+                raw,
+                provider_key,
+            };
+            let input = &input;
+            route::run(
+                runtime,
+                route,
+                requested,
+                |_| Ok(Vec::new()),
+                move |group, index, limits| async move {
+                    embed::once(input, &group.deployments[index], limits).await
+                },
+            )
+            .await
+        }
+        Call::Unread => Err(unresolved()),
+    }
+}
+
+/// A stage ran before the one it needs (a bug, not the client's doing).
+fn unresolved() -> ApiError {
+    ApiError::new(
+        ErrorKind::Internal,
+        Origin::Internal,
+        "The request reached routing before it was read and resolved",
     )
-    .await
 }

@@ -11,11 +11,13 @@ use switchyard_mock::MockServer;
 use switchyard_providers::openai::compat;
 use switchyard_providers::{Provider, Timeouts, Upstream};
 
+use crate::background::Background;
 use crate::config::file::AzureAuth;
 use crate::config::{ConfigFile, DeploymentConfig};
 use crate::router::fleet::{Fleet, Remote};
 use crate::router::health::{CooldownPolicy, Health};
 use crate::router::{Deployment, ModelGroup};
+use crate::shared::Shared;
 
 /// Why a runtime could not be built from a valid config.
 #[derive(Debug, thiserror::Error)]
@@ -90,14 +92,15 @@ impl HealthRegistry {
             .cloned()
     }
 
-    /// Shares cooldowns with the other instances through Redis at `url`. Tasks run on the
-    /// current runtime.
+    /// Shares cooldowns with the other instances through Redis at `url`; the tasks doing it
+    /// are `background` work.
     pub async fn connect_redis(
         self: &Arc<HealthRegistry>,
         url: &str,
         prefix: &str,
+        background: &Background,
     ) -> Result<(), redis::RedisError> {
-        let fleet = Fleet::connect(url, prefix, Arc::downgrade(self)).await?;
+        let fleet = Fleet::connect(url, prefix, Arc::downgrade(self), background).await?;
         let _ = self.fleet.set(fleet);
         Ok(())
     }
@@ -131,11 +134,9 @@ pub struct Runtime {
 
 impl Runtime {
     /// Opens the client (and the mock provider if needed) for a validated config; deployment
-    /// health comes from (and stays in) `health`.
-    pub async fn build(
-        config: &ConfigFile,
-        health: &Arc<HealthRegistry>,
-    ) -> Result<Runtime, BuildError> {
+    /// health comes from (and stays in) `shared`.
+    pub async fn build(config: &ConfigFile, shared: &Shared) -> Result<Runtime, BuildError> {
+        let health = &shared.health;
         let routing = &config.routing;
         let policy = CooldownPolicy {
             failures: routing.cooldown_failures,

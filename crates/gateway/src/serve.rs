@@ -27,6 +27,7 @@ use crate::app::{AppState, build_router, chat_route};
 use crate::ingress;
 use crate::router::checks;
 use crate::runtime::Runtime;
+use crate::shared::Shared;
 
 /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests and streams
 /// finish for up to the configured grace period, and returns.
@@ -132,18 +133,19 @@ async fn accept_failed(error: std::io::Error) {
 pub struct Gateway {
     addr: SocketAddr,
     runtime: Arc<ArcSwap<Runtime>>,
+    shared: Arc<Shared>,
     stop: Option<oneshot::Sender<()>>,
     stop_checks: watch::Sender<bool>,
     done: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl Gateway {
-    /// Starts a gateway for `runtime` on `127.0.0.1:0`.
-    pub async fn start(runtime: Runtime) -> std::io::Result<Gateway> {
+    /// Starts a gateway for `runtime` (built with `shared`) on `127.0.0.1:0`.
+    pub async fn start(runtime: Runtime, shared: Arc<Shared>) -> std::io::Result<Gateway> {
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let state = AppState::new(runtime);
+        let state = AppState::new(runtime, Arc::clone(&shared));
         let runtime = Arc::clone(&state.runtime);
         let (stop_checks, checks_stopped) = watch::channel(false);
         tokio::task::spawn(checks::run(Arc::clone(&runtime), checks_stopped));
@@ -153,6 +155,7 @@ impl Gateway {
         Ok(Gateway {
             addr,
             runtime,
+            shared,
             stop: Some(stop),
             stop_checks,
             done: Some(done),
@@ -179,16 +182,25 @@ impl Gateway {
         format!("http://{}", self.addr)
     }
 
-    /// Begins a graceful shutdown and waits until the server returned.
+    /// What it shares between its requests (hooks, health, background work).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Begins a graceful shutdown, waits until the server returned (in-flight requests
+    /// drained), then flushes the background work.
     pub async fn shutdown(mut self) -> std::io::Result<()> {
         let _ = self.stop_checks.send(true);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        match self.done.take() {
+        let served = match self.done.take() {
             Some(done) => done.await.unwrap_or(Ok(())),
             None => Ok(()),
-        }
+        };
+        let grace = self.runtime.load().server.shutdown_grace;
+        self.shared.background.shutdown(grace).await;
+        served
     }
 }
 

@@ -4,8 +4,9 @@
 //! from accept to last byte: no cross-thread wake-ups, no memory freed on another thread.
 //!
 //! A config reload reaches every worker, which builds its runtime from the new config and swaps
-//! it in; requests already running finish on the old one. Deployment health is one registry
-//! shared by all workers and kept across reloads.
+//! it in; requests already running finish on the old one. What all workers share (deployment
+//! health, hooks, background work: [`Shared`]) is built once, handed to each, and kept across
+//! reloads.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,8 +20,9 @@ use tracing::{info, warn};
 use crate::app::AppState;
 use crate::config::ConfigFile;
 use crate::router::checks;
-use crate::runtime::{BuildError, HealthRegistry, Runtime};
+use crate::runtime::{BuildError, Runtime};
 use crate::serve::serve;
+use crate::shared::Shared;
 
 /// Why the workers could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -47,13 +49,13 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Starts `workers` threads serving `config` on `addr` with deployment health in `health`;
-    /// returns once all listen.
+    /// Starts `workers` threads serving `config` on `addr`, all sharing `shared`; returns once
+    /// all listen.
     pub fn start(
         config: ConfigFile,
         addr: SocketAddr,
         workers: usize,
-        health: Arc<HealthRegistry>,
+        shared: Arc<Shared>,
     ) -> Result<Workers, WorkersError> {
         // Several sockets on port 0 would each get a port of their own.
         let workers = if cfg!(unix) && addr.port() != 0 {
@@ -71,13 +73,13 @@ impl Workers {
             let worker = Worker {
                 index,
                 ready: Arc::clone(&ready),
-                health: Arc::clone(&health),
+                shared: Arc::clone(&shared),
                 stop: stop_rx.clone(),
                 config: config_rx.clone(),
                 reloaded: reloaded_tx.clone(),
                 started: started_tx.clone(),
                 addr,
-                shared: workers > 1,
+                reuse_port: workers > 1,
             };
             let thread = std::thread::Builder::new()
                 .name(format!("switchyard-worker-{index}"))
@@ -154,13 +156,14 @@ impl Workers {
 struct Worker {
     index: usize,
     ready: Arc<AtomicBool>,
-    health: Arc<HealthRegistry>,
+    shared: Arc<Shared>,
     stop: watch::Receiver<bool>,
     config: watch::Receiver<Arc<ConfigFile>>,
     reloaded: mpsc::UnboundedSender<Result<(), String>>,
     started: std::sync::mpsc::Sender<Result<SocketAddr, WorkersError>>,
     addr: SocketAddr,
-    shared: bool,
+    /// One of several listeners on the address.
+    reuse_port: bool,
 }
 
 impl Worker {
@@ -171,8 +174,8 @@ impl Worker {
         runtime.block_on(async move {
             let prepared = async {
                 let config = Arc::clone(&self.config.borrow_and_update());
-                let built = Runtime::build(&config, &self.health).await?;
-                let listener = bind(self.addr, self.shared)?;
+                let built = Runtime::build(&config, &self.shared).await?;
+                let listener = bind(self.addr, self.reuse_port)?;
                 Ok::<_, WorkersError>((built, listener))
             }
             .await;
@@ -187,6 +190,7 @@ impl Worker {
             let state = AppState {
                 runtime: Arc::new(ArcSwap::from_pointee(built)),
                 ready: self.ready,
+                shared: Arc::clone(&self.shared),
             };
             let current = Arc::clone(&state.runtime);
             let mut stop = self.stop.clone();
@@ -205,7 +209,7 @@ impl Worker {
                         _ = stop.wait_for(|stopped| *stopped) => break,
                     }
                     let config = Arc::clone(&self.config.borrow_and_update());
-                    let result = match Runtime::build(&config, &self.health).await {
+                    let result = match Runtime::build(&config, &self.shared).await {
                         Ok(runtime) => {
                             current.store(Arc::new(runtime));
                             Ok(())

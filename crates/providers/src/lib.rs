@@ -19,11 +19,13 @@
 //! - [`provider`]: [`Provider`], the closed set of upstream kinds, and one call to an upstream.
 //! - [`ratelimit`]: `Retry-After` and reset headers, and the rate-limit headroom upstreams report.
 //! - [`relay`]: the same-dialect path, forwarding an upstream's answer as it was written.
+//! - [`forward`]: a client's body forwarded to an upstream of its dialect, only the model changed.
 
 mod answer;
 pub mod anthropic;
 pub mod bedrock;
 pub mod embeddings;
+pub mod forward;
 pub mod gemini;
 pub mod http;
 pub mod json;

@@ -315,15 +315,17 @@ impl Upstream {
         }
     }
 
-    /// Sends `request` and waits for the whole answer.
+    /// Sends `body` (the request for `request` in this upstream's dialect: [`Upstream::encode`]
+    /// or a forwarded client body) and waits for the whole answer.
     pub async fn call(
         &self,
         client: &Client,
         request: &ChatRequest,
+        body: Vec<u8>,
         limits: Limits,
     ) -> Result<ChatResponse, ApiError> {
         let exchange = async {
-            let response = self.send(client, request).await?;
+            let response = self.send(client, request, body).await?;
             let body = response.bytes().await.map_err(transport_error)?;
             match self.provider {
                 Provider::OpenAi | Provider::Azure { .. } => {
@@ -339,15 +341,17 @@ impl Upstream {
             .map_err(|_| timeout_error())?
     }
 
-    /// Sends a streamed `request`; returns once the upstream accepted it (status 2xx).
+    /// Sends `body` for a streamed `request`; returns once the upstream accepted it (status
+    /// 2xx).
     pub async fn stream(
         &self,
         client: &Client,
         request: &ChatRequest,
+        body: Vec<u8>,
         limits: Limits,
     ) -> Result<UpstreamStream, ApiError> {
         let response =
-            tokio::time::timeout_at(limits.first_byte_deadline, self.send(client, request))
+            tokio::time::timeout_at(limits.first_byte_deadline, self.send(client, request, body))
                 .await
                 .map_err(|_| timeout_error())??;
         let decoder = match self.provider {
@@ -370,16 +374,17 @@ impl Upstream {
         })
     }
 
-    /// Sends `request` to an upstream of the client's own dialect and waits for the whole
-    /// answer, kept as the upstream wrote it.
+    /// Sends `body` for `request` to an upstream of the client's own dialect and waits for the
+    /// whole answer, kept as the upstream wrote it.
     pub async fn call_relayed(
         &self,
         client: &Client,
         request: &ChatRequest,
+        body: Vec<u8>,
         limits: Limits,
     ) -> Result<RelayedResponse, ApiError> {
         let exchange = async {
-            let response = self.send(client, request).await?;
+            let response = self.send(client, request, body).await?;
             let body = response.bytes().await.map_err(transport_error)?;
             let usage = relay::response_usage(self.relayed_dialect()?, &body)?;
             Ok(RelayedResponse { body, usage })
@@ -389,16 +394,17 @@ impl Upstream {
             .map_err(|_| timeout_error())?
     }
 
-    /// Sends a streamed `request` to an upstream of the client's own dialect; the stream is
-    /// relayed as the upstream writes it. Returns once the upstream accepted the request.
+    /// Sends `body` for a streamed `request` to an upstream of the client's own dialect; the
+    /// stream is relayed as the upstream writes it. Returns once the upstream accepted it.
     pub async fn relay(
         &self,
         client: &Client,
         request: &ChatRequest,
+        body: Vec<u8>,
         limits: Limits,
     ) -> Result<Relay, ApiError> {
         let response =
-            tokio::time::timeout_at(limits.first_byte_deadline, self.send(client, request))
+            tokio::time::timeout_at(limits.first_byte_deadline, self.send(client, request, body))
                 .await
                 .map_err(|_| timeout_error())??;
         Ok(Relay::new(
@@ -419,15 +425,24 @@ impl Upstream {
         })
     }
 
-    async fn send(&self, client: &Client, request: &ChatRequest) -> Result<Response, ApiError> {
-        let body = match self.provider {
+    /// The body for `request` in this upstream's dialect, encoded from the canonical request.
+    pub fn encode(&self, request: &ChatRequest) -> Result<Vec<u8>, ApiError> {
+        match self.provider {
             Provider::OpenAi | Provider::Azure { .. } => {
-                openai::request::encode(request, &self.model)?
+                openai::request::encode(request, &self.model)
             }
-            Provider::Anthropic => anthropic::request::encode(request, &self.model)?,
-            Provider::Gemini | Provider::Vertex => gemini::request::encode(request)?,
-            Provider::Bedrock => bedrock::request::encode(request)?,
-        };
+            Provider::Anthropic => anthropic::request::encode(request, &self.model),
+            Provider::Gemini | Provider::Vertex => gemini::request::encode(request),
+            Provider::Bedrock => bedrock::request::encode(request),
+        }
+    }
+
+    async fn send(
+        &self,
+        client: &Client,
+        request: &ChatRequest,
+        body: Vec<u8>,
+    ) -> Result<Response, ApiError> {
         let url = if request.stream {
             &self.stream_url
         } else {

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use switchyard_gateway::Shared;
+use switchyard_gateway::background::Background;
 use switchyard_gateway::config::{self, ConfigFile, ProcessEnv, defaults::DEFAULT_CONFIG};
-use switchyard_gateway::runtime::HealthRegistry;
 use switchyard_gateway::workers::Workers;
 use tracing::{info, warn};
 
@@ -147,18 +148,22 @@ fn run_serve(
         let _entered = control.enter();
         (shutdown_signal(), hangup_signal())
     };
-    let health = Arc::new(HealthRegistry::default());
+    // Built once for every worker; its background work runs on the control runtime, which
+    // outlives the workers and flushes it after they drained.
+    let shared = Arc::new(Shared::new(Background::on(control.handle().clone())));
+    let grace = std::time::Duration::try_from_secs_f64(config.server.shutdown_grace_secs)
+        .unwrap_or(std::time::Duration::from_secs(30));
     if let Some(url) = config.routing.redis_url.clone() {
         let prefix = config.routing.redis_prefix.clone();
         // A Redis outage must not stop the gateway: it then keeps cooldowns to itself.
-        match control.block_on(health.connect_redis(&url, &prefix)) {
+        match control.block_on(shared.connect_redis(&url, &prefix)) {
             Ok(()) => info!("Sharing cooldowns through Redis"),
             Err(error) => {
                 warn!(%error, "Cannot reach Redis: cooldowns stay local to this instance")
             }
         }
     }
-    let mut workers = Workers::start(config, addr, count, health)
+    let mut workers = Workers::start(config, addr, count, Arc::clone(&shared))
         .with_context(|| format!("cannot serve on {addr}"))?;
     info!(
         address = %workers.addr(),
@@ -206,7 +211,10 @@ fn run_serve(
             }
         }
     });
-    workers.stop_and_join().context("a worker failed")?;
+    // Workers first: the requests they drain may still queue background work.
+    let stopped = workers.stop_and_join();
+    control.block_on(shared.background.shutdown(grace));
+    stopped.context("a worker failed")?;
     info!("Stopped");
     Ok(())
 }

@@ -1,52 +1,89 @@
-//! One call to one deployment: relayed when the upstream speaks the client's dialect,
-//! translated otherwise. A stream's first event (or bytes) is read before returning, so a
-//! failure before the first byte is an error the route stage can retry, and once this returns
-//! the stream belongs to the client.
+//! One chat call to one deployment.
+//!
+//! The body: to an upstream of the client's dialect, the client's own bytes with only the
+//! model replaced (and usage asked for on an OpenAI stream), unless a stage changed the
+//! request; otherwise encoded from the canonical request. The answer: relayed as written when
+//! the upstream speaks the client's dialect and no tap reads the stream; decoded into canonical
+//! form otherwise. A stream's first event (or bytes) is read before returning, so a failure
+//! before the first byte is an error the route stage can retry, and once this returns the
+//! stream belongs to the client.
 
 use std::borrow::Cow;
 
 use secrecy::SecretString;
-use switchyard_providers::{Limits, Upstream};
+use switchyard_providers::{Limits, Upstream, forward};
 use switchyard_types::{ApiError, ChatRequest, WireFormat};
 
-use super::{OpenRelay, OpenStream, Outcome};
+use super::{Answer, Events, Whole};
 use crate::router::Deployment;
 use crate::runtime::Runtime;
 
-/// Calls `deployment` for `request` (from a `client_format` client) within `limits`.
+/// What every attempt of one chat call shares.
+#[derive(Debug)]
+pub struct CallInput<'a> {
+    /// The runtime serving the request.
+    pub runtime: &'a Runtime,
+    /// The canonical request.
+    pub request: &'a ChatRequest,
+    /// The client's dialect.
+    pub client_format: WireFormat,
+    /// The client's body, when no stage changed the request.
+    pub raw: Option<&'a [u8]>,
+    /// The caller's own provider key.
+    pub provider_key: Option<&'a SecretString>,
+    /// Whether an answer in the client's dialect may be relayed (no tap reads the stream).
+    pub relay: bool,
+}
+
+/// Calls `deployment` for `input` within `limits`.
 pub async fn once(
-    runtime: &Runtime,
-    request: &ChatRequest,
-    client_format: WireFormat,
-    provider_key: Option<&SecretString>,
+    input: &CallInput<'_>,
     deployment: &Deployment,
     limits: Limits,
-) -> Result<Outcome, ApiError> {
-    let upstream = upstream_for(deployment, provider_key)?;
+) -> Result<Answer, ApiError> {
+    let request = input.request;
+    let upstream = upstream_for(deployment, input.provider_key)?;
     let upstream = upstream.as_ref();
-    let client = deployment.client(&runtime.client);
+    let client = deployment.client(&input.runtime.client);
+    let same_dialect = upstream.provider.dialect() == Some(input.client_format);
+    let body = match input.raw.filter(|_| same_dialect) {
+        Some(raw) => match forward::body(input.client_format, raw, &upstream.model, request.stream)
+        {
+            Some(body) => body,
+            None => upstream.encode(request)?,
+        },
+        None => upstream.encode(request)?,
+    };
     // An upstream of the client's own dialect is relayed: its answer needs no translation,
-    // and nothing after this stage needs to see the content yet.
-    let relay = upstream.provider.dialect() == Some(client_format);
+    // unless a tap needs to see the stream's events.
+    let relay = same_dialect && input.relay;
     Ok(match (request.stream, relay) {
-        (false, false) => Outcome::Complete(upstream.call(client, request, limits).await?),
-        (false, true) => Outcome::Relayed(upstream.call_relayed(client, request, limits).await?),
+        (false, false) => Answer::Whole(Whole::Chat(
+            upstream.call(client, request, body, limits).await?,
+        )),
+        (false, true) => {
+            let relayed = upstream.call_relayed(client, request, body, limits).await?;
+            Answer::Whole(Whole::Raw {
+                body: relayed.body,
+                usage: relayed.usage,
+            })
+        }
         (true, false) => {
-            let mut rest = upstream.stream(client, request, limits).await?;
+            let mut rest = upstream.stream(client, request, body, limits).await?;
             let first = match rest.next().await {
                 Some(Ok(event)) => Some(event),
                 Some(Err(error)) => return Err(error),
                 None => None,
             };
-            Outcome::Stream(OpenStream { first, rest })
+            Answer::Stream(Events::Upstream { first, rest })
         }
         (true, true) => {
-            let mut rest = upstream.relay(client, request, limits).await?;
+            let mut rest = upstream.relay(client, request, body, limits).await?;
             let mut first = Vec::new();
             if let Some(Err(error)) = rest.next(&mut first).await {
                 return Err(error);
             }
-            Outcome::RelayStream(OpenRelay { first, rest })
+            Answer::Stream(Events::Relay { first, rest })
         }
     })
 }

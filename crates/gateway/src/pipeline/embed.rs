@@ -1,35 +1,39 @@
-//! One embeddings call to one deployment: relayed to an OpenAI-compatible (or Azure) upstream,
-//! translated for Gemini and Vertex (`batchEmbedContents`) and Bedrock (`InvokeModel`, one call
-//! per Titan text or per batch of Cohere texts).
+//! One embeddings call to one deployment: forwarded and relayed to an OpenAI-compatible (or
+//! Azure) upstream (the client's body with only the model replaced), translated for Gemini and
+//! Vertex (`batchEmbedContents`) and Bedrock (`InvokeModel`, one call per Titan text or per
+//! batch of Cohere texts).
 
-use axum::body::Bytes;
 use secrecy::SecretString;
 use switchyard_providers::embeddings::{bedrock, gemini, openai};
-use switchyard_providers::{Limits, Provider};
-use switchyard_types::{ApiError, EmbeddingRequest, EmbeddingResponse, ErrorKind, Origin, Usage};
+use switchyard_providers::{Limits, Provider, forward};
+use switchyard_types::{ApiError, EmbeddingRequest, ErrorKind, Origin, WireFormat};
 
 use super::call::upstream_for;
+use super::{Answer, Whole};
 use crate::router::Deployment;
 use crate::runtime::Runtime;
 
-/// An embeddings answer.
+/// What every attempt of one embeddings call shares.
 #[derive(Debug)]
-pub enum Embedded {
-    /// The upstream's OpenAI-shaped body, as it wrote it, and the usage it reports.
-    Relayed(Bytes, Usage),
-    /// Vectors translated from another dialect, to be written in OpenAI's shape.
-    Translated(EmbeddingResponse),
+pub struct EmbedInput<'a> {
+    /// The runtime serving the request.
+    pub runtime: &'a Runtime,
+    /// The canonical request.
+    pub request: &'a EmbeddingRequest,
+    /// The client's body, when no stage changed the request.
+    pub raw: Option<&'a [u8]>,
+    /// The caller's own provider key.
+    pub provider_key: Option<&'a SecretString>,
 }
 
-/// Calls `deployment` for `request` within `limits`.
+/// Calls `deployment` for `input` within `limits`.
 pub async fn once(
-    runtime: &Runtime,
-    request: &EmbeddingRequest,
-    provider_key: Option<&SecretString>,
+    input: &EmbedInput<'_>,
     deployment: &Deployment,
     limits: Limits,
-) -> Result<Embedded, ApiError> {
-    let upstream = upstream_for(deployment, provider_key)?;
+) -> Result<Answer, ApiError> {
+    let (runtime, request) = (input.runtime, input.request);
+    let upstream = upstream_for(deployment, input.provider_key)?;
     let upstream = upstream.as_ref();
     let Some(url) = upstream.embeddings_url() else {
         return Err(ApiError::new(
@@ -46,17 +50,23 @@ pub async fn once(
     let model = &upstream.model;
     match upstream.provider {
         Provider::OpenAi | Provider::Azure { .. } => {
-            let body = openai::encode_request(request, model);
+            let body = input
+                .raw
+                .and_then(|raw| forward::body(WireFormat::OpenAi, raw, model, false))
+                .unwrap_or_else(|| openai::encode_request(request, model));
             let (_, answer) = upstream.post(client, &url, body, limits).await?;
             let usage = openai::decode_response(&answer)?.usage;
-            Ok(Embedded::Relayed(answer, usage))
+            Ok(Answer::Whole(Whole::Raw {
+                body: answer,
+                usage,
+            }))
         }
         Provider::Gemini | Provider::Vertex => {
             let body = gemini::encode_request(request, model)?;
             let (_, answer) = upstream.post(client, &url, body, limits).await?;
-            Ok(Embedded::Translated(gemini::decode_response(
+            Ok(Answer::Whole(Whole::Embeddings(gemini::decode_response(
                 &answer, model,
-            )?))
+            )?)))
         }
         Provider::Bedrock => {
             let family = bedrock::family(model).ok_or_else(|| {
@@ -76,7 +86,7 @@ pub async fn once(
             if response.usage.prompt_tokens == 0 {
                 response.usage.prompt_tokens = input_tokens;
             }
-            Ok(Embedded::Translated(response))
+            Ok(Answer::Whole(Whole::Embeddings(response)))
         }
         Provider::Anthropic => Err(ApiError::new(
             ErrorKind::InvalidRequest,

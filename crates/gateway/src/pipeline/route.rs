@@ -26,22 +26,19 @@ use crate::router::{ModelGroup, Pick};
 use crate::runtime::Runtime;
 use crate::tokens;
 
-/// Tries the requested group, then its fallbacks. `too_small` names the deployments of a
+/// Tries the `requested` group, then its fallbacks. `too_small` names the deployments of a
 /// group that cannot take the request (context window); `call` makes one attempt on the
 /// deployment at an index of a group.
 pub async fn run<T, Fut>(
     runtime: &Runtime,
     route: &mut Routing,
+    requested: Arc<ModelGroup>,
     mut too_small: impl FnMut(&ModelGroup) -> Result<Vec<usize>, ApiError>,
     call: impl Fn(Arc<ModelGroup>, usize, Limits) -> Fut,
 ) -> Result<T, ApiError>
 where
     Fut: Future<Output = Result<T, ApiError>>,
 {
-    let requested = runtime
-        .group(&route.model)
-        .cloned()
-        .ok_or_else(|| model_not_found(&route.model))?;
     let limit = route.timeout.unwrap_or(runtime.routing.max_timeout);
     let deadline = route.received_at + limit;
     let mut rng = fastrand::Rng::new();
@@ -261,7 +258,8 @@ fn all_cooling(group: &ModelGroup, back_in: Duration) -> ApiError {
     error
 }
 
-fn model_not_found(model: &str) -> ApiError {
+/// The model names no group: OpenAI's 404.
+pub(crate) fn model_not_found(model: &str) -> ApiError {
     ApiError::new(
         ErrorKind::NotFound,
         Origin::Client,

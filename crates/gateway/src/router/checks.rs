@@ -44,11 +44,14 @@ pub async fn run(current: Arc<ArcSwap<Runtime>>, mut stop: watch::Receiver<bool>
                 last.insert(deployment.key.clone(), now);
                 let request = probe_request(&group.name);
                 let limits = deployment.upstream.limits(now, Some(CHECK_TIMEOUT));
-                let healthy = match deployment
-                    .upstream
-                    .call(deployment.client(&runtime.client), &request, limits)
-                    .await
-                {
+                let upstream = &deployment.upstream;
+                let call = async {
+                    let body = upstream.encode(&request)?;
+                    upstream
+                        .call(deployment.client(&runtime.client), &request, body, limits)
+                        .await
+                };
+                let healthy = match call.await {
                     Ok(_) => true,
                     Err(error) => {
                         warn!(deployment = %deployment.label, error = %error.message, "Health check failed");

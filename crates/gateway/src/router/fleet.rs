@@ -4,17 +4,18 @@
 //! cooldown's end, Unix milliseconds, expiring with it) and publishes it on
 //! `{prefix}:cooldowns`. Every instance subscribes and opens the same circuit locally, and on
 //! connecting reads the cooldowns already running. No request waits on Redis: publishing goes
-//! through a bounded queue, and a Redis outage leaves each instance with its own cooldowns.
+//! through a bounded background queue (written out on shutdown), and a Redis outage leaves
+//! each instance with its own cooldowns.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
+use crate::background::{Background, Queue};
 use crate::runtime::HealthRegistry;
 
 /// Cooldowns waiting to be published; beyond this many, new ones are dropped (and logged).
@@ -23,7 +24,7 @@ const QUEUE: usize = 1024;
 /// The link from one instance's health registry to the others.
 #[derive(Debug)]
 pub struct Fleet {
-    publish: mpsc::Sender<(String, u64)>,
+    publish: Queue<(String, u64)>,
 }
 
 /// Cooldowns learned from other instances, by deployment key: their end as Unix milliseconds.
@@ -59,6 +60,7 @@ impl Fleet {
         url: &str,
         prefix: &str,
         registry: Weak<HealthRegistry>,
+        background: &Background,
     ) -> Result<Fleet, redis::RedisError> {
         let client = redis::Client::open(url)?;
         let mut connection = client.get_multiplexed_async_connection().await?;
@@ -93,37 +95,47 @@ impl Fleet {
             }
         }
 
-        let (publish, mut queue) = mpsc::channel::<(String, u64)>(QUEUE);
         let (publish_channel, publish_prefix) = (channel.clone(), key_prefix.clone());
-        tokio::spawn(async move {
-            while let Some((key, until)) = queue.recv().await {
+        // Cooldowns opened just before shutdown are still written: the queue is flushed.
+        let publish = background.queue("cooldowns", QUEUE, 64, move |batch: Vec<(String, u64)>| {
+            let mut connection = connection.clone();
+            let mut pipe = redis::pipe();
+            for (key, until) in &batch {
                 let ttl = until.saturating_sub(now_ms()).max(1);
-                let result: redis::RedisResult<()> = redis::pipe()
-                    .cmd("SET")
+                pipe.cmd("SET")
                     .arg(format!("{publish_prefix}{key}"))
-                    .arg(until)
+                    .arg(*until)
                     .arg("PX")
                     .arg(ttl)
                     .ignore()
                     .cmd("PUBLISH")
                     .arg(&publish_channel)
                     .arg(format!("{until} {key}"))
-                    .ignore()
-                    .query_async(&mut connection)
-                    .await;
+                    .ignore();
+            }
+            async move {
+                let result: redis::RedisResult<()> = pipe.query_async(&mut connection).await;
                 if let Err(error) = result {
-                    warn!(%error, "Cannot share a cooldown through Redis");
+                    warn!(%error, cooldowns = batch.len(), "Cannot share cooldowns through Redis");
                 }
             }
         });
 
         let mut pubsub = client.get_async_pubsub().await?;
         pubsub.subscribe(&channel).await?;
-        tokio::spawn(async move {
+        let closing = background.closing();
+        background.spawn(async move {
             loop {
                 {
                     let mut messages = pubsub.on_message();
-                    while let Some(message) = messages.next().await {
+                    loop {
+                        let message = tokio::select! {
+                            message = messages.next() => message,
+                            () = closing.cancelled() => return,
+                        };
+                        let Some(message) = message else {
+                            break;
+                        };
                         let Ok(payload) = message.get_payload::<String>() else {
                             continue;
                         };
@@ -145,7 +157,10 @@ impl Fleet {
                 // The subscription broke: resubscribe with a pause between tries.
                 warn!("Lost the Redis cooldown subscription; reconnecting");
                 loop {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        () = closing.cancelled() => return,
+                    }
                     match client.get_async_pubsub().await {
                         Ok(mut fresh) => {
                             if fresh.subscribe(&channel).await.is_ok() {
@@ -165,9 +180,8 @@ impl Fleet {
     pub fn share(&self, key: &str, until: Instant) {
         let ms = until.saturating_duration_since(Instant::now()).as_millis();
         let end = now_ms().saturating_add(u64::try_from(ms).unwrap_or(u64::MAX));
-        if self.publish.try_send((key.to_owned(), end)).is_err() {
-            warn!(deployment = key, "Cooldown queue full; not shared");
-        }
+        // A full queue is logged by the queue itself.
+        self.publish.push((key.to_owned(), end));
     }
 }
 

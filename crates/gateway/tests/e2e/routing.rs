@@ -337,11 +337,11 @@ models:
     assert!(fast >= 160, "{fast} of 200 went to the faster deployment");
 }
 
-/// A gateway in front of `mock` with `yaml`, whose deployment health lives in `registry`.
+/// A gateway in front of `mock` with `yaml`, whose deployment health lives in `shared`.
 async fn gateway_with(
     mock: &MockServer,
     yaml: &str,
-    registry: &std::sync::Arc<switchyard_gateway::runtime::HealthRegistry>,
+    shared: std::sync::Arc<switchyard_gateway::Shared>,
 ) -> switchyard_gateway::Gateway {
     let text = yaml.replace("{MOCK}", &format!("{}/v1", mock.base_url()));
     let config = switchyard_gateway::config::validate(
@@ -349,10 +349,10 @@ async fn gateway_with(
         &std::collections::HashMap::<String, String>::new(),
     )
     .expect("valid config");
-    let runtime = switchyard_gateway::Runtime::build(&config, registry)
+    let runtime = switchyard_gateway::Runtime::build(&config, &shared)
         .await
         .expect("runtime");
-    switchyard_gateway::Gateway::start(runtime)
+    switchyard_gateway::Gateway::start(runtime, shared)
         .await
         .expect("gateway")
 }
@@ -392,16 +392,16 @@ models:
         .await
         .expect("mock");
     let registry = || async {
-        let registry = std::sync::Arc::new(switchyard_gateway::runtime::HealthRegistry::default());
-        registry
+        let shared = crate::support::shared(Vec::new());
+        shared
             .connect_redis(&url, &prefix)
             .await
             .expect("redis answers");
-        registry
+        shared
     };
-    let (registry_a, registry_b) = (registry().await, registry().await);
-    let a = gateway_with(&mock, &yaml, &registry_a).await;
-    let b = gateway_with(&mock, &yaml, &registry_b).await;
+    let (shared_a, shared_b) = (registry().await, registry().await);
+    let a = gateway_with(&mock, &yaml, std::sync::Arc::clone(&shared_a)).await;
+    let b = gateway_with(&mock, &yaml, std::sync::Arc::clone(&shared_b)).await;
     let client = crate::support::test_client(Duration::from_secs(5));
     let ask = |base: String| {
         let client = client.clone();
@@ -456,7 +456,7 @@ models:
 
     // An instance that starts later finds the cooldown still running.
     let registry_c = registry().await;
-    let c = gateway_with(&mock, &yaml, &registry_c).await;
+    let c = gateway_with(&mock, &yaml, registry_c).await;
     assert_eq!(ask(c.base_url()).await, 503);
     assert_eq!(mock.stats().requests, 1);
 }

@@ -1,12 +1,14 @@
 //! Shared setup: a mock provider and a gateway on ephemeral ports, and small HTTP helpers.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use switchyard_gateway::background::Background;
 use switchyard_gateway::config::validate;
-use switchyard_gateway::runtime::HealthRegistry;
-use switchyard_gateway::{Gateway, Runtime};
+use switchyard_gateway::pipeline::Hook;
+use switchyard_gateway::{Gateway, Runtime, Shared};
 use switchyard_mock::MockServer;
 
 /// A mock provider and a gateway whose config points at it.
@@ -19,6 +21,18 @@ pub struct Setup {
 /// Starts a mock, then a gateway whose config is `models_yaml` with `{MOCK}` replaced by the
 /// mock's `/v1` base URL and `{MOCK_ROOT}` by its bare address.
 pub async fn start(models_yaml: &str) -> Setup {
+    start_with(models_yaml, Vec::new()).await
+}
+
+/// Shared state for a test gateway, with `hooks`.
+pub fn shared(hooks: Vec<Arc<dyn Hook>>) -> Arc<Shared> {
+    let mut shared = Shared::new(Background::on(tokio::runtime::Handle::current()));
+    shared.hooks = hooks;
+    Arc::new(shared)
+}
+
+/// [`start`] with `hooks` on every call.
+pub async fn start_with(models_yaml: &str, hooks: Vec<Arc<dyn Hook>>) -> Setup {
     let mock = MockServer::start("127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("mock starts");
@@ -26,10 +40,13 @@ pub async fn start(models_yaml: &str) -> Setup {
         .replace("{MOCK}", &format!("{}/v1", mock.base_url()))
         .replace("{MOCK_ROOT}", &mock.base_url());
     let config = validate(&text, &HashMap::<String, String>::new()).expect("valid test config");
-    let runtime = Runtime::build(&config, &std::sync::Arc::new(HealthRegistry::default()))
+    let shared = shared(hooks);
+    let runtime = Runtime::build(&config, &shared)
         .await
         .expect("runtime builds");
-    let gateway = Gateway::start(runtime).await.expect("gateway starts");
+    let gateway = Gateway::start(runtime, shared)
+        .await
+        .expect("gateway starts");
     let client = test_client(Duration::from_secs(5));
     Setup {
         mock,

@@ -22,11 +22,21 @@ pub(crate) fn members<'a, const N: usize>(
     text: &'a str,
     keys: [&str; N],
 ) -> Option<[Option<&'a str>; N]> {
+    // Both ends of a span sit on ASCII bytes the scanner matched, so on char boundaries.
+    Some(member_spans(text, keys)?.map(|span| span.map(|span| &text[span])))
+}
+
+/// Where the value of each of `keys` sits in the object `text` (byte ranges), on the same
+/// terms as [`members`].
+pub(crate) fn member_spans<const N: usize>(
+    text: &str,
+    keys: [&str; N],
+) -> Option<[Option<std::ops::Range<usize>>; N]> {
     let mut scanner = Scanner {
         bytes: text.as_bytes(),
         pos: 0,
     };
-    let mut found = [None; N];
+    let mut found = [const { None }; N];
     scanner.skip_whitespace();
     scanner.expect(b'{')?;
     scanner.skip_whitespace();
@@ -47,8 +57,7 @@ pub(crate) fn members<'a, const N: usize>(
                     if found[index].is_some() {
                         return None;
                     }
-                    // Both ends sit on ASCII bytes the scanner matched, so on char boundaries.
-                    found[index] = Some(&text[value_start..scanner.pos]);
+                    found[index] = Some(value_start..scanner.pos);
                 }
                 // An escaped key might spell a wanted one.
                 None if key.contains(&b'\\') => return None,

@@ -145,7 +145,10 @@ async fn json_logs_are_one_object_per_line() {
         .collect();
     assert_eq!(completed.len(), 200);
     assert_eq!(completed[0]["level"], "INFO");
-    assert_eq!(completed[0]["target"], "switchyard_gateway::ingress");
+    assert_eq!(
+        completed[0]["target"],
+        "switchyard_gateway::pipeline::finish"
+    );
     assert!(completed[0]["fields"]["prompt_tokens"].is_u64());
     let rejected: Vec<&Value> = lines
         .iter()

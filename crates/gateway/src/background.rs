@@ -1,0 +1,221 @@
+//! Work off the request path: tracked tasks and bounded queues, flushed on shutdown.
+//!
+//! Every task the gateway runs beside its requests (sharing cooldowns, and next the ledger's
+//! spend records, audit records, cache writes) is spawned here rather than with a bare
+//! `tokio::spawn`, on one runtime that outlives the workers. Shutdown runs in this order: the
+//! workers drain their in-flight requests (whose ends may still enqueue records), then
+//! [`Background::shutdown`] tells every task to stop, each queue writes out what it holds, and
+//! the process waits for them, up to a grace period.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::warn;
+
+/// The gateway's background tasks.
+#[derive(Debug, Clone)]
+pub struct Background {
+    tasks: TaskTracker,
+    closing: CancellationToken,
+    handle: Handle,
+}
+
+impl Background {
+    /// Background work on the runtime behind `handle`, which must run until
+    /// [`Background::shutdown`] returns.
+    pub fn on(handle: Handle) -> Background {
+        Background {
+            tasks: TaskTracker::new(),
+            closing: CancellationToken::new(),
+            handle,
+        }
+    }
+
+    /// Runs `task` until it returns; it should return soon after [`Background::closing`]
+    /// fires, having written out what it holds.
+    pub fn spawn<F>(&self, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.spawn_on(task, &self.handle);
+    }
+
+    /// Fires when shutdown begins.
+    pub fn closing(&self) -> CancellationToken {
+        self.closing.clone()
+    }
+
+    /// A bounded queue of `T` drained by `sink` in batches of up to `batch`, in order. Pushing
+    /// never waits: past `capacity` queued items a push is refused and counted. On shutdown
+    /// the sink gets everything still queued.
+    pub fn queue<T, F, Fut>(
+        &self,
+        name: &'static str,
+        capacity: usize,
+        batch: usize,
+        mut sink: F,
+    ) -> Queue<T>
+    where
+        T: Send + 'static,
+        F: FnMut(Vec<T>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send,
+    {
+        let (sender, mut receiver) = mpsc::channel::<T>(capacity.max(1));
+        let closing = self.closing();
+        let batch = batch.max(1);
+        self.spawn(async move {
+            loop {
+                let mut items = Vec::with_capacity(batch);
+                tokio::select! {
+                    biased;
+                    received = receiver.recv_many(&mut items, batch) => {
+                        if received == 0 {
+                            return;
+                        }
+                        sink(items).await;
+                    }
+                    () = closing.cancelled() => break,
+                }
+            }
+            // Shutting down: no request pushes any more; write out what is left.
+            receiver.close();
+            loop {
+                let mut items = Vec::with_capacity(batch);
+                if receiver.recv_many(&mut items, batch).await == 0 {
+                    return;
+                }
+                sink(items).await;
+            }
+        });
+        Queue {
+            sender,
+            name,
+            refused: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Tells every task to stop, then waits for them (queues written out) for up to `grace`.
+    /// Returns whether all finished in time.
+    pub async fn shutdown(&self, grace: Duration) -> bool {
+        self.closing.cancel();
+        self.tasks.close();
+        let finished = tokio::time::timeout(grace, self.tasks.wait()).await.is_ok();
+        if !finished {
+            warn!(
+                tasks = self.tasks.len(),
+                grace_secs = grace.as_secs_f64(),
+                "Background work still running after the grace period; leaving it"
+            );
+        }
+        finished
+    }
+}
+
+/// The sending side of a [`Background::queue`].
+#[derive(Debug)]
+pub struct Queue<T> {
+    sender: mpsc::Sender<T>,
+    name: &'static str,
+    refused: Arc<AtomicU64>,
+}
+
+impl<T> Clone for Queue<T> {
+    fn clone(&self) -> Queue<T> {
+        Queue {
+            sender: self.sender.clone(),
+            name: self.name,
+            refused: Arc::clone(&self.refused),
+        }
+    }
+}
+
+impl<T> Queue<T> {
+    /// Queues `item` without waiting; false (and counted) when the queue is full or closed.
+    pub fn push(&self, item: T) -> bool {
+        match self.sender.try_send(item) {
+            Ok(()) => true,
+            Err(_) => {
+                let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+                // The first refusal and then every thousandth: a stuck sink must not flood the
+                // log it may be writing to.
+                if refused % 1000 == 1 {
+                    warn!(
+                        queue = self.name,
+                        refused, "Background queue full; item dropped"
+                    );
+                }
+                false
+            }
+        }
+    }
+
+    /// Items refused so far.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A queue filled just before shutdown is written out whole, in order, even by a slow sink.
+    #[tokio::test]
+    async fn shutdown_writes_out_what_is_queued() {
+        let background = Background::on(Handle::current());
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let sink_written = Arc::clone(&written);
+        let queue = background.queue("test", 10_000, 64, move |items: Vec<u32>| {
+            let written = Arc::clone(&sink_written);
+            async move {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                written.lock().expect("lock").extend(items);
+            }
+        });
+        for item in 0..5_000 {
+            assert!(queue.push(item));
+        }
+        assert!(background.shutdown(Duration::from_secs(30)).await);
+        let written = written.lock().expect("lock");
+        assert_eq!(*written, (0..5_000).collect::<Vec<_>>());
+        assert!(!queue.push(1), "a closed queue takes nothing");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_and_counts() {
+        let background = Background::on(Handle::current());
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let mut released = Some(released);
+        let queue = background.queue("test", 2, 1, move |_: Vec<u32>| {
+            let wait = released.take();
+            async move {
+                if let Some(wait) = wait {
+                    let _ = wait.await;
+                }
+            }
+        });
+        // The first item is taken by the sink, which then blocks; two more fill the queue.
+        assert!(queue.push(0));
+        tokio::task::yield_now().await;
+        assert!(queue.push(1) && queue.push(2));
+        assert!(!queue.push(3));
+        assert_eq!(queue.refused(), 1);
+        let _ = release.send(());
+        assert!(background.shutdown(Duration::from_secs(5)).await);
+    }
+
+    #[tokio::test]
+    async fn a_task_that_ignores_shutdown_is_left_after_the_grace() {
+        let background = Background::on(Handle::current());
+        background.spawn(std::future::pending());
+        assert!(!background.shutdown(Duration::from_millis(20)).await);
+    }
+}

@@ -1,0 +1,115 @@
+//! Where every request ends: on completion, on an error, when a client leaves mid-stream, and
+//! when a client leaves a whole call while the upstream is still working (the request's future
+//! is dropped, and with it its context). [`Ctx::finish`] runs once, whichever comes first; the
+//! context's `Drop` calls it for the cases nothing else saw. The request's log line is written
+//! here, and the hooks' `finished` run here; spend records, settlements and audit records
+//! will be queued here.
+
+use switchyard_types::{ApiError, Origin};
+use tracing::{info, warn};
+
+use super::{Ctx, Kind};
+
+/// How a request ended.
+#[derive(Debug)]
+pub enum End {
+    /// The whole answer, or the whole stream, was handed over.
+    Complete,
+    /// An error: answered with its status, or, once a stream had started, as the stream's own
+    /// error event.
+    Failed(ApiError),
+    /// The client went away first.
+    Disconnected,
+}
+
+impl Ctx {
+    /// Ends the request with `end`, unless it already ended.
+    pub fn finish(&mut self, end: End) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        self.log(&end);
+        for hook in &self.shared.hooks {
+            hook.finished(self, &end);
+        }
+    }
+
+    /// The request's one log line.
+    fn log(&self, end: &End) {
+        let request_id = self.request_id.as_str();
+        let model = self.route.model.as_str();
+        let deployment = self.route.deployment.as_deref().unwrap_or("-");
+        let elapsed_ms = self.route.received_at.elapsed().as_millis() as u64;
+        let usage = &self.usage;
+        match (end, self.streamed) {
+            (End::Complete, false) => info!(
+                request_id,
+                model,
+                deployment,
+                status = 200,
+                prompt_tokens = usage.prompt_tokens,
+                completion_tokens = usage.completion_tokens,
+                elapsed_ms,
+                "Request completed"
+            ),
+            (End::Complete | End::Disconnected, true) => info!(
+                request_id,
+                model,
+                deployment,
+                prompt_tokens = usage.prompt_tokens,
+                completion_tokens = usage.completion_tokens,
+                elapsed_ms,
+                outcome = match end {
+                    End::Complete => "completed",
+                    _ => "client disconnected",
+                },
+                "Stream ended"
+            ),
+            (End::Disconnected, false) => info!(
+                request_id,
+                model,
+                deployment,
+                elapsed_ms,
+                embeddings = self.kind == Kind::Embed,
+                "Client disconnected before the answer"
+            ),
+            (End::Failed(error), true) => warn!(
+                request_id,
+                model,
+                deployment,
+                prompt_tokens = usage.prompt_tokens,
+                completion_tokens = usage.completion_tokens,
+                elapsed_ms,
+                error = %error.message,
+                "Stream failed after it started"
+            ),
+            (End::Failed(error), false) => {
+                let status = error.kind.status();
+                match error.origin {
+                    Origin::Client => {
+                        info!(request_id, status, error = %error.message, "Request rejected");
+                    }
+                    Origin::Upstream => warn!(
+                        request_id,
+                        status,
+                        deployment,
+                        error = %error.message,
+                        "Upstream call failed"
+                    ),
+                    Origin::Internal => {
+                        warn!(request_id, status, error = %error.message, "Request failed");
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        // Nothing ended it: the future or stream that owned it was dropped, which happens when
+        // the client goes away.
+        self.finish(End::Disconnected);
+    }
+}

@@ -1,0 +1,358 @@
+//! Answers into responses, in the client's dialect: a whole answer as JSON, a stream as SSE
+//! through the one stream pump, and an error in the client's error shape. The request ends here
+//! ([`Ctx::finish`]) for whole answers and errors; a stream carries its context with it and
+//! ends it when the stream ends or is dropped.
+//!
+//! The pump takes events from an upstream's stream, a relay or a replay, runs them through the
+//! call's taps, and encodes them for the client; a relay's bytes are already in the client's
+//! dialect and go out as written (a call with taps is never relayed).
+
+use std::convert::Infallible;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use switchyard_providers::embeddings::openai as embeddings_wire;
+use switchyard_providers::{anthropic, openai};
+use switchyard_types::{ApiError, ChatRequest, FinishReason, StreamEvent, WireFormat};
+
+use super::hooks::{Step, Tap};
+use super::{Answer, Ctx, End, Events, Routing, Whole};
+use crate::error::reply as error_body;
+use crate::headers;
+
+/// The response for `ctx`'s request: its answer, or its error.
+pub fn reply(mut ctx: Ctx, result: Result<Answer, ApiError>) -> Response {
+    let mut head = HeaderMap::new();
+    routed_by(&mut head, &ctx.route);
+    if let Ok(id) = HeaderValue::from_str(&ctx.request_id) {
+        head.insert(headers::REQUEST_ID.clone(), id);
+    }
+    let mut response = match result {
+        Ok(Answer::Whole(whole)) => {
+            let body = whole_body(&ctx, whole);
+            ctx.finish(End::Complete);
+            head.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            (StatusCode::OK, body).into_response()
+        }
+        Ok(Answer::Stream(events)) => {
+            head.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+            head.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            stream(ctx, events)
+        }
+        Err(error) => {
+            let response = error_body(ctx.client_format, &error);
+            ctx.finish(End::Failed(error));
+            response
+        }
+    };
+    response.headers_mut().extend(head);
+    response
+}
+
+/// The bytes of a whole answer for the client.
+fn whole_body(ctx: &Ctx, whole: Whole) -> Bytes {
+    match whole {
+        Whole::Raw { body, .. } => body,
+        Whole::Chat(response) => Bytes::from(match ctx.client_format {
+            WireFormat::OpenAi => openai::response::encode(&response),
+            WireFormat::Anthropic => anthropic::response::encode(&response),
+        }),
+        Whole::Embeddings(response) => {
+            let encoding = ctx
+                .embeddings()
+                .map(|request| request.encoding)
+                .unwrap_or_default();
+            Bytes::from(embeddings_wire::encode_response(&response, encoding))
+        }
+    }
+}
+
+/// The routing record as response headers: the deployment that served the call, how many
+/// attempts it took, and the fallback group used.
+pub(crate) fn routed_by(headers: &mut HeaderMap, route: &Routing) {
+    if let Some(value) = route.deployment.as_ref().and_then(|label| label.header()) {
+        headers.insert(headers::DEPLOYMENT.clone(), value.clone());
+    }
+    if route.attempts > 0 {
+        let attempts = match route.attempts {
+            1 => HeaderValue::from_static("1"),
+            2 => HeaderValue::from_static("2"),
+            3 => HeaderValue::from_static("3"),
+            more => HeaderValue::from(more),
+        };
+        headers.insert(headers::ATTEMPTS.clone(), attempts);
+    }
+    if let Some(value) = route
+        .fallback
+        .as_deref()
+        .and_then(|group| HeaderValue::from_str(group).ok())
+    {
+        headers.insert(headers::FALLBACK.clone(), value);
+    }
+}
+
+/// A streamed response whose body is the pump; the pump owns `ctx` until the stream ends.
+fn stream(mut ctx: Ctx, events: Events) -> Response {
+    ctx.streamed = true;
+    let taps = std::mem::take(&mut ctx.taps);
+    let encoder = ctx
+        .chat()
+        .map(|request| Box::new(Encoder::new(ctx.client_format, request)));
+    let choices = ctx
+        .chat()
+        .map_or(1, |request| request.n.unwrap_or(1).max(1));
+    let pump = Pump {
+        events,
+        encoder,
+        taps,
+        choices,
+        finished_choices: 0,
+        done: false,
+        ctx,
+    };
+    // Dropping the body (the client went away) drops the pump, which drops the upstream stream
+    // (closing the upstream connection: the provider stops generating) and the context (which
+    // ends the request as disconnected).
+    let body = futures_util::stream::unfold(pump, |mut pump| async move {
+        let bytes = pump.next_bytes().await?;
+        Some((Ok::<_, Infallible>(bytes), pump))
+    });
+    Response::new(Body::from_stream(body))
+}
+
+/// A stream in flight.
+struct Pump {
+    events: Events,
+    /// The client's encoder (none only for a stream that is not a chat, which cannot happen).
+    encoder: Option<Box<Encoder>>,
+    taps: Vec<Box<dyn Tap>>,
+    /// Choices the answer has (`n`).
+    choices: u32,
+    /// Choices that got their finish event (one bit each, the first 64).
+    finished_choices: u64,
+    /// The stream ended (and the request with it).
+    done: bool,
+    ctx: Ctx,
+}
+
+impl Pump {
+    /// The next bytes for the client, or `None` when the stream is over. Everything one
+    /// upstream chunk carried leaves as one chunk: forwarded as it arrives, without a write per
+    /// event.
+    async fn next_bytes(&mut self) -> Option<Bytes> {
+        if self.done {
+            return None;
+        }
+        let mut out = Vec::new();
+        if let Events::Relay { first, rest } = &mut self.events {
+            if !first.is_empty() {
+                return Some(Bytes::from(std::mem::take(first)));
+            }
+            let ended = match rest.next(&mut out).await {
+                Some(Ok(())) => None,
+                Some(Err(error)) => {
+                    rest.write_error(&error, &mut out);
+                    Some(End::Failed(error))
+                }
+                None => Some(End::Complete),
+            };
+            self.ctx.usage = rest.usage();
+            if let Some(end) = ended {
+                self.end(end);
+            }
+        } else {
+            while out.is_empty() && !self.done {
+                let event = self.next_event().await;
+                self.translate(event, &mut out);
+                while !self.done {
+                    let Some(event) = self.next_buffered() else {
+                        break;
+                    };
+                    self.translate(Some(Ok(event)), &mut out);
+                }
+            }
+        }
+        if out.is_empty() && self.done {
+            return None;
+        }
+        Some(Bytes::from(out))
+    }
+
+    /// The next event of a decoded stream, waiting for it if need be.
+    async fn next_event(&mut self) -> Option<Result<StreamEvent, ApiError>> {
+        match &mut self.events {
+            Events::Upstream { first, rest } => match first.take() {
+                Some(event) => Some(Ok(event)),
+                None => rest.next().await,
+            },
+            Events::Replay(events) => events.next().map(Ok),
+            Events::Relay { .. } => None,
+        }
+    }
+
+    /// The next event already decoded, without waiting.
+    fn next_buffered(&mut self) -> Option<StreamEvent> {
+        match &mut self.events {
+            Events::Upstream { rest, .. } => rest.next_buffered(),
+            Events::Replay(_) | Events::Relay { .. } => None,
+        }
+    }
+
+    /// One upstream event (or the end, or an error) through the taps and out to the client.
+    fn translate(&mut self, event: Option<Result<StreamEvent, ApiError>>, out: &mut Vec<u8>) {
+        match event {
+            Some(Ok(event)) => {
+                // Usage is what the upstream reported, whatever the taps make of the event.
+                if let StreamEvent::Usage(reported) = &event {
+                    self.ctx.usage.merge(reported);
+                }
+                if self.taps.is_empty() {
+                    self.emit(&event, out);
+                    return;
+                }
+                let (events, step) = through_taps(&mut self.taps, &mut self.ctx, vec![event]);
+                for event in &events {
+                    self.emit(event, out);
+                }
+                if step == Step::Stop {
+                    self.stop(out);
+                }
+            }
+            Some(Err(error)) => {
+                if let Some(encoder) = &mut self.encoder {
+                    encoder.error(&error, out);
+                }
+                self.end(End::Failed(error));
+            }
+            None => {
+                // The upstream ended: each tap sees what the taps before it released, then
+                // releases what it held back.
+                let mut held = Vec::new();
+                let mut stopped = false;
+                for index in 0..self.taps.len() {
+                    if !held.is_empty() {
+                        let (passed, step) = through_taps(
+                            &mut self.taps[index..=index],
+                            &mut self.ctx,
+                            std::mem::take(&mut held),
+                        );
+                        held = passed;
+                        stopped |= step == Step::Stop;
+                    }
+                    self.taps[index].end(&mut self.ctx, &mut held);
+                }
+                for event in &held {
+                    self.emit(event, out);
+                }
+                if stopped {
+                    self.stop(out);
+                    return;
+                }
+                if let Some(encoder) = &mut self.encoder {
+                    encoder.finish(out);
+                }
+                self.end(End::Complete);
+            }
+        }
+    }
+
+    /// Encodes one event for the client.
+    fn emit(&mut self, event: &StreamEvent, out: &mut Vec<u8>) {
+        if let StreamEvent::Finish { choice, .. } = event
+            && *choice < 64
+        {
+            self.finished_choices |= 1 << choice;
+        }
+        if let Some(encoder) = &mut self.encoder {
+            encoder.encode(event, out);
+        }
+    }
+
+    /// A tap ended the stream: every choice still open finishes with `content_filter`, and
+    /// the stream ends as the dialect ends one. The upstream is closed when the pump drops.
+    fn stop(&mut self, out: &mut Vec<u8>) {
+        for choice in 0..self.choices.min(64) {
+            if self.finished_choices & (1 << choice) == 0 {
+                let finish = StreamEvent::Finish {
+                    choice,
+                    reason: FinishReason::ContentFilter,
+                    stop_sequence: None,
+                };
+                self.emit(&finish, out);
+            }
+        }
+        if let Some(encoder) = &mut self.encoder {
+            encoder.finish(out);
+        }
+        self.end(End::Complete);
+    }
+
+    fn end(&mut self, end: End) {
+        self.done = true;
+        self.ctx.finish(end);
+    }
+}
+
+/// `events` through `taps` in order; whether one of them stopped the stream (the taps after it
+/// still see what it let through).
+fn through_taps(
+    taps: &mut [Box<dyn Tap>],
+    ctx: &mut Ctx,
+    mut events: Vec<StreamEvent>,
+) -> (Vec<StreamEvent>, Step) {
+    let mut step = Step::Continue;
+    for tap in taps {
+        let mut next = Vec::with_capacity(events.len());
+        for event in events {
+            if tap.event(ctx, event, &mut next) == Step::Stop {
+                step = Step::Stop;
+                break;
+            }
+        }
+        events = next;
+    }
+    (events, step)
+}
+
+/// The client's stream encoder.
+enum Encoder {
+    OpenAi(openai::stream::Encoder),
+    Anthropic(anthropic::stream::Encoder),
+}
+
+impl Encoder {
+    fn new(format: WireFormat, request: &ChatRequest) -> Encoder {
+        match format {
+            WireFormat::OpenAi => Encoder::OpenAi(openai::stream::Encoder::new(request)),
+            WireFormat::Anthropic => Encoder::Anthropic(anthropic::stream::Encoder::new(request)),
+        }
+    }
+
+    fn encode(&mut self, event: &StreamEvent, out: &mut Vec<u8>) {
+        match self {
+            Encoder::OpenAi(encoder) => encoder.encode(event, out),
+            Encoder::Anthropic(encoder) => encoder.encode(event, out),
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        match self {
+            Encoder::OpenAi(encoder) => encoder.finish(out),
+            Encoder::Anthropic(encoder) => encoder.finish(out),
+        }
+    }
+
+    fn error(&mut self, error: &ApiError, out: &mut Vec<u8>) {
+        match self {
+            Encoder::OpenAi(encoder) => encoder.error(error, out),
+            Encoder::Anthropic(encoder) => encoder.error(error, out),
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! State every worker thread shares, built once per process and handed to each worker; it
+//! lives across config reloads.
+//!
+//! Each worker builds its own [`crate::runtime::Runtime`] (client, pool, groups) from the
+//! config; anything that must be one for the whole process lives here instead: a per-worker
+//! copy would let N workers allow N times a limit or keep N views of a deployment's health.
+//! Today: deployment health, the hooks, and the background tasks. Next: the key cache, the
+//! limiter and budget counters, metrics, and the ledger and audit queues.
+
+use std::sync::Arc;
+
+use crate::background::Background;
+use crate::pipeline::Hook;
+use crate::runtime::HealthRegistry;
+
+/// What all workers share.
+#[derive(Debug)]
+pub struct Shared {
+    /// Deployment health, kept across reloads (and shared with other instances through Redis).
+    pub health: Arc<HealthRegistry>,
+    /// Hooks every call passes, in order.
+    pub hooks: Vec<Arc<dyn Hook>>,
+    /// Tracked background tasks and queues, flushed on shutdown.
+    pub background: Background,
+}
+
+impl Shared {
+    /// Shared state whose background work runs on `background`'s runtime.
+    pub fn new(background: Background) -> Shared {
+        Shared {
+            health: Arc::new(HealthRegistry::default()),
+            hooks: Vec::new(),
+            background,
+        }
+    }
+
+    /// Adds `hook` after those already registered.
+    #[must_use]
+    pub fn with_hook(mut self, hook: Arc<dyn Hook>) -> Shared {
+        self.hooks.push(hook);
+        self
+    }
+
+    /// Shares cooldowns with the other instances through Redis at `url`; the tasks that do it
+    /// are background work.
+    pub async fn connect_redis(&self, url: &str, prefix: &str) -> Result<(), redis::RedisError> {
+        self.health
+            .connect_redis(url, prefix, &self.background)
+            .await
+    }
+}

@@ -45,7 +45,9 @@ fn visit(request: &ChatRequest, mut text: impl FnMut(&str)) {
                 ContentPart::Text { text: body, .. } | ContentPart::Thinking { text: body, .. } => {
                     text(body);
                 }
-                ContentPart::Image { .. } | ContentPart::RedactedThinking { .. } => {}
+                ContentPart::Image { .. }
+                | ContentPart::RedactedThinking { .. }
+                | ContentPart::Opaque { .. } => {}
             }
         }
         for call in &each.tool_calls {

@@ -208,9 +208,29 @@ pub enum ContentPart {
         /// The opaque payload.
         data: String,
     },
+    /// A block of a type the canonical model has no place for (Anthropic `document`, an
+    /// OpenAI part type newer than the gateway). It travels only inside the client's own body,
+    /// forwarded untouched to an upstream of the client's dialect; a request that has to be
+    /// encoded (for another dialect, or changed by a stage) cannot carry it.
+    Opaque {
+        /// Its type, as the client named it (`unknown` where the dialect's parser does not
+        /// keep it).
+        kind: String,
+    },
 }
 
 impl ContentPart {
+    /// The type of the first block the canonical model cannot express, if any.
+    pub fn opaque_in(messages: &[Message]) -> Option<&str> {
+        messages
+            .iter()
+            .flat_map(|message| &message.content)
+            .find_map(|part| match part {
+                ContentPart::Opaque { kind } => Some(kind.as_str()),
+                _ => None,
+            })
+    }
+
     /// A plain text part.
     pub fn text(text: impl Into<String>) -> ContentPart {
         ContentPart::Text {

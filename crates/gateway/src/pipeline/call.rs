@@ -12,7 +12,7 @@ use std::borrow::Cow;
 
 use secrecy::SecretString;
 use switchyard_providers::{Limits, Upstream, forward};
-use switchyard_types::{ApiError, ChatRequest, WireFormat};
+use switchyard_types::{ApiError, ChatRequest, ContentPart, WireFormat};
 
 use super::{Answer, Events, Whole};
 use crate::router::Deployment;
@@ -46,13 +46,13 @@ pub async fn once(
     let upstream = upstream.as_ref();
     let client = deployment.client(&input.runtime.client);
     let same_dialect = upstream.provider.dialect() == Some(input.client_format);
-    let body = match input.raw.filter(|_| same_dialect) {
-        Some(raw) => match forward::body(input.client_format, raw, &upstream.model, request.stream)
-        {
-            Some(body) => body,
-            None => upstream.encode(request)?,
-        },
-        None => upstream.encode(request)?,
+    let forwarded = input
+        .raw
+        .filter(|_| same_dialect)
+        .and_then(|raw| forward::body(input.client_format, raw, &upstream.model, request.stream));
+    let body = match forwarded {
+        Some(body) => body,
+        None => encode(upstream, request, deployment)?,
     };
     // An upstream of the client's own dialect is relayed: its answer needs no translation,
     // unless a tap needs to see the stream's events.
@@ -86,6 +86,26 @@ pub async fn once(
             Answer::Stream(Events::Relay { first, rest })
         }
     })
+}
+
+/// The body for `upstream`, encoded from the canonical request; refused when the request holds
+/// a block only the client's own bytes can carry.
+fn encode(
+    upstream: &Upstream,
+    request: &ChatRequest,
+    deployment: &Deployment,
+) -> Result<Vec<u8>, ApiError> {
+    if let Some(kind) = ContentPart::opaque_in(&request.messages) {
+        return Err(ApiError::invalid_request(
+            format!(
+                "The request has a content block of type `{kind}`, which the gateway passes untouched only to an upstream of the client's own API; deployment `{}` needs the request translated",
+                deployment.label
+            ),
+            Some("messages".into()),
+        )
+        .with_code("unsupported_content_block"));
+    }
+    upstream.encode(request)
 }
 
 /// The deployment's endpoint, with the caller's own key when the caller sent one and the

@@ -10,8 +10,8 @@
 use std::convert::Infallible;
 
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::Response;
 use switchyard_providers::embeddings::openai as embeddings_wire;
 use switchyard_providers::{anthropic, openai};
 use switchyard_types::{ApiError, ChatRequest, FinishReason, StreamEvent, WireFormat};
@@ -23,37 +23,41 @@ use crate::headers;
 
 /// The response for `ctx`'s request: its answer, or its error.
 pub fn reply(mut ctx: Ctx, result: Result<Answer, ApiError>) -> Response {
-    let mut head = HeaderMap::new();
-    routed_by(&mut head, &ctx.route);
-    if let Ok(id) = HeaderValue::from_str(&ctx.request_id) {
-        head.insert(headers::REQUEST_ID.clone(), id);
-    }
-    let mut response = match result {
+    let (mut response, content_type) = match result {
         Ok(Answer::Whole(whole)) => {
             let body = whole_body(&ctx, whole);
             ctx.finish(End::Complete);
-            head.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            (StatusCode::OK, body).into_response()
+            (Response::new(Body::from(body)), Some("application/json"))
         }
         Ok(Answer::Stream(events)) => {
-            head.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream"),
-            );
-            head.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            stream(ctx, events)
+            // The headers are written before the pump takes the context.
+            let mut response = Response::new(Body::empty());
+            head(response.headers_mut(), &ctx, Some("text/event-stream"));
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            *response.body_mut() = stream(ctx, events);
+            return response;
         }
         Err(error) => {
             let response = error_body(ctx.client_format, &error);
             ctx.finish(End::Failed(error));
-            response
+            (response, None)
         }
     };
-    response.headers_mut().extend(head);
+    head(response.headers_mut(), &ctx, content_type);
     response
+}
+
+/// The headers every answer carries: request id, routing record, content type.
+fn head(headers: &mut HeaderMap, ctx: &Ctx, content_type: Option<&'static str>) {
+    if let Some(content_type) = content_type {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    }
+    routed_by(headers, &ctx.route);
+    if let Ok(id) = HeaderValue::from_str(&ctx.request_id) {
+        headers.insert(headers::REQUEST_ID.clone(), id);
+    }
 }
 
 /// The bytes of a whole answer for the client.
@@ -98,8 +102,8 @@ pub(crate) fn routed_by(headers: &mut HeaderMap, route: &Routing) {
     }
 }
 
-/// A streamed response whose body is the pump; the pump owns `ctx` until the stream ends.
-fn stream(mut ctx: Ctx, events: Events) -> Response {
+/// A stream's body: the pump, which owns `ctx` until the stream ends.
+fn stream(mut ctx: Ctx, events: Events) -> Body {
     ctx.streamed = true;
     let taps = std::mem::take(&mut ctx.taps);
     let encoder = ctx
@@ -124,7 +128,7 @@ fn stream(mut ctx: Ctx, events: Events) -> Response {
         let bytes = pump.next_bytes().await?;
         Some((Ok::<_, Infallible>(bytes), pump))
     });
-    Response::new(Body::from_stream(body))
+    Body::from_stream(body)
 }
 
 /// A stream in flight.

@@ -472,23 +472,41 @@ async fn post_raw(setup: &Setup, path: &str, body: &str) -> reqwest::Response {
 async fn a_same_dialect_body_reaches_the_upstream_as_the_client_wrote_it() {
     let (setup, _, _) = setup().await;
     // Fields the gateway does not know, nested in messages and at the top, with number
-    // spellings and escapes that a decode and re-encode would normalise.
-    let openai = r#"{"model":"gpt-request-echo","messages":[{"role":"user","content":"hi","x_note":{"n":1.0e2,"s":"\u00e9\/"}}],"temperature":0.50,"x_vendor":{"deep":[1.50,{"k":-0E0}]}}"#;
-    let seen = echoed(
-        post_raw(&setup, "/v1/chat/completions", openai).await,
-        false,
-    )
-    .await;
-    assert_eq!(
-        seen,
-        openai.replace("gpt-request-echo", "echo?echo=request")
+    // spellings and escapes that a decode and re-encode would normalise; and block types the
+    // gateway does not model, in both dialects.
+    let openai = [
+        r#"{"model":"gpt-request-echo","messages":[{"role":"user","content":"hi","x_note":{"n":1.0e2,"s":"\u00e9\/"}}],"temperature":0.50,"x_vendor":{"deep":[1.50,{"k":-0E0}]}}"#,
+        r#"{"model":"gpt-request-echo","messages":[{"role":"user","content":[{"type":"text","text":"hi"},{"type":"input_audio","input_audio":{"data":"AAA=","format":"wav"}}]}]}"#,
+    ];
+    let anthropic = [
+        r#"{"model":"claude-request-echo","max_tokens":100,"messages":[{"role":"user","content":[{"type":"text","text":"hi","x_hint":{"n":2.50E1}}]}],"metadata":{"user_id":"u\u0031"}}"#,
+        r#"{"model":"claude-request-echo","max_tokens":100,"messages":[{"role":"user","content":[{"type":"document","source":{"type":"text","media_type":"text/plain","data":"a\nb"},"citations":{"enabled":true}},{"type":"text","text":"sum up"}]}]}"#,
+    ];
+    let cases = openai
+        .iter()
+        .map(|body| ("/v1/chat/completions", *body, "gpt-request-echo", false))
+        .chain(
+            anthropic
+                .iter()
+                .map(|body| ("/v1/messages", *body, "claude-request-echo", true)),
+        );
+    for (path, body, model, is_anthropic) in cases {
+        let seen = echoed(post_raw(&setup, path, body).await, is_anthropic).await;
+        assert_eq!(seen, body.replace(model, "echo?echo=request"));
+    }
+    // Such a block cannot be translated for another dialect: a clear 400, no upstream call.
+    let calls = setup.mock.stats().requests;
+    let to_openai = anthropic[1].replace("claude-request-echo", "gpt");
+    let response = post_raw(&setup, "/v1/messages", &to_openai).await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.expect("json");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("`document`")),
+        "{body}"
     );
-    let anthropic = r#"{"model":"claude-request-echo","max_tokens":100,"messages":[{"role":"user","content":[{"type":"text","text":"hi","x_hint":{"n":2.50E1}}]}],"metadata":{"user_id":"u\u0031"}}"#;
-    let seen = echoed(post_raw(&setup, "/v1/messages", anthropic).await, true).await;
-    assert_eq!(
-        seen,
-        anthropic.replace("claude-request-echo", "echo?echo=request")
-    );
+    assert_eq!(setup.mock.stats().requests, calls);
     // A stream: usage asked for, the rest as written.
     let streamed = r#"{"model":"gpt-request-echo","stream":true,"messages":[{"role":"user","content":"hi"}],"x_vendor":1.0e2}"#;
     let response = post_raw(&setup, "/v1/chat/completions", streamed).await;

@@ -176,6 +176,8 @@ pub(crate) fn request_block(part: &ContentPart) -> Option<Value> {
             _ => None,
         },
         ContentPart::RedactedThinking { data } => Some(redacted_thinking_block(data)),
+        // Only ever sent inside the client's own body (see `ContentPart::Opaque`).
+        ContentPart::Opaque { .. } => None,
     }
 }
 

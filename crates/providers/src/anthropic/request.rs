@@ -181,7 +181,10 @@ fn decode_part(block: Block, path: &str) -> Result<ContentPart, ApiError> {
         "redacted_thinking" => Ok(ContentPart::RedactedThinking {
             data: required(block.data, path, "data")?,
         }),
-        other => Err(unsupported_block(other, path)),
+        // Kept as a marker: the client's bytes carry it to an Anthropic upstream.
+        other => Ok(ContentPart::Opaque {
+            kind: other.to_owned(),
+        }),
     }
 }
 

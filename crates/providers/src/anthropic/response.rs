@@ -93,7 +93,9 @@ pub fn encode(response: &ChatResponse) -> Vec<u8> {
                 ContentPart::RedactedThinking { data } => {
                     content.push(redacted_thinking_block(data));
                 }
-                ContentPart::Text { .. } | ContentPart::Image { .. } => {}
+                ContentPart::Text { .. }
+                | ContentPart::Image { .. }
+                | ContentPart::Opaque { .. } => {}
             }
         }
         for part in &choice.content {

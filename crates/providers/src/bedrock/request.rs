@@ -140,7 +140,9 @@ fn user_blocks(message: &Message, i: usize) -> Result<Vec<Value>, ApiError> {
                     blocks.push(cache_point());
                 }
             }
-            ContentPart::Thinking { .. } | ContentPart::RedactedThinking { .. } => {}
+            ContentPart::Thinking { .. }
+            | ContentPart::RedactedThinking { .. }
+            | ContentPart::Opaque { .. } => {}
         }
     }
     Ok(blocks)
@@ -179,7 +181,9 @@ fn assistant_blocks(
             ContentPart::RedactedThinking { data } if !data.is_empty() => {
                 blocks.push(json!({"reasoningContent": {"redactedContent": data}}));
             }
-            ContentPart::Thinking { .. } | ContentPart::RedactedThinking { .. } => {}
+            ContentPart::Thinking { .. }
+            | ContentPart::RedactedThinking { .. }
+            | ContentPart::Opaque { .. } => {}
         }
     }
     for (j, call) in message.tool_calls.iter().enumerate() {

@@ -99,7 +99,9 @@ fn user_part(part: &ContentPart) -> Option<Value> {
     match part {
         ContentPart::Text { text, .. } => (!text.is_empty()).then(|| json!({"text": text})),
         ContentPart::Image { source, .. } => Some(image_part(source)),
-        ContentPart::Thinking { .. } | ContentPart::RedactedThinking { .. } => None,
+        ContentPart::Thinking { .. }
+        | ContentPart::RedactedThinking { .. }
+        | ContentPart::Opaque { .. } => None,
     }
 }
 
@@ -133,7 +135,8 @@ fn model_parts(message: &Message, i: usize) -> Result<Vec<Value>, ApiError> {
             }
             ContentPart::Text { .. }
             | ContentPart::Thinking { .. }
-            | ContentPart::RedactedThinking { .. } => {}
+            | ContentPart::RedactedThinking { .. }
+            | ContentPart::Opaque { .. } => {}
         }
     }
     if message.tool_calls.is_empty() {

@@ -125,7 +125,7 @@ fn decode_message(message: MessageIn, index: usize) -> Result<Message, ApiError>
         ContentIn::Absent => {}
         ContentIn::Text(text) => content.push(ContentPart::text(text)),
         ContentIn::Parts(parts) => {
-            for (part_index, part) in parts.into_iter().enumerate() {
+            for part in parts {
                 content.push(match part {
                     PartIn::Text {
                         text,
@@ -143,12 +143,10 @@ fn decode_message(message: MessageIn, index: usize) -> Result<Message, ApiError>
                         cache_control,
                     },
                     PartIn::Refusal { refusal } => ContentPart::text(refusal),
-                    PartIn::Unsupported => {
-                        return Err(ApiError::invalid_request(
-                            "This content part type is not supported; use 'text' or 'image_url'",
-                            Some(format!("messages[{index}].content[{part_index}].type")),
-                        ));
-                    }
+                    // Kept as a marker: the client's bytes carry it to an OpenAI-dialect upstream.
+                    PartIn::Unsupported => ContentPart::Opaque {
+                        kind: "unknown".to_owned(),
+                    },
                 });
             }
         }
@@ -374,7 +372,9 @@ impl Serialize for ContentOut<'_> {
                             })?
                         }
                         // Thinking is the model's own; OpenAI-compatible APIs take no such part.
-                        ContentPart::Thinking { .. } | ContentPart::RedactedThinking { .. } => {}
+                        ContentPart::Thinking { .. }
+                        | ContentPart::RedactedThinking { .. }
+                        | ContentPart::Opaque { .. } => {}
                     }
                 }
                 seq.end()

@@ -8,4 +8,5 @@
 
 mod logs;
 mod reload;
+mod shutdown;
 mod support;

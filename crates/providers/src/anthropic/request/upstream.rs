@@ -210,7 +210,9 @@ fn replays_thinking(request: &ChatRequest) -> bool {
                 .as_deref()
                 .is_some_and(|signature| !signature.is_empty()),
             ContentPart::RedactedThinking { .. } => true,
-            ContentPart::Text { .. } | ContentPart::Image { .. } => false,
+            ContentPart::Text { .. } | ContentPart::Image { .. } | ContentPart::Opaque { .. } => {
+                false
+            }
         })
 }
 
@@ -295,7 +297,9 @@ fn encode_tool_result(message: &Message) -> Value {
         .filter(|part| match part {
             ContentPart::Text { text, .. } => !text.is_empty(),
             ContentPart::Image { .. } => true,
-            ContentPart::Thinking { .. } | ContentPart::RedactedThinking { .. } => false,
+            ContentPart::Thinking { .. }
+            | ContentPart::RedactedThinking { .. }
+            | ContentPart::Opaque { .. } => false,
         })
         .collect();
     let mut lifted = None;
@@ -328,7 +332,9 @@ fn encode_tool_result(message: &Message) -> Value {
                 };
                 blocks.push(image_block(source, cache_control));
             }
-            ContentPart::Thinking { .. } | ContentPart::RedactedThinking { .. } => {}
+            ContentPart::Thinking { .. }
+            | ContentPart::RedactedThinking { .. }
+            | ContentPart::Opaque { .. } => {}
         }
     }
     let mut out = Map::new();

@@ -128,8 +128,6 @@ impl std::fmt::Debug for Ctx {
 /// The route stage's inputs and record, for any kind of call (chat, embeddings).
 #[derive(Debug)]
 pub struct Routing {
-    /// The model (group) the client asked for.
-    pub model: String,
     /// When the gateway received the request.
     pub received_at: Instant,
     /// The caller's time limit (`x-switchyard-timeout`), already capped.
@@ -147,10 +145,9 @@ pub struct Routing {
 }
 
 impl Routing {
-    /// The routing of a request received now, its model not known yet.
+    /// The routing of a request received now.
     pub fn new() -> Routing {
         Routing {
-            model: String::new(),
             received_at: Instant::now(),
             timeout: None,
             fallbacks_allowed: true,
@@ -219,6 +216,15 @@ impl Ctx {
         }
     }
 
+    /// The model (group) the client asked for; empty before the body is read.
+    pub fn model(&self) -> &str {
+        match &self.call {
+            Call::Chat(request) => &request.model,
+            Call::Embed(request) => &request.model,
+            Call::Unread => "",
+        }
+    }
+
     /// The embeddings request, once decoded.
     pub fn embeddings(&self) -> Option<&EmbeddingRequest> {
         match &self.call {
@@ -260,14 +266,17 @@ pub async fn run(
     if let Answer::Whole(whole) = &answer {
         ctx.usage = whole.usage();
     }
+    // The client's bytes have gone upstream; a stream may last minutes, and a coding agent's
+    // body can be megabytes: not kept for the stream's life.
+    ctx.body.raw = Bytes::new();
     Ok(answer)
 }
 
 /// The model group the request names (by name or alias); a 404 in the client's shape if none.
 fn resolve(runtime: &Runtime, ctx: &mut Ctx) -> Result<(), ApiError> {
     let group = runtime
-        .group(&ctx.route.model)
-        .ok_or_else(|| route::model_not_found(&ctx.route.model))?;
+        .group(ctx.model())
+        .ok_or_else(|| route::model_not_found(ctx.model()))?;
     ctx.group = Some(Arc::clone(group));
     Ok(())
 }

@@ -7,8 +7,6 @@
 //! string escapes, key order, whitespace) reaches the upstream byte for byte. Re-encoding from
 //! the canonical request would normalise all of those, and prompt caches key on the bytes.
 
-use std::ops::Range;
-
 use switchyard_types::WireFormat;
 
 use crate::json::scan;
@@ -16,40 +14,69 @@ use crate::json::scan;
 /// What OpenAI's stream options become when the client sent none.
 const STREAM_OPTIONS: &[u8] = br#","stream_options":{"include_usage":true}"#;
 
-/// `raw` (a body already decoded as a request of `format`) with `model` in place of the
-/// client's model and, for an OpenAI `stream`, usage asked for. `None` when the body is not one
-/// the scanner decides (escaped keys, a key twice, very deep nesting): encode the canonical
-/// request instead.
+/// `raw` (a body already decoded as a request of `format`, so valid UTF-8 JSON) with `model` in
+/// place of the client's model and, for an OpenAI `stream`, usage asked for. `None` when the
+/// body is not one the scanner decides (escaped keys, a key twice, very deep nesting): encode
+/// the canonical request instead.
 pub fn body(format: WireFormat, raw: &[u8], model: &str, stream: bool) -> Option<Vec<u8>> {
-    let text = std::str::from_utf8(raw).ok()?;
-    let [model_span, options_span] = scan::member_spans(text, ["model", "stream_options"])?;
-    let mut edits: Vec<(Range<usize>, Vec<u8>)> = Vec::with_capacity(2);
-    edits.push((model_span?, serde_json::to_vec(model).ok()?));
-    if format == WireFormat::OpenAi && stream {
+    let [model_span, options_span] = scan::member_spans(raw, ["model", "stream_options"])?;
+    let model_span = model_span?;
+    // At most two edits, in the order they apply.
+    let options_edit = if format == WireFormat::OpenAi && stream {
         match options_span {
             Some(span) => {
-                if let Some(options) = with_usage(&text[span.clone()])? {
-                    edits.push((span, options));
-                }
+                let text = std::str::from_utf8(&raw[span.clone()]).ok()?;
+                with_usage(text)?.map(|options| (span, options))
             }
             None => {
                 // Before the object's closing brace (the scanner checked there is one, last).
-                let close = text.trim_end().len() - 1;
-                edits.push((close..close, STREAM_OPTIONS.to_vec()));
+                let close = raw.trim_ascii_end().len() - 1;
+                Some((close..close, STREAM_OPTIONS.to_vec()))
             }
         }
-    }
-    edits.sort_by_key(|(span, _)| span.start);
-    let extra: usize = edits.iter().map(|(_, bytes)| bytes.len()).sum();
-    let mut out = Vec::with_capacity(raw.len() + extra);
+    } else {
+        None
+    };
+    let mut out = Vec::with_capacity(raw.len() + model.len() + STREAM_OPTIONS.len());
     let mut at = 0;
-    for (span, bytes) in edits {
-        out.extend_from_slice(&raw[at..span.start]);
-        out.extend_from_slice(&bytes);
-        at = span.end;
+    let write_model = |out: &mut Vec<u8>, at: &mut usize| {
+        out.extend_from_slice(&raw[*at..model_span.start]);
+        push_json_string(out, model);
+        *at = model_span.end;
+    };
+    match &options_edit {
+        Some((span, bytes)) if span.start < model_span.start => {
+            out.extend_from_slice(&raw[at..span.start]);
+            out.extend_from_slice(bytes);
+            at = span.end;
+            write_model(&mut out, &mut at);
+        }
+        Some((span, bytes)) => {
+            write_model(&mut out, &mut at);
+            out.extend_from_slice(&raw[at..span.start]);
+            out.extend_from_slice(bytes);
+            at = span.end;
+        }
+        None => write_model(&mut out, &mut at),
     }
     out.extend_from_slice(&raw[at..]);
     Some(out)
+}
+
+/// Appends `text` as a JSON string; only a name with quotes, backslashes or control characters
+/// goes through serde's escaping.
+fn push_json_string(out: &mut Vec<u8>, text: &str) {
+    if text
+        .bytes()
+        .any(|byte| byte == b'"' || byte == b'\\' || byte < 0x20)
+    {
+        // Writing a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, text);
+    } else {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    }
 }
 
 /// The client's `stream_options` with `include_usage` set: `Some(None)` when it already is

@@ -38,7 +38,7 @@ impl Ctx {
     /// The request's one log line.
     fn log(&self, end: &End) {
         let request_id = self.request_id.as_str();
-        let model = self.route.model.as_str();
+        let model = self.model();
         let deployment = self.route.deployment.as_deref().unwrap_or("-");
         let elapsed_ms = self.route.received_at.elapsed().as_millis() as u64;
         let usage = &self.usage;

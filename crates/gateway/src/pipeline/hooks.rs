@@ -38,7 +38,8 @@ pub trait Hook: Send + Sync + std::fmt::Debug {
 
     /// A tap for this call's stream, if the hook wants to see or change its events. A call
     /// with a tap is never relayed: its answer is decoded, even from an upstream of the
-    /// client's own dialect, so that the tap sees canonical events.
+    /// client's own dialect, so that the tap sees canonical events. (Taps see streams; a
+    /// whole answer is not passed through them.)
     fn tap(&self, ctx: &Ctx) -> Option<Box<dyn Tap>> {
         let _ = ctx;
         None

@@ -82,11 +82,6 @@ pub async fn body(
         (Kind::Chat, WireFormat::Anthropic) => Call::Chat(anthropic::request::decode(&bytes)?),
         (Kind::Embed, _) => Call::Embed(embeddings_wire::decode_request(&bytes)?),
     };
-    ctx.route.model = match &call {
-        Call::Chat(request) => request.model.clone(),
-        Call::Embed(request) => request.model.clone(),
-        Call::Unread => String::new(),
-    };
     ctx.call = call;
     ctx.body.raw = bytes;
     Ok(())

@@ -106,9 +106,13 @@ pub(crate) fn routed_by(headers: &mut HeaderMap, route: &Routing) {
 fn stream(mut ctx: Ctx, events: Events) -> Body {
     ctx.streamed = true;
     let taps = std::mem::take(&mut ctx.taps);
-    let encoder = ctx
-        .chat()
-        .map(|request| Box::new(Encoder::new(ctx.client_format, request)));
+    // A relay's bytes are already in the client's dialect: no encoder to build.
+    let encoder = match &events {
+        Events::Relay { .. } => None,
+        Events::Upstream { .. } | Events::Replay(_) => ctx
+            .chat()
+            .map(|request| Box::new(Encoder::new(ctx.client_format, request))),
+    };
     let choices = ctx
         .chat()
         .map_or(1, |request| request.n.unwrap_or(1).max(1));
@@ -134,7 +138,7 @@ fn stream(mut ctx: Ctx, events: Events) -> Body {
 /// A stream in flight.
 struct Pump {
     events: Events,
-    /// The client's encoder (none only for a stream that is not a chat, which cannot happen).
+    /// The client's encoder (none for a relay, whose bytes need none).
     encoder: Option<Box<Encoder>>,
     taps: Vec<Box<dyn Tap>>,
     /// Choices the answer has (`n`).

@@ -80,7 +80,7 @@ where
         current = queue.get(next).cloned();
         next += 1;
     }
-    Err(last_error.unwrap_or_else(|| model_not_found(&route.model)))
+    Err(last_error.unwrap_or_else(|| model_not_found(&requested.name)))
 }
 
 /// The fallback list that applies to `error`, empty when none does.

@@ -23,19 +23,17 @@ pub(crate) fn members<'a, const N: usize>(
     keys: [&str; N],
 ) -> Option<[Option<&'a str>; N]> {
     // Both ends of a span sit on ASCII bytes the scanner matched, so on char boundaries.
-    Some(member_spans(text, keys)?.map(|span| span.map(|span| &text[span])))
+    Some(member_spans(text.as_bytes(), keys)?.map(|span| span.map(|span| &text[span])))
 }
 
-/// Where the value of each of `keys` sits in the object `text` (byte ranges), on the same
-/// terms as [`members`].
+/// Where the value of each of `keys` sits in the object `bytes` (byte ranges), on the same
+/// terms as [`members`]. UTF-8 is not checked here: a caller with bytes of unknown encoding
+/// checks it (as [`members`] does by taking `&str`).
 pub(crate) fn member_spans<const N: usize>(
-    text: &str,
+    bytes: &[u8],
     keys: [&str; N],
 ) -> Option<[Option<std::ops::Range<usize>>; N]> {
-    let mut scanner = Scanner {
-        bytes: text.as_bytes(),
-        pos: 0,
-    };
+    let mut scanner = Scanner { bytes, pos: 0 };
     let mut found = [const { None }; N];
     scanner.skip_whitespace();
     scanner.expect(b'{')?;

@@ -53,19 +53,16 @@ pub enum Kind {
     Embed,
 }
 
-/// The decoded request.
+/// The decoded request. Boxed: the context moves (into the response, into a stream's pump)
+/// and should stay small.
 #[derive(Debug)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "a field of the context, never moved on its own; `Unread` lasts until the body is read"
-)]
 pub enum Call {
     /// The body is not read yet.
     Unread,
     /// A chat request.
-    Chat(ChatRequest),
+    Chat(Box<ChatRequest>),
     /// An embeddings request.
-    Embed(EmbeddingRequest),
+    Embed(Box<EmbeddingRequest>),
 }
 
 /// The client's body as it arrived, and whether a stage changed the request since.

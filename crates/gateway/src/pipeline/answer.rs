@@ -6,17 +6,14 @@ use axum::body::Bytes;
 use switchyard_providers::{Relay, UpstreamStream};
 use switchyard_types::{ChatResponse, EmbeddingResponse, StreamEvent, Usage};
 
-/// An answer to a call.
+/// An answer to a call. It travels up through the route stage's layers, so a stream's state
+/// (an upstream connection's reader and decoder, a few hundred bytes) is boxed.
 #[derive(Debug)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "made once per request and moved into the response; a box would be an allocation per call"
-)]
 pub enum Answer {
     /// All of it at once.
     Whole(Whole),
     /// A stream whose first event (or bytes) is already in hand.
-    Stream(Events),
+    Stream(Box<Events>),
 }
 
 /// A whole answer.

@@ -75,7 +75,7 @@ pub async fn once(
                 Some(Err(error)) => return Err(error),
                 None => None,
             };
-            Answer::Stream(Events::Upstream { first, rest })
+            Answer::Stream(Box::new(Events::Upstream { first, rest }))
         }
         (true, true) => {
             let mut rest = upstream.relay(client, request, body, limits).await?;
@@ -83,7 +83,7 @@ pub async fn once(
             if let Some(Err(error)) = rest.next(&mut first).await {
                 return Err(error);
             }
-            Answer::Stream(Events::Relay { first, rest })
+            Answer::Stream(Box::new(Events::Relay { first, rest }))
         }
     })
 }

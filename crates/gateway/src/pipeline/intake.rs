@@ -78,9 +78,11 @@ pub async fn body(
 ) -> Result<(), ApiError> {
     let bytes = read_body(headers, body, runtime.server.body_limit).await?;
     let call = match (ctx.kind, ctx.client_format) {
-        (Kind::Chat, WireFormat::OpenAi) => Call::Chat(openai::request::decode(&bytes)?),
-        (Kind::Chat, WireFormat::Anthropic) => Call::Chat(anthropic::request::decode(&bytes)?),
-        (Kind::Embed, _) => Call::Embed(embeddings_wire::decode_request(&bytes)?),
+        (Kind::Chat, WireFormat::OpenAi) => Call::Chat(Box::new(openai::request::decode(&bytes)?)),
+        (Kind::Chat, WireFormat::Anthropic) => {
+            Call::Chat(Box::new(anthropic::request::decode(&bytes)?))
+        }
+        (Kind::Embed, _) => Call::Embed(Box::new(embeddings_wire::decode_request(&bytes)?)),
     };
     ctx.call = call;
     ctx.body.raw = bytes;

@@ -103,11 +103,11 @@ pub(crate) fn routed_by(headers: &mut HeaderMap, route: &Routing) {
 }
 
 /// A stream's body: the pump, which owns `ctx` until the stream ends.
-fn stream(mut ctx: Ctx, events: Events) -> Body {
+fn stream(mut ctx: Ctx, events: Box<Events>) -> Body {
     ctx.streamed = true;
     let taps = std::mem::take(&mut ctx.taps);
     // A relay's bytes are already in the client's dialect: no encoder to build.
-    let encoder = match &events {
+    let encoder = match &*events {
         Events::Relay { .. } => None,
         Events::Upstream { .. } | Events::Replay(_) => ctx
             .chat()
@@ -137,7 +137,7 @@ fn stream(mut ctx: Ctx, events: Events) -> Body {
 
 /// A stream in flight.
 struct Pump {
-    events: Events,
+    events: Box<Events>,
     /// The client's encoder (none for a relay, whose bytes need none).
     encoder: Option<Box<Encoder>>,
     taps: Vec<Box<dyn Tap>>,
@@ -159,7 +159,7 @@ impl Pump {
             return None;
         }
         let mut out = Vec::new();
-        if let Events::Relay { first, rest } = &mut self.events {
+        if let Events::Relay { first, rest } = &mut *self.events {
             if !first.is_empty() {
                 return Some(Bytes::from(std::mem::take(first)));
             }
@@ -195,7 +195,7 @@ impl Pump {
 
     /// The next event of a decoded stream, waiting for it if need be.
     async fn next_event(&mut self) -> Option<Result<StreamEvent, ApiError>> {
-        match &mut self.events {
+        match &mut *self.events {
             Events::Upstream { first, rest } => match first.take() {
                 Some(event) => Some(Ok(event)),
                 None => rest.next().await,
@@ -207,7 +207,7 @@ impl Pump {
 
     /// The next event already decoded, without waiting.
     fn next_buffered(&mut self) -> Option<StreamEvent> {
-        match &mut self.events {
+        match &mut *self.events {
             Events::Upstream { rest, .. } => rest.next_buffered(),
             Events::Replay(_) | Events::Relay { .. } => None,
         }

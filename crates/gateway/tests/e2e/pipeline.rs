@@ -154,7 +154,7 @@ impl Hook for TestHook {
 
 fn canned(stream: bool) -> Answer {
     if stream {
-        return Answer::Stream(Events::Replay(
+        return Answer::Stream(Box::new(Events::Replay(
             vec![
                 StreamEvent::Start {
                     id: "canned-1".into(),
@@ -173,7 +173,7 @@ fn canned(stream: bool) -> Answer {
                 },
             ]
             .into_iter(),
-        ));
+        )));
     }
     let mut choice = Choice::new(0);
     choice.content = vec![ContentPart::text("from the hook")];

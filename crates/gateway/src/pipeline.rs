@@ -131,6 +131,9 @@ pub struct Routing {
     pub timeout: Option<Duration>,
     /// Whether fallback groups may be tried (`x-switchyard-fallbacks: off` disables them).
     pub fallbacks_allowed: bool,
+    /// The caller sent its own provider key: only deployments that allow one are eligible,
+    /// and a rate limit on that key is the caller's, not the deployment's.
+    pub own_key: bool,
     /// The group that served the call.
     pub group: Option<Arc<ModelGroup>>,
     /// The deployment of the last attempt (`provider/model`).
@@ -148,6 +151,7 @@ impl Routing {
             received_at: Instant::now(),
             timeout: None,
             fallbacks_allowed: true,
+            own_key: false,
             group: None,
             deployment: None,
             attempts: 0,
@@ -312,7 +316,7 @@ async fn route(runtime: &Runtime, ctx: &mut Ctx) -> Result<Answer, ApiError> {
                 runtime,
                 route,
                 requested,
-                |group| route::too_small(request, prompt_tokens, group),
+                |group, own_key| route::ineligible(group, Some((request, prompt_tokens)), own_key),
                 move |group, index, limits| async move {
                     call::once(input, &group.deployments[index], limits).await
                 },
@@ -331,7 +335,7 @@ async fn route(runtime: &Runtime, ctx: &mut Ctx) -> Result<Answer, ApiError> {
                 runtime,
                 route,
                 requested,
-                |_| Ok(Vec::new()),
+                |group, own_key| route::ineligible(group, None, own_key),
                 move |group, index, limits| async move {
                     embed::once(input, &group.deployments[index], limits).await
                 },

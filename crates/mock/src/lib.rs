@@ -6,7 +6,9 @@
 //! `switchyard-mock` binary serves the same [`router`].
 //!
 //! Routes (each also without the `/v1` prefix): `POST /v1/chat/completions`,
-//! `POST /v1/messages`, `GET /v1/models`; and `GET /mock/stats`, `GET /health`. Gemini, under
+//! `POST /v1/messages`, `GET /v1/models`; and `GET /mock/stats`, `GET /health`. Keys: any
+//! non-empty key is accepted but `invalid` (the provider's 401); on Chat Completions the key
+//! `exhausted` is over its own quota (a 429 with `retry-after: 20`, whatever the model). Gemini, under
 //! `/v1beta` and `/v1`: `POST /v1beta/models/{model}:generateContent` and
 //! `POST /v1beta/models/{model}:streamGenerateContent?alt=sse` (other `alt` values are a 400),
 //! with an API key in `x-goog-api-key` or `?key=`, or `Authorization: Bearer <token>`.

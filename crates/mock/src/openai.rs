@@ -149,6 +149,18 @@ pub(crate) fn refusal(headers: &HeaderMap) -> Option<Response> {
             Some("invalid_api_key"),
         ));
     }
+    // A key over its own quota, whatever the model: the provider's 429 for that key alone.
+    if key == "exhausted" {
+        let mut response = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Rate limit reached for requests on this key. Please try again in 20s.",
+            "requests",
+            None,
+            Some("rate_limit_exceeded"),
+        );
+        reply::insert(&mut response, "retry-after", "20");
+        return Some(response);
+    }
     None
 }
 

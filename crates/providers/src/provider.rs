@@ -489,9 +489,21 @@ impl Upstream {
         if status.is_success() {
             return Ok(response);
         }
+        if status.is_redirection() {
+            // Never followed (a redirect could carry the key to another host); the usual cause
+            // is an `api_base` missing its version path or using http for https.
+            return Err(ApiError::upstream(
+                ErrorKind::BadGateway,
+                format!(
+                    "The upstream answered {} (a redirect), which the gateway does not follow; check the deployment's api_base",
+                    status.as_u16()
+                ),
+            )
+            .with_code("upstream_redirect"));
+        }
         let headers = response.headers().clone();
         let body = response.bytes_limited(MAX_ERROR_BODY).await;
-        Err(match self.provider {
+        let mut error = match self.provider {
             Provider::OpenAi | Provider::Azure { .. } => {
                 openai::error::decode(status.as_u16(), &headers, &body)
             }
@@ -500,7 +512,23 @@ impl Upstream {
                 gemini::error::decode(status.as_u16(), &headers, &body)
             }
             Provider::Bedrock => bedrock::error::decode(status.as_u16(), &headers, &body),
-        })
+        };
+        self.scrub(&mut error.message);
+        Err(error)
+    }
+
+    /// Removes the key this endpoint sent (the configured one, or a caller's own) from text an
+    /// upstream wrote: providers echo a refused key in their error messages ("Incorrect API key
+    /// provided: sk-…"), which would reach the client and the logs.
+    pub fn scrub(&self, text: &mut String) {
+        let Some(key) = &self.api_key else {
+            return;
+        };
+        let key = key.expose_secret();
+        // Short strings would match ordinary words; real keys are long.
+        if key.len() >= 8 && text.contains(key) {
+            *text = text.replace(key, "[redacted]");
+        }
     }
 }
 

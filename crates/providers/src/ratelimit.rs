@@ -37,12 +37,20 @@ pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
     wait
 }
 
-/// A non-negative number of seconds.
-fn seconds(text: &str) -> Option<Duration> {
-    let value: f64 = text.parse().ok()?;
-    (0.0..1e9)
-        .contains(&value)
-        .then(|| Duration::from_secs_f64(value))
+/// A non-negative number of seconds below a billion (about 31 years), as an upstream writes it
+/// in a header or body. Anything else (negative, huge, NaN, `inf`) is no duration at all:
+/// upstream numbers are never trusted to fit.
+pub(crate) fn seconds(text: &str) -> Option<Duration> {
+    let value: f64 = text.trim().parse().ok()?;
+    seconds_f64(value)
+}
+
+/// [`seconds`] of a number already read.
+pub(crate) fn seconds_f64(value: f64) -> Option<Duration> {
+    if !(0.0..1e9).contains(&value) {
+        return None;
+    }
+    Duration::try_from_secs_f64(value).ok()
 }
 
 /// A duration as OpenAI writes it: `1s`, `6m0s`, `300ms`, `1h2m3.5s`.
@@ -73,18 +81,18 @@ fn go_duration(text: &str) -> Option<Duration> {
         total += value * scale;
         rest = &rest[unit..];
     }
-    (total.is_finite() && total < 1e9).then(|| Duration::from_secs_f64(total))
+    seconds_f64(total)
 }
 
 /// The time from now until an RFC 3339 instant (`2026-11-27T15:10:00Z`, offsets allowed);
-/// zero for an instant already past.
+/// zero for an instant already past; at most a billion seconds, however far ahead it is.
 fn until_rfc3339(text: &str) -> Option<Duration> {
     let at = rfc3339_unix(text)?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .ok()?
         .as_secs_f64();
-    Some(Duration::from_secs_f64((at - now).max(0.0)))
+    Duration::try_from_secs_f64((at - now).clamp(0.0, 1e9)).ok()
 }
 
 /// Seconds since the Unix epoch of an RFC 3339 timestamp.
@@ -110,7 +118,8 @@ fn rfc3339_unix(text: &str) -> Option<f64> {
             sign * (hours.parse::<f64>().ok()? * 3600.0 + minutes.parse::<f64>().ok()? * 60.0)
         }
     };
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+    // RFC 3339 years have four digits; anything else would overflow the arithmetic below.
+    if !(0..=9999).contains(&year) || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
         return None;
     }
     // Days from the civil date (Howard Hinnant's algorithm).
@@ -258,6 +267,48 @@ mod tests {
             ),
         ]);
         assert_eq!(retry_after(&past), Some(Duration::ZERO));
+    }
+
+    /// Regression: a reset time or wait no clock can hold panicked the request.
+    #[test]
+    fn absurd_upstream_numbers_are_ignored_or_clamped() {
+        for value in ["1e300", "inf", "NaN", "-1", "18446744073709551616"] {
+            assert_eq!(
+                retry_after(&headers(&[("retry-after", value)])),
+                None,
+                "{value}"
+            );
+            assert_eq!(
+                retry_after(&headers(&[("retry-after-ms", value)])),
+                None,
+                "{value}"
+            );
+        }
+        let reset = |at: &'static str| {
+            retry_after(&headers(&[
+                ("anthropic-ratelimit-requests-remaining", "0"),
+                ("anthropic-ratelimit-requests-reset", at),
+            ]))
+        };
+        for at in [
+            "9999-12-31T23:59:59Z",
+            "2026-01-01T99999999999999999999:00:00Z",
+        ] {
+            assert_eq!(reset(at), Some(Duration::from_secs(1_000_000_000)), "{at}");
+        }
+        for at in [
+            "99999999-01-01T00:00:00Z",
+            "9223372036854775807-01-01T00:00:00Z",
+            "-9223372036854775808-01-01T00:00:00Z",
+            "2026-01-01TNaN:00:00Z",
+        ] {
+            assert_eq!(reset(at), None, "{at}");
+        }
+        let openai = headers(&[
+            ("x-ratelimit-remaining-requests", "0"),
+            ("x-ratelimit-reset-requests", "99999999999999999999h"),
+        ]);
+        assert_eq!(retry_after(&openai), None);
     }
 
     #[test]

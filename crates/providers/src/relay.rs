@@ -245,6 +245,11 @@ impl Relay {
                 self.ended = true;
                 return Some(Err(error));
             }
+            // An upstream's keep-alive goes on to the client (and to the proxies between), so
+            // a long pause before the next token does not look like a dead connection.
+            if self.sse.take_comment() && out.len() == start {
+                out.extend_from_slice(crate::sse::KEEP_ALIVE);
+            }
         }
         Some(Ok(()))
     }

@@ -46,6 +46,8 @@ pub struct SseParser {
     has_event: bool,
     data: String,
     has_data: bool,
+    /// A comment line (a keep-alive) arrived since [`SseParser::take_comment`] last asked.
+    comment: bool,
 }
 
 impl SseParser {
@@ -102,6 +104,11 @@ impl SseParser {
         Ok(())
     }
 
+    /// Whether a comment line (an upstream's keep-alive) arrived since the last call.
+    pub fn take_comment(&mut self) -> bool {
+        std::mem::take(&mut self.comment)
+    }
+
     /// Whether bytes of an unfinished event are pending (the stream was cut mid-event).
     pub fn has_pending(&self) -> bool {
         !self.line.is_empty() || self.has_data
@@ -128,6 +135,7 @@ impl SseParser {
             return result;
         }
         if line[0] == b':' {
+            self.comment = true;
             return Ok(());
         }
         // A line is complete here, so a multi-byte character is never split. Valid UTF-8 (the
@@ -167,23 +175,59 @@ fn text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Writes one event in SSE framing: an optional `event:` line and one `data:` line.
+/// Writes one event in SSE framing: an optional `event:` line and one `data:` line per line of
+/// `data` (a parsed event's lines are joined by `\n`; written back as one line, the second
+/// would reach the client as a line of no field at all).
 pub fn write_event(out: &mut Vec<u8>, event: Option<&str>, data: &[u8]) {
     if let Some(event) = event {
         out.extend_from_slice(b"event: ");
         out.extend_from_slice(event.as_bytes());
         out.push(b'\n');
     }
+    let mut rest = data;
+    while let Some(end) = memchr::memchr(b'\n', rest) {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(&rest[..end]);
+        out.push(b'\n');
+        rest = &rest[end + 1..];
+    }
     out.extend_from_slice(b"data: ");
-    out.extend_from_slice(data);
+    out.extend_from_slice(rest);
     out.extend_from_slice(b"\n\n");
 }
+
+/// A comment line (a keep-alive) to pass on to a client.
+pub const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
 
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    /// Regression: multi-line data was written back as one `data:` line with a raw newline
+    /// inside, which a client reads as a line of no field.
+    #[test]
+    fn written_events_parse_back_the_same() {
+        for data in [
+            "one line",
+            "two\nlines",
+            "\nstarts and ends\n",
+            "",
+            "a\n\nb",
+        ] {
+            let mut out = Vec::new();
+            write_event(&mut out, Some("e"), data.as_bytes());
+            let parsed = parse_all(&[&out]);
+            assert_eq!(parsed.len(), 1, "{data:?}");
+            assert_eq!(parsed[0].data, data);
+            assert_eq!(parsed[0].event.as_deref(), Some("e"));
+        }
+        let mut parser = SseParser::new();
+        parser.push(b": keep-alive\n\n", &mut Vec::new());
+        assert!(parser.take_comment());
+        assert!(!parser.take_comment());
+    }
 
     fn parse_all(chunks: &[&[u8]]) -> Vec<SseEvent> {
         let mut parser = SseParser::new();

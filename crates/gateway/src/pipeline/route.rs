@@ -22,18 +22,19 @@ use switchyard_types::ChatRequest;
 
 use super::Routing;
 use crate::router::health::Outcome as Health;
-use crate::router::{ModelGroup, Pick};
+use crate::router::{Deployment, ModelGroup, Pick};
 use crate::runtime::Runtime;
 use crate::tokens;
 
-/// Tries the `requested` group, then its fallbacks. `too_small` names the deployments of a
-/// group that cannot take the request (context window); `call` makes one attempt on the
-/// deployment at an index of a group.
+/// Tries the `requested` group, then its fallbacks. `ineligible` names the deployments of a
+/// group that cannot take the request (context window, the caller's own key), given whether
+/// the caller sent its own key; `call` makes one attempt on the deployment at an index of a
+/// group.
 pub async fn run<T, Fut>(
     runtime: &Runtime,
     route: &mut Routing,
     requested: Arc<ModelGroup>,
-    mut too_small: impl FnMut(&ModelGroup) -> Result<Vec<usize>, ApiError>,
+    mut ineligible: impl FnMut(&ModelGroup, bool) -> Result<Vec<usize>, ApiError>,
     call: impl Fn(Arc<ModelGroup>, usize, Limits) -> Fut,
 ) -> Result<T, ApiError>
 where
@@ -49,7 +50,7 @@ where
     let mut next = 0;
     let mut current = Some(Arc::clone(&requested));
     while let Some(group) = current.take() {
-        let attempt = match too_small(&group) {
+        let attempt = match ineligible(&group, route.own_key) {
             Ok(excluded) => {
                 attempt_group(runtime, route, &group, &excluded, deadline, &mut rng, &call).await
             }
@@ -101,7 +102,7 @@ async fn attempt_group<T, Fut>(
     runtime: &Runtime,
     route: &mut Routing,
     group: &Arc<ModelGroup>,
-    too_small: &[usize],
+    excluded: &[usize],
     deadline: Instant,
     rng: &mut fastrand::Rng,
     call: &impl Fn(Arc<ModelGroup>, usize, Limits) -> Fut,
@@ -117,7 +118,7 @@ where
         if now >= deadline {
             break;
         }
-        let (index, deployment, health) = match group.pick(now, too_small, &tried, rng) {
+        let (index, deployment, health) = match group.pick(now, excluded, &tried, rng) {
             Pick::Call(index, deployment, health) => (index, deployment, health),
             Pick::AllCooling(back_in) => {
                 return Err(last_error.unwrap_or_else(|| all_cooling(group, back_in)));
@@ -140,8 +141,13 @@ where
             Err(error) => error,
         };
         // Only the upstream's own trouble counts against its health; a request it rightly
-        // refused (400, 404, ...) does not.
-        if error.origin == Origin::Upstream && error.retryable() {
+        // refused (400, 404, ...) does not, nor what the caller brought on itself: a time
+        // limit of its own that ran out, a rate limit on its own key. Otherwise any caller
+        // could take a shared deployment out for everyone (and, through Redis, everywhere).
+        if error.origin == Origin::Upstream
+            && error.retryable()
+            && !callers_own(&error, route, now, deadline, deployment)
+        {
             let outcome = match error.kind {
                 ErrorKind::RateLimited => Health::RateLimited(error.retry_after),
                 _ => Health::Failure,
@@ -175,31 +181,79 @@ where
     }))
 }
 
-/// The deployments of `group` whose input limit the prompt exceeds; an error when that is all
-/// of them. The prompt is counted only when its byte length does not already prove it fits,
-/// and then once per request.
-pub fn too_small(
-    request: &ChatRequest,
-    prompt_tokens: &mut Option<u64>,
-    group: &ModelGroup,
-) -> Result<Vec<usize>, ApiError> {
-    let mut too_small = Vec::new();
-    for (index, deployment) in group.deployments.iter().enumerate() {
-        let Some(limit) = deployment.max_input_tokens else {
-            continue;
-        };
-        if tokens::upper_bound(request) <= limit {
-            continue;
+/// Whether `error` from `deployment` is the caller's own doing: its own time limit ran out
+/// (the call's deadline came from `x-switchyard-timeout`, before the deployment's own), or its
+/// own provider key was rate-limited.
+fn callers_own(
+    error: &ApiError,
+    route: &Routing,
+    started: Instant,
+    deadline: Instant,
+    deployment: &Deployment,
+) -> bool {
+    match error.kind {
+        ErrorKind::Timeout => {
+            route.timeout.is_some()
+                && deadline < started + deployment.upstream.timeouts.total
+                && Instant::now() >= deadline
         }
-        let count = *prompt_tokens.get_or_insert_with(|| tokens::count(request));
-        if count > limit {
-            too_small.push(index);
-        }
+        ErrorKind::RateLimited => route.own_key && deployment.allow_client_key,
+        _ => false,
     }
-    if too_small.len() == group.deployments.len() {
+}
+
+/// The deployments of `group` that cannot take the request: with the caller's own key
+/// (`own_key`), those that do not accept one; for a chat `prompt`, those whose input limit it
+/// exceeds. An error when that is all of them. The prompt is counted only when its byte length
+/// does not already prove it fits, and then once per request.
+pub fn ineligible(
+    group: &ModelGroup,
+    prompt: Option<(&ChatRequest, &mut Option<u64>)>,
+    own_key: bool,
+) -> Result<Vec<usize>, ApiError> {
+    let mut excluded = Vec::new();
+    let mut too_small = 0;
+    let mut prompt_tokens = None;
+    if let Some((request, counted)) = prompt {
+        for (index, deployment) in group.deployments.iter().enumerate() {
+            if own_key && !deployment.allow_client_key {
+                excluded.push(index);
+                continue;
+            }
+            let Some(limit) = deployment.max_input_tokens else {
+                continue;
+            };
+            if tokens::upper_bound(request) <= limit {
+                continue;
+            }
+            let count = *counted.get_or_insert_with(|| tokens::count(request));
+            prompt_tokens = Some(count);
+            if count > limit {
+                excluded.push(index);
+                too_small += 1;
+            }
+        }
+    } else if own_key {
+        excluded.extend(
+            (0..group.deployments.len())
+                .filter(|index| !group.deployments[*index].allow_client_key),
+        );
+    }
+    if excluded.len() < group.deployments.len() {
+        return Ok(excluded);
+    }
+    if too_small > 0 {
         return Err(prompt_too_long(prompt_tokens.unwrap_or_default(), group));
     }
-    Ok(too_small)
+    Err(ApiError::new(
+        ErrorKind::PermissionDenied,
+        Origin::Client,
+        format!(
+            "Model group `{}` does not take a caller's own provider key (x-switchyard-provider-key); send the request without it",
+            group.name
+        ),
+    )
+    .with_code("provider_key_not_allowed"))
 }
 
 /// Every deployment of `group` is too small for the prompt: the provider's own

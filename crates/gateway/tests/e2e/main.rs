@@ -11,6 +11,7 @@ mod chat;
 mod embeddings;
 mod errors;
 mod gemini;
+mod hostile;
 mod pipeline;
 mod routing;
 mod support;

@@ -661,9 +661,87 @@ models:
     // The mock refuses the key `invalid`, as a provider refuses a revoked key.
     assert_eq!(ask("byok", None).await, 401);
     assert_eq!(ask("byok", Some("caller-key")).await, 200);
+    // Regression: a key the deployment does not take was dropped and the call went out on the
+    // server's key. It is refused instead.
+    let response = setup
+        .client
+        .post(setup.url("/v1/chat/completions"))
+        .header("x-switchyard-provider-key", "caller-key")
+        .json(&json!({"model": "fixed", "messages": user("x")}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 403);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "provider_key_not_allowed");
     assert_eq!(
-        ask("fixed", Some("caller-key")).await,
-        401,
-        "not allowed here: ignored"
+        setup.mock.stats().requests,
+        2,
+        "the refused call went upstream"
     );
+}
+
+/// Regression: three callers with tiny `x-switchyard-timeout`s against a slow upstream, or a
+/// caller whose own key was over quota, took a shared deployment out for everyone.
+#[tokio::test]
+async fn failures_a_caller_brings_on_itself_do_not_cool_a_shared_deployment() {
+    let setup = support::start(
+        r#"
+routing:
+  cooldown_failures: 1
+  cooldown_secs: 60
+models:
+  - name: slow
+    retries: 0
+    deployments:
+      - provider: openai_compatible
+        model: "echo?latency_ms=300"
+        api_base: "{MOCK}"
+        api_key: test-key
+  - name: byok
+    retries: 0
+    deployments:
+      - provider: openai_compatible
+        model: echo
+        api_base: "{MOCK}"
+        api_key: test-key
+        allow_client_key: true
+  - name: slow-own-limit
+    retries: 0
+    deployments:
+      - provider: openai_compatible
+        model: "echo?latency_ms=300&v=2"
+        api_base: "{MOCK}"
+        api_key: test-key
+        timeout_secs: 0.05
+"#,
+    )
+    .await;
+    let ask = |model: &'static str, header: Option<(&'static str, &'static str)>| {
+        let mut request = setup
+            .client
+            .post(setup.url("/v1/chat/completions"))
+            .json(&json!({"model": model, "messages": user("x")}));
+        if let Some((name, value)) = header {
+            request = request.header(name, value);
+        }
+        async move { request.send().await.expect("sent").status().as_u16() }
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            ask("slow", Some(("x-switchyard-timeout", "0.05"))).await,
+            504
+        );
+    }
+    assert_eq!(ask("slow", None).await, 200, "the deployment was taken out");
+    for _ in 0..3 {
+        assert_eq!(
+            ask("byok", Some(("x-switchyard-provider-key", "exhausted"))).await,
+            429
+        );
+    }
+    assert_eq!(ask("byok", None).await, 200, "the deployment was taken out");
+    // A deployment's own time limit running out still counts against it.
+    assert_eq!(ask("slow-own-limit", None).await, 504);
+    assert_eq!(ask("slow-own-limit", None).await, 503, "not taken out");
 }

@@ -110,8 +110,7 @@ struct WireError {
 /// `retry-after` in seconds (integer or decimal); the HTTP-date form is ignored.
 fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
     let text = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
-    let seconds: f64 = text.trim().parse().ok()?;
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+    crate::ratelimit::seconds(text)
 }
 
 #[cfg(test)]

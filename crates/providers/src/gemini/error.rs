@@ -138,8 +138,7 @@ fn retry_delay(details: &[Value]) -> Option<Duration> {
 }
 
 fn seconds(text: &str) -> Option<Duration> {
-    let seconds: f64 = text.parse().ok()?;
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+    crate::ratelimit::seconds(text)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use switchyard_types::{ApiError, ErrorKind, Origin, WireFormat};
+use switchyard_types::{ApiError, ErrorKind, MAX_QUOTED, Origin, WireFormat, clip};
 
 use crate::app::{AppState, request_id_of};
 use crate::error::reply;
@@ -103,7 +103,7 @@ pub async fn unknown_route(headers: HeaderMap, uri: axum::http::Uri) -> Response
     let error = ApiError::new(
         ErrorKind::NotFound,
         Origin::Client,
-        format!("Unknown route: {}", uri.path()),
+        format!("Unknown route: {}", clip(uri.path(), MAX_QUOTED)),
     );
     reply(format, &error)
 }

@@ -3,7 +3,35 @@
 //! The gateway turns an [`ApiError`] into a status code and the client's own error shape in a
 //! single place; providers build one from an upstream's answer.
 
+use std::borrow::Cow;
 use std::time::Duration;
+
+/// The longest message (and field path) an error carries; longer ones are cut. Messages quote
+/// what clients sent, and a 10 MB model name must not come back whole, nor reach the log.
+pub const MAX_MESSAGE: usize = 1024;
+
+/// The longest client-supplied value quoted whole in a message or a log field.
+pub const MAX_QUOTED: usize = 256;
+
+/// `text` cut to at most `max` bytes (at a character boundary), marked as cut with its length.
+pub fn clip(text: &str, max: usize) -> Cow<'_, str> {
+    if text.len() <= max {
+        return Cow::Borrowed(text);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}… [cut: {} bytes]", &text[..end], text.len()))
+}
+
+/// An owned text cut as [`clip`] cuts it.
+fn clipped(text: String, max: usize) -> String {
+    match clip(&text, max) {
+        Cow::Borrowed(_) => text,
+        Cow::Owned(cut) => cut,
+    }
+}
 
 /// What went wrong, in the terms a client can act on. Each kind has one HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -106,7 +134,7 @@ impl ApiError {
         ApiError {
             kind,
             origin,
-            message: message.into(),
+            message: clipped(message.into(), MAX_MESSAGE),
             param: None,
             code: None,
             retry_after: None,
@@ -116,7 +144,7 @@ impl ApiError {
     /// A 400 caused by the client, naming the field at fault.
     pub fn invalid_request(message: impl Into<String>, param: Option<String>) -> ApiError {
         ApiError {
-            param,
+            param: param.map(|param| clipped(param, MAX_MESSAGE)),
             ..ApiError::new(ErrorKind::InvalidRequest, Origin::Client, message)
         }
     }
@@ -163,6 +191,25 @@ impl std::error::Error for ApiError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_client_text_is_cut_and_marked() {
+        assert_eq!(clip("short", 10), "short");
+        let cut = clip("ééééé", 5);
+        assert_eq!(cut, "éé… [cut: 10 bytes]");
+        let error = ApiError::invalid_request("x".repeat(10_000_000), Some("y".repeat(5000)));
+        assert!(
+            error.message.len() < MAX_MESSAGE + 40,
+            "{}",
+            error.message.len()
+        );
+        assert!(error.message.ends_with("[cut: 10000000 bytes]"));
+        assert!(
+            error
+                .param
+                .is_some_and(|param| param.len() < MAX_MESSAGE + 40)
+        );
+    }
 
     #[test]
     fn upstream_statuses_map_to_kinds_and_back() {

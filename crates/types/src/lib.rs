@@ -19,7 +19,7 @@ pub mod stream;
 pub mod usage;
 
 pub use embeddings::{EmbeddingRequest, EmbeddingResponse, Encoding, Inputs};
-pub use error::{ApiError, ErrorKind, Origin};
+pub use error::{ApiError, ErrorKind, MAX_QUOTED, Origin, clip};
 pub use format::WireFormat;
 pub use request::{
     ChatRequest, ContentPart, Extra, ImageSource, MaxTokensKey, Message, Reasoning, ResponseFormat,

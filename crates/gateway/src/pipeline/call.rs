@@ -12,7 +12,7 @@ use std::borrow::Cow;
 
 use secrecy::SecretString;
 use switchyard_providers::{Limits, Upstream, forward};
-use switchyard_types::{ApiError, ChatRequest, ContentPart, WireFormat};
+use switchyard_types::{ApiError, ChatRequest, ContentPart, MAX_QUOTED, WireFormat, clip};
 
 use super::{Answer, Events, Whole};
 use crate::router::Deployment;
@@ -98,7 +98,8 @@ fn encode(
     if let Some(kind) = ContentPart::opaque_in(&request.messages) {
         return Err(ApiError::invalid_request(
             format!(
-                "The request has a content block of type `{kind}`, which the gateway passes untouched only to an upstream of the client's own API; deployment `{}` needs the request translated",
+                "The request has a content block of type `{}`, which the gateway passes untouched only to an upstream of the client's own API; deployment `{}` needs the request translated",
+                clip(kind, MAX_QUOTED),
                 deployment.label
             ),
             Some("messages".into()),

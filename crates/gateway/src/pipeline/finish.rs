@@ -5,7 +5,7 @@
 //! here, and the hooks' `finished` run here; spend records, settlements and audit records
 //! will be queued here.
 
-use switchyard_types::{ApiError, Origin};
+use switchyard_types::{ApiError, MAX_QUOTED, Origin, clip};
 use tracing::{info, warn};
 
 use super::{Ctx, Kind};
@@ -38,7 +38,7 @@ impl Ctx {
     /// The request's one log line.
     fn log(&self, end: &End) {
         let request_id = self.request_id.as_str();
-        let model = self.model();
+        let model = &*clip(self.model(), MAX_QUOTED);
         let deployment = self.route.deployment.as_deref().unwrap_or("-");
         let elapsed_ms = self.route.received_at.elapsed().as_millis() as u64;
         let usage = &self.usage;

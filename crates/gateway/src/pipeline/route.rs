@@ -14,7 +14,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_types::{ApiError, ErrorKind, Origin};
+use switchyard_types::{ApiError, ErrorKind, MAX_QUOTED, Origin, clip};
 use tokio::time::Instant;
 
 use switchyard_providers::Limits;
@@ -317,7 +317,10 @@ pub(crate) fn model_not_found(model: &str) -> ApiError {
     ApiError::new(
         ErrorKind::NotFound,
         Origin::Client,
-        format!("The model `{model}` does not exist or you do not have access to it."),
+        format!(
+            "The model `{}` does not exist or you do not have access to it.",
+            clip(model, MAX_QUOTED)
+        ),
     )
     .with_code("model_not_found")
 }

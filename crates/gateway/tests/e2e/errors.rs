@@ -127,6 +127,18 @@ async fn an_unknown_model_is_a_404() {
     .await;
     assert_eq!(status, 404);
     assert_eq!(body["error"]["type"], "not_found_error");
+    // Regression: a model name of 60 kB came back whole (and went to the log whole).
+    let long = "m".repeat(60_000);
+    let (status, body) = openai_error(
+        setup
+            .openai(&json!({"model": long, "messages": user("x")}))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let message = body["error"]["message"].as_str().expect("message");
+    assert!(message.len() < 400, "{} bytes", message.len());
+    assert!(message.contains("[cut: 60000 bytes]"), "{message}");
 }
 
 #[tokio::test]

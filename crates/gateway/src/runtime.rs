@@ -9,7 +9,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use switchyard_mock::MockServer;
 use switchyard_providers::openai::compat;
-use switchyard_providers::{Provider, Timeouts, Upstream};
+use switchyard_providers::{Caps, Provider, Timeouts, Upstream};
 
 use crate::background::Background;
 use crate::config::file::AzureAuth;
@@ -170,6 +170,10 @@ impl Runtime {
         if counts_tokens {
             crate::tokens::warm();
         }
+        let caps = Caps {
+            body: usize::try_from(config.server.upstream_body_limit_bytes).unwrap_or(usize::MAX),
+            event: usize::try_from(config.server.upstream_event_limit_bytes).unwrap_or(usize::MAX),
+        };
         let mut groups = Vec::with_capacity(config.models.len());
         let mut by_name = HashMap::new();
         for model in &config.models {
@@ -184,7 +188,7 @@ impl Runtime {
                         deployment.model,
                         deployment.api_base.as_deref().unwrap_or_default()
                     );
-                    build_deployment(deployment, mock_base.as_deref(), key, policy, health)
+                    build_deployment(deployment, mock_base.as_deref(), key, policy, health, caps)
                 })
                 .collect::<Result<_, _>>()?;
             let group = Arc::new(ModelGroup {
@@ -322,6 +326,7 @@ fn build_deployment(
     key: String,
     policy: CooldownPolicy,
     registry: &HealthRegistry,
+    caps: Caps,
 ) -> Result<Deployment, BuildError> {
     let health = registry.get(key.clone(), policy);
     let provider = match config.provider.as_str() {
@@ -377,7 +382,8 @@ fn build_deployment(
         config.api_version.as_deref(),
     )
     .map_err(|error| BuildError::Endpoint(format!("{}: {error}", config.model)))?
-    .with_headroom(Arc::clone(&health.headroom));
+    .with_headroom(Arc::clone(&health.headroom))
+    .with_caps(caps);
     let upstream = match (provider, vertex) {
         (Provider::Bedrock, _) => {
             let (region, credentials) = aws_signing(config)?;

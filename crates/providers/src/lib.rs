@@ -37,7 +37,7 @@ pub mod sse;
 mod turns;
 pub mod vertex;
 
-pub use provider::{EndpointError, Limits, Provider, Timeouts, Upstream, UpstreamStream};
+pub use provider::{Caps, EndpointError, Limits, Provider, Timeouts, Upstream, UpstreamStream};
 pub use ratelimit::Headroom;
 pub use relay::{Relay, RelayedResponse};
 pub use switchyard_types::ApiError;

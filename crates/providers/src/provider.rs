@@ -134,6 +134,25 @@ pub struct Timeouts {
     pub first_byte: Duration,
 }
 
+/// How much of an upstream's answer the gateway holds at once; more is a 502, not memory
+/// growing with whatever an upstream sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    /// A whole (non-streamed) answer, in bytes.
+    pub body: usize,
+    /// One stream event (an SSE line or event, a Bedrock frame) not yet complete, in bytes.
+    pub event: usize,
+}
+
+impl Default for Caps {
+    fn default() -> Caps {
+        Caps {
+            body: 64 * 1024 * 1024,
+            event: 16 * 1024 * 1024,
+        }
+    }
+}
+
 /// The deadlines of one call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -170,6 +189,8 @@ pub struct Upstream {
     api_base: String,
     /// Azure's `api-version`, for endpoints other than chat.
     api_version: Option<String>,
+    /// How much of an answer is held at once.
+    caps: Caps,
 }
 
 /// What SigV4 signing needs.
@@ -224,7 +245,15 @@ impl Upstream {
             google: None,
             api_base: api_base.trim_end_matches('/').to_owned(),
             api_version: api_version.map(str::to_owned),
+            caps: Caps::default(),
         })
+    }
+
+    /// Holds at most `caps` of an answer at once.
+    #[must_use]
+    pub fn with_caps(mut self, caps: Caps) -> Upstream {
+        self.caps = caps;
+        self
     }
 
     /// Authorizes every request with a token of `tokens` (Vertex).
@@ -269,7 +298,7 @@ impl Upstream {
         let exchange = async {
             let response = self.send_body(client, url, body).await?;
             let headers = response.headers().clone();
-            let body = response.bytes().await.map_err(transport_error)?;
+            let body = whole_body(response, self.caps.body).await?;
             Ok((headers, body))
         };
         tokio::time::timeout_at(limits.deadline, exchange)
@@ -326,7 +355,7 @@ impl Upstream {
     ) -> Result<ChatResponse, ApiError> {
         let exchange = async {
             let response = self.send(client, request, body).await?;
-            let body = response.bytes().await.map_err(transport_error)?;
+            let body = whole_body(response, self.caps.body).await?;
             match self.provider {
                 Provider::OpenAi | Provider::Azure { .. } => {
                     openai::response::decode(&body, request)
@@ -367,6 +396,7 @@ impl Upstream {
         Ok(UpstreamStream {
             reader: BodyReader::new(response, limits),
             decoder,
+            event_cap: self.caps.event,
             pending: Vec::new(),
             next: 0,
             ended: false,
@@ -385,7 +415,7 @@ impl Upstream {
     ) -> Result<RelayedResponse, ApiError> {
         let exchange = async {
             let response = self.send(client, request, body).await?;
-            let body = response.bytes().await.map_err(transport_error)?;
+            let body = whole_body(response, self.caps.body).await?;
             let usage = relay::response_usage(self.relayed_dialect()?, &body)?;
             Ok(RelayedResponse { body, usage })
         };
@@ -409,6 +439,7 @@ impl Upstream {
                 .map_err(|_| timeout_error())??;
         Ok(Relay::new(
             BodyReader::new(response, limits),
+            self.caps.event,
             self.relayed_dialect()?,
             request.include_usage,
         ))
@@ -532,6 +563,51 @@ impl Upstream {
     }
 }
 
+/// A whole answer's body, refused past `cap` bytes. One chunk (the common case) is kept as it
+/// arrived, without a copy.
+async fn whole_body(mut response: Response, cap: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::upstream(
+            ErrorKind::BadGateway,
+            format!(
+                "The upstream's answer is larger than the limit of {cap} bytes (server.upstream_body_limit_bytes)"
+            ),
+        )
+        .with_code("upstream_response_too_large")
+    };
+    let Some(first) = response.chunk().await.map_err(transport_error)? else {
+        return Ok(Bytes::new());
+    };
+    if first.len() > cap {
+        return Err(too_large());
+    }
+    let Some(second) = response.chunk().await.map_err(transport_error)? else {
+        return Ok(first);
+    };
+    let mut body = bytes::BytesMut::with_capacity(first.len() + second.len());
+    body.extend_from_slice(&first);
+    let mut next = Some(second);
+    while let Some(chunk) = next {
+        if body.len() + chunk.len() > cap {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+        next = response.chunk().await.map_err(transport_error)?;
+    }
+    Ok(body.freeze())
+}
+
+/// An upstream event grew past the cap without completing.
+pub(crate) fn event_too_large(cap: usize) -> ApiError {
+    ApiError::upstream(
+        ErrorKind::BadGateway,
+        format!(
+            "The upstream sent a stream event larger than the limit of {cap} bytes (server.upstream_event_limit_bytes)"
+        ),
+    )
+    .with_code("upstream_event_too_large")
+}
+
 fn transport_error(error: crate::http::Error) -> ApiError {
     if error.is_timeout() {
         return ApiError::upstream(ErrorKind::Timeout, "The upstream did not answer in time")
@@ -567,6 +643,15 @@ impl Decoder {
             Decoder::Anthropic(decoder) => decoder.push(chunk, out),
             Decoder::Gemini(decoder) => decoder.push(chunk, out),
             Decoder::Bedrock(decoder) => decoder.push(chunk, out),
+        }
+    }
+
+    fn pending(&self) -> usize {
+        match self {
+            Decoder::OpenAi(decoder) => decoder.pending(),
+            Decoder::Anthropic(decoder) => decoder.pending(),
+            Decoder::Gemini(decoder) => decoder.pending(),
+            Decoder::Bedrock(decoder) => decoder.pending(),
         }
     }
 
@@ -631,6 +716,8 @@ impl BodyReader {
 pub struct UpstreamStream {
     reader: BodyReader,
     decoder: Decoder,
+    /// The most an unfinished event may hold.
+    event_cap: usize,
     pending: Vec<StreamEvent>,
     next: usize,
     ended: bool,
@@ -681,7 +768,12 @@ impl UpstreamStream {
                     self.ended = true;
                     self.decoder.finish(&mut self.pending)
                 }
-                Ok(Some(chunk)) => self.decoder.push(&chunk, &mut self.pending),
+                Ok(Some(chunk)) => match self.decoder.push(&chunk, &mut self.pending) {
+                    Ok(()) if self.decoder.pending() > self.event_cap => {
+                        Err(event_too_large(self.event_cap))
+                    }
+                    result => result,
+                },
             };
             if let Err(error) = result {
                 self.ended = true;

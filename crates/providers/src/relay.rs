@@ -61,6 +61,8 @@ pub(crate) fn response_usage(format: WireFormat, body: &[u8]) -> Result<Usage, A
 #[derive(Debug)]
 pub struct Relay {
     reader: BodyReader,
+    /// The most an unfinished event may hold.
+    event_cap: usize,
     sse: SseParser,
     meter: Meter,
     ended: bool,
@@ -190,9 +192,15 @@ struct AnthropicMessageProbe {
 }
 
 impl Relay {
-    pub(crate) fn new(reader: BodyReader, format: WireFormat, client_wants_usage: bool) -> Relay {
+    pub(crate) fn new(
+        reader: BodyReader,
+        event_cap: usize,
+        format: WireFormat,
+        client_wants_usage: bool,
+    ) -> Relay {
         Relay {
             reader,
+            event_cap,
             sse: SseParser::new(),
             meter: Meter {
                 format,
@@ -244,6 +252,10 @@ impl Relay {
             if let Err(error) = self.sse.push_each(&chunk, |event| meter.relay(event, out)) {
                 self.ended = true;
                 return Some(Err(error));
+            }
+            if self.sse.pending() > self.event_cap {
+                self.ended = true;
+                return Some(Err(crate::provider::event_too_large(self.event_cap)));
             }
             // An upstream's keep-alive goes on to the client (and to the proxies between), so
             // a long pause before the next token does not look like a dead connection.

@@ -109,6 +109,11 @@ impl SseParser {
         std::mem::take(&mut self.comment)
     }
 
+    /// Bytes held for the event not yet complete (its unfinished line and its data so far).
+    pub fn pending(&self) -> usize {
+        self.line.len() + self.data.len()
+    }
+
     /// Whether bytes of an unfinished event are pending (the stream was cut mid-event).
     pub fn has_pending(&self) -> bool {
         !self.line.is_empty() || self.has_data

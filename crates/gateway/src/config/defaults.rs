@@ -8,6 +8,8 @@ server:
   body_limit_bytes: 33554432   # 32 MiB
   shutdown_grace_secs: 30
   connect_timeout_secs: 10
+  upstream_body_limit_bytes: 67108864    # 64 MiB: a larger whole answer is a 502
+  upstream_event_limit_bytes: 16777216   # 16 MiB: a larger stream event ends the stream
 models:
   - name: mock/echo            # OpenAI dialect upstream: echoes the last user message
     aliases: [mock]

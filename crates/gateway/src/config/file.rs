@@ -71,6 +71,11 @@ pub struct ServerConfig {
     pub shutdown_grace_secs: f64,
     /// Time allowed to open a connection to an upstream.
     pub connect_timeout_secs: f64,
+    /// Largest whole (non-streamed) upstream answer held, in bytes; a larger one is a 502.
+    pub upstream_body_limit_bytes: u64,
+    /// Largest unfinished upstream stream event (SSE line or event, Bedrock frame) held, in
+    /// bytes; a larger one ends the stream with an error.
+    pub upstream_event_limit_bytes: u64,
 }
 
 impl Default for ServerConfig {
@@ -80,6 +85,8 @@ impl Default for ServerConfig {
             body_limit_bytes: 32 * 1024 * 1024,
             shutdown_grace_secs: 30.0,
             connect_timeout_secs: 10.0,
+            upstream_body_limit_bytes: 64 * 1024 * 1024,
+            upstream_event_limit_bytes: 16 * 1024 * 1024,
         }
     }
 }

@@ -305,11 +305,20 @@ fn check_server(server: &ServerConfig, errors: &mut Vec<ConfigError>) {
             format!("`{}` is not an address like 127.0.0.1:4000", server.listen),
         ));
     }
-    if server.body_limit_bytes == 0 {
-        errors.push(error_at(
-            "server.body_limit_bytes",
-            "must be greater than 0",
-        ));
+    for (value, path) in [
+        (server.body_limit_bytes, "server.body_limit_bytes"),
+        (
+            server.upstream_body_limit_bytes,
+            "server.upstream_body_limit_bytes",
+        ),
+        (
+            server.upstream_event_limit_bytes,
+            "server.upstream_event_limit_bytes",
+        ),
+    ] {
+        if value == 0 {
+            errors.push(error_at(path, "must be greater than 0"));
+        }
     }
     check_seconds(
         server.shutdown_grace_secs,

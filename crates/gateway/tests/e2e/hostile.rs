@@ -235,3 +235,80 @@ async fn keys_an_upstream_echoes_are_scrubbed() {
         assert!(!text.contains("secret"), "a key reached the client: {text}");
     }
 }
+
+/// An upstream whose whole answer is larger than the gateway holds, and one whose stream has a
+/// line that never ends.
+async fn oversized() -> std::net::SocketAddr {
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        post(|body: String| async move {
+            if body.contains("\"stream\":true") {
+                let chunks = futures_util::stream::unfold(0u32, |sent| async move {
+                    (sent < 64).then(|| {
+                        let chunk = if sent == 0 {
+                            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"".to_owned()
+                        } else {
+                            "x".repeat(1024)
+                        };
+                        (Ok::<_, std::convert::Infallible>(chunk), sent + 1)
+                    })
+                });
+                return (
+                    [("content-type", "text/event-stream")],
+                    axum::body::Body::from_stream(chunks),
+                );
+            }
+            (
+                [("content-type", "application/json")],
+                axum::body::Body::from(format!(
+                    "{{\"id\":\"x\",\"object\":\"chat.completion\",\"created\":1,\"model\":\"m\",\"choices\":[{{\"index\":0,\"message\":{{\"role\":\"assistant\",\"content\":\"{}\"}},\"finish_reason\":\"stop\"}}]}}",
+                    "y".repeat(100_000)
+                )),
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+/// Regression: upstream bodies and stream lines were buffered without limit.
+#[tokio::test]
+async fn upstream_answers_past_the_caps_are_refused() {
+    let addr = oversized().await;
+    let setup = support::start(&format!(
+        "server:\n  upstream_body_limit_bytes: 50000\n  upstream_event_limit_bytes: 20000\nmodels:\n  - name: big\n    retries: 0\n    deployments:\n      - provider: openai_compatible\n        model: m\n        api_base: \"http://{addr}/v1\"\n        api_key: k\n"
+    ))
+    .await;
+    let response = setup
+        .openai(&json!({"model": "big", "messages": [{"role": "user", "content": "hi"}]}))
+        .await;
+    assert_eq!(response.status(), 502);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "upstream_response_too_large");
+    // The line that never ends: refused once it passes the cap, before any byte reached the
+    // client (the first event never completed), so a clean 502.
+    let response = setup
+        .openai(&json!({"model": "big", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+        .await;
+    assert_eq!(response.status(), 502);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "upstream_event_too_large");
+    // The same through the translating path (an Anthropic client).
+    let response = setup
+        .anthropic(&json!({"model": "big", "stream": true, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}))
+        .await;
+    assert_eq!(response.status(), 502);
+    let body: Value = response.json().await.expect("json");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("stream event larger")),
+        "{body}"
+    );
+}

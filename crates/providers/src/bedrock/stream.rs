@@ -73,6 +73,11 @@ impl Decoder {
         }
     }
 
+    /// Bytes held for an event (or frame) not yet complete.
+    pub fn pending(&self) -> usize {
+        self.buffer.len()
+    }
+
     /// Feeds raw upstream bytes (cut anywhere), appending canonical events to `out`. An
     /// exception frame is returned as the error it stands for.
     pub fn push(&mut self, chunk: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), ApiError> {

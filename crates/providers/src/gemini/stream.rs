@@ -58,6 +58,11 @@ impl Decoder {
         }
     }
 
+    /// Bytes held for an event (or frame) not yet complete.
+    pub fn pending(&self) -> usize {
+        self.parser.pending()
+    }
+
     /// Feeds raw upstream bytes (cut anywhere), appending canonical events to `out`.
     pub fn push(&mut self, chunk: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), ApiError> {
         self.parser.push(chunk, &mut self.events);

@@ -26,6 +26,11 @@ impl Decoder {
         Decoder::default()
     }
 
+    /// Bytes held for an event (or frame) not yet complete.
+    pub fn pending(&self) -> usize {
+        self.sse.pending()
+    }
+
     /// Feeds upstream bytes (any boundary) and appends the canonical events they complete.
     pub fn push(&mut self, chunk: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), ApiError> {
         self.sse.push(chunk, &mut self.events);

@@ -42,6 +42,16 @@ pub struct ServerSettings {
     pub body_limit: usize,
     /// Drain time on shutdown.
     pub shutdown_grace: Duration,
+    /// Time to send a request's headers (also the idle keep-alive timeout).
+    pub header_read_timeout: Duration,
+    /// Time to send a request's body.
+    pub body_read_timeout: Duration,
+    /// Open client connections at once, for the whole process.
+    pub max_connections: usize,
+    /// Largest request head buffered per connection.
+    pub max_header_bytes: usize,
+    /// HTTP/2 keep-alive ping interval and timeout.
+    pub http2_keep_alive: Duration,
 }
 
 /// Retry and time-limit settings in runtime form.
@@ -215,6 +225,11 @@ impl Runtime {
                     .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 4000))),
                 body_limit: usize::try_from(config.server.body_limit_bytes).unwrap_or(usize::MAX),
                 shutdown_grace: secs(config.server.shutdown_grace_secs),
+                header_read_timeout: secs(config.server.header_read_timeout_secs),
+                body_read_timeout: secs(config.server.body_read_timeout_secs),
+                max_connections: config.server.max_connections,
+                max_header_bytes: config.server.max_header_bytes,
+                http2_keep_alive: secs(config.server.http2_keep_alive_secs),
             },
             routing: RoutingSettings {
                 backoff: Duration::from_millis(routing.retry_backoff_ms),

@@ -15,7 +15,7 @@ use axum::extract::Request;
 use axum::http::Method;
 use axum::response::Response;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -38,16 +38,41 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let grace = state.runtime.load().server.shutdown_grace;
+    let settings = state.runtime.load().server.clone();
+    let grace = settings.shutdown_grace;
     let ready = Arc::clone(&state.ready);
+    let connections = state.shared.connections(settings.max_connections);
     let app = Arc::new(App {
         router: build_router(state.clone()),
         state,
     });
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Without a timer hyper applies no header timeout at all: a client sending nothing, or a
+    // byte at a time, or idling between requests would hold its connection forever.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout)
+        .max_buf_size(settings.max_header_bytes);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(settings.http2_keep_alive))
+        .keep_alive_timeout(settings.http2_keep_alive);
+    let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
+    let stopping = tokio_util::sync::CancellationToken::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        // A permit per open connection, for the whole process: at the limit, new connections
+        // wait in the listen backlog rather than exhaust file descriptors and memory.
+        let permit = tokio::select! {
+            permit = Arc::clone(&connections).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let tcp = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => tcp,
@@ -65,17 +90,35 @@ pub async fn serve(
             let app = Arc::clone(&app);
             async move { Ok::<_, Infallible>(app.handle(request).await) }
         });
-        let connection = graceful.watch(
-            builder
-                .serve_connection(TokioIo::new(tcp), service)
-                .into_owned(),
-        );
+        let builder = Arc::clone(&builder);
+        let watcher = graceful.watcher();
+        let first_bytes = settings.header_read_timeout;
+        let stopping = stopping.clone();
         tokio::spawn(async move {
+            let _permit = permit;
+            // The auto builder reads the first bytes to tell HTTP/1.1 from HTTP/2, and hyper's
+            // header timer starts only after that: a connection that sends nothing is closed
+            // here (and at once on shutdown: there is no request to drain).
+            // (A peek, not `readable()`: a fresh socket may report itself readable at once.)
+            let mut first = [0u8; 1];
+            let peeked = tokio::select! {
+                peeked = tokio::time::timeout(first_bytes, tcp.peek(&mut first)) => peeked,
+                () = stopping.cancelled() => return,
+            };
+            if !matches!(peeked, Ok(Ok(1))) {
+                return;
+            }
+            let connection = watcher.watch(
+                builder
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .into_owned(),
+            );
             // A client that goes away mid-request is no error of ours.
             let _ = connection.await;
         });
     }
     drop(listener);
+    stopping.cancel();
     ready.store(false, Ordering::Relaxed);
     info!(
         grace_secs = grace.as_secs_f64(),

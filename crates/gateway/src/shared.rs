@@ -22,6 +22,8 @@ pub struct Shared {
     pub hooks: Vec<Arc<dyn Hook>>,
     /// Tracked background tasks and queues, flushed on shutdown.
     pub background: Background,
+    /// Permits for open client connections, one per connection, over every worker.
+    connections: std::sync::OnceLock<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Shared {
@@ -31,7 +33,16 @@ impl Shared {
             health: Arc::new(HealthRegistry::default()),
             hooks: Vec::new(),
             background,
+            connections: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The process-wide connection permits, `max` of them (set by the first worker to serve).
+    pub fn connections(&self, max: usize) -> Arc<tokio::sync::Semaphore> {
+        Arc::clone(
+            self.connections
+                .get_or_init(|| Arc::new(tokio::sync::Semaphore::new(max))),
+        )
     }
 
     /// Adds `hook` after those already registered.

@@ -46,6 +46,8 @@ pub enum ErrorKind {
     NotFound,
     /// The body is over the configured limit (413).
     PayloadTooLarge,
+    /// The client did not send its request in time (408).
+    RequestTimeout,
     /// Well-formed but semantically refused by the upstream (422).
     Unprocessable,
     /// Too many requests (429).
@@ -70,6 +72,7 @@ impl ErrorKind {
             ErrorKind::Authentication => 401,
             ErrorKind::PermissionDenied => 403,
             ErrorKind::NotFound => 404,
+            ErrorKind::RequestTimeout => 408,
             ErrorKind::PayloadTooLarge => 413,
             ErrorKind::Unprocessable => 422,
             ErrorKind::RateLimited => 429,
@@ -175,6 +178,7 @@ impl ApiError {
             | ErrorKind::PermissionDenied
             | ErrorKind::NotFound
             | ErrorKind::PayloadTooLarge
+            | ErrorKind::RequestTimeout
             | ErrorKind::Unprocessable => false,
         }
     }

@@ -8,6 +8,11 @@ server:
   body_limit_bytes: 33554432   # 32 MiB
   shutdown_grace_secs: 30
   connect_timeout_secs: 10
+  header_read_timeout_secs: 30  # also the idle keep-alive timeout
+  body_read_timeout_secs: 60
+  max_connections: 10000
+  max_header_bytes: 65536
+  http2_keep_alive_secs: 20
   upstream_body_limit_bytes: 67108864    # 64 MiB: a larger whole answer is a 502
   upstream_event_limit_bytes: 16777216   # 16 MiB: a larger stream event ends the stream
 models:

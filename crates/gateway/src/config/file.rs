@@ -71,6 +71,20 @@ pub struct ServerConfig {
     pub shutdown_grace_secs: f64,
     /// Time allowed to open a connection to an upstream.
     pub connect_timeout_secs: f64,
+    /// Time a client has to send a request's headers, from the moment the connection is ready
+    /// for one (opened, or idle after a response): also the idle keep-alive timeout.
+    pub header_read_timeout_secs: f64,
+    /// Time a client has to send a request's body once its headers arrived (408 after it).
+    pub body_read_timeout_secs: f64,
+    /// Open client connections the process serves at once; past it, new connections wait in
+    /// the listen backlog.
+    pub max_connections: usize,
+    /// Largest request head (request line and headers) a connection buffers, in bytes (at
+    /// least 8192); a larger one is refused (431).
+    pub max_header_bytes: usize,
+    /// HTTP/2: interval of keep-alive pings on a connection, and how long a ping may go
+    /// unanswered before the connection is closed.
+    pub http2_keep_alive_secs: f64,
     /// Largest whole (non-streamed) upstream answer held, in bytes; a larger one is a 502.
     pub upstream_body_limit_bytes: u64,
     /// Largest unfinished upstream stream event (SSE line or event, Bedrock frame) held, in
@@ -85,6 +99,11 @@ impl Default for ServerConfig {
             body_limit_bytes: 32 * 1024 * 1024,
             shutdown_grace_secs: 30.0,
             connect_timeout_secs: 10.0,
+            header_read_timeout_secs: 30.0,
+            body_read_timeout_secs: 60.0,
+            max_connections: 10_000,
+            max_header_bytes: 64 * 1024,
+            http2_keep_alive_secs: 20.0,
             upstream_body_limit_bytes: 64 * 1024 * 1024,
             upstream_event_limit_bytes: 16 * 1024 * 1024,
         }

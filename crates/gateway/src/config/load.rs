@@ -326,12 +326,26 @@ fn check_server(server: &ServerConfig, errors: &mut Vec<ConfigError>) {
         true,
         errors,
     );
-    check_seconds(
-        server.connect_timeout_secs,
-        "server.connect_timeout_secs",
-        false,
-        errors,
-    );
+    for (value, path) in [
+        (server.connect_timeout_secs, "server.connect_timeout_secs"),
+        (
+            server.header_read_timeout_secs,
+            "server.header_read_timeout_secs",
+        ),
+        (
+            server.body_read_timeout_secs,
+            "server.body_read_timeout_secs",
+        ),
+        (server.http2_keep_alive_secs, "server.http2_keep_alive_secs"),
+    ] {
+        check_seconds(value, path, false, errors);
+    }
+    if server.max_connections == 0 {
+        errors.push(error_at("server.max_connections", "must be greater than 0"));
+    }
+    if server.max_header_bytes < 8192 {
+        errors.push(error_at("server.max_header_bytes", "must be at least 8192"));
+    }
 }
 
 fn check_seconds(value: f64, path: &str, zero_ok: bool, errors: &mut Vec<ConfigError>) {

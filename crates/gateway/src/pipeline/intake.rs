@@ -77,7 +77,23 @@ pub async fn body(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(), ApiError> {
-    let bytes = read_body(headers, body, runtime.server.body_limit).await?;
+    let limit = runtime.server.body_limit;
+    let bytes = tokio::time::timeout(
+        runtime.server.body_read_timeout,
+        read_body(headers, body, limit),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            ErrorKind::RequestTimeout,
+            Origin::Client,
+            format!(
+                "The request body did not arrive within {} seconds",
+                runtime.server.body_read_timeout.as_secs_f64()
+            ),
+        )
+        .with_code("request_timeout")
+    })??;
     let call = match (ctx.kind, ctx.client_format) {
         (Kind::Chat, WireFormat::OpenAi) => Call::Chat(Box::new(openai::request::decode(&bytes)?)),
         (Kind::Chat, WireFormat::Anthropic) => {

@@ -8,6 +8,7 @@
 mod azure;
 mod bedrock;
 mod chat;
+mod clients;
 mod embeddings;
 mod errors;
 mod gemini;

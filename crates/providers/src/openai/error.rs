@@ -53,9 +53,10 @@ pub fn decode(status: u16, headers: &http::HeaderMap, body: &[u8]) -> ApiError {
 /// OpenAI's error type name for a kind.
 pub fn type_name(kind: ErrorKind) -> &'static str {
     match kind {
-        ErrorKind::InvalidRequest | ErrorKind::PayloadTooLarge | ErrorKind::Unprocessable => {
-            "invalid_request_error"
-        }
+        ErrorKind::InvalidRequest
+        | ErrorKind::PayloadTooLarge
+        | ErrorKind::Unprocessable
+        | ErrorKind::RequestTimeout => "invalid_request_error",
         ErrorKind::Authentication => "authentication_error",
         ErrorKind::PermissionDenied => "permission_error",
         ErrorKind::NotFound => "not_found_error",

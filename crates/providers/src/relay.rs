@@ -14,7 +14,7 @@ use crate::anthropic::response::WireUsage;
 use crate::json::scan;
 use crate::openai::wire::UsageIn;
 use crate::provider::BodyReader;
-use crate::sse::{SseEventRef, SseParser, write_event};
+use crate::sse::{SseEventRef, SseParser, write_event, write_event_lines};
 use crate::{anthropic, openai};
 
 /// A non-streamed answer relayed as the upstream wrote it.
@@ -288,7 +288,7 @@ impl Meter {
             WireFormat::OpenAi => {
                 if data.trim() == "[DONE]" {
                     self.complete = true;
-                    write_event(out, event.event, data.as_bytes());
+                    write_event_lines(out, event.event, data.as_bytes(), event.multiline);
                     return Ok(());
                 }
                 let chunk = OpenAiChunk::read(data).map_err(|error| malformed(&error))?;
@@ -311,7 +311,7 @@ impl Meter {
                 {
                     // Nor the `"usage":null` that asking adds to every chunk (OpenAI writes it
                     // last; any other placement is left alone).
-                    write_event(out, event.event, trimmed.as_bytes());
+                    write_event_lines(out, event.event, trimmed.as_bytes(), event.multiline);
                     out.truncate(out.len() - 2);
                     out.extend_from_slice(b"}\n\n");
                     return Ok(());
@@ -349,7 +349,7 @@ impl Meter {
                 }
             }
         }
-        write_event(out, event.event, data.as_bytes());
+        write_event_lines(out, event.event, data.as_bytes(), event.multiline);
         Ok(())
     }
 }

@@ -22,6 +22,8 @@ pub struct SseEventRef<'a> {
     pub event: Option<&'a str>,
     /// The `data:` lines joined by `\n`.
     pub data: &'a str,
+    /// `data` came in more than one `data:` line (so holds a `\n`).
+    pub multiline: bool,
 }
 
 impl SseEventRef<'_> {
@@ -48,6 +50,8 @@ pub struct SseParser {
     has_data: bool,
     /// A comment line (a keep-alive) arrived since [`SseParser::take_comment`] last asked.
     comment: bool,
+    /// The event being assembled has more than one data line.
+    multiline: bool,
 }
 
 impl SseParser {
@@ -129,6 +133,7 @@ impl SseParser {
                 each(SseEventRef {
                     event: self.has_event.then_some(self.event.as_str()),
                     data: &self.data,
+                    multiline: self.multiline,
                 })
             } else {
                 Ok(())
@@ -137,6 +142,7 @@ impl SseParser {
             self.has_event = false;
             self.data.clear();
             self.has_data = false;
+            self.multiline = false;
             return result;
         }
         if line[0] == b':' {
@@ -162,6 +168,7 @@ impl SseParser {
             b"data" => {
                 if self.has_data {
                     self.data.push('\n');
+                    self.multiline = true;
                 }
                 self.data.push_str(&text(value));
                 self.has_data = true;
@@ -198,6 +205,22 @@ pub fn write_event(out: &mut Vec<u8>, event: Option<&str>, data: &[u8]) {
     }
     out.extend_from_slice(b"data: ");
     out.extend_from_slice(rest);
+    out.extend_from_slice(b"\n\n");
+}
+
+/// [`write_event`] for data known to be one line (`multiline` false), which then needs no
+/// search for line breaks: the relay's per-event path.
+pub fn write_event_lines(out: &mut Vec<u8>, event: Option<&str>, data: &[u8], multiline: bool) {
+    if multiline {
+        return write_event(out, event, data);
+    }
+    if let Some(event) = event {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(event.as_bytes());
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(data);
     out.extend_from_slice(b"\n\n");
 }
 

@@ -17,3 +17,7 @@ pub static DEPLOYMENT: HeaderName = HeaderName::from_static("x-switchyard-deploy
 pub static ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
 /// The fallback group that served the call.
 pub static FALLBACK: HeaderName = HeaderName::from_static("x-switchyard-fallback");
+/// Anthropic's beta features a client opts into, forwarded to Anthropic upstreams.
+pub static ANTHROPIC_BETA: HeaderName = HeaderName::from_static("anthropic-beta");
+/// The Anthropic API version a client asks for, forwarded to Anthropic upstreams.
+pub static ANTHROPIC_VERSION: HeaderName = HeaderName::from_static("anthropic-version");

@@ -92,6 +92,9 @@ pub struct Ctx {
     /// The caller's own provider key (`x-switchyard-provider-key`), for deployments that
     /// allow it. `SecretString`: its `Debug` prints nothing.
     pub provider_key: Option<SecretString>,
+    /// The client's headers that go on to an upstream of its dialect (Anthropic's
+    /// `anthropic-beta`, and `anthropic-version` when not the default).
+    pub forwarded: Vec<(http::HeaderName, http::HeaderValue)>,
     /// The prompt's tokens, once counted (only when a context window needs checking).
     pub prompt_tokens: Option<u64>,
     /// Tokens used, as the upstream reports them (for streams, so far).
@@ -182,6 +185,7 @@ impl Ctx {
             body: Forward::default(),
             group: None,
             provider_key: None,
+            forwarded: Vec::new(),
             prompt_tokens: None,
             usage: Usage::default(),
             route: Routing::new(),
@@ -291,6 +295,7 @@ async fn route(runtime: &Runtime, ctx: &mut Ctx) -> Result<Answer, ApiError> {
         body,
         group,
         provider_key,
+        forwarded,
         prompt_tokens,
         route,
         client_format,
@@ -309,6 +314,7 @@ async fn route(runtime: &Runtime, ctx: &mut Ctx) -> Result<Answer, ApiError> {
                 client_format: *client_format,
                 raw,
                 provider_key,
+                forwarded,
                 relay,
             };
             let input = &input;

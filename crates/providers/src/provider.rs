@@ -296,7 +296,7 @@ impl Upstream {
         limits: Limits,
     ) -> Result<(http::HeaderMap, Bytes), ApiError> {
         let exchange = async {
-            let response = self.send_body(client, url, body).await?;
+            let response = self.send_body(client, url, body, &[]).await?;
             let headers = response.headers().clone();
             let body = whole_body(response, self.caps.body).await?;
             Ok((headers, body))
@@ -351,10 +351,11 @@ impl Upstream {
         client: &Client,
         request: &ChatRequest,
         body: Vec<u8>,
+        extra: &[(http::HeaderName, http::HeaderValue)],
         limits: Limits,
     ) -> Result<ChatResponse, ApiError> {
         let exchange = async {
-            let response = self.send(client, request, body).await?;
+            let response = self.send(client, request, body, extra).await?;
             let body = whole_body(response, self.caps.body).await?;
             match self.provider {
                 Provider::OpenAi | Provider::Azure { .. } => {
@@ -377,12 +378,15 @@ impl Upstream {
         client: &Client,
         request: &ChatRequest,
         body: Vec<u8>,
+        extra: &[(http::HeaderName, http::HeaderValue)],
         limits: Limits,
     ) -> Result<UpstreamStream, ApiError> {
-        let response =
-            tokio::time::timeout_at(limits.first_byte_deadline, self.send(client, request, body))
-                .await
-                .map_err(|_| timeout_error())??;
+        let response = tokio::time::timeout_at(
+            limits.first_byte_deadline,
+            self.send(client, request, body, extra),
+        )
+        .await
+        .map_err(|_| timeout_error())??;
         let decoder = match self.provider {
             Provider::OpenAi | Provider::Azure { .. } => {
                 Decoder::OpenAi(openai::stream::Decoder::new(request))
@@ -411,10 +415,11 @@ impl Upstream {
         client: &Client,
         request: &ChatRequest,
         body: Vec<u8>,
+        extra: &[(http::HeaderName, http::HeaderValue)],
         limits: Limits,
     ) -> Result<RelayedResponse, ApiError> {
         let exchange = async {
-            let response = self.send(client, request, body).await?;
+            let response = self.send(client, request, body, extra).await?;
             let body = whole_body(response, self.caps.body).await?;
             let usage = relay::response_usage(self.relayed_dialect()?, &body)?;
             Ok(RelayedResponse { body, usage })
@@ -431,12 +436,15 @@ impl Upstream {
         client: &Client,
         request: &ChatRequest,
         body: Vec<u8>,
+        extra: &[(http::HeaderName, http::HeaderValue)],
         limits: Limits,
     ) -> Result<Relay, ApiError> {
-        let response =
-            tokio::time::timeout_at(limits.first_byte_deadline, self.send(client, request, body))
-                .await
-                .map_err(|_| timeout_error())??;
+        let response = tokio::time::timeout_at(
+            limits.first_byte_deadline,
+            self.send(client, request, body, extra),
+        )
+        .await
+        .map_err(|_| timeout_error())??;
         Ok(Relay::new(
             BodyReader::new(response, limits),
             self.caps.event,
@@ -473,24 +481,30 @@ impl Upstream {
         client: &Client,
         request: &ChatRequest,
         body: Vec<u8>,
+        extra: &[(http::HeaderName, http::HeaderValue)],
     ) -> Result<Response, ApiError> {
         let url = if request.stream {
             &self.stream_url
         } else {
             &self.url
         };
-        self.send_body(client, url, body).await
+        self.send_body(client, url, body, extra).await
     }
 
-    /// Sends `body` to `url` with this endpoint's headers, signature or token; a non-2xx
-    /// answer becomes the provider's error.
+    /// Sends `body` to `url` with this endpoint's headers (and `extra`, a client's own headers
+    /// forwarded to an upstream of its dialect), signature or token; a non-2xx answer becomes
+    /// the provider's error.
     async fn send_body(
         &self,
         client: &Client,
         url: &Target,
         body: Vec<u8>,
+        extra: &[(http::HeaderName, http::HeaderValue)],
     ) -> Result<Response, ApiError> {
         let mut headers = self.headers.clone();
+        for (name, value) in extra {
+            headers.insert(name.clone(), value.clone());
+        }
         if let Some(tokens) = &self.google {
             headers.insert(
                 http::header::AUTHORIZATION,

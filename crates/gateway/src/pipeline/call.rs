@@ -31,6 +31,8 @@ pub struct CallInput<'a> {
     pub raw: Option<&'a [u8]>,
     /// The caller's own provider key.
     pub provider_key: Option<&'a SecretString>,
+    /// The client's headers for an upstream of its dialect.
+    pub forwarded: &'a [(http::HeaderName, http::HeaderValue)],
     /// Whether an answer in the client's dialect may be relayed (no tap reads the stream).
     pub relay: bool,
 }
@@ -57,19 +59,24 @@ pub async fn once(
     // An upstream of the client's own dialect is relayed: its answer needs no translation,
     // unless a tap needs to see the stream's events.
     let relay = same_dialect && input.relay;
+    let extra = if same_dialect { input.forwarded } else { &[] };
     Ok(match (request.stream, relay) {
         (false, false) => Answer::Whole(Whole::Chat(
-            upstream.call(client, request, body, limits).await?,
+            upstream.call(client, request, body, extra, limits).await?,
         )),
         (false, true) => {
-            let relayed = upstream.call_relayed(client, request, body, limits).await?;
+            let relayed = upstream
+                .call_relayed(client, request, body, extra, limits)
+                .await?;
             Answer::Whole(Whole::Raw {
                 body: relayed.body,
                 usage: relayed.usage,
             })
         }
         (true, false) => {
-            let mut rest = upstream.stream(client, request, body, limits).await?;
+            let mut rest = upstream
+                .stream(client, request, body, extra, limits)
+                .await?;
             let first = match rest.next().await {
                 Some(Ok(event)) => Some(event),
                 Some(Err(error)) => return Err(error),
@@ -78,7 +85,7 @@ pub async fn once(
             Answer::Stream(Box::new(Events::Upstream { first, rest }))
         }
         (true, true) => {
-            let mut rest = upstream.relay(client, request, body, limits).await?;
+            let mut rest = upstream.relay(client, request, body, extra, limits).await?;
             let mut first = Vec::new();
             if let Some(Err(error)) = rest.next(&mut first).await {
                 return Err(error);

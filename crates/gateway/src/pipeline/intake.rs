@@ -26,6 +26,13 @@ pub fn headers(runtime: &Runtime, ctx: &mut Ctx, request: &HeaderMap) -> Result<
             provider_key.get_or_insert(value);
         } else if *name == headers::FALLBACKS {
             fallbacks.get_or_insert(value);
+        } else if ctx.client_format == WireFormat::Anthropic
+            && (*name == headers::ANTHROPIC_BETA
+                || (*name == headers::ANTHROPIC_VERSION && value != anthropic::API_VERSION))
+        {
+            // Beta features (Claude Code's among them) and a newer API version are the
+            // client's to choose; the gateway sends its default version otherwise.
+            ctx.forwarded.push((name.clone(), value.clone()));
         }
     }
     if let Some(value) = timeout {

@@ -48,7 +48,13 @@ pub async fn run(current: Arc<ArcSwap<Runtime>>, mut stop: watch::Receiver<bool>
                 let call = async {
                     let body = upstream.encode(&request)?;
                     upstream
-                        .call(deployment.client(&runtime.client), &request, body, limits)
+                        .call(
+                            deployment.client(&runtime.client),
+                            &request,
+                            body,
+                            &[],
+                            limits,
+                        )
                         .await
                 };
                 let healthy = match call.await {

@@ -1,4 +1,5 @@
-//! Upstreams that misbehave: the gateway answers each in the client's shape and keeps serving.
+//! Upstreams written for one test each, as small axum servers: misbehaving ones (the gateway
+//! answers each in the client's shape and keeps serving) and ones that show what they received.
 
 use axum::http::StatusCode;
 use axum::routing::post;
@@ -311,4 +312,91 @@ async fn upstream_answers_past_the_caps_are_refused() {
             .is_some_and(|message| message.contains("stream event larger")),
         "{body}"
     );
+}
+
+/// An Anthropic upstream that answers with the `anthropic-beta` and `anthropic-version` headers
+/// it received.
+async fn header_echo() -> std::net::SocketAddr {
+    let app = axum::Router::new().route(
+        "/v1/messages",
+        post(|headers: axum::http::HeaderMap| async move {
+            let header = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or("-")
+                    .to_owned()
+            };
+            let text = format!(
+                "{}|{}",
+                header("anthropic-beta"),
+                header("anthropic-version")
+            );
+            (
+                [("content-type", "application/json")],
+                json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "m",
+                    "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
+                    "stop_sequence": null, "usage": {"input_tokens": 1, "output_tokens": 1}})
+                .to_string(),
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+/// Regression: an Anthropic client's `anthropic-beta` (Claude Code sends several) never
+/// reached an Anthropic upstream, so the features it opts into were off.
+#[tokio::test]
+async fn anthropic_beta_and_version_reach_an_anthropic_upstream() {
+    let addr = header_echo().await;
+    let setup = support::start(&format!(
+        "models:\n  - name: claude\n    deployments:\n      - provider: anthropic\n        model: m\n        api_base: \"http://{addr}/v1\"\n        api_key: k\n"
+    ))
+    .await;
+    let ask = |version: &'static str, beta: Option<&'static str>| {
+        let mut request = setup
+            .client
+            .post(setup.url("/v1/messages"))
+            .header("x-api-key", "k")
+            .header("anthropic-version", version)
+            .json(&json!({"model": "claude", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}));
+        if let Some(beta) = beta {
+            request = request.header("anthropic-beta", beta);
+        }
+        async move {
+            let body: Value = request
+                .send()
+                .await
+                .expect("sent")
+                .json()
+                .await
+                .expect("json");
+            body["content"][0]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        }
+    };
+    let beta = "interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14";
+    assert_eq!(
+        ask("2023-06-01", Some(beta)).await,
+        format!("{beta}|2023-06-01")
+    );
+    assert_eq!(ask("2023-06-01", None).await, "-|2023-06-01");
+    assert_eq!(ask("2099-01-01", None).await, "-|2099-01-01");
+    // An OpenAI client's call to the same upstream carries the gateway's own version only.
+    let body: Value = setup
+        .openai(&json!({"model": "claude", "messages": [{"role": "user", "content": "hi"}]}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body["choices"][0]["message"]["content"], "-|2023-06-01");
 }

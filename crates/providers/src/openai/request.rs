@@ -187,11 +187,31 @@ fn decode_message(message: MessageIn, index: usize) -> Result<Message, ApiError>
     })
 }
 
+/// The longest `user` OpenAI accepts.
+const MAX_USER: usize = 64;
+
+/// A `user` OpenAI accepts: as it is when short enough, else the hex SHA-256 of it (64
+/// characters; the same user always gets the same id). Anthropic clients send long ones: Claude
+/// Code's `metadata.user_id` is about 150 characters, which OpenAI refuses.
+fn short_user(user: &str) -> std::borrow::Cow<'_, str> {
+    if user.len() <= MAX_USER {
+        return std::borrow::Cow::Borrowed(user);
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, user.as_bytes());
+    let mut hex = String::with_capacity(MAX_USER);
+    for byte in digest.as_ref() {
+        hex.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
+        hex.push(char::from(b"0123456789abcdef"[usize::from(byte & 0xf)]));
+    }
+    std::borrow::Cow::Owned(hex)
+}
+
 /// Writes the canonical request as a Chat Completions body for `model`.
 ///
 /// A streamed request always asks for usage (`stream_options.include_usage`): accounting needs
 /// it, and the client-side encoder drops the usage chunk when the client did not ask for it.
 pub fn encode(request: &ChatRequest, model: &str) -> Result<Vec<u8>, ApiError> {
+    let user = request.user.as_deref().map(short_user);
     let messages: Vec<MessageOut<'_>> = request.messages.iter().map(MessageOut::from).collect();
     let tools: Vec<Value> = request
         .tools
@@ -252,7 +272,7 @@ pub fn encode(request: &ChatRequest, model: &str) -> Result<Vec<u8>, ApiError> {
         n: request.n,
         stop: (!request.stop.is_empty()).then_some(&request.stop),
         seed: request.seed,
-        user: request.user.as_deref(),
+        user: user.as_deref(),
         metadata: request.metadata.as_ref(),
         reasoning_effort: request
             .reasoning

@@ -491,3 +491,30 @@ fn thinking_parts_are_not_sent_to_openai() {
         json!([{"type": "text", "text": "answer"}])
     );
 }
+
+/// Regression: Claude Code's `metadata.user_id` (about 150 characters) went to OpenAI as
+/// `user`, which OpenAI refuses past 64.
+#[test]
+fn a_long_user_is_sent_as_its_hash() {
+    let long = format!(
+        "user_{}_account__session_{}",
+        "a".repeat(64),
+        "b".repeat(36)
+    );
+    let mut canonical = request::decode(
+        json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+            .to_string()
+            .as_bytes(),
+    )
+    .expect("decodes");
+    canonical.user = Some(long.clone());
+    let sent = to_value(&request::encode(&canonical, "m").expect("encodes"));
+    let user = sent["user"].as_str().expect("user");
+    assert_eq!(user.len(), 64);
+    assert!(user.bytes().all(|byte| byte.is_ascii_hexdigit()));
+    let again = to_value(&request::encode(&canonical, "m").expect("encodes"));
+    assert_eq!(again["user"], user, "not stable");
+    canonical.user = Some("short-id".to_owned());
+    let sent = to_value(&request::encode(&canonical, "m").expect("encodes"));
+    assert_eq!(sent["user"], "short-id");
+}

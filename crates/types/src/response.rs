@@ -85,14 +85,15 @@ pub enum FinishReason {
 }
 
 impl FinishReason {
-    /// OpenAI's name for the reason.
+    /// OpenAI's name for the reason. A reason OpenAI has no name for (Anthropic's
+    /// `pause_turn`, Gemini's `MALFORMED_FUNCTION_CALL`, ...) is `stop`: SDKs that check the
+    /// value against OpenAI's list would refuse anything else.
     pub fn openai(&self) -> &str {
         match self {
-            FinishReason::Stop => "stop",
+            FinishReason::Stop | FinishReason::Other(_) => "stop",
             FinishReason::Length => "length",
             FinishReason::ToolCalls => "tool_calls",
             FinishReason::ContentFilter => "content_filter",
-            FinishReason::Other(other) => other,
         }
     }
 
@@ -105,5 +106,23 @@ impl FinishReason {
             "content_filter" => FinishReason::ContentFilter,
             other => FinishReason::Other(other.to_owned()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: reasons only other providers have reached OpenAI clients verbatim.
+    #[test]
+    fn reasons_openai_has_no_name_for_are_stop() {
+        for other in [
+            "pause_turn",
+            "malformed_function_call",
+            "guardrail_intervened",
+        ] {
+            assert_eq!(FinishReason::Other(other.into()).openai(), "stop");
+        }
+        assert_eq!(FinishReason::ContentFilter.openai(), "content_filter");
     }
 }

@@ -153,7 +153,14 @@ pub(crate) fn stop_reason_name<'a>(
         FinishReason::Length => "max_tokens",
         FinishReason::ToolCalls => "tool_use",
         FinishReason::ContentFilter => "refusal",
-        FinishReason::Other(other) => other,
+        // Anthropic's own names pass; any other provider's reason is none an Anthropic SDK
+        // knows.
+        FinishReason::Other(other) => match other.as_str() {
+            "end_turn" | "max_tokens" | "stop_sequence" | "tool_use" | "pause_turn" | "refusal" => {
+                other
+            }
+            _ => "end_turn",
+        },
     }
 }
 

@@ -558,3 +558,28 @@ fn anthropic_extras_are_forwarded_only_to_anthropic() {
     request.extra.format = WireFormat::OpenAi;
     assert!(encoded(&request).get("service_tier").is_none());
 }
+
+/// Regressions: current Claude models refuse `temperature` with `top_p`, and Anthropic
+/// refuses whitespace-only stop sequences; OpenAI clients send both.
+#[test]
+fn sampling_and_stops_anthropic_refuses_are_left_out() {
+    let request = ChatRequest {
+        messages: vec![Message::text_message(Role::User, "a")],
+        temperature: Some(0.5),
+        top_p: Some(0.9),
+        stop: vec!["\n".into(), " ".into(), "END".into()],
+        ..ChatRequest::default()
+    };
+    let body = encoded(&request);
+    assert_eq!(body["temperature"], json!(0.5));
+    assert!(body.get("top_p").is_none());
+    assert_eq!(body["stop_sequences"], json!(["END"]));
+    let only_top_p = ChatRequest {
+        temperature: None,
+        stop: vec!["\n".into()],
+        ..request
+    };
+    let body = encoded(&only_top_p);
+    assert_eq!(body["top_p"], json!(0.9));
+    assert!(body.get("stop_sequences").is_none());
+}

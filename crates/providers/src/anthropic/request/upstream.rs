@@ -80,15 +80,23 @@ pub(super) fn encode(request: &ChatRequest, model: &str) -> Result<Vec<u8>, ApiE
             // OpenAI allows 0..2, Anthropic 0..1.
             body.insert("temperature".into(), temperature.clamp(0.0, 1.0).into());
         }
-        if let Some(top_p) = request.top_p {
+        // Current Claude models refuse `temperature` and `top_p` together: temperature wins.
+        if let Some(top_p) = request.top_p.filter(|_| request.temperature.is_none()) {
             body.insert("top_p".into(), top_p.into());
         }
         if let Some(top_k) = request.top_k {
             body.insert("top_k".into(), top_k.into());
         }
     }
-    if !request.stop.is_empty() {
-        body.insert("stop_sequences".into(), request.stop.clone().into());
+    // Anthropic refuses stop sequences of whitespace only; OpenAI takes them.
+    let stop: Vec<&str> = request
+        .stop
+        .iter()
+        .map(String::as_str)
+        .filter(|stop| !stop.trim().is_empty())
+        .collect();
+    if !stop.is_empty() {
+        body.insert("stop_sequences".into(), stop.into());
     }
     if let Some(user) = &request.user {
         body.insert("metadata".into(), json!({"user_id": user}));

@@ -215,3 +215,14 @@ fn malformed_upstream_bodies_are_bad_gateway() {
         assert!(!error.message.contains("oops"), "{}", error.message);
     }
 }
+
+/// Regression: another provider's finish reason reached Anthropic clients verbatim.
+#[test]
+fn reasons_anthropic_has_no_name_for_are_end_turn() {
+    use switchyard_types::FinishReason;
+    let name = |reason: &str| {
+        super::stop_reason_name(&FinishReason::Other(reason.into()), None).to_owned()
+    };
+    assert_eq!(name("malformed_function_call"), "end_turn");
+    assert_eq!(name("pause_turn"), "pause_turn");
+}

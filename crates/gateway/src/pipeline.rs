@@ -43,6 +43,7 @@ pub use hooks::{Flow, Hook, Step, Tap};
 use crate::router::{Label, ModelGroup};
 use crate::runtime::Runtime;
 use crate::shared::Shared;
+use crate::tokens;
 
 /// The kind of call a route takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,6 +258,9 @@ pub async fn run(
     // budgets and cache scopes are all per group, and an unknown model is a 404 before any
     // of them does work. (Model access, limits and budget reservations go right after it.)
     resolve(runtime, ctx)?;
+    // Before routing, which checks context windows: a prompt that may not fit is counted here,
+    // off the worker, rather than on it inside the route stage.
+    count_prompt(runtime, ctx).await?;
     // Hooks (and next the input guards and the cache lookup) see the request once it is
     // decoded and its group known, and before the model: they may change it, refuse it, or
     // answer it themselves (a cache hit, a 429). They also put their taps on the stream here,
@@ -283,6 +287,35 @@ fn resolve(runtime: &Runtime, ctx: &mut Ctx) -> Result<(), ApiError> {
         .group(ctx.model())
         .ok_or_else(|| route::model_not_found(ctx.model()))?;
     ctx.group = Some(Arc::clone(group));
+    Ok(())
+}
+
+/// Counts the prompt when some deployment's input limit is below its byte length (a token is
+/// at least a byte, so a shorter prompt fits everywhere and is never counted).
+async fn count_prompt(runtime: &Runtime, ctx: &mut Ctx) -> Result<(), ApiError> {
+    let Some(limit) = runtime.smallest_input_limit else {
+        return Ok(());
+    };
+    if ctx.prompt_tokens.is_some()
+        || ctx
+            .chat()
+            .is_none_or(|request| tokens::upper_bound(request) <= limit)
+    {
+        return Ok(());
+    }
+    let Call::Chat(request) = std::mem::replace(&mut ctx.call, Call::Unread) else {
+        return Ok(());
+    };
+    let (request, tokens) = tokens::count_off_worker(request).await;
+    if tokens.is_none() {
+        return Err(ApiError::new(
+            ErrorKind::Internal,
+            Origin::Internal,
+            "Counting the prompt's tokens failed",
+        ));
+    }
+    ctx.call = Call::Chat(request);
+    ctx.prompt_tokens = tokens;
     Ok(())
 }
 

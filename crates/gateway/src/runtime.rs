@@ -136,6 +136,9 @@ pub struct Runtime {
     pub client: switchyard_providers::http::Client,
     /// Model groups in config order.
     pub groups: Vec<Arc<ModelGroup>>,
+    /// The smallest `max_input_tokens` of any deployment: a prompt whose byte length is
+    /// above it is counted (off the worker) before routing.
+    pub smallest_input_limit: Option<u64>,
     /// Lookup by name and alias.
     by_name: HashMap<String, Arc<ModelGroup>>,
     /// Kept alive while the runtime is: `mock` deployments point at it.
@@ -171,13 +174,13 @@ impl Runtime {
             None
         };
         let mock_base = mock.as_ref().map(MockServer::base_url);
-        let counts_tokens = config.models.iter().any(|model| {
-            model
-                .deployments
-                .iter()
-                .any(|deployment| deployment.max_input_tokens.is_some())
-        });
-        if counts_tokens {
+        let smallest_input_limit = config
+            .models
+            .iter()
+            .flat_map(|model| &model.deployments)
+            .filter_map(|deployment| deployment.max_input_tokens)
+            .min();
+        if smallest_input_limit.is_some() {
             crate::tokens::warm();
         }
         let caps = Caps {
@@ -239,6 +242,7 @@ impl Runtime {
             client,
             health: Arc::clone(health),
             groups,
+            smallest_input_limit,
             by_name,
             _mock: mock,
         })

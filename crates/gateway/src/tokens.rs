@@ -23,6 +23,37 @@ pub fn upper_bound(request: &ChatRequest) -> u64 {
     bytes
 }
 
+/// Counts running at once, over the process: counting a long prompt takes a core for a
+/// while (a 10 MiB prompt without spaces, seconds), and more of them than cores would only
+/// queue in the blocking pool.
+fn counting() -> &'static tokio::sync::Semaphore {
+    static COUNTING: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    COUNTING.get_or_init(|| {
+        tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        )
+    })
+}
+
+/// [`count`] off the worker thread (on the blocking pool, at most one count per core at a
+/// time), so a long prompt does not stall every other request on the worker. The request is
+/// lent to the counting thread and handed back with its count.
+pub async fn count_off_worker(request: Box<ChatRequest>) -> (Box<ChatRequest>, Option<u64>) {
+    let Ok(_permit) = counting().acquire().await else {
+        return (request, None);
+    };
+    match tokio::task::spawn_blocking(move || {
+        let tokens = count(&request);
+        (request, tokens)
+    })
+    .await
+    {
+        Ok((request, tokens)) => (request, Some(tokens)),
+        // The counting thread panicked: the request went with it.
+        Err(_) => (Box::default(), None),
+    }
+}
+
 /// The prompt's tokens.
 pub fn count(request: &ChatRequest) -> u64 {
     let encoding = tiktoken_rs::o200k_base_singleton();

@@ -745,3 +745,53 @@ models:
     assert_eq!(ask("slow-own-limit", None).await, 504);
     assert_eq!(ask("slow-own-limit", None).await, 503, "not taken out");
 }
+
+/// Regression: a long prompt without spaces was counted on the worker thread, stalling every
+/// other request on it for as long as the count took.
+#[tokio::test]
+async fn counting_a_long_prompt_does_not_stall_other_requests() {
+    let setup = support::start(
+        r#"
+server:
+  body_limit_bytes: 8000000
+models:
+  - name: tiny
+    deployments:
+      - provider: openai_compatible
+        model: echo
+        api_base: "{MOCK}"
+        api_key: k
+        max_input_tokens: 10
+  - name: gpt
+    deployments:
+      - provider: openai_compatible
+        model: echo
+        api_base: "{MOCK}"
+        api_key: k
+"#,
+    )
+    .await;
+    let long = "x".repeat(400_000);
+    let started = std::time::Instant::now();
+    let big = async {
+        let response = setup
+            .openai(&json!({"model": "tiny", "messages": user(&long)}))
+            .await;
+        (response.status().as_u16(), started.elapsed())
+    };
+    let small = async {
+        // After the long prompt's body has arrived and its count began.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let response = setup
+            .openai(&json!({"model": "gpt", "messages": user("hi")}))
+            .await;
+        (response.status().as_u16(), started.elapsed())
+    };
+    let ((big_status, big_done), (small_status, small_done)) = tokio::join!(big, small);
+    assert_eq!(big_status, 400, "the long prompt fits no deployment");
+    assert_eq!(small_status, 200);
+    assert!(
+        small_done < big_done,
+        "the short request waited for the count: {small_done:?} vs {big_done:?}"
+    );
+}

@@ -73,6 +73,9 @@ pub struct Forward {
     pub raw: Bytes,
     /// A stage changed the decoded request: the upstream body must be encoded from it.
     pub dirty: bool,
+    /// The body's share of the process's in-flight body budget, held until the request ends
+    /// (its decoded form lives as long).
+    pub held: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// What one request carries through the stages, from its first header to its end.

@@ -46,6 +46,8 @@ pub struct ServerSettings {
     pub header_read_timeout: Duration,
     /// Time to send a request's body.
     pub body_read_timeout: Duration,
+    /// Request bodies held at once, for the whole process.
+    pub max_body_bytes_in_flight: u64,
     /// Open client connections at once, for the whole process.
     pub max_connections: usize,
     /// Largest request head buffered per connection.
@@ -230,6 +232,7 @@ impl Runtime {
                 shutdown_grace: secs(config.server.shutdown_grace_secs),
                 header_read_timeout: secs(config.server.header_read_timeout_secs),
                 body_read_timeout: secs(config.server.body_read_timeout_secs),
+                max_body_bytes_in_flight: config.server.max_body_bytes_in_flight,
                 max_connections: config.server.max_connections,
                 max_header_bytes: config.server.max_header_bytes,
                 http2_keep_alive: secs(config.server.http2_keep_alive_secs),

@@ -24,6 +24,8 @@ pub struct Shared {
     pub background: Background,
     /// Permits for open client connections, one per connection, over every worker.
     connections: std::sync::OnceLock<Arc<tokio::sync::Semaphore>>,
+    /// Permits for request bodies held, one per KiB, over every worker.
+    bodies: std::sync::OnceLock<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Shared {
@@ -34,7 +36,18 @@ impl Shared {
             hooks: Vec::new(),
             background,
             connections: std::sync::OnceLock::new(),
+            bodies: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The process-wide body permits, one per KiB of `max_bytes` (set by the first request).
+    pub fn bodies(&self, max_bytes: u64) -> Arc<tokio::sync::Semaphore> {
+        Arc::clone(self.bodies.get_or_init(|| {
+            let kib = usize::try_from(max_bytes / 1024).unwrap_or(usize::MAX);
+            Arc::new(tokio::sync::Semaphore::new(
+                kib.min(tokio::sync::Semaphore::MAX_PERMITS),
+            ))
+        }))
     }
 
     /// The process-wide connection permits, `max` of them (set by the first worker to serve).

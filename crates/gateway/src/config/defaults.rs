@@ -10,6 +10,7 @@ server:
   connect_timeout_secs: 10
   header_read_timeout_secs: 30  # also the idle keep-alive timeout
   body_read_timeout_secs: 60
+  max_body_bytes_in_flight: 1073741824   # 1 GiB of request bodies held at once: then 503
   max_connections: 10000
   max_header_bytes: 65536
   http2_keep_alive_secs: 20

@@ -74,6 +74,10 @@ pub struct ServerConfig {
     /// Time a client has to send a request's headers, from the moment the connection is ready
     /// for one (opened, or idle after a response): also the idle keep-alive timeout.
     pub header_read_timeout_secs: f64,
+    /// Request bodies the whole process holds at once, in bytes (at least `body_limit_bytes`);
+    /// a request whose body would go past it is refused with a 503 rather than let memory grow
+    /// with what clients send.
+    pub max_body_bytes_in_flight: u64,
     /// Time a client has to send a request's body once its headers arrived (408 after it).
     pub body_read_timeout_secs: f64,
     /// Open client connections the process serves at once; past it, new connections wait in
@@ -101,6 +105,7 @@ impl Default for ServerConfig {
             connect_timeout_secs: 10.0,
             header_read_timeout_secs: 30.0,
             body_read_timeout_secs: 60.0,
+            max_body_bytes_in_flight: 1024 * 1024 * 1024,
             max_connections: 10_000,
             max_header_bytes: 64 * 1024,
             http2_keep_alive_secs: 20.0,

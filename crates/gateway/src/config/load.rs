@@ -340,6 +340,12 @@ fn check_server(server: &ServerConfig, errors: &mut Vec<ConfigError>) {
     ] {
         check_seconds(value, path, false, errors);
     }
+    if server.max_body_bytes_in_flight < server.body_limit_bytes {
+        errors.push(error_at(
+            "server.max_body_bytes_in_flight",
+            "must be at least server.body_limit_bytes",
+        ));
+    }
     if server.max_connections == 0 {
         errors.push(error_at("server.max_connections", "must be greater than 0"));
     }

@@ -1,12 +1,16 @@
 //! The request into the context: the gateway's own headers, then the body, read within the
 //! limit and decoded in the client's dialect. Errors are the client's, in its own shape.
 
+use std::sync::Arc;
+
 use axum::body::{Body, Bytes};
+use bytes::BytesMut;
 use http::{HeaderMap, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use switchyard_providers::embeddings::openai as embeddings_wire;
 use switchyard_providers::{anthropic, openai};
 use switchyard_types::{ApiError, ErrorKind, Origin, WireFormat};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{Call, Ctx, Kind};
 use crate::headers;
@@ -85,9 +89,10 @@ pub async fn body(
     body: Body,
 ) -> Result<(), ApiError> {
     let limit = runtime.server.body_limit;
-    let bytes = tokio::time::timeout(
+    let budget = ctx.shared.bodies(runtime.server.max_body_bytes_in_flight);
+    let (bytes, held) = tokio::time::timeout(
         runtime.server.body_read_timeout,
-        read_body(headers, body, limit),
+        read_body(headers, body, limit, budget),
     )
     .await
     .map_err(|_| {
@@ -110,12 +115,20 @@ pub async fn body(
     };
     ctx.call = call;
     ctx.body.raw = bytes;
+    ctx.body.held = held;
     Ok(())
 }
 
 /// Reads the body, refusing more than `limit` bytes (by `content-length` before reading when
-/// the client sent one).
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+/// the client sent one), and takes its share of the process's in-flight `budget` (one permit
+/// per KiB): up front for a declared length, chunk by chunk otherwise. Past the budget the
+/// request is refused with a 503, not held.
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    budget: Arc<Semaphore>,
+) -> Result<(Bytes, Option<OwnedSemaphorePermit>), ApiError> {
     let too_large = || {
         ApiError::new(
             ErrorKind::PayloadTooLarge,
@@ -131,12 +144,69 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
     if declared.is_some_and(|length| length > limit as u64) {
         return Err(too_large());
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Err(_) => Err(ApiError::invalid_request(
-            "The request body could not be read",
-            None,
-        )),
+    let mut held: Option<OwnedSemaphorePermit> = None;
+    let take = |bytes: u64, held: &mut Option<OwnedSemaphorePermit>| {
+        let wanted = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
+        let have = held.as_ref().map_or(0, |permit| permit.num_permits());
+        let more = (wanted as usize).saturating_sub(have);
+        if more == 0 {
+            return Ok(());
+        }
+        let permit = Arc::clone(&budget)
+            .try_acquire_many_owned(u32::try_from(more).unwrap_or(u32::MAX))
+            .map_err(|_| busy())?;
+        match held {
+            Some(held) => held.merge(permit),
+            None => *held = Some(permit),
+        }
+        Ok(())
+    };
+    if let Some(length) = declared {
+        take(length, &mut held)?;
     }
+    let mut body = Limited::new(body, limit);
+    let mut collected = BytesMut::new();
+    let mut first: Option<Bytes> = None;
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
+                return Err(too_large());
+            }
+            Err(_) => {
+                return Err(ApiError::invalid_request(
+                    "The request body could not be read",
+                    None,
+                ));
+            }
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        // One chunk (the common case) is kept as it arrived, without a copy.
+        match first.take() {
+            None if collected.is_empty() => first = Some(data),
+            Some(previous) => {
+                collected.extend_from_slice(&previous);
+                collected.extend_from_slice(&data);
+            }
+            None => collected.extend_from_slice(&data),
+        }
+        let so_far = first.as_ref().map_or(collected.len(), Bytes::len);
+        take(so_far as u64, &mut held)?;
+    }
+    let bytes = first.unwrap_or_else(|| collected.freeze());
+    Ok((bytes, held))
+}
+
+/// The process holds as many request bodies as it may.
+fn busy() -> ApiError {
+    let mut error = ApiError::new(
+        ErrorKind::Unavailable,
+        Origin::Internal,
+        "The gateway holds as many request bodies as it may right now; try again shortly",
+    )
+    .with_code("server_busy");
+    error.retry_after = Some(std::time::Duration::from_secs(1));
+    error
 }

@@ -151,3 +151,28 @@ async fn connections_past_the_limit_wait_until_one_closes() {
         .expect("sent");
     assert_eq!(served.status(), 200);
 }
+
+/// Regression: 20 near-limit bodies took the process to ~760 MB; bodies held at once are now
+/// bounded over the process, and a request past the bound is a 503, not more memory.
+#[tokio::test]
+async fn bodies_past_the_in_flight_budget_are_a_503() {
+    let setup = support::start(
+        "server:\n  body_limit_bytes: 100000\n  max_body_bytes_in_flight: 150000\nmodels:\n  - name: slow\n    deployments:\n      - provider: openai_compatible\n        model: \"echo?latency_ms=1000\"\n        api_base: \"{MOCK}\"\n        api_key: k\n  - name: gpt\n    deployments:\n      - provider: openai_compatible\n        model: echo\n        api_base: \"{MOCK}\"\n        api_key: k\n",
+    )
+    .await;
+    let body = |model: &str| serde_json::json!({"model": model, "messages": [{"role": "user", "content": "x".repeat(90_000)}]});
+    let slow = body("slow");
+    let held = setup.openai(&slow);
+    let refused = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        setup.openai(&body("gpt")).await
+    };
+    let (held, refused) = tokio::join!(held, refused);
+    assert_eq!(held.status(), 200);
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let error: serde_json::Value = refused.json().await.expect("json");
+    assert_eq!(error["error"]["code"], "server_busy");
+    // Once the first request ended, its share is free again.
+    assert_eq!(setup.openai(&body("gpt")).await.status(), 200);
+}

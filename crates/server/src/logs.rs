@@ -10,8 +10,8 @@
 //! Lines are built in a reused per-thread buffer with no `fmt` machinery on the common paths
 //! (strings, integers), then queued for the writer thread (tracing-appender), which writes
 //! whatever has queued up in one go. A worker never waits on the terminal, file or pipe behind
-//! stderr; should 32k lines queue up unwritten (the sink has stopped reading), further lines
-//! are dropped rather than stall requests.
+//! stderr; should 32k lines or 16 MiB queue up unwritten (the sink has stopped reading),
+//! further lines are dropped rather than stall requests or grow memory.
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
@@ -27,6 +27,7 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
+mod budget;
 #[cfg(test)]
 mod tests;
 
@@ -42,6 +43,9 @@ pub enum Style {
 /// Lines queued for the writer thread before new ones are dropped.
 const QUEUE_LINES: usize = 32 * 1024;
 
+/// Bytes of lines queued for the writer thread before new ones are dropped.
+const QUEUE_BYTES: usize = 16 * 1024 * 1024;
+
 /// How long the exit waits for queued lines to be written (a sink that has stopped reading
 /// must not keep the process from exiting).
 const FINISH: Duration = Duration::from_secs(2);
@@ -50,13 +54,14 @@ const FINISH: Duration = Duration::from_secs(2);
 pub struct Logs {
     guard: WorkerGuard,
     dropped: ErrorCounter,
+    budget: std::sync::Arc<budget::Budget>,
     reported: usize,
 }
 
 impl Logs {
     /// Logs a warning with the number of lines dropped since the last report, if any were.
     pub fn report_dropped(&mut self) {
-        let dropped = self.dropped.dropped_lines();
+        let dropped = self.dropped.dropped_lines() + self.budget.refused();
         if dropped > self.reported {
             warn!(
                 dropped = dropped - self.reported,
@@ -87,24 +92,26 @@ impl Logs {
 /// through the writer thread.
 pub fn init(style: Style) -> Logs {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let budget = budget::Budget::new(QUEUE_BYTES);
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(true)
         .buffered_lines_limit(QUEUE_LINES)
         .thread_name("switchyard-logs")
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
+        .finish(budget::Counted::new(
+            std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()),
+            std::sync::Arc::clone(&budget),
         ));
     let dropped = writer.error_counter();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .event_format(Lines(style))
         .fmt_fields(Lines(style))
-        .with_writer(writer)
+        .with_writer(budget::Bounded::new(writer, std::sync::Arc::clone(&budget)))
         .init();
     Logs {
         guard,
         dropped,
+        budget,
         reported: 0,
     }
 }

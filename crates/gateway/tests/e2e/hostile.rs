@@ -7,6 +7,18 @@ use serde_json::{Value, json};
 
 use super::support;
 
+/// Serves `app` on an ephemeral loopback port for the rest of the test.
+async fn serve(app: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
 /// A 429 whose numbers no clock can hold, in each provider's shape.
 async fn absurd_rate_limits() -> std::net::SocketAddr {
     let openai = || async {
@@ -44,14 +56,7 @@ async fn absurd_rate_limits() -> std::net::SocketAddr {
         .route("/v1/chat/completions", post(openai))
         .route("/v1/messages", post(anthropic))
         .route("/v1beta/models/{*rest}", post(gemini));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    addr
+    serve(app).await
 }
 
 /// Regression: a reset time or retry delay too large for a `Duration` panicked the request,
@@ -129,14 +134,7 @@ async fn quirky_stream() -> std::net::SocketAddr {
                 )
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    addr
+    serve(app).await
 }
 
 /// Regression: the relay wrote multi-line data back as one `data:` line with a raw newline in
@@ -199,14 +197,7 @@ async fn echoing_refusal() -> std::net::SocketAddr {
             )
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    addr
+    serve(app).await
 }
 
 /// Regression: an upstream error echoing the server's key (or a caller's own) was relayed to
@@ -268,14 +259,7 @@ async fn oversized() -> std::net::SocketAddr {
             )
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    addr
+    serve(app).await
 }
 
 /// Regression: upstream bodies and stream lines were buffered without limit.
@@ -341,14 +325,7 @@ async fn header_echo() -> std::net::SocketAddr {
             )
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    addr
+    serve(app).await
 }
 
 /// Regression: an Anthropic client's `anthropic-beta` (Claude Code sends several) never

@@ -212,7 +212,7 @@ fn short_user(user: &str) -> std::borrow::Cow<'_, str> {
 /// it, and the client-side encoder drops the usage chunk when the client did not ask for it.
 pub fn encode(request: &ChatRequest, model: &str) -> Result<Vec<u8>, ApiError> {
     let user = request.user.as_deref().map(short_user);
-    let messages: Vec<MessageOut<'_>> = request.messages.iter().map(MessageOut::from).collect();
+    let messages = messages_out(&request.messages);
     let tools: Vec<Value> = request
         .tools
         .iter()
@@ -362,6 +362,55 @@ enum ContentOut<'a> {
     Null,
     Text(&'a str),
     Parts(&'a [ContentPart]),
+    /// Chosen parts, after an optional text of the gateway's own.
+    Chosen(Option<&'static str>, Vec<&'a ContentPart>),
+}
+
+/// What a tool message with images says in place of them (OpenAI takes only text there).
+const IMAGES_MOVED: &str = "(The image this tool returned follows in the next message.)";
+
+/// What the user message carrying tool results' images says first.
+const IMAGES_FROM_TOOLS: &str = "Images returned by the tool calls above:";
+
+/// The messages for an OpenAI upstream. Tool messages take text only: images a tool returned
+/// (an Anthropic client's `tool_result` may hold some) go in one user message right after the
+/// run of tool messages, which must stay together after the assistant's tool calls.
+fn messages_out(messages: &[Message]) -> Vec<MessageOut<'_>> {
+    let is_image = |part: &&ContentPart| matches!(part, ContentPart::Image { .. });
+    let mut out = Vec::with_capacity(messages.len());
+    let mut images: Vec<&ContentPart> = Vec::new();
+    for (index, message) in messages.iter().enumerate() {
+        if message.role == Role::Tool && message.content.iter().any(|part| is_image(&part)) {
+            images.extend(message.content.iter().filter(is_image));
+            let text: Vec<&ContentPart> = message
+                .content
+                .iter()
+                .filter(|part| matches!(part, ContentPart::Text { .. }))
+                .collect();
+            let mut tool = MessageOut::from(message);
+            tool.content = if text.is_empty() {
+                ContentOut::Text(IMAGES_MOVED)
+            } else {
+                ContentOut::Chosen(None, text)
+            };
+            out.push(tool);
+        } else {
+            out.push(MessageOut::from(message));
+        }
+        let run_ends = messages
+            .get(index + 1)
+            .is_none_or(|next| next.role != Role::Tool);
+        if run_ends && !images.is_empty() {
+            out.push(MessageOut {
+                role: Role::User.as_str(),
+                content: ContentOut::Chosen(Some(IMAGES_FROM_TOOLS), std::mem::take(&mut images)),
+                name: None,
+                tool_calls: Vec::new(),
+                tool_call_id: None,
+            });
+        }
+    }
+    out
 }
 
 impl Serialize for ContentOut<'_> {
@@ -370,36 +419,56 @@ impl Serialize for ContentOut<'_> {
         match self {
             ContentOut::Null => serializer.serialize_none(),
             ContentOut::Text(text) => serializer.serialize_str(text),
+            ContentOut::Chosen(lead, parts) => {
+                let mut seq = serializer.serialize_seq(None)?;
+                if let Some(text) = lead {
+                    seq.serialize_element(&TextPartOut {
+                        kind: "text",
+                        text,
+                        cache_control: None,
+                    })?;
+                }
+                for part in parts {
+                    serialize_part(&mut seq, part)?;
+                }
+                seq.end()
+            }
             ContentOut::Parts(parts) => {
                 let mut seq = serializer.serialize_seq(None)?;
                 for part in parts.iter() {
-                    match part {
-                        ContentPart::Text {
-                            text,
-                            cache_control,
-                        } => seq.serialize_element(&TextPartOut {
-                            kind: "text",
-                            text,
-                            cache_control: cache_control.as_ref(),
-                        })?,
-                        ContentPart::Image { source, detail, .. } => {
-                            seq.serialize_element(&ImagePartOut {
-                                kind: "image_url",
-                                image_url: ImageUrl {
-                                    url: source.to_url(),
-                                    detail: detail.clone(),
-                                },
-                            })?
-                        }
-                        // Thinking is the model's own; OpenAI-compatible APIs take no such part.
-                        ContentPart::Thinking { .. }
-                        | ContentPart::RedactedThinking { .. }
-                        | ContentPart::Opaque { .. } => {}
-                    }
+                    serialize_part(&mut seq, part)?;
                 }
                 seq.end()
             }
         }
+    }
+}
+
+/// One content part as an element of OpenAI's `content` array.
+fn serialize_part<S: serde::ser::SerializeSeq>(
+    seq: &mut S,
+    part: &ContentPart,
+) -> Result<(), S::Error> {
+    match part {
+        ContentPart::Text {
+            text,
+            cache_control,
+        } => seq.serialize_element(&TextPartOut {
+            kind: "text",
+            text,
+            cache_control: cache_control.as_ref(),
+        }),
+        ContentPart::Image { source, detail, .. } => seq.serialize_element(&ImagePartOut {
+            kind: "image_url",
+            image_url: ImageUrl {
+                url: source.to_url(),
+                detail: detail.clone(),
+            },
+        }),
+        // Thinking is the model's own; OpenAI-compatible APIs take no such part.
+        ContentPart::Thinking { .. }
+        | ContentPart::RedactedThinking { .. }
+        | ContentPart::Opaque { .. } => Ok(()),
     }
 }
 

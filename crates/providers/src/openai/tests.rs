@@ -518,3 +518,46 @@ fn a_long_user_is_sent_as_its_hash() {
     let sent = to_value(&request::encode(&canonical, "m").expect("encodes"));
     assert_eq!(sent["user"], "short-id");
 }
+
+/// Regression: images inside an Anthropic client's tool results went into `role: tool`
+/// messages, which OpenAI refuses (text only there). They follow the tool messages in one user
+/// message instead, and the tool messages stay together after the assistant's calls.
+#[test]
+fn images_from_tool_results_follow_the_tool_messages() {
+    let body = json!({
+        "model": "m", "max_tokens": 100,
+        "messages": [
+            {"role": "user", "content": "look at both"},
+            {"role": "assistant", "content": [
+                {"type": "tool_use", "id": "t1", "name": "shot", "input": {}},
+                {"type": "tool_use", "id": "t2", "name": "shot", "input": {}}
+            ]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "t1", "content": [
+                    {"type": "text", "text": "first"},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}}
+                ]},
+                {"type": "tool_result", "tool_use_id": "t2", "content": [
+                    {"type": "image", "source": {"type": "url", "url": "https://example.com/b.png"}}
+                ]}
+            ]}
+        ]
+    });
+    let canonical =
+        crate::anthropic::request::decode(body.to_string().as_bytes()).expect("decodes");
+    let sent = to_value(&request::encode(&canonical, "m").expect("encodes"));
+    let messages = sent["messages"].as_array().expect("messages");
+    let roles: Vec<&str> = messages
+        .iter()
+        .map(|message| message["role"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(roles, ["user", "assistant", "tool", "tool", "user"]);
+    for tool in &messages[2..4] {
+        let text = tool["content"].to_string();
+        assert!(!text.contains("image_url"), "{text}");
+    }
+    assert_eq!(messages[2]["content"][0]["text"], "first");
+    let images = &messages[4]["content"];
+    assert_eq!(images[1]["image_url"]["url"], "data:image/png;base64,AAAA");
+    assert_eq!(images[2]["image_url"]["url"], "https://example.com/b.png");
+}

@@ -12,7 +12,7 @@ use switchyard_providers::openai::compat;
 use switchyard_providers::{Caps, Provider, Timeouts, Upstream};
 
 use crate::background::Background;
-use crate::config::file::AzureAuth;
+use crate::config::file::{AzureAuth, Secret};
 use crate::config::{ConfigFile, DeploymentConfig};
 use crate::router::fleet::{Fleet, Remote};
 use crate::router::health::{CooldownPolicy, Health};
@@ -320,12 +320,12 @@ fn aws_signing(
     let credentials = match (&config.aws_access_key_id, &config.aws_secret_access_key) {
         (Some(id), Some(secret)) => Some(Credentials {
             access_key_id: id.clone(),
-            secret_access_key: SecretString::from(secret.clone()),
+            secret_access_key: secret.to_secret_string(),
             session_token: config
                 .aws_session_token
-                .clone()
-                .filter(|token| !token.is_empty())
-                .map(SecretString::from),
+                .as_ref()
+                .filter(|token| !token.expose().is_empty())
+                .map(Secret::to_secret_string),
         }),
         _ => Credentials::from_env(|name| std::env::var(name).ok()),
     };
@@ -386,7 +386,7 @@ fn build_deployment(
     let base = config.api_base.as_deref().unwrap_or(&default_base);
     // The mock checks that a key is present, as the real providers do.
     let api_key = match (&config.api_key, config.provider.starts_with("mock")) {
-        (Some(key), _) => Some(SecretString::from(key.clone())),
+        (Some(key), _) => Some(key.to_secret_string()),
         (None, true) => Some(SecretString::from("mock-key".to_owned())),
         (None, false) => None,
     };

@@ -1,6 +1,7 @@
 //! The config file's shape. Every struct rejects unknown keys; every default is written out in
 //! its `Default` impl and shown in the README.
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::router::strategy::Strategy;
@@ -169,7 +170,7 @@ pub struct DeploymentConfig {
     pub api_base: Option<String>,
     /// The provider key; use `${ENV_VAR}` to read it from the environment.
     #[serde(default)]
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
     /// AWS Bedrock: the region (`us-east-1`); use `${AWS_REGION}` to take it from the
     /// environment.
     #[serde(default)]
@@ -180,10 +181,10 @@ pub struct DeploymentConfig {
     pub aws_access_key_id: Option<String>,
     /// AWS Bedrock: the secret access key.
     #[serde(default)]
-    pub aws_secret_access_key: Option<String>,
+    pub aws_secret_access_key: Option<Secret>,
     /// AWS Bedrock: the session token of temporary credentials.
     #[serde(default)]
-    pub aws_session_token: Option<String>,
+    pub aws_session_token: Option<Secret>,
     /// Google Vertex AI: the service-account key file (JSON, as Google issues it).
     #[serde(default)]
     pub credentials_file: Option<String>,
@@ -259,4 +260,35 @@ pub fn default_priority() -> u32 {
 /// The default upstream timeout: long generations take minutes.
 pub fn default_timeout_secs() -> f64 {
     600.0
+}
+
+/// A secret from the config (a provider key, an AWS secret): its `Debug` prints nothing, so a
+/// config printed for a bug report or a log line never carries it.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(SecretString);
+
+impl Secret {
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    /// As the `SecretString` the upstream client keeps.
+    pub fn to_secret_string(&self) -> SecretString {
+        self.0.clone()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Configs compare by what they hold (a reload compares the new file with the old).
+impl PartialEq for Secret {
+    fn eq(&self, other: &Secret) -> bool {
+        self.expose() == other.expose()
+    }
 }

@@ -500,7 +500,12 @@ fn check_deployment(deployment: &DeploymentConfig, path: &str, errors: &mut Vec<
         )),
         None => {}
     }
-    if needs_key && deployment.api_key.as_deref().is_none_or(str::is_empty) {
+    if needs_key
+        && deployment
+            .api_key
+            .as_ref()
+            .is_none_or(|key| key.expose().is_empty())
+    {
         errors.push(error_at(
             &format!("{path}.api_key"),
             format!(

@@ -28,11 +28,18 @@ fn secrets_come_from_the_environment() {
     let text = "models:\n  - name: gpt\n    deployments:\n      - provider: openai\n        model: gpt-4o\n        api_key: ${OPENAI_API_KEY}\n        api_base: ${BASE:-https://api.openai.com/v1}\n";
     let config = validate(text, &env(&[("OPENAI_API_KEY", "sk-test")])).expect("valid");
     let deployment = &config.models[0].deployments[0];
-    assert_eq!(deployment.api_key.as_deref(), Some("sk-test"));
+    assert_eq!(
+        deployment.api_key.as_ref().map(|key| key.expose()),
+        Some("sk-test")
+    );
     assert_eq!(
         deployment.api_base.as_deref(),
         Some("https://api.openai.com/v1")
     );
+    // Printed (a bug report, a debug log), the config shows no secret.
+    let printed = format!("{config:?}");
+    assert!(!printed.contains("sk-test"), "{printed}");
+    assert!(printed.contains("[redacted]"));
 }
 
 #[test]

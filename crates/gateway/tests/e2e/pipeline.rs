@@ -481,6 +481,7 @@ async fn a_same_dialect_body_reaches_the_upstream_as_the_client_wrote_it() {
     let anthropic = [
         r#"{"model":"claude-request-echo","max_tokens":100,"messages":[{"role":"user","content":[{"type":"text","text":"hi","x_hint":{"n":2.50E1}}]}],"metadata":{"user_id":"u\u0031"}}"#,
         r#"{"model":"claude-request-echo","max_tokens":100,"messages":[{"role":"user","content":[{"type":"document","source":{"type":"text","media_type":"text/plain","data":"a\nb"},"citations":{"enabled":true}},{"type":"text","text":"sum up"}]}]}"#,
+        r#"{"model":"claude-request-echo","max_tokens":100,"messages":[{"role":"user","content":"find it"},{"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"search","input":{"q":"x"}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":[{"type":"search_result","source":"https://example.com","title":"X","content":[{"type":"text","text":"found"}]}]}]}]}"#,
     ];
     let cases = openai
         .iter()

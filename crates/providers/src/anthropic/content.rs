@@ -78,8 +78,9 @@ pub(crate) struct Block {
     pub(crate) text: Option<String>,
     /// Prompt-cache marker of any block type.
     pub(crate) cache_control: Option<Value>,
-    /// `image`.
-    pub(crate) source: Option<Source>,
+    /// `image` (read as a [`Source`] only for images: other block types, `search_result` for
+    /// one, have a `source` of another shape, and are kept opaque).
+    pub(crate) source: Option<Value>,
     /// `thinking`.
     pub(crate) thinking: Option<String>,
     /// `thinking`.

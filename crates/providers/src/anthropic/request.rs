@@ -168,6 +168,12 @@ fn decode_part(block: Block, path: &str) -> Result<ContentPart, ApiError> {
         }),
         "image" => {
             let source = required(block.source, path, "source")?;
+            let source: Source = serde_json::from_value(source).map_err(|error| {
+                invalid(
+                    format!("invalid image source: {error}"),
+                    format!("{path}.source"),
+                )
+            })?;
             Ok(ContentPart::Image {
                 source: decode_image_source(source, &format!("{path}.source"))?,
                 detail: None,
@@ -226,7 +232,11 @@ fn decode_tool_result(block: Block, path: &str) -> Result<Message, ApiError> {
                 let path = format!("{path}.content[{k}]");
                 match inner.kind.as_str() {
                     "text" | "image" => decode_part(inner, &path),
-                    other => Err(unsupported_block(other, &path)),
+                    // `search_result`, `tool_reference`, …: kept as a marker; the client's
+                    // bytes carry them to an Anthropic upstream.
+                    other => Ok(ContentPart::Opaque {
+                        kind: other.to_owned(),
+                    }),
                 }
             })
             .collect::<Result<_, _>>()?,
@@ -334,13 +344,6 @@ fn required<T>(value: Option<T>, path: &str, field: &str) -> Result<T, ApiError>
             format!("{path}.{field}"),
         )
     })
-}
-
-fn unsupported_block(kind: &str, path: &str) -> ApiError {
-    invalid(
-        format!("content block type `{kind}` is not supported yet"),
-        path,
-    )
 }
 
 /// A client's request body as read. Every known field is optional so a missing one is

@@ -405,7 +405,8 @@ fn build_deployment(
     )
     .map_err(|error| BuildError::Endpoint(format!("{}: {error}", config.model)))?
     .with_headroom(Arc::clone(&health.headroom))
-    .with_caps(caps);
+    .with_caps(caps)
+    .with_quirks(compat::quirks(&config.provider));
     let upstream = match (provider, vertex) {
         (Provider::Bedrock, _) => {
             let (region, credentials) = aws_signing(config)?;

@@ -191,6 +191,8 @@ pub struct Upstream {
     api_version: Option<String>,
     /// How much of an answer is held at once.
     caps: Caps,
+    /// What an OpenAI-compatible vendor refuses or needs.
+    quirks: openai::compat::Quirks,
 }
 
 /// What SigV4 signing needs.
@@ -246,7 +248,15 @@ impl Upstream {
             api_base: api_base.trim_end_matches('/').to_owned(),
             api_version: api_version.map(str::to_owned),
             caps: Caps::default(),
+            quirks: openai::compat::Quirks::default(),
         })
+    }
+
+    /// Encodes for a vendor with `quirks` (OpenAI-compatible upstreams).
+    #[must_use]
+    pub fn with_quirks(mut self, quirks: openai::compat::Quirks) -> Upstream {
+        self.quirks = quirks;
+        self
     }
 
     /// Holds at most `caps` of an answer at once.
@@ -468,7 +478,7 @@ impl Upstream {
     pub fn encode(&self, request: &ChatRequest) -> Result<Vec<u8>, ApiError> {
         match self.provider {
             Provider::OpenAi | Provider::Azure { .. } => {
-                openai::request::encode(request, &self.model)
+                openai::request::encode_for(request, &self.model, self.quirks)
             }
             Provider::Anthropic => anthropic::request::encode(request, &self.model),
             Provider::Gemini | Provider::Vertex => gemini::request::encode(request),

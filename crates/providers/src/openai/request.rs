@@ -1,6 +1,8 @@
 //! OpenAI request bodies: a client's JSON into the canonical request, and the canonical request
 //! into the JSON an OpenAI-compatible upstream expects.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use switchyard_types::{
@@ -8,6 +10,7 @@ use switchyard_types::{
     ResponseFormat, Role, Tool, ToolCall, ToolChoice, WireFormat,
 };
 
+use super::compat::{self, Quirks};
 use super::wire::{
     ContentIn, ImageUrl, MessageIn, PartIn, RequestIn, ResponseFormatIn, RoleIn, StopIn,
     StreamOptions, ToolCallOut, ToolChoiceIn,
@@ -211,8 +214,13 @@ fn short_user(user: &str) -> std::borrow::Cow<'_, str> {
 /// A streamed request always asks for usage (`stream_options.include_usage`): accounting needs
 /// it, and the client-side encoder drops the usage chunk when the client did not ask for it.
 pub fn encode(request: &ChatRequest, model: &str) -> Result<Vec<u8>, ApiError> {
+    encode_for(request, model, Quirks::default())
+}
+
+/// [`encode`] for a vendor with `quirks`.
+pub fn encode_for(request: &ChatRequest, model: &str, quirks: Quirks) -> Result<Vec<u8>, ApiError> {
     let user = request.user.as_deref().map(short_user);
-    let messages = messages_out(&request.messages);
+    let messages = messages_out(&request.messages, quirks);
     let tools: Vec<Value> = request
         .tools
         .iter()
@@ -230,8 +238,8 @@ pub fn encode(request: &ChatRequest, model: &str) -> Result<Vec<u8>, ApiError> {
         })
         .collect();
     let (max_tokens, max_completion_tokens) = match request.max_tokens_key {
-        MaxTokensKey::MaxTokens => (request.max_tokens, None),
-        MaxTokensKey::MaxCompletionTokens => (None, request.max_tokens),
+        MaxTokensKey::MaxTokens if !quirks.max_completion_tokens => (request.max_tokens, None),
+        MaxTokensKey::MaxTokens | MaxTokensKey::MaxCompletionTokens => (None, request.max_tokens),
     };
     let body = RequestOut {
         model,
@@ -355,15 +363,16 @@ struct MessageOut<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tool_calls: Vec<ToolCallOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    tool_call_id: Option<&'a str>,
+    tool_call_id: Option<Cow<'a, str>>,
 }
 
 enum ContentOut<'a> {
     Null,
     Text(&'a str),
-    Parts(&'a [ContentPart]),
+    /// The parts, and whether their `cache_control` markers go too.
+    Parts(&'a [ContentPart], bool),
     /// Chosen parts, after an optional text of the gateway's own.
-    Chosen(Option<&'static str>, Vec<&'a ContentPart>),
+    Chosen(Option<&'static str>, Vec<&'a ContentPart>, bool),
 }
 
 /// What a tool message with images says in place of them (OpenAI takes only text there).
@@ -375,7 +384,7 @@ const IMAGES_FROM_TOOLS: &str = "Images returned by the tool calls above:";
 /// The messages for an OpenAI upstream. Tool messages take text only: images a tool returned
 /// (an Anthropic client's `tool_result` may hold some) go in one user message right after the
 /// run of tool messages, which must stay together after the assistant's tool calls.
-fn messages_out(messages: &[Message]) -> Vec<MessageOut<'_>> {
+fn messages_out(messages: &[Message], quirks: Quirks) -> Vec<MessageOut<'_>> {
     let is_image = |part: &&ContentPart| matches!(part, ContentPart::Image { .. });
     let mut out = Vec::with_capacity(messages.len());
     let mut images: Vec<&ContentPart> = Vec::new();
@@ -391,7 +400,7 @@ fn messages_out(messages: &[Message]) -> Vec<MessageOut<'_>> {
             tool.content = if text.is_empty() {
                 ContentOut::Text(IMAGES_MOVED)
             } else {
-                ContentOut::Chosen(None, text)
+                ContentOut::Chosen(None, text, true)
             };
             out.push(tool);
         } else {
@@ -403,11 +412,34 @@ fn messages_out(messages: &[Message]) -> Vec<MessageOut<'_>> {
         if run_ends && !images.is_empty() {
             out.push(MessageOut {
                 role: Role::User.as_str(),
-                content: ContentOut::Chosen(Some(IMAGES_FROM_TOOLS), std::mem::take(&mut images)),
+                content: ContentOut::Chosen(
+                    Some(IMAGES_FROM_TOOLS),
+                    std::mem::take(&mut images),
+                    true,
+                ),
                 name: None,
                 tool_calls: Vec::new(),
                 tool_call_id: None,
             });
+        }
+    }
+    if quirks.nine_char_tool_ids {
+        for message in &mut out {
+            for call in &mut message.tool_calls {
+                call.id = std::borrow::Cow::Owned(compat::nine_char_id(&call.id));
+            }
+            if let Some(id) = message.tool_call_id.as_mut() {
+                *id = std::borrow::Cow::Owned(compat::nine_char_id(id));
+            }
+        }
+    }
+    if !quirks.cache_control {
+        for message in &mut out {
+            if let ContentOut::Parts(_, cache) | ContentOut::Chosen(_, _, cache) =
+                &mut message.content
+            {
+                *cache = false;
+            }
         }
     }
     out
@@ -419,7 +451,7 @@ impl Serialize for ContentOut<'_> {
         match self {
             ContentOut::Null => serializer.serialize_none(),
             ContentOut::Text(text) => serializer.serialize_str(text),
-            ContentOut::Chosen(lead, parts) => {
+            ContentOut::Chosen(lead, parts, cache) => {
                 let mut seq = serializer.serialize_seq(None)?;
                 if let Some(text) = lead {
                     seq.serialize_element(&TextPartOut {
@@ -429,14 +461,14 @@ impl Serialize for ContentOut<'_> {
                     })?;
                 }
                 for part in parts {
-                    serialize_part(&mut seq, part)?;
+                    serialize_part(&mut seq, part, *cache)?;
                 }
                 seq.end()
             }
-            ContentOut::Parts(parts) => {
+            ContentOut::Parts(parts, cache) => {
                 let mut seq = serializer.serialize_seq(None)?;
                 for part in parts.iter() {
-                    serialize_part(&mut seq, part)?;
+                    serialize_part(&mut seq, part, *cache)?;
                 }
                 seq.end()
             }
@@ -448,6 +480,7 @@ impl Serialize for ContentOut<'_> {
 fn serialize_part<S: serde::ser::SerializeSeq>(
     seq: &mut S,
     part: &ContentPart,
+    cache: bool,
 ) -> Result<(), S::Error> {
     match part {
         ContentPart::Text {
@@ -456,7 +489,7 @@ fn serialize_part<S: serde::ser::SerializeSeq>(
         } => seq.serialize_element(&TextPartOut {
             kind: "text",
             text,
-            cache_control: cache_control.as_ref(),
+            cache_control: cache_control.as_ref().filter(|_| cache),
         }),
         ContentPart::Image { source, detail, .. } => seq.serialize_element(&ImagePartOut {
             kind: "image_url",
@@ -514,7 +547,7 @@ impl<'a> From<&'a Message> for MessageOut<'a> {
                     cache_control: None,
                 },
             ] => ContentOut::Text(text),
-            parts => ContentOut::Parts(parts),
+            parts => ContentOut::Parts(parts, true),
         };
         MessageOut {
             role: message.role.as_str(),
@@ -525,7 +558,7 @@ impl<'a> From<&'a Message> for MessageOut<'a> {
                 .iter()
                 .map(ToolCallOut::from_call)
                 .collect(),
-            tool_call_id: message.tool_call_id.as_deref(),
+            tool_call_id: message.tool_call_id.as_deref().map(Cow::Borrowed),
         }
     }
 }

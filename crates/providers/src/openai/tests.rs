@@ -561,3 +561,40 @@ fn images_from_tool_results_follow_the_tool_messages() {
     assert_eq!(images[1]["image_url"]["url"], "data:image/png;base64,AAAA");
     assert_eq!(images[2]["image_url"]["url"], "https://example.com/b.png");
 }
+
+/// What vendors refuse, from a request the gateway encodes (an Anthropic client's, here):
+/// `cache_control` only where it is understood, Mistral's nine-character tool-call ids (the
+/// same for a call and its result), `max_completion_tokens` for OpenAI's current models.
+#[test]
+fn vendor_quirks_shape_the_encoded_request() {
+    use super::compat::{self, nine_char_id};
+    let body = json!({
+        "model": "m", "max_tokens": 100,
+        "system": [{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}, {"type": "text", "text": "there"}]},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_01AbCdEfGh", "name": "f", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_01AbCdEfGh", "content": "done"}]}
+        ]
+    });
+    let canonical =
+        crate::anthropic::request::decode(body.to_string().as_bytes()).expect("decodes");
+    let sent = |provider: &str| {
+        to_value(&request::encode_for(&canonical, "m", compat::quirks(provider)).expect("encodes"))
+    };
+    let openrouter = sent("openrouter");
+    assert!(openrouter.to_string().contains("cache_control"));
+    assert_eq!(openrouter["max_tokens"], 100);
+    let openai = sent("openai");
+    assert!(!openai.to_string().contains("cache_control"), "{openai}");
+    assert_eq!(openai["max_completion_tokens"], 100);
+    assert!(openai.get("max_tokens").is_none());
+    let mistral = sent("mistral");
+    let messages = mistral["messages"].as_array().expect("messages");
+    let call_id = messages[2]["tool_calls"][0]["id"].as_str().expect("id");
+    assert_eq!(call_id.len(), 9);
+    assert!(call_id.bytes().all(|byte| byte.is_ascii_alphanumeric()));
+    assert_eq!(messages[3]["tool_call_id"], call_id);
+    assert_eq!(call_id, nine_char_id("toolu_01AbCdEfGh"));
+    assert_eq!(nine_char_id("abcDEF123"), "abcDEF123", "a valid id is kept");
+}

@@ -410,7 +410,7 @@ impl UsageIn {
 /// A tool call as OpenAI writes it.
 #[derive(Debug, Serialize)]
 pub(crate) struct ToolCallOut<'a> {
-    pub id: &'a str,
+    pub id: std::borrow::Cow<'a, str>,
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub function: FunctionCallOut<'a>,
@@ -425,7 +425,7 @@ pub(crate) struct FunctionCallOut<'a> {
 impl<'a> ToolCallOut<'a> {
     pub fn from_call(call: &'a switchyard_types::ToolCall) -> ToolCallOut<'a> {
         ToolCallOut {
-            id: &call.id,
+            id: std::borrow::Cow::Borrowed(&call.id),
             kind: "function",
             function: FunctionCallOut {
                 name: &call.name,

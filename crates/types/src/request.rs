@@ -51,6 +51,10 @@ pub struct ChatRequest {
     pub include_usage: bool,
     /// Fields of the client's dialect with no canonical place.
     pub extra: Extra,
+    /// Tools of the client's dialect the canonical model cannot express (Anthropic's server
+    /// tools, by type, such as `web_search_20250305`): like [`ContentPart::Opaque`], they
+    /// travel only in the client's own body to an upstream of its dialect.
+    pub opaque_tools: Vec<String>,
 }
 
 impl ChatRequest {

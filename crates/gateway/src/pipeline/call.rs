@@ -102,10 +102,12 @@ fn encode(
     request: &ChatRequest,
     deployment: &Deployment,
 ) -> Result<Vec<u8>, ApiError> {
-    if let Some(kind) = ContentPart::opaque_in(&request.messages) {
+    if let Some(kind) = ContentPart::opaque_in(&request.messages)
+        .or_else(|| request.opaque_tools.first().map(String::as_str))
+    {
         return Err(ApiError::invalid_request(
             format!(
-                "The request has a content block of type `{}`, which the gateway passes untouched only to an upstream of the client's own API; deployment `{}` needs the request translated",
+                "The request has a content block or tool of type `{}`, which the gateway passes untouched only to an upstream of the client's own API; deployment `{}` needs the request translated",
                 clip(kind, MAX_QUOTED),
                 deployment.label
             ),

@@ -481,6 +481,7 @@ async fn a_same_dialect_body_reaches_the_upstream_as_the_client_wrote_it() {
     let anthropic = [
         r#"{"model":"claude-request-echo","max_tokens":100,"messages":[{"role":"user","content":[{"type":"text","text":"hi","x_hint":{"n":2.50E1}}]}],"metadata":{"user_id":"u\u0031"}}"#,
         r#"{"model":"claude-request-echo","max_tokens":100,"messages":[{"role":"user","content":[{"type":"document","source":{"type":"text","media_type":"text/plain","data":"a\nb"},"citations":{"enabled":true}},{"type":"text","text":"sum up"}]}]}"#,
+        r#"{"model":"claude-request-echo","max_tokens":100,"tools":[{"type":"web_search_20250305","name":"web_search","max_uses":3,"allowed_domains":["example.com"]}],"messages":[{"role":"user","content":"search the web"}]}"#,
         r#"{"model":"claude-request-echo","max_tokens":100,"messages":[{"role":"user","content":"find it"},{"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"search","input":{"q":"x"}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":[{"type":"search_result","source":"https://example.com","title":"X","content":[{"type":"text","text":"found"}]}]}]}]}"#,
     ];
     let cases = openai
@@ -497,16 +498,21 @@ async fn a_same_dialect_body_reaches_the_upstream_as_the_client_wrote_it() {
     }
     // Such a block cannot be translated for another dialect: a clear 400, no upstream call.
     let calls = setup.mock.stats().requests;
-    let to_openai = anthropic[1].replace("claude-request-echo", "gpt");
-    let response = post_raw(&setup, "/v1/messages", &to_openai).await;
-    assert_eq!(response.status(), 400);
-    let body: Value = response.json().await.expect("json");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .is_some_and(|message| message.contains("`document`")),
-        "{body}"
-    );
+    for (body, kind) in [
+        (anthropic[1], "`document`"),
+        (anthropic[2], "`web_search_20250305`"),
+    ] {
+        let to_openai = body.replace("claude-request-echo", "gpt");
+        let response = post_raw(&setup, "/v1/messages", &to_openai).await;
+        assert_eq!(response.status(), 400);
+        let body: Value = response.json().await.expect("json");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|message| message.contains(kind)),
+            "{body}"
+        );
+    }
     assert_eq!(setup.mock.stats().requests, calls);
     // A stream: usage asked for, the rest as written.
     let streamed = r#"{"model":"gpt-request-echo","stream":true,"messages":[{"role":"user","content":"hi"}],"x_vendor":1.0e2}"#;

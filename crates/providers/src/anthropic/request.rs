@@ -32,13 +32,16 @@ pub fn decode(body: &[u8]) -> Result<ChatRequest, ApiError> {
     for (i, message) in wire_messages.into_iter().enumerate() {
         decode_message(message, &format!("messages[{i}]"), &mut messages)?;
     }
-    let tools = wire
-        .tools
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-        .map(|(i, tool)| decode_tool(tool, &format!("tools[{i}]")))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut tools = Vec::new();
+    let mut opaque_tools = Vec::new();
+    for (i, tool) in wire.tools.unwrap_or_default().into_iter().enumerate() {
+        match tool.kind.as_deref() {
+            // A server tool (`web_search_20250305`, `code_execution_…`, …): kept as a marker;
+            // the client's bytes carry it to an Anthropic upstream.
+            Some(kind) if kind != "custom" => opaque_tools.push(kind.to_owned()),
+            _ => tools.push(decode_tool(tool, &format!("tools[{i}]"))?),
+        }
+    }
     let (tool_choice, parallel_tool_calls) = match wire.tool_choice {
         Some(choice) => decode_tool_choice(choice)?,
         None => (None, None),
@@ -73,6 +76,7 @@ pub fn decode(body: &[u8]) -> Result<ChatRequest, ApiError> {
             format: WireFormat::Anthropic,
             fields: extra,
         },
+        opaque_tools,
     })
 }
 
@@ -260,14 +264,6 @@ fn decode_tool_result(block: Block, path: &str) -> Result<Message, ApiError> {
 }
 
 fn decode_tool(tool: WireTool, path: &str) -> Result<Tool, ApiError> {
-    if let Some(kind) = tool.kind.as_deref()
-        && kind != "custom"
-    {
-        return Err(invalid(
-            format!("tool type `{kind}` (an Anthropic server tool) is not supported yet"),
-            format!("{path}.type"),
-        ));
-    }
     Ok(Tool {
         name: required(tool.name, path, "name")?,
         description: tool.description,

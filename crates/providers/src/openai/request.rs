@@ -112,6 +112,7 @@ pub fn decode(body: &[u8]) -> Result<ChatRequest, ApiError> {
             format: WireFormat::OpenAi,
             fields: wire.rest,
         },
+        opaque_tools: Vec::new(),
     })
 }
 

@@ -1,12 +1,22 @@
 //! The closed set of upstream kinds and one call to an upstream, streamed or not.
+//!
+//! # Layout
+//! - [`body`]: reading an answer: whole bodies within their cap, streams chunk by chunk and
+//!   decoded into canonical events.
+
+mod body;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use secrecy::{ExposeSecret, SecretString};
-use switchyard_types::{ApiError, ChatRequest, ChatResponse, ErrorKind, StreamEvent, WireFormat};
+use switchyard_types::{ApiError, ChatRequest, ChatResponse, ErrorKind, WireFormat};
 use tokio::time::Instant;
+
+pub use body::UpstreamStream;
+pub(crate) use body::{BodyReader, event_too_large};
+use body::{Decoder, timeout_error, transport_error, whole_body};
 
 use crate::http::{Client, Response, Target};
 use crate::ratelimit::Headroom;
@@ -407,15 +417,11 @@ impl Upstream {
             }
             Provider::Bedrock => Decoder::Bedrock(bedrock::stream::Decoder::new(request)),
         };
-        Ok(UpstreamStream {
-            reader: BodyReader::new(response, limits),
+        Ok(UpstreamStream::new(
+            BodyReader::new(response, limits),
             decoder,
-            event_cap: self.caps.event,
-            pending: Vec::new(),
-            next: 0,
-            ended: false,
-            failure: None,
-        })
+            self.caps.event,
+        ))
     }
 
     /// Sends `body` for `request` to an upstream of the client's own dialect and waits for the
@@ -583,226 +589,6 @@ impl Upstream {
         // Short strings would match ordinary words; real keys are long.
         if key.len() >= 8 && text.contains(key) {
             *text = text.replace(key, "[redacted]");
-        }
-    }
-}
-
-/// A whole answer's body, refused past `cap` bytes. One chunk (the common case) is kept as it
-/// arrived, without a copy.
-async fn whole_body(mut response: Response, cap: usize) -> Result<Bytes, ApiError> {
-    let too_large = || {
-        ApiError::upstream(
-            ErrorKind::BadGateway,
-            format!(
-                "The upstream's answer is larger than the limit of {cap} bytes (server.upstream_body_limit_bytes)"
-            ),
-        )
-        .with_code("upstream_response_too_large")
-    };
-    let Some(first) = response.chunk().await.map_err(transport_error)? else {
-        return Ok(Bytes::new());
-    };
-    if first.len() > cap {
-        return Err(too_large());
-    }
-    let Some(second) = response.chunk().await.map_err(transport_error)? else {
-        return Ok(first);
-    };
-    let mut body = bytes::BytesMut::with_capacity(first.len() + second.len());
-    body.extend_from_slice(&first);
-    let mut next = Some(second);
-    while let Some(chunk) = next {
-        if body.len() + chunk.len() > cap {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-        next = response.chunk().await.map_err(transport_error)?;
-    }
-    Ok(body.freeze())
-}
-
-/// An upstream event grew past the cap without completing.
-pub(crate) fn event_too_large(cap: usize) -> ApiError {
-    ApiError::upstream(
-        ErrorKind::BadGateway,
-        format!(
-            "The upstream sent a stream event larger than the limit of {cap} bytes (server.upstream_event_limit_bytes)"
-        ),
-    )
-    .with_code("upstream_event_too_large")
-}
-
-fn transport_error(error: crate::http::Error) -> ApiError {
-    if error.is_timeout() {
-        return ApiError::upstream(ErrorKind::Timeout, "The upstream did not answer in time")
-            .with_code("upstream_timeout");
-    }
-    let message = if error.is_connect() {
-        "Could not connect to the upstream"
-    } else if error.is_body() {
-        "The upstream connection broke while sending its answer"
-    } else {
-        "The upstream request failed"
-    };
-    ApiError::upstream(ErrorKind::BadGateway, message).with_code("upstream_unreachable")
-}
-
-fn timeout_error() -> ApiError {
-    ApiError::upstream(ErrorKind::Timeout, "The upstream did not answer in time")
-        .with_code("upstream_timeout")
-}
-
-#[derive(Debug)]
-enum Decoder {
-    OpenAi(openai::stream::Decoder),
-    Anthropic(anthropic::stream::Decoder),
-    Gemini(gemini::stream::Decoder),
-    Bedrock(bedrock::stream::Decoder),
-}
-
-impl Decoder {
-    fn push(&mut self, chunk: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), ApiError> {
-        match self {
-            Decoder::OpenAi(decoder) => decoder.push(chunk, out),
-            Decoder::Anthropic(decoder) => decoder.push(chunk, out),
-            Decoder::Gemini(decoder) => decoder.push(chunk, out),
-            Decoder::Bedrock(decoder) => decoder.push(chunk, out),
-        }
-    }
-
-    fn pending(&self) -> usize {
-        match self {
-            Decoder::OpenAi(decoder) => decoder.pending(),
-            Decoder::Anthropic(decoder) => decoder.pending(),
-            Decoder::Gemini(decoder) => decoder.pending(),
-            Decoder::Bedrock(decoder) => decoder.pending(),
-        }
-    }
-
-    fn finish(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), ApiError> {
-        match self {
-            Decoder::OpenAi(decoder) => decoder.finish(out),
-            Decoder::Anthropic(decoder) => decoder.finish(out),
-            Decoder::Gemini(decoder) => decoder.finish(out),
-            Decoder::Bedrock(decoder) => decoder.finish(out),
-        }
-    }
-}
-
-/// An upstream response body read chunk by chunk, with a limit on the wait for each chunk.
-/// Dropping it closes the upstream connection.
-pub(crate) struct BodyReader {
-    body: Response,
-    limits: Limits,
-    /// No chunk has arrived yet: the first-byte deadline applies.
-    first: bool,
-}
-
-impl std::fmt::Debug for BodyReader {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BodyReader")
-            .field("limits", &self.limits)
-            .finish_non_exhaustive()
-    }
-}
-
-impl BodyReader {
-    fn new(response: Response, limits: Limits) -> BodyReader {
-        BodyReader {
-            body: response,
-            limits,
-            first: true,
-        }
-    }
-
-    /// The next chunk, `None` at the end of the body.
-    pub(crate) async fn next_chunk(&mut self) -> Result<Option<Bytes>, ApiError> {
-        let deadline = if self.first {
-            self.limits.first_byte_deadline
-        } else {
-            self.limits.deadline
-        };
-        self.first = false;
-        match tokio::time::timeout_at(deadline, self.body.chunk()).await {
-            Err(_) => Err(timeout_error()),
-            Ok(Ok(chunk)) => Ok(chunk),
-            Ok(Err(_)) => Err(ApiError::upstream(
-                ErrorKind::BadGateway,
-                "The upstream connection broke in the middle of the stream",
-            )
-            .with_code("upstream_stream_cut")),
-        }
-    }
-}
-
-/// A streamed answer being read from an upstream and decoded into canonical events. Dropping it
-/// closes the upstream connection.
-pub struct UpstreamStream {
-    reader: BodyReader,
-    decoder: Decoder,
-    /// The most an unfinished event may hold.
-    event_cap: usize,
-    pending: Vec<StreamEvent>,
-    next: usize,
-    ended: bool,
-    /// The error that ended the stream, handed out after the events decoded before it.
-    failure: Option<Box<ApiError>>,
-}
-
-impl std::fmt::Debug for UpstreamStream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UpstreamStream")
-            .field("decoder", &self.decoder)
-            .field("ended", &self.ended)
-            .finish_non_exhaustive()
-    }
-}
-
-impl UpstreamStream {
-    /// The next event already decoded from bytes that arrived, without waiting for more.
-    /// Lets a caller forward everything one upstream chunk carried as one chunk of its own.
-    pub fn next_buffered(&mut self) -> Option<StreamEvent> {
-        if self.next < self.pending.len() {
-            let event = std::mem::replace(
-                &mut self.pending[self.next],
-                StreamEvent::Usage(Default::default()),
-            );
-            self.next += 1;
-            return Some(event);
-        }
-        None
-    }
-
-    /// The next canonical event; `None` once the stream ended cleanly. After an error, `None`.
-    pub async fn next(&mut self) -> Option<Result<StreamEvent, ApiError>> {
-        loop {
-            // Events decoded before a failure go out first: the client keeps every token that
-            // arrived before the stream broke.
-            if let Some(event) = self.next_buffered() {
-                return Some(Ok(event));
-            }
-            self.pending.clear();
-            self.next = 0;
-            if self.ended {
-                return self.failure.take().map(|error| Err(*error));
-            }
-            let result = match self.reader.next_chunk().await {
-                Err(error) => Err(error),
-                Ok(None) => {
-                    self.ended = true;
-                    self.decoder.finish(&mut self.pending)
-                }
-                Ok(Some(chunk)) => match self.decoder.push(&chunk, &mut self.pending) {
-                    Ok(()) if self.decoder.pending() > self.event_cap => {
-                        Err(event_too_large(self.event_cap))
-                    }
-                    result => result,
-                },
-            };
-            if let Err(error) = result {
-                self.ended = true;
-                self.failure = Some(Box::new(error));
-            }
         }
     }
 }

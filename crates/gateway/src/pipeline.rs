@@ -138,9 +138,6 @@ pub struct Routing {
     pub timeout: Option<Duration>,
     /// Whether fallback groups may be tried (`x-switchyard-fallbacks: off` disables them).
     pub fallbacks_allowed: bool,
-    /// The caller sent its own provider key: only deployments that allow one are eligible,
-    /// and a rate limit on that key is the caller's, not the deployment's.
-    pub own_key: bool,
     /// The group that served the call.
     pub group: Option<Arc<ModelGroup>>,
     /// The deployment of the last attempt (`provider/model`).
@@ -158,7 +155,6 @@ impl Routing {
             received_at: Instant::now(),
             timeout: None,
             fallbacks_allowed: true,
-            own_key: false,
             group: None,
             deployment: None,
             attempts: 0,
@@ -198,11 +194,6 @@ impl Ctx {
             shared,
             finished: false,
         }
-    }
-
-    /// The decoded request.
-    pub fn call(&self) -> &Call {
-        &self.call
     }
 
     /// The chat request, once decoded.
@@ -342,6 +333,7 @@ async fn route(runtime: &Runtime, ctx: &mut Ctx) -> Result<Answer, ApiError> {
     };
     let raw = (!body.dirty).then_some(&body.raw[..]);
     let provider_key = provider_key.as_ref();
+    let own_key = provider_key.is_some();
     match &*call {
         Call::Chat(request) => {
             let input = call::CallInput {
@@ -358,7 +350,7 @@ async fn route(runtime: &Runtime, ctx: &mut Ctx) -> Result<Answer, ApiError> {
                 runtime,
                 route,
                 requested,
-                |group, own_key| route::ineligible(group, Some((request, prompt_tokens)), own_key),
+                |group| route::ineligible(group, Some((request, prompt_tokens)), own_key),
                 move |group, index, limits| async move {
                     call::once(input, &group.deployments[index], limits).await
                 },
@@ -377,7 +369,7 @@ async fn route(runtime: &Runtime, ctx: &mut Ctx) -> Result<Answer, ApiError> {
                 runtime,
                 route,
                 requested,
-                |group, own_key| route::ineligible(group, None, own_key),
+                |group| route::ineligible(group, None, own_key),
                 move |group, index, limits| async move {
                     embed::once(input, &group.deployments[index], limits).await
                 },

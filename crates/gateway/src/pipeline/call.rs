@@ -12,7 +12,9 @@ use std::borrow::Cow;
 
 use secrecy::SecretString;
 use switchyard_providers::{Limits, Upstream, forward};
-use switchyard_types::{ApiError, ChatRequest, ContentPart, MAX_QUOTED, WireFormat, clip};
+use switchyard_types::{
+    ApiError, ChatRequest, ContentPart, ErrorKind, MAX_QUOTED, Origin, WireFormat, clip,
+};
 
 use super::{Answer, Events, Whole};
 use crate::router::Deployment;
@@ -45,6 +47,7 @@ pub async fn once(
 ) -> Result<Answer, ApiError> {
     let request = input.request;
     let upstream = upstream_for(deployment, input.provider_key)?;
+    let own_key = matches!(upstream, Cow::Owned(_));
     let upstream = upstream.as_ref();
     let client = deployment.client(&input.runtime.client);
     let same_dialect = upstream.provider.dialect() == Some(input.client_format);
@@ -60,39 +63,43 @@ pub async fn once(
     // unless a tap needs to see the stream's events.
     let relay = same_dialect && input.relay;
     let extra = if same_dialect { input.forwarded } else { &[] };
-    Ok(match (request.stream, relay) {
-        (false, false) => Answer::Whole(Whole::Chat(
-            upstream.call(client, request, body, extra, limits).await?,
-        )),
-        (false, true) => {
-            let relayed = upstream
-                .call_relayed(client, request, body, extra, limits)
-                .await?;
-            Answer::Whole(Whole::Raw {
-                body: relayed.body,
-                usage: relayed.usage,
-            })
-        }
-        (true, false) => {
-            let mut rest = upstream
-                .stream(client, request, body, extra, limits)
-                .await?;
-            let first = match rest.next().await {
-                Some(Ok(event)) => Some(event),
-                Some(Err(error)) => return Err(error),
-                None => None,
-            };
-            Answer::Stream(Box::new(Events::Upstream { first, rest }))
-        }
-        (true, true) => {
-            let mut rest = upstream.relay(client, request, body, extra, limits).await?;
-            let mut first = Vec::new();
-            if let Some(Err(error)) = rest.next(&mut first).await {
-                return Err(error);
+    let answer = async {
+        Ok(match (request.stream, relay) {
+            (false, false) => Answer::Whole(Whole::Chat(
+                upstream.call(client, request, body, extra, limits).await?,
+            )),
+            (false, true) => {
+                let relayed = upstream
+                    .call_relayed(client, request, body, extra, limits)
+                    .await?;
+                Answer::Whole(Whole::Raw {
+                    body: relayed.body,
+                    usage: relayed.usage,
+                })
             }
-            Answer::Stream(Box::new(Events::Relay { first, rest }))
-        }
-    })
+            (true, false) => {
+                let mut rest = upstream
+                    .stream(client, request, body, extra, limits)
+                    .await?;
+                let first = match rest.next().await {
+                    Some(Ok(event)) => Some(event),
+                    Some(Err(error)) => return Err(error),
+                    None => None,
+                };
+                Answer::Stream(Box::new(Events::Upstream { first, rest }))
+            }
+            (true, true) => {
+                let mut rest = upstream.relay(client, request, body, extra, limits).await?;
+                let mut first = Vec::new();
+                if let Some(Err(error)) = rest.next(&mut first).await {
+                    return Err(error);
+                }
+                Answer::Stream(Box::new(Events::Relay { first, rest }))
+            }
+        })
+    }
+    .await;
+    answer.map_err(|error| blame(error, own_key))
 }
 
 /// The body for `upstream`, encoded from the canonical request; refused when the request holds
@@ -116,6 +123,15 @@ fn encode(
         .with_code("unsupported_content_block"));
     }
     upstream.encode(request)
+}
+
+/// A rate limit on the caller's own provider key is the caller's, not the deployment's: it
+/// must not count against the deployment's health, which every caller shares.
+pub(crate) fn blame(mut error: ApiError, own_key: bool) -> ApiError {
+    if own_key && error.kind == ErrorKind::RateLimited {
+        error.origin = Origin::Client;
+    }
+    error
 }
 
 /// The deployment's endpoint, with the caller's own key when the caller sent one and the

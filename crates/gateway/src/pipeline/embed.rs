@@ -8,7 +8,7 @@ use switchyard_providers::embeddings::{bedrock, gemini, openai};
 use switchyard_providers::{Limits, Provider, forward};
 use switchyard_types::{ApiError, EmbeddingRequest, ErrorKind, Origin, WireFormat};
 
-use super::call::upstream_for;
+use super::call::{blame, upstream_for};
 use super::{Answer, Whole};
 use crate::router::Deployment;
 use crate::runtime::Runtime;
@@ -32,9 +32,20 @@ pub async fn once(
     deployment: &Deployment,
     limits: Limits,
 ) -> Result<Answer, ApiError> {
-    let (runtime, request) = (input.runtime, input.request);
     let upstream = upstream_for(deployment, input.provider_key)?;
-    let upstream = upstream.as_ref();
+    let own_key = matches!(upstream, std::borrow::Cow::Owned(_));
+    call(input, deployment, upstream.as_ref(), limits)
+        .await
+        .map_err(|error| blame(error, own_key))
+}
+
+async fn call(
+    input: &EmbedInput<'_>,
+    deployment: &Deployment,
+    upstream: &switchyard_providers::Upstream,
+    limits: Limits,
+) -> Result<Answer, ApiError> {
+    let (runtime, request) = (input.runtime, input.request);
     let Some(url) = upstream.embeddings_url() else {
         return Err(ApiError::new(
             ErrorKind::InvalidRequest,

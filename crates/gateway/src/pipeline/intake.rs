@@ -64,7 +64,6 @@ pub fn headers(runtime: &Runtime, ctx: &mut Ctx, request: &HeaderMap) -> Result<
             ));
         }
         ctx.provider_key = Some(secrecy::SecretString::from(key.to_owned()));
-        ctx.route.own_key = true;
     }
     if let Some(value) = fallbacks {
         ctx.route.fallbacks_allowed = match value.to_str().map(str::trim) {

@@ -27,14 +27,13 @@ use crate::runtime::Runtime;
 use crate::tokens;
 
 /// Tries the `requested` group, then its fallbacks. `ineligible` names the deployments of a
-/// group that cannot take the request (context window, the caller's own key), given whether
-/// the caller sent its own key; `call` makes one attempt on the deployment at an index of a
-/// group.
+/// group that cannot take the request (context window, the caller's own key); `call` makes one
+/// attempt on the deployment at an index of a group.
 pub async fn run<T, Fut>(
     runtime: &Runtime,
     route: &mut Routing,
     requested: Arc<ModelGroup>,
-    mut ineligible: impl FnMut(&ModelGroup, bool) -> Result<Vec<usize>, ApiError>,
+    mut ineligible: impl FnMut(&ModelGroup) -> Result<Vec<usize>, ApiError>,
     call: impl Fn(Arc<ModelGroup>, usize, Limits) -> Fut,
 ) -> Result<T, ApiError>
 where
@@ -50,7 +49,7 @@ where
     let mut next = 0;
     let mut current = Some(Arc::clone(&requested));
     while let Some(group) = current.take() {
-        let attempt = match ineligible(&group, route.own_key) {
+        let attempt = match ineligible(&group) {
             Ok(excluded) => {
                 attempt_group(runtime, route, &group, &excluded, deadline, &mut rng, &call).await
             }
@@ -141,12 +140,13 @@ where
             Err(error) => error,
         };
         // Only the upstream's own trouble counts against its health; a request it rightly
-        // refused (400, 404, ...) does not, nor what the caller brought on itself: a time
-        // limit of its own that ran out, a rate limit on its own key. Otherwise any caller
-        // could take a shared deployment out for everyone (and, through Redis, everywhere).
+        // refused (400, 404, ...) does not, nor what the caller brought on itself (a rate
+        // limit on its own key is the caller's error already; see `call::blame`), such as a
+        // time limit of its own that ran out. Otherwise any caller could take a shared
+        // deployment out for everyone (and, through Redis, everywhere).
         if error.origin == Origin::Upstream
             && error.retryable()
-            && !callers_own(&error, route, now, deadline, deployment)
+            && !callers_time_limit(&error, route, now, deadline, deployment)
         {
             let outcome = match error.kind {
                 ErrorKind::RateLimited => Health::RateLimited(error.retry_after),
@@ -181,25 +181,19 @@ where
     }))
 }
 
-/// Whether `error` from `deployment` is the caller's own doing: its own time limit ran out
-/// (the call's deadline came from `x-switchyard-timeout`, before the deployment's own), or its
-/// own provider key was rate-limited.
-fn callers_own(
+/// Whether `error` from `deployment` is the caller's own time limit running out: the call's
+/// deadline came from `x-switchyard-timeout`, before the deployment's own.
+fn callers_time_limit(
     error: &ApiError,
     route: &Routing,
     started: Instant,
     deadline: Instant,
     deployment: &Deployment,
 ) -> bool {
-    match error.kind {
-        ErrorKind::Timeout => {
-            route.timeout.is_some()
-                && deadline < started + deployment.upstream.timeouts.total
-                && Instant::now() >= deadline
-        }
-        ErrorKind::RateLimited => route.own_key && deployment.allow_client_key,
-        _ => false,
-    }
+    error.kind == ErrorKind::Timeout
+        && route.timeout.is_some()
+        && deadline < started + deployment.upstream.timeouts.total
+        && Instant::now() >= deadline
 }
 
 /// The deployments of `group` that cannot take the request: with the caller's own key

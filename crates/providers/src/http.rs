@@ -165,6 +165,7 @@ enum Kind {
     Timeout,
     Request,
     Body,
+    TooLarge,
 }
 
 impl fmt::Display for Kind {
@@ -174,6 +175,7 @@ impl fmt::Display for Kind {
             Kind::Timeout => "timed out",
             Kind::Request => "the request failed",
             Kind::Body => "the answer's body broke",
+            Kind::TooLarge => "the answer's body is larger than the limit",
         })
     }
 }
@@ -199,6 +201,11 @@ impl Error {
     /// The answer's body broke off.
     pub fn is_body(&self) -> bool {
         self.kind == Kind::Body
+    }
+
+    /// The answer's body was larger than the caller's limit.
+    pub fn is_too_large(&self) -> bool {
+        self.kind == Kind::TooLarge
     }
 }
 
@@ -452,19 +459,28 @@ impl Response {
         }
     }
 
-    /// The whole body.
-    pub async fn bytes(mut self) -> Result<Bytes, Error> {
+    /// The whole body, refused past `limit` bytes (`Error::is_too_large`). One chunk (the
+    /// common case) is kept as it arrived, without a copy.
+    pub async fn bytes(mut self, limit: usize) -> Result<Bytes, Error> {
+        let too_large = || Error::new(Kind::TooLarge, format!("more than {limit} bytes"));
         let Some(first) = self.chunk().await? else {
             return Ok(Bytes::new());
         };
+        if first.len() > limit {
+            return Err(too_large());
+        }
         let Some(second) = self.chunk().await? else {
             return Ok(first);
         };
         let mut body = BytesMut::with_capacity(first.len() + second.len());
         body.extend_from_slice(&first);
-        body.extend_from_slice(&second);
-        while let Some(chunk) = self.chunk().await? {
+        let mut next = Some(second);
+        while let Some(chunk) = next {
+            if body.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
             body.extend_from_slice(&chunk);
+            next = self.chunk().await?;
         }
         Ok(body.freeze())
     }

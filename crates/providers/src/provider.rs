@@ -480,8 +480,21 @@ impl Upstream {
         })
     }
 
-    /// The body for `request` in this upstream's dialect, encoded from the canonical request.
+    /// The body for `request` in this upstream's dialect, encoded from the canonical request;
+    /// refused when the request holds a block or tool that only the client's own bytes carry
+    /// (see `ContentPart::Opaque`), which every encoder would otherwise drop.
     pub fn encode(&self, request: &ChatRequest) -> Result<Vec<u8>, ApiError> {
+        if let Some(kind) = request.first_opaque() {
+            return Err(ApiError::invalid_request(
+                format!(
+                    "The request has a content block or tool of type `{}`, which the gateway passes untouched only to an upstream of the client's own API; `{}` needs the request translated",
+                    switchyard_types::clip(kind, switchyard_types::MAX_QUOTED),
+                    self.model
+                ),
+                Some("messages".into()),
+            )
+            .with_code("unsupported_content_block"));
+        }
         match self.provider {
             Provider::OpenAi | Provider::Azure { .. } => {
                 openai::request::encode_for(request, &self.model, self.quirks)
@@ -518,8 +531,14 @@ impl Upstream {
         extra: &[(http::HeaderName, http::HeaderValue)],
     ) -> Result<Response, ApiError> {
         let mut headers = self.headers.clone();
-        for (name, value) in extra {
-            headers.insert(name.clone(), value.clone());
+        // A client's header replaces the endpoint's own of that name; a name the client sent
+        // more than once (`anthropic-beta`) keeps every value.
+        for (index, (name, value)) in extra.iter().enumerate() {
+            if extra[..index].iter().any(|(earlier, _)| earlier == name) {
+                headers.append(name.clone(), value.clone());
+            } else {
+                headers.insert(name.clone(), value.clone());
+            }
         }
         if let Some(tokens) = &self.google {
             headers.insert(
@@ -563,8 +582,11 @@ impl Upstream {
             .with_code("upstream_redirect"));
         }
         let headers = response.headers().clone();
-        let body = response.bytes_limited(MAX_ERROR_BODY).await;
-        let mut error = match self.provider {
+        let mut body = response.bytes_limited(MAX_ERROR_BODY).await;
+        // Before the message is read out of it (and cut to length, which could leave part of
+        // a key behind).
+        self.scrub_bytes(&mut body);
+        let error = match self.provider {
             Provider::OpenAi | Provider::Azure { .. } => {
                 openai::error::decode(status.as_u16(), &headers, &body)
             }
@@ -574,21 +596,33 @@ impl Upstream {
             }
             Provider::Bedrock => bedrock::error::decode(status.as_u16(), &headers, &body),
         };
-        self.scrub(&mut error.message);
         Err(error)
     }
 
-    /// Removes the key this endpoint sent (the configured one, or a caller's own) from text an
-    /// upstream wrote: providers echo a refused key in their error messages ("Incorrect API key
-    /// provided: sk-…"), which would reach the client and the logs.
-    pub fn scrub(&self, text: &mut String) {
+    /// Removes the key this endpoint sent (the configured one, or a caller's own) from bytes
+    /// an upstream wrote: providers echo a refused key in their error messages ("Incorrect API
+    /// key provided: sk-…"), which would reach the client and the logs.
+    fn scrub_bytes(&self, text: &mut Vec<u8>) {
         let Some(key) = &self.api_key else {
             return;
         };
-        let key = key.expose_secret();
+        let key = key.expose_secret().as_bytes();
         // Short strings would match ordinary words; real keys are long.
-        if key.len() >= 8 && text.contains(key) {
-            *text = text.replace(key, "[redacted]");
+        if key.len() < 8 {
+            return;
         }
+        let finder = memchr::memmem::Finder::new(key);
+        if finder.find(text).is_none() {
+            return;
+        }
+        let mut out = Vec::with_capacity(text.len());
+        let mut at = 0;
+        for found in finder.find_iter(text) {
+            out.extend_from_slice(&text[at..found]);
+            out.extend_from_slice(b"[redacted]");
+            at = found + key.len();
+        }
+        out.extend_from_slice(&text[at..]);
+        *text = out;
     }
 }

@@ -58,6 +58,13 @@ pub struct ChatRequest {
 }
 
 impl ChatRequest {
+    /// The type of the first block or tool the canonical model cannot express, if any: such a
+    /// request can only be forwarded in the client's own bytes, never encoded.
+    pub fn first_opaque(&self) -> Option<&str> {
+        ContentPart::opaque_in(&self.messages)
+            .or_else(|| self.opaque_tools.first().map(String::as_str))
+    }
+
     /// The text of the last user message, if any.
     pub fn last_user_text(&self) -> Option<String> {
         self.messages

@@ -12,9 +12,7 @@ use std::borrow::Cow;
 
 use secrecy::SecretString;
 use switchyard_providers::{Limits, Upstream, forward};
-use switchyard_types::{
-    ApiError, ChatRequest, ContentPart, ErrorKind, MAX_QUOTED, Origin, WireFormat, clip,
-};
+use switchyard_types::{ApiError, ChatRequest, ErrorKind, Origin, WireFormat};
 
 use super::{Answer, Events, Whole};
 use crate::router::Deployment;
@@ -57,7 +55,7 @@ pub async fn once(
         .and_then(|raw| forward::body(input.client_format, raw, &upstream.model, request.stream));
     let body = match forwarded {
         Some(body) => body,
-        None => encode(upstream, request, deployment)?,
+        None => upstream.encode(request)?,
     };
     // An upstream of the client's own dialect is relayed: its answer needs no translation,
     // unless a tap needs to see the stream's events.
@@ -100,29 +98,6 @@ pub async fn once(
     }
     .await;
     answer.map_err(|error| blame(error, own_key))
-}
-
-/// The body for `upstream`, encoded from the canonical request; refused when the request holds
-/// a block only the client's own bytes can carry.
-fn encode(
-    upstream: &Upstream,
-    request: &ChatRequest,
-    deployment: &Deployment,
-) -> Result<Vec<u8>, ApiError> {
-    if let Some(kind) = ContentPart::opaque_in(&request.messages)
-        .or_else(|| request.opaque_tools.first().map(String::as_str))
-    {
-        return Err(ApiError::invalid_request(
-            format!(
-                "The request has a content block or tool of type `{}`, which the gateway passes untouched only to an upstream of the client's own API; deployment `{}` needs the request translated",
-                clip(kind, MAX_QUOTED),
-                deployment.label
-            ),
-            Some("messages".into()),
-        )
-        .with_code("unsupported_content_block"));
-    }
-    upstream.encode(request)
 }
 
 /// A rate limit on the caller's own provider key is the caller's, not the deployment's: it

@@ -155,12 +155,10 @@ pub(crate) fn stop_reason_name<'a>(
         FinishReason::ContentFilter => "refusal",
         // Anthropic's own names pass; any other provider's reason is none an Anthropic SDK
         // knows.
-        FinishReason::Other(other) => match other.as_str() {
-            "end_turn" | "max_tokens" | "stop_sequence" | "tool_use" | "pause_turn" | "refusal" => {
-                other
-            }
-            _ => "end_turn",
-        },
+        // Anthropic's own `pause_turn` passes (its other names have variants of their own);
+        // any other provider's reason is none an Anthropic SDK knows.
+        FinishReason::Other(other) if other == "pause_turn" => other,
+        FinishReason::Other(_) => "end_turn",
     }
 }
 

@@ -4,8 +4,6 @@
 //! <https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html#API_runtime_Converse_Errors>,
 //! <https://docs.aws.amazon.com/bedrock/latest/APIReference/CommonErrors.html>
 
-use std::time::Duration;
-
 use serde::Deserialize;
 use switchyard_types::{ApiError, ErrorKind, Origin};
 
@@ -37,7 +35,7 @@ pub fn decode(status: u16, headers: &http::HeaderMap, body: &[u8]) -> ApiError {
         });
     let mut error = ApiError::new(kind, Origin::Upstream, message);
     error.code = error_type;
-    error.retry_after = retry_after(headers);
+    error.retry_after = crate::ratelimit::retry_after(headers);
     error
 }
 
@@ -107,14 +105,10 @@ struct WireError {
     kind: Option<String>,
 }
 
-/// `retry-after` in seconds (integer or decimal); the HTTP-date form is ignored.
-fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
-    let text = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
-    crate::ratelimit::seconds(text)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use http::{HeaderMap, HeaderValue};
 
     use super::*;

@@ -66,7 +66,7 @@ async fn converse(
     let response = post(server, &mock_credentials(), model, request).await;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let body = response.bytes().await.expect("a body");
+    let body = response.bytes(usize::MAX).await.expect("a body");
     if status == 200 {
         response::decode(&body, request)
     } else {
@@ -212,7 +212,11 @@ async fn faults_become_api_errors() {
     let response = post(&server, &wrong, "echo", &request).await;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let error = error::decode(status, &headers, &response.bytes().await.expect("a body"));
+    let error = error::decode(
+        status,
+        &headers,
+        &response.bytes(usize::MAX).await.expect("a body"),
+    );
     assert_eq!(error.kind, ErrorKind::Authentication);
     assert_eq!(error.code.as_deref(), Some("InvalidSignatureException"));
 

@@ -133,12 +133,8 @@ fn retry_delay(details: &[Value]) -> Option<Duration> {
         .filter(|detail| detail.get("@type").and_then(Value::as_str) == Some(RETRY_INFO))
         .find_map(|detail| {
             let delay = detail.get("retryDelay")?.as_str()?;
-            seconds(delay.trim().strip_suffix('s')?)
+            crate::ratelimit::seconds(delay.trim().strip_suffix('s')?)
         })
-}
-
-fn seconds(text: &str) -> Option<Duration> {
-    crate::ratelimit::seconds(text)
 }
 
 #[cfg(test)]

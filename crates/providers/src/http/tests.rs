@@ -109,7 +109,7 @@ async fn sequential_calls_share_one_connection() {
     for _ in 0..5 {
         let response = post(&client, &format!("{base}/v1/chat/completions")).await;
         assert_eq!(response.status(), 200);
-        assert_eq!(response.bytes().await.expect("a body"), "hello");
+        assert_eq!(response.bytes(usize::MAX).await.expect("a body"), "hello");
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }
@@ -122,7 +122,7 @@ async fn concurrent_calls_open_their_own_connections_and_keep_them() {
     let url = format!("{base}/x");
     for _ in 0..3 {
         let (a, b) = tokio::join!(post(&client, &url), post(&client, &url));
-        let (a, b) = tokio::join!(a.bytes(), b.bytes());
+        let (a, b) = tokio::join!(a.bytes(usize::MAX), b.bytes(usize::MAX));
         assert_eq!(a.expect("a body"), "hello");
         assert_eq!(b.expect("a body"), "hello");
     }
@@ -136,7 +136,7 @@ async fn a_connection_the_upstream_closed_while_idle_is_not_reused() {
     let client = client();
     for _ in 0..3 {
         let response = post(&client, &format!("{base}/x")).await;
-        assert_eq!(response.bytes().await.expect("a body"), "hello");
+        assert_eq!(response.bytes(usize::MAX).await.expect("a body"), "hello");
         // Let the close reach this side before the next call.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -155,11 +155,17 @@ async fn a_body_dropped_before_its_end_closes_its_connection() {
     );
     drop(response);
     let response = post(&client, &format!("{base}/x")).await;
-    assert_eq!(response.bytes().await.expect("a body"), "firstrest");
+    assert_eq!(
+        response.bytes(usize::MAX).await.expect("a body"),
+        "firstrest"
+    );
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
     // Read to the end, the second one goes back to the pool.
     let response = post(&client, &format!("{base}/x")).await;
-    assert_eq!(response.bytes().await.expect("a body"), "firstrest");
+    assert_eq!(
+        response.bytes(usize::MAX).await.expect("a body"),
+        "firstrest"
+    );
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
 
@@ -346,7 +352,7 @@ async fn plain_http_goes_to_the_proxy_in_absolute_form() {
         .post(&target, HeaderMap::new(), Bytes::from_static(b"{}"))
         .await
         .expect("an answer");
-    assert_eq!(response.bytes().await.expect("a body"), "proxied");
+    assert_eq!(response.bytes(usize::MAX).await.expect("a body"), "proxied");
     let request = String::from_utf8(seen.recv().await.expect("a request")).expect("text");
     assert!(
         request

@@ -9,38 +9,20 @@ use super::Limits;
 use crate::http::Response;
 use crate::{anthropic, bedrock, gemini, openai};
 
-/// A whole answer's body, refused past `cap` bytes. One chunk (the common case) is kept as it
-/// arrived, without a copy.
-pub(super) async fn whole_body(mut response: Response, cap: usize) -> Result<Bytes, ApiError> {
-    let too_large = || {
-        ApiError::upstream(
-            ErrorKind::BadGateway,
-            format!(
-                "The upstream's answer is larger than the limit of {cap} bytes (server.upstream_body_limit_bytes)"
-            ),
-        )
-        .with_code("upstream_response_too_large")
-    };
-    let Some(first) = response.chunk().await.map_err(transport_error)? else {
-        return Ok(Bytes::new());
-    };
-    if first.len() > cap {
-        return Err(too_large());
-    }
-    let Some(second) = response.chunk().await.map_err(transport_error)? else {
-        return Ok(first);
-    };
-    let mut body = bytes::BytesMut::with_capacity(first.len() + second.len());
-    body.extend_from_slice(&first);
-    let mut next = Some(second);
-    while let Some(chunk) = next {
-        if body.len() + chunk.len() > cap {
-            return Err(too_large());
+/// A whole answer's body, refused past `cap` bytes with the gateway's 502.
+pub(super) async fn whole_body(response: Response, cap: usize) -> Result<Bytes, ApiError> {
+    response.bytes(cap).await.map_err(|error| {
+        if error.is_too_large() {
+            return ApiError::upstream(
+                ErrorKind::BadGateway,
+                format!(
+                    "The upstream's answer is larger than the limit of {cap} bytes (server.upstream_body_limit_bytes)"
+                ),
+            )
+            .with_code("upstream_response_too_large");
         }
-        body.extend_from_slice(&chunk);
-        next = response.chunk().await.map_err(transport_error)?;
-    }
-    Ok(body.freeze())
+        transport_error(error)
+    })
 }
 
 /// An upstream event grew past the cap without completing.

@@ -115,7 +115,7 @@ async fn a_token_from_the_mock_calls_generate_content() {
     };
     let response = generate_content(&server, &client, "us-central1", authorization, &request).await;
     assert_eq!(response.status(), 200);
-    let body = response.bytes().await.expect("a body");
+    let body = response.bytes(usize::MAX).await.expect("a body");
     let answer = gemini::response::decode(&body, &request).expect("decodes");
     assert_eq!(
         answer.choices[0].content,
@@ -127,7 +127,7 @@ async fn a_token_from_the_mock_calls_generate_content() {
     let response = generate_content(&server, &client, "global", made_up, &request).await;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let body = response.bytes().await.expect("a body");
+    let body = response.bytes(usize::MAX).await.expect("a body");
     let error = gemini::error::decode(status, &headers, &body);
     assert_eq!(error.kind, ErrorKind::Authentication);
     assert_eq!(error.code.as_deref(), Some("UNAUTHENTICATED"));

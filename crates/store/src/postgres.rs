@@ -1,0 +1,26 @@
+//! PostgreSQL: the store several gateway instances share.
+
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::{Options, StoreError};
+
+/// The pool for `options.url`.
+pub(crate) async fn connect(options: &Options) -> Result<sqlx::PgPool, StoreError> {
+    let connect = PgConnectOptions::from_str(&options.url)?.application_name("switchyard");
+    Ok(PgPoolOptions::new()
+        .max_connections(options.max_connections.max(1))
+        .acquire_timeout(options.acquire_timeout)
+        .connect_with(connect)
+        .await?)
+}
+
+/// PostgreSQL's migrations.
+pub(crate) fn migrator() -> sqlx::migrate::Migrator {
+    crate::migrator(&[(
+        1,
+        "keys teams users",
+        include_str!("../migrations/postgres/0001_keys_teams_users.sql"),
+    )])
+}

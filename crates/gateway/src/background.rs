@@ -46,6 +46,17 @@ impl Background {
         self.tasks.spawn_on(task, &self.handle);
     }
 
+    /// Runs `task` on the background runtime and gives back its result (`None` if the runtime
+    /// is shutting down). For I/O whose connections belong to that runtime (the store's
+    /// pool), whichever worker asks.
+    pub async fn run<F, T>(&self, task: F) -> Option<T>
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.tasks.spawn_on(task, &self.handle).await.ok()
+    }
+
     /// Fires when shutdown begins.
     pub fn closing(&self) -> CancellationToken {
         self.closing.clone()

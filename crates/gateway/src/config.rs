@@ -9,5 +9,8 @@ pub mod defaults;
 pub mod file;
 pub mod load;
 
-pub use file::{ConfigFile, DeploymentConfig, ModelConfig, RoutingConfig, ServerConfig};
+pub use file::{
+    AuthConfig, AuthMode, ConfigFile, DeploymentConfig, LimitsConfig, ModelConfig, OutagePolicy,
+    RedisConfig, RoutingConfig, Secret, ServerConfig, StoreConfig,
+};
 pub use load::{ConfigError, Env, ProcessEnv, load_file, validate};

@@ -51,10 +51,31 @@ async fn call(state: AppState, format: WireFormat, kind: Kind, request: Request)
 
 /// `GET /v1/models`: the model groups, in OpenAI's list shape, or Anthropic's when the caller
 /// is an Anthropic client (it sends `anthropic-version`); each says which providers back it.
+/// With keys required, the list holds only the groups the caller's key may use.
 pub async fn models(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let runtime = state.runtime.load();
-    let groups = &runtime.groups;
-    if headers.contains_key("anthropic-version") {
+    let format = if headers.contains_key("anthropic-version") {
+        WireFormat::Anthropic
+    } else {
+        WireFormat::OpenAi
+    };
+    let principal = match &state.shared.governance {
+        Some(governance) => match governance.authenticate(&headers, format).await {
+            Ok(principal) => Some(principal),
+            Err(error) => return reply(format, &error),
+        },
+        None => None,
+    };
+    let groups: Vec<_> = runtime
+        .groups
+        .iter()
+        .filter(|group| {
+            principal
+                .as_ref()
+                .is_none_or(|principal| principal.may_use(group))
+        })
+        .collect();
+    if format == WireFormat::Anthropic {
         let data: Vec<_> = groups
             .iter()
             .map(|group| {

@@ -2,8 +2,10 @@
 //! drive.
 //!
 //! # Layout
+//! - [`admin`]: the admin API: keys, teams, users, "who am I", the change record.
 //! - [`app`]: the axum router and transport layers (request id).
 //! - [`background`]: tracked background tasks and bounded queues, flushed on shutdown.
+//! - [`governance`]: keys, teams and model access (authenticate and authorize).
 //! - [`headers`]: the gateway's own header names.
 //! - [`ingress`]: client-facing handlers: OpenAI and Anthropic chat, models, health.
 //! - [`pipeline`]: the stage order every call walks.
@@ -16,10 +18,12 @@
 //! - [`serve`]: listening, graceful shutdown, and a gateway on an ephemeral port for tests.
 //! - [`workers`]: thread-per-core serving, one runtime and listener per worker thread.
 
+pub mod admin;
 pub mod app;
 pub mod background;
 pub mod config;
 pub mod error;
+pub mod governance;
 pub mod headers;
 pub mod ingress;
 pub mod pipeline;

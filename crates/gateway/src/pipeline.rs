@@ -40,6 +40,7 @@ pub use answer::{Answer, Events, Whole};
 pub use finish::End;
 pub use hooks::{Flow, Hook, Step, Tap};
 
+use crate::governance::{self, Principal};
 use crate::router::{Label, ModelGroup};
 use crate::runtime::Runtime;
 use crate::shared::Shared;
@@ -93,6 +94,8 @@ pub struct Ctx {
     pub body: Forward,
     /// The model group the request names, resolved once.
     pub group: Option<Arc<ModelGroup>>,
+    /// Who is calling, once authenticated (`None` when the gateway serves without keys).
+    pub principal: Option<Arc<Principal>>,
     /// The caller's own provider key (`x-switchyard-provider-key`), for deployments that
     /// allow it. `SecretString`: its `Debug` prints nothing.
     pub provider_key: Option<SecretString>,
@@ -184,6 +187,7 @@ impl Ctx {
             call: Call::Unread,
             body: Forward::default(),
             group: None,
+            principal: None,
             provider_key: None,
             forwarded: Vec::new(),
             prompt_tokens: None,
@@ -245,13 +249,17 @@ pub async fn run(
 ) -> Result<Answer, ApiError> {
     // The gateway's own headers first: a malformed one is refused before any other work.
     intake::headers(runtime, ctx, headers)?;
-    // Authentication (next) goes here, from the headers alone: a caller without a valid key
-    // must not make the gateway read, buffer and parse up to `body_limit_bytes` of body.
+    // From the headers alone, before the body: a caller without a valid key must not make the
+    // gateway read, buffer and parse up to `body_limit_bytes` of body.
+    authenticate(ctx, headers).await?;
     intake::body(runtime, ctx, headers, body).await?;
     // The group is resolved once, before everything that depends on it: model access, limits,
     // budgets and cache scopes are all per group, and an unknown model is a 404 before any
-    // of them does work. (Model access, limits and budget reservations go right after it.)
+    // of them does work.
     resolve(runtime, ctx)?;
+    // Model access right after the group is known: a denied model costs no token counting,
+    // no limit and no hook. (Limits and budget reservations go right after it.)
+    authorize(ctx)?;
     // Before routing, which checks context windows: a prompt that may not fit is counted here,
     // off the worker, rather than on it inside the route stage.
     count_prompt(runtime, ctx).await?;
@@ -273,6 +281,22 @@ pub async fn run(
     // body can be megabytes: not kept for the stream's life.
     ctx.body.raw = Bytes::new();
     Ok(answer)
+}
+
+/// The caller, from the key its headers present (when the gateway requires keys).
+async fn authenticate(ctx: &mut Ctx, headers: &HeaderMap) -> Result<(), ApiError> {
+    if let Some(governance) = &ctx.shared.governance {
+        ctx.principal = Some(governance.authenticate(headers, ctx.client_format).await?);
+    }
+    Ok(())
+}
+
+/// Whether the caller may use the group it asked for: a 403 naming the model if not.
+fn authorize(ctx: &Ctx) -> Result<(), ApiError> {
+    match (&ctx.principal, &ctx.group) {
+        (Some(principal), Some(group)) => governance::authorize(principal, ctx.model(), group),
+        _ => Ok(()),
+    }
 }
 
 /// The model group the request names (by name or alias); a 404 in the client's shape if none.

@@ -89,6 +89,8 @@ pub struct Deployment {
 pub struct ModelGroup {
     /// The group's name.
     pub name: String,
+    /// Other names clients may use for it.
+    pub aliases: Vec<String>,
     /// Its deployments (never empty: config validation guarantees it).
     pub deployments: Vec<Deployment>,
     /// How calls are spread.
@@ -267,6 +269,7 @@ mod tests {
     fn group(deployments: Vec<Deployment>) -> ModelGroup {
         ModelGroup {
             name: "g".into(),
+            aliases: Vec::new(),
             deployments,
             strategy: Strategy::WeightedRandom,
             retries: 2,

@@ -208,6 +208,7 @@ impl Runtime {
                 .collect::<Result<_, _>>()?;
             let group = Arc::new(ModelGroup {
                 name: model.name.clone(),
+                aliases: model.aliases.clone(),
                 deployments,
                 strategy: model.strategy,
                 retries: model.retries,

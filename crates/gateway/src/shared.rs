@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use crate::background::Background;
+use crate::governance::Governance;
 use crate::pipeline::Hook;
 use crate::runtime::HealthRegistry;
 
@@ -22,6 +23,8 @@ pub struct Shared {
     pub hooks: Vec<Arc<dyn Hook>>,
     /// Tracked background tasks and queues, flushed on shutdown.
     pub background: Background,
+    /// Keys and their store, when model calls need keys (`None`: no keys, `auth.mode: none`).
+    pub governance: Option<Arc<Governance>>,
     /// Permits for open client connections, one per connection, over every worker.
     connections: std::sync::OnceLock<Arc<tokio::sync::Semaphore>>,
     /// Permits for request bodies held, one per KiB, over every worker.
@@ -35,6 +38,7 @@ impl Shared {
             health: Arc::new(HealthRegistry::default()),
             hooks: Vec::new(),
             background,
+            governance: None,
             connections: std::sync::OnceLock::new(),
             bodies: std::sync::OnceLock::new(),
         }
@@ -62,6 +66,13 @@ impl Shared {
     #[must_use]
     pub fn with_hook(mut self, hook: Arc<dyn Hook>) -> Shared {
         self.hooks.push(hook);
+        self
+    }
+
+    /// Requires keys for model calls, checked against `governance`.
+    #[must_use]
+    pub fn with_governance(mut self, governance: Arc<Governance>) -> Shared {
+        self.governance = Some(governance);
         self
     }
 

@@ -8,7 +8,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use switchyard_gateway::Shared;
 use switchyard_gateway::background::Background;
-use switchyard_gateway::config::{self, ConfigFile, ProcessEnv, defaults::DEFAULT_CONFIG};
+use switchyard_gateway::config::{
+    self, AuthMode, ConfigFile, ProcessEnv, defaults::DEFAULT_CONFIG,
+};
+use switchyard_gateway::governance::Governance;
 use switchyard_gateway::workers::Workers;
 use tracing::{info, warn};
 
@@ -79,23 +82,29 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::CheckConfig { file } => match config::load_file(&file, &ProcessEnv) {
-            Ok(config) => {
-                eprintln!(
-                    "{}: ok ({} model groups)",
-                    file.display(),
-                    config.models.len()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(errors) => {
-                for error in &errors {
-                    eprintln!("{error}");
+        Command::CheckConfig { file } => {
+            match config::load_file(&file, &ProcessEnv).and_then(|config| {
+                let listen = config.server.listen.parse().map_err(|_| Vec::new())?;
+                config.auth_mode(listen).map_err(|error| vec![error])?;
+                Ok(config)
+            }) {
+                Ok(config) => {
+                    eprintln!(
+                        "{}: ok ({} model groups)",
+                        file.display(),
+                        config.models.len()
+                    );
+                    ExitCode::SUCCESS
                 }
-                eprintln!("{}: {} problem(s)", file.display(), errors.len());
-                ExitCode::FAILURE
+                Err(errors) => {
+                    for error in &errors {
+                        eprintln!("{error}");
+                    }
+                    eprintln!("{}: {} problem(s)", file.display(), errors.len());
+                    ExitCode::FAILURE
+                }
             }
-        },
+        }
         Command::PrintDefaults => {
             use std::io::Write;
             let _ = std::io::stdout().write_all(DEFAULT_CONFIG.as_bytes());
@@ -148,13 +157,40 @@ fn run_serve(
         let _entered = control.enter();
         (shutdown_signal(), hangup_signal())
     };
+    let mode = config
+        .auth_mode(addr)
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
     // Built once for every worker; its background work runs on the control runtime, which
     // outlives the workers and flushes it after they drained.
-    let shared = Arc::new(Shared::new(Background::on(control.handle().clone())));
+    let background = Background::on(control.handle().clone());
+    let mut shared = Shared::new(background.clone());
+    match mode {
+        AuthMode::Keys => {
+            let governance = control
+                .block_on(Governance::open(&config, background))
+                .context("cannot open the store (store.url)")?;
+            info!(store = ?governance.store().kind(), "Model calls need a key");
+            shared = shared.with_governance(Arc::new(governance));
+        }
+        AuthMode::None if addr.ip().is_loopback() => info!(
+            "Serving without keys: only this machine can reach the gateway (set a master key, \
+             auth.master_key or SWITCHYARD_MASTER_KEY, to require keys)"
+        ),
+        AuthMode::None => warn!(
+            address = %addr,
+            "Serving without keys (auth.mode: none): anyone who reaches this address can call \
+             every model"
+        ),
+    }
+    let shared = Arc::new(shared);
+    let started = reload::Started {
+        mode,
+        store_url: config.store.url.clone(),
+    };
     let grace = std::time::Duration::try_from_secs_f64(config.server.shutdown_grace_secs)
         .unwrap_or(std::time::Duration::from_secs(30));
-    if let Some(url) = config.routing.redis_url.clone() {
-        let prefix = config.routing.redis_prefix.clone();
+    if let Some(url) = config.redis.url.as_ref().map(|url| url.expose().to_owned()) {
+        let prefix = config.redis.prefix.clone();
         // A Redis outage must not stop the gateway: it then keeps cooldowns to itself.
         match control.block_on(shared.connect_redis(&url, &prefix)) {
             Ok(()) => info!("Sharing cooldowns through Redis"),
@@ -205,7 +241,7 @@ fn run_serve(
                     if let Some(watch) = watch.as_mut() {
                         watch.mark_seen();
                     }
-                    reload::reload(path, &listen, &mut workers).await;
+                    reload::reload(path, &listen, &mut workers, &started, &shared).await;
                 }
                 None => warn!("Running on the embedded defaults: nothing to reload"),
             }

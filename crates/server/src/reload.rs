@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use switchyard_gateway::config::{self, ProcessEnv};
+use switchyard_gateway::Shared;
+use switchyard_gateway::config::{self, AuthMode, ProcessEnv, Secret};
 use switchyard_gateway::workers::Workers;
 use tracing::{error, info, warn};
 
@@ -95,7 +96,24 @@ impl FileWatch {
 }
 
 /// Validates `path` and, if it is sound, reloads the workers with it.
-pub async fn reload(path: &Path, listen: &str, workers: &mut Workers) {
+/// What a reload cannot change: it needs a restart.
+#[derive(Debug)]
+pub struct Started {
+    /// Whether model calls need keys.
+    pub mode: AuthMode,
+    /// The store.
+    pub store_url: Secret,
+}
+
+/// Reads the file at `path` and, if it is sound, hands it to `workers` (and a new master key
+/// to the key check in `shared`).
+pub async fn reload(
+    path: &Path,
+    listen: &str,
+    workers: &mut Workers,
+    started: &Started,
+    shared: &Shared,
+) {
     let mut config = match config::load_file(path, &ProcessEnv) {
         Ok(config) => config,
         Err(errors) => {
@@ -116,6 +134,17 @@ pub async fn reload(path: &Path, listen: &str, workers: &mut Workers) {
             "server.listen changes need a restart; still listening on the old address"
         );
         config.server.listen = listen.to_owned();
+    }
+    match listen.parse().map(|addr| config.auth_mode(addr)) {
+        Ok(Ok(mode)) if mode == started.mode => {
+            if let Some(governance) = &shared.governance {
+                governance.set_master(config.auth.master_key.as_ref());
+            }
+        }
+        _ => warn!("auth.mode changes need a restart; the running mode and master key stay"),
+    }
+    if config.store.url != started.store_url {
+        warn!("store.url changes need a restart; still using the old store");
     }
     let models = config.models.len();
     match workers.reload(config).await {

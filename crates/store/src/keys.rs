@@ -189,7 +189,7 @@ impl Store {
             change(&mut after)?;
             after.id = before.id.clone();
             after.check()?;
-            after.updated_at = now_ms().max(before.updated_at);
+            after.updated_at = now_ms().max(before.updated_at + 1);
             sqlx::query(
                 "UPDATE api_keys SET hash = $2, hint = $3, alias = $4, team_id = $5, \
                  user_id = $6, role = $7, models = $8, limits = $9, tags = $10, metadata = $11, \

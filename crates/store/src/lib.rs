@@ -52,6 +52,9 @@ pub enum StoreError {
         /// What was wrong.
         error: String,
     },
+    /// The store could not answer in time, or is closing.
+    #[error("store unavailable: {0}")]
+    Unavailable(&'static str),
     /// The database answered with an error or could not be reached.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -65,13 +68,14 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            StoreError::Database(
-                sqlx::Error::Io(_)
-                    | sqlx::Error::PoolTimedOut
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::Tls(_)
-                    | sqlx::Error::WorkerCrashed
-            )
+            StoreError::Unavailable(_)
+                | StoreError::Database(
+                    sqlx::Error::Io(_)
+                        | sqlx::Error::PoolTimedOut
+                        | sqlx::Error::PoolClosed
+                        | sqlx::Error::Tls(_)
+                        | sqlx::Error::WorkerCrashed
+                )
         )
     }
 }

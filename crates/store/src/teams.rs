@@ -129,7 +129,7 @@ impl Store {
             change(&mut after)?;
             after.id = before.id.clone();
             after.check()?;
-            after.updated_at = now_ms().max(before.updated_at);
+            after.updated_at = now_ms().max(before.updated_at + 1);
             sqlx::query(
                 "UPDATE teams SET name = $2, models = $3, limits = $4, metadata = $5, \
                  blocked = $6, updated_at = $7 WHERE id = $1",

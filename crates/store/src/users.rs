@@ -132,7 +132,7 @@ impl Store {
             change(&mut after)?;
             after.id = before.id.clone();
             after.check()?;
-            after.updated_at = now_ms().max(before.updated_at);
+            after.updated_at = now_ms().max(before.updated_at + 1);
             sqlx::query(
                 "UPDATE users SET email = $2, team_id = $3, role = $4, limits = $5, \
                  metadata = $6, updated_at = $7 WHERE id = $1",

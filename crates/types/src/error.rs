@@ -44,6 +44,8 @@ pub enum ErrorKind {
     PermissionDenied,
     /// Unknown model or route (404).
     NotFound,
+    /// The change conflicts with the current state: a name already taken (409).
+    Conflict,
     /// The body is over the configured limit (413).
     PayloadTooLarge,
     /// The client did not send its request in time (408).
@@ -73,6 +75,7 @@ impl ErrorKind {
             ErrorKind::PermissionDenied => 403,
             ErrorKind::NotFound => 404,
             ErrorKind::RequestTimeout => 408,
+            ErrorKind::Conflict => 409,
             ErrorKind::PayloadTooLarge => 413,
             ErrorKind::Unprocessable => 422,
             ErrorKind::RateLimited => 429,
@@ -91,6 +94,7 @@ impl ErrorKind {
             403 => ErrorKind::PermissionDenied,
             404 => ErrorKind::NotFound,
             408 | 504 => ErrorKind::Timeout,
+            409 => ErrorKind::Conflict,
             413 => ErrorKind::PayloadTooLarge,
             422 => ErrorKind::Unprocessable,
             429 => ErrorKind::RateLimited,
@@ -179,6 +183,7 @@ impl ApiError {
             | ErrorKind::NotFound
             | ErrorKind::PayloadTooLarge
             | ErrorKind::RequestTimeout
+            | ErrorKind::Conflict
             | ErrorKind::Unprocessable => false,
         }
     }
@@ -217,10 +222,10 @@ mod tests {
 
     #[test]
     fn upstream_statuses_map_to_kinds_and_back() {
-        for status in [400, 401, 403, 404, 413, 422, 429, 500, 502, 503, 504, 529] {
+        for status in [400, 401, 403, 404, 409, 413, 422, 429, 500, 502, 503, 504, 529] {
             assert_eq!(ErrorKind::from_status(status).status(), status);
         }
-        assert_eq!(ErrorKind::from_status(409), ErrorKind::InvalidRequest);
+        assert_eq!(ErrorKind::from_status(418), ErrorKind::InvalidRequest);
         assert_eq!(ErrorKind::from_status(599), ErrorKind::Internal);
     }
 

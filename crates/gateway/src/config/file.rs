@@ -19,6 +19,116 @@ pub struct ConfigFile {
     /// Model groups clients can ask for.
     #[serde(default)]
     pub models: Vec<ModelConfig>,
+    /// Who may call: the master key, and whether model calls need a virtual key.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Where teams, users and keys are kept.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// How rate limits behave when Redis cannot answer.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Redis shared by several gateway instances: cooldowns, rate limits and key changes
+    /// travel through it. Without it each instance keeps its own.
+    #[serde(default)]
+    pub redis: RedisConfig,
+}
+
+/// Whether model calls need a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// Every model call needs a virtual key (or the master key).
+    Keys,
+    /// No keys: anyone who reaches the port may call every model.
+    None,
+}
+
+/// Who may call.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// `keys` or `none`. Unset: `keys` when a master key is set; otherwise `none`, which is
+    /// allowed only on a loopback address unless written here.
+    pub mode: Option<AuthMode>,
+    /// The admin key (at least 16 characters): every admin right, and the key that creates
+    /// the first virtual keys. Also read from `SWITCHYARD_MASTER_KEY`.
+    pub master_key: Option<Secret>,
+    /// How long a looked-up key is used before it is read again (changes made through the
+    /// admin API reach every instance at once; this bounds changes made any other way).
+    pub key_cache_secs: Option<f64>,
+}
+
+/// Where teams, users and keys are kept.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `sqlite://path/to/file.db` (the embedded default: a file in the data folder) or
+    /// `postgres://user:password@host/database` (shared by several instances).
+    pub url: Secret,
+    /// Connections in the pool.
+    pub max_connections: u32,
+    /// How long a key lookup may wait for the database before the call gets a 503.
+    pub timeout_secs: f64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> StoreConfig {
+        StoreConfig {
+            url: Secret(SecretString::from("sqlite://switchyard-data/switchyard.db")),
+            max_connections: 10,
+            timeout_secs: 2.0,
+        }
+    }
+}
+
+/// What a rate-limit check does when its counter cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OutagePolicy {
+    /// Let the call through (logged and counted).
+    #[default]
+    Open,
+    /// Refuse the call with a 503.
+    Closed,
+}
+
+/// How rate limits behave.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// When Redis does not answer within `redis_timeout_ms`.
+    pub on_redis_error: OutagePolicy,
+    /// How long a check may wait for Redis.
+    pub redis_timeout_ms: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> LimitsConfig {
+        LimitsConfig {
+            on_redis_error: OutagePolicy::Open,
+            redis_timeout_ms: 250,
+        }
+    }
+}
+
+/// Redis shared by several instances.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://host:6379/`.
+    pub url: Option<Secret>,
+    /// Prefix of the Redis keys and channels.
+    pub prefix: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> RedisConfig {
+        RedisConfig {
+            url: None,
+            prefix: "switchyard".to_owned(),
+        }
+    }
 }
 
 /// Retries, cooldowns and time limits.
@@ -38,11 +148,6 @@ pub struct RoutingConfig {
     pub retry_backoff_max_ms: u64,
     /// Largest time limit a caller may ask for with `x-switchyard-timeout`.
     pub max_timeout_secs: f64,
-    /// Redis shared by several gateway instances (`redis://host:6379/`): a cooldown opened by
-    /// one is honoured by all. Without it each instance keeps its own.
-    pub redis_url: Option<String>,
-    /// Prefix of the Redis keys and channel.
-    pub redis_prefix: String,
 }
 
 impl Default for RoutingConfig {
@@ -54,8 +159,6 @@ impl Default for RoutingConfig {
             retry_backoff_ms: 100,
             retry_backoff_max_ms: 5000,
             max_timeout_secs: 600.0,
-            redis_url: None,
-            redis_prefix: "switchyard".to_owned(),
         }
     }
 }
@@ -277,6 +380,12 @@ impl Secret {
     /// As the `SecretString` the upstream client keeps.
     pub fn to_secret_string(&self) -> SecretString {
         self.0.clone()
+    }
+}
+
+impl From<String> for Secret {
+    fn from(secret: String) -> Secret {
+        Secret(SecretString::from(secret))
     }
 }
 

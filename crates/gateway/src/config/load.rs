@@ -10,7 +10,10 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::file::{ConfigFile, DeploymentConfig, ModelConfig, RoutingConfig, ServerConfig};
+use super::file::{
+    AuthConfig, AuthMode, ConfigFile, DeploymentConfig, LimitsConfig, ModelConfig, RedisConfig,
+    RoutingConfig, Secret, ServerConfig, StoreConfig,
+};
 
 /// One problem in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,10 +85,10 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
         return Err(vec![error_at("", "the file must be a mapping of sections")]);
     };
     for key in root.keys() {
-        if !matches!(key.as_str(), "server" | "routing" | "models") {
+        if !SECTIONS.contains(&key.as_str()) {
             errors.push(error_at(
                 key,
-                "unknown section (expected `server`, `routing` or `models`)",
+                format!("unknown section (expected one of {})", SECTIONS.join(", ")),
             ));
         }
     }
@@ -97,6 +100,10 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
         None | Some(Value::Null) => Some(RoutingConfig::default()),
         Some(value) => parse_at::<RoutingConfig>(value, "routing", &mut errors),
     };
+    let auth = section::<AuthConfig>(&mut root, "auth", &mut errors);
+    let store = section::<StoreConfig>(&mut root, "store", &mut errors);
+    let limits = section::<LimitsConfig>(&mut root, "limits", &mut errors);
+    let redis = section::<RedisConfig>(&mut root, "redis", &mut errors);
     let mut models = Vec::new();
     match root.remove("models") {
         None | Some(Value::Null) => {}
@@ -118,14 +125,125 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
         check_routing(routing, &mut errors);
     }
     check_models(&models, &mut errors);
+    let auth = auth.map(|mut auth| {
+        if auth.master_key.is_none() {
+            auth.master_key = env
+                .var(MASTER_KEY_VAR)
+                .filter(|key| !key.trim().is_empty())
+                .map(|key| Secret::from(key.trim().to_owned()));
+        }
+        check_auth(&auth, &mut errors);
+        auth
+    });
+    if let Some(store) = &store {
+        check_store(store, &mut errors);
+    }
+    if let Some(limits) = &limits
+        && limits.redis_timeout_ms == 0
+    {
+        errors.push(error_at("limits.redis_timeout_ms", "must be at least 1"));
+    }
+    if let Some(url) = redis.as_ref().and_then(|redis| redis.url.as_ref()) {
+        let valid = url::Url::parse(url.expose())
+            .map(|url| matches!(url.scheme(), "redis" | "rediss" | "unix" | "redis+unix"))
+            .unwrap_or(false);
+        if !valid {
+            errors.push(error_at("redis.url", "not a redis:// URL"));
+        }
+    }
     errors.sort_by_cached_key(|error| path_order(&error.path));
-    match (server, routing) {
-        (Some(server), Some(routing)) if errors.is_empty() => Ok(ConfigFile {
-            server,
-            routing,
-            models: models.into_iter().map(|(_, model, _)| model).collect(),
-        }),
+    match (server, routing, auth, store, limits, redis) {
+        (Some(server), Some(routing), Some(auth), Some(store), Some(limits), Some(redis))
+            if errors.is_empty() =>
+        {
+            Ok(ConfigFile {
+                server,
+                routing,
+                models: models.into_iter().map(|(_, model, _)| model).collect(),
+                auth,
+                store,
+                limits,
+                redis,
+            })
+        }
         _ => Err(errors),
+    }
+}
+
+/// The file's top-level sections.
+const SECTIONS: [&str; 7] = [
+    "server", "routing", "models", "auth", "store", "limits", "redis",
+];
+
+/// The environment variable the master key is read from when the file has none.
+pub const MASTER_KEY_VAR: &str = "SWITCHYARD_MASTER_KEY";
+
+/// The section `name` of `root`, parsed (its defaults when absent).
+fn section<T: DeserializeOwned + Default>(
+    root: &mut serde_json::Map<String, Value>,
+    name: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<T> {
+    match root.remove(name) {
+        None | Some(Value::Null) => Some(T::default()),
+        Some(value) => parse_at::<T>(value, name, errors),
+    }
+}
+
+fn check_auth(auth: &AuthConfig, errors: &mut Vec<ConfigError>) {
+    if let Some(key) = &auth.master_key
+        && key.expose().chars().count() < 16
+    {
+        errors.push(error_at(
+            "auth.master_key",
+            "must be at least 16 characters (it holds every admin right)",
+        ));
+    }
+    if auth.mode == Some(AuthMode::Keys) && auth.master_key.is_none() {
+        errors.push(error_at(
+            "auth.mode",
+            format!("`keys` needs a master key (auth.master_key or {MASTER_KEY_VAR})"),
+        ));
+    }
+    if let Some(seconds) = auth.key_cache_secs {
+        check_seconds(seconds, "auth.key_cache_secs", false, errors);
+    }
+}
+
+fn check_store(store: &StoreConfig, errors: &mut Vec<ConfigError>) {
+    let url = store.url.expose();
+    if !(url.starts_with("sqlite:")
+        || url.starts_with("postgres://")
+        || url.starts_with("postgresql://"))
+    {
+        errors.push(error_at(
+            "store.url",
+            "must start with sqlite: or postgres://",
+        ));
+    }
+    if store.max_connections == 0 {
+        errors.push(error_at("store.max_connections", "must be at least 1"));
+    }
+    check_seconds(store.timeout_secs, "store.timeout_secs", false, errors);
+}
+
+impl ConfigFile {
+    /// Whether model calls need keys when serving on `listen`: `keys` with a master key;
+    /// without one, `none` on a loopback address, and elsewhere only when the file says so.
+    pub fn auth_mode(&self, listen: SocketAddr) -> Result<AuthMode, ConfigError> {
+        match (self.auth.mode, &self.auth.master_key) {
+            (Some(mode), _) => Ok(mode),
+            (None, Some(_)) => Ok(AuthMode::Keys),
+            (None, None) if listen.ip().is_loopback() => Ok(AuthMode::None),
+            (None, None) => Err(error_at(
+                "auth",
+                format!(
+                    "serving on {listen} without keys would let anyone who reaches it spend \
+                     the provider keys: set a master key (auth.master_key or \
+                     {MASTER_KEY_VAR}), or write `auth: {{mode: none}}` to serve without keys"
+                ),
+            )),
+        }
     }
 }
 
@@ -382,14 +500,6 @@ fn check_routing(routing: &RoutingConfig, errors: &mut Vec<ConfigError>) {
         false,
         errors,
     );
-    if let Some(url) = &routing.redis_url {
-        let valid = url::Url::parse(url)
-            .map(|url| matches!(url.scheme(), "redis" | "rediss" | "unix" | "redis+unix"))
-            .unwrap_or(false);
-        if !valid {
-            errors.push(error_at("routing.redis_url", "not a redis:// URL"));
-        }
-    }
     if routing.retry_backoff_ms > routing.retry_backoff_max_ms {
         errors.push(error_at(
             "routing.retry_backoff_ms",

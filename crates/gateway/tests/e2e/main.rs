@@ -13,6 +13,7 @@ mod embeddings;
 mod errors;
 mod gemini;
 mod hostile;
+mod keys;
 mod pipeline;
 mod routing;
 mod support;

@@ -376,8 +376,9 @@ async fn two_instances_sharing_redis_honour_each_others_cooldowns() {
 routing:
   cooldown_failures: 1
   cooldown_secs: 30
-  redis_url: "{url}"
-  redis_prefix: "{prefix}"
+redis:
+  url: "{url}"
+  prefix: "{prefix}"
 models:
   - name: shared
     retries: 0

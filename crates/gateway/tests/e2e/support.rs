@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 use switchyard_gateway::background::Background;
 use switchyard_gateway::config::validate;
+use switchyard_gateway::governance::Governance;
 use switchyard_gateway::pipeline::Hook;
 use switchyard_gateway::{Gateway, Runtime, Shared};
 use switchyard_mock::MockServer;
@@ -52,6 +53,43 @@ pub async fn start_with(models_yaml: &str, hooks: Vec<Arc<dyn Hook>>) -> Setup {
         mock,
         gateway,
         client,
+    }
+}
+
+/// The master key of [`start_keys`] gateways.
+pub const MASTER: &str = "sy-master-key-for-tests-0123456789";
+
+/// A gateway that requires keys (master key [`MASTER`]), its store in memory unless the YAML
+/// names one; `models_yaml` as for [`start`].
+pub async fn start_keys(models_yaml: &str) -> Setup {
+    let mock = MockServer::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("mock starts");
+    let mut text = models_yaml
+        .replace("{MOCK}", &format!("{}/v1", mock.base_url()))
+        .replace("{MOCK_ROOT}", &mock.base_url());
+    if !text.contains("\nauth:") {
+        text.push_str(&format!("\nauth:\n  master_key: {MASTER}\n"));
+    }
+    if !text.contains("\nstore:") {
+        text.push_str("store:\n  url: \"sqlite::memory:\"\n");
+    }
+    let config = validate(&text, &HashMap::<String, String>::new()).expect("valid test config");
+    let background = Background::on(tokio::runtime::Handle::current());
+    let governance = Governance::open(&config, background.clone())
+        .await
+        .expect("store opens");
+    let shared = Arc::new(Shared::new(background).with_governance(Arc::new(governance)));
+    let runtime = Runtime::build(&config, &shared)
+        .await
+        .expect("runtime builds");
+    let gateway = Gateway::start(runtime, shared)
+        .await
+        .expect("gateway starts");
+    Setup {
+        mock,
+        gateway,
+        client: test_client(Duration::from_secs(5)),
     }
 }
 
@@ -186,6 +224,54 @@ models:
 impl Setup {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.gateway.base_url())
+    }
+
+    /// Calls the admin API with `key`: `method` on `path`, with a JSON body unless `Null`.
+    /// Returns the status and the JSON answer.
+    pub async fn admin(
+        &self,
+        key: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+    ) -> (u16, Value) {
+        let mut request = self.client.request(method, self.url(path)).bearer_auth(key);
+        if !body.is_null() {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// A chat call in `format` (`openai` or `anthropic`) with `key`, as each SDK sends it.
+    pub async fn chat_as(&self, key: &str, format: &str, model: &str) -> (u16, Value) {
+        let body = serde_json::json!({
+            "model": model,
+            "max_tokens": 16,
+            "messages": [{"role": "user", "content": "hello"}],
+        });
+        let request = if format == "anthropic" {
+            self.client
+                .post(self.url("/v1/messages"))
+                .header("x-api-key", key)
+                .header("anthropic-version", "2023-06-01")
+        } else {
+            self.client
+                .post(self.url("/v1/chat/completions"))
+                .bearer_auth(key)
+        };
+        let response = request.json(&body).send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// GETs a path of the gateway.

@@ -39,9 +39,10 @@ pub(crate) fn body(error: &ApiError) -> Value {
 /// The Anthropic error type for a kind.
 pub fn type_name(kind: ErrorKind) -> &'static str {
     match kind {
-        ErrorKind::InvalidRequest | ErrorKind::Unprocessable | ErrorKind::RequestTimeout => {
-            "invalid_request_error"
-        }
+        ErrorKind::InvalidRequest
+        | ErrorKind::Unprocessable
+        | ErrorKind::RequestTimeout
+        | ErrorKind::Conflict => "invalid_request_error",
         ErrorKind::Authentication => "authentication_error",
         ErrorKind::PermissionDenied => "permission_error",
         ErrorKind::NotFound => "not_found_error",

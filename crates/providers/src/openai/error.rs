@@ -56,7 +56,8 @@ pub fn type_name(kind: ErrorKind) -> &'static str {
         ErrorKind::InvalidRequest
         | ErrorKind::PayloadTooLarge
         | ErrorKind::Unprocessable
-        | ErrorKind::RequestTimeout => "invalid_request_error",
+        | ErrorKind::RequestTimeout
+        | ErrorKind::Conflict => "invalid_request_error",
         ErrorKind::Authentication => "authentication_error",
         ErrorKind::PermissionDenied => "permission_error",
         ErrorKind::NotFound => "not_found_error",

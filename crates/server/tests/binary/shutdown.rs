@@ -26,7 +26,7 @@ async fn cooldowns_queued_just_before_sigterm_reach_redis() {
         .await
         .expect("mock");
     let mut config = format!(
-        "routing:\n  cooldown_failures: 1\n  cooldown_secs: 120\n  redis_url: \"{url}\"\n  redis_prefix: \"{prefix}\"\nmodels:\n"
+        "routing:\n  cooldown_failures: 1\n  cooldown_secs: 120\nredis:\n  url: \"{url}\"\n  prefix: \"{prefix}\"\nmodels:\n"
     );
     for group in 0..GROUPS {
         config.push_str(&format!(

@@ -1,0 +1,349 @@
+//! Keys, teams and who may call what: the pipeline's authenticate and authorize stages, and
+//! the state the admin API changes.
+//!
+//! A call presents a key (`Authorization: Bearer`, or `x-api-key` as Anthropic's SDKs send it);
+//! its SHA-256 is looked up in a bounded cache and, on a miss, in the store (on the background
+//! runtime, within `store.timeout_secs`). The master key is compared through its digest. What
+//! comes back is a [`Principal`]: the key with its team's and user's models and limits.
+//!
+//! # Layout
+//! - [`secret`]: generating, hashing and showing key secrets.
+//! - [`principal`]: the caller, its model access (names, aliases, wildcards).
+//! - [`cache`]: recently used keys, dropped when they change.
+
+pub mod cache;
+pub mod principal;
+pub mod secret;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use http::HeaderMap;
+use switchyard_store::{Options, Store, StoreError};
+use switchyard_types::{ApiError, ErrorKind, Origin, WireFormat};
+use tracing::warn;
+
+pub use cache::KeyCache;
+pub use principal::Principal;
+
+use crate::background::Background;
+use crate::config::{ConfigFile, Secret};
+use crate::router::ModelGroup;
+use secret::Digest;
+
+/// Keys held by the lookup cache.
+const CACHE_KEYS: usize = 100_000;
+
+/// How long a key is used before it is read again, unless `auth.key_cache_secs` says.
+const DEFAULT_KEY_TTL: Duration = Duration::from_secs(60);
+
+/// Keys, the store behind them, and the master key.
+#[derive(Debug)]
+pub struct Governance {
+    store: Store,
+    master: ArcSwapOption<Digest>,
+    cache: KeyCache,
+    lookup_timeout: Duration,
+    background: Background,
+}
+
+/// What an admin change touched: the cache entries to drop, here and on other instances.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changed {
+    /// A key, by the digests (hex) of its secrets.
+    Key(Vec<String>),
+    /// Every key of a team.
+    Team(String),
+    /// Every key of a user.
+    User(String),
+}
+
+impl Governance {
+    /// Opens the store the config names (applying its migrations) and takes its master key;
+    /// store work runs on `background`'s runtime.
+    pub async fn open(
+        config: &ConfigFile,
+        background: Background,
+    ) -> Result<Governance, StoreError> {
+        let timeout = Duration::try_from_secs_f64(config.store.timeout_secs)
+            .unwrap_or(Duration::from_secs(2));
+        let options = Options {
+            url: config.store.url.expose().to_owned(),
+            max_connections: config.store.max_connections,
+            acquire_timeout: timeout,
+        };
+        let store = background
+            .run(async move { Store::connect(&options).await })
+            .await
+            .ok_or(StoreError::Unavailable("shutting down"))??;
+        let ttl = config
+            .auth
+            .key_cache_secs
+            .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
+            .unwrap_or(DEFAULT_KEY_TTL);
+        let governance = Governance {
+            store,
+            master: ArcSwapOption::empty(),
+            cache: KeyCache::new(CACHE_KEYS, ttl),
+            lookup_timeout: timeout,
+            background,
+        };
+        governance.set_master(config.auth.master_key.as_ref());
+        Ok(governance)
+    }
+
+    /// Takes a new master key (a reload).
+    pub fn set_master(&self, key: Option<&Secret>) {
+        self.master
+            .store(key.map(|key| Arc::new(secret::digest(key.expose()))));
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The background runtime store work runs on.
+    pub fn background(&self) -> &Background {
+        &self.background
+    }
+
+    /// Runs a store operation on the background runtime, within the lookup time limit.
+    pub async fn with_store<F, Fut, T>(&self, operation: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Store) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let work = operation(self.store.clone());
+        match tokio::time::timeout(self.lookup_timeout, self.background.run(work)).await {
+            Ok(Some(result)) => result,
+            Ok(None) => Err(StoreError::Unavailable("shutting down")),
+            Err(_) => Err(StoreError::Unavailable("timed out")),
+        }
+    }
+
+    /// The caller of a request with `headers`, answering in `format`'s error shape: 401 for a
+    /// missing, unknown, blocked or expired key; 503 when the store cannot answer for a key
+    /// not in the cache.
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        format: WireFormat,
+    ) -> Result<Arc<Principal>, ApiError> {
+        let Some(presented) = presented_key(headers) else {
+            return Err(unauthenticated(
+                match format {
+                    WireFormat::OpenAi => {
+                        "Missing API key: send your Switchyard key as `Authorization: Bearer <key>`"
+                    }
+                    WireFormat::Anthropic => {
+                        "Missing API key: send your Switchyard key in the `x-api-key` header"
+                    }
+                },
+                "missing_api_key",
+            ));
+        };
+        let digest = secret::digest(presented);
+        if let Some(master) = &*self.master.load()
+            && secret::same(master, &digest)
+        {
+            return Ok(master_principal());
+        }
+        let principal = match self.cache.get(&digest) {
+            cache::Cached::Fresh(principal) => principal,
+            cache::Cached::Unknown => return Err(invalid_key()),
+            cache::Cached::Stale(stale) => match self.lookup(digest).await {
+                Ok(found) => found.ok_or_else(invalid_key)?,
+                Err(error) if error.is_unavailable() => {
+                    warn!(%error, key = %stale.key_id, "Key store unavailable: using the cached key");
+                    stale
+                }
+                Err(error) => return Err(store_error(&error)),
+            },
+            cache::Cached::Miss => self
+                .lookup(digest)
+                .await
+                .map_err(|error| store_error(&error))?
+                .ok_or_else(invalid_key)?,
+        };
+        if let Some(reason) = principal.refusal(switchyard_store::now_ms()) {
+            return Err(unauthenticated(reason, "invalid_api_key"));
+        }
+        Ok(principal)
+    }
+
+    /// Reads the key with digest `digest` (and its team and user) from the store, and
+    /// remembers the answer.
+    async fn lookup(&self, digest: Digest) -> Result<Option<Arc<Principal>>, StoreError> {
+        let hash = secret::hex(&digest);
+        let found = self
+            .with_store(|store| async move {
+                let Some(key) = store.key_by_hash(&hash, switchyard_store::now_ms()).await? else {
+                    return Ok(None);
+                };
+                let team = match &key.team_id {
+                    Some(id) => Some(store.team(id).await?),
+                    None => None,
+                };
+                let user = match &key.user_id {
+                    Some(id) => Some(store.user(id).await?),
+                    None => None,
+                };
+                Ok(Some(Principal::of(key, team, user)))
+            })
+            .await?;
+        Ok(match found {
+            Some(principal) => {
+                let principal = Arc::new(principal);
+                self.cache.insert(digest, Arc::clone(&principal));
+                Some(principal)
+            }
+            None => {
+                self.cache.insert_unknown(digest);
+                None
+            }
+        })
+    }
+
+    /// An admin change touched `changed`: drops it from this instance's cache (and, next,
+    /// from every other instance's).
+    pub fn changed(&self, changed: Changed) {
+        self.forget(&changed);
+    }
+
+    /// Drops what `changed` touched from this instance's cache.
+    pub fn forget(&self, changed: &Changed) {
+        match changed {
+            Changed::Key(hashes) => self
+                .cache
+                .forget(|principal| principal.hashes.iter().any(|hash| hashes.contains(hash))),
+            Changed::Team(id) => self
+                .cache
+                .forget(|principal| principal.team_id.as_deref() == Some(id)),
+            Changed::User(id) => self
+                .cache
+                .forget(|principal| principal.user_id.as_deref() == Some(id)),
+        }
+        self.cache.forget_unknown();
+    }
+}
+
+/// The model-access check of the authorize stage: a 403 naming the model when the caller's
+/// key (or its team) may not use `group`.
+pub fn authorize(
+    principal: &Principal,
+    requested: &str,
+    group: &ModelGroup,
+) -> Result<(), ApiError> {
+    if !principal.calls_models() {
+        return Err(ApiError::new(
+            ErrorKind::PermissionDenied,
+            Origin::Client,
+            "This key is a viewer key: it reads the admin API and cannot call models",
+        )
+        .with_code("role_cannot_call_models"));
+    }
+    if principal.may_use(group) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ErrorKind::PermissionDenied,
+        Origin::Client,
+        format!(
+            "This key is not allowed to use model `{}`",
+            switchyard_types::clip(requested, switchyard_types::MAX_QUOTED)
+        ),
+    )
+    .with_code("model_not_allowed"))
+}
+
+/// The master key's principal (one for the process).
+fn master_principal() -> Arc<Principal> {
+    static MASTER: std::sync::OnceLock<Arc<Principal>> = std::sync::OnceLock::new();
+    Arc::clone(MASTER.get_or_init(|| Arc::new(Principal::master())))
+}
+
+/// The key a request presents: `Authorization: Bearer <key>` (OpenAI's SDKs), `x-api-key`
+/// (Anthropic's), or `api-key` (Azure OpenAI's).
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(value) = headers.get(http::header::AUTHORIZATION) {
+        let value = value.to_str().ok()?.trim();
+        let (scheme, key) = value.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| key.trim())
+            .filter(|key| !key.is_empty());
+    }
+    ["x-api-key", "api-key"].into_iter().find_map(|name| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::trim)
+            .filter(|key| !key.is_empty())
+    })
+}
+
+fn unauthenticated(message: &str, code: &str) -> ApiError {
+    ApiError::new(ErrorKind::Authentication, Origin::Client, message).with_code(code)
+}
+
+fn invalid_key() -> ApiError {
+    unauthenticated("Invalid API key", "invalid_api_key")
+}
+
+/// A store failure while looking up a key: the caller may retry.
+fn store_error(error: &StoreError) -> ApiError {
+    warn!(%error, "Key lookup failed");
+    let mut error = ApiError::new(
+        ErrorKind::Unavailable,
+        Origin::Internal,
+        "The key store is not answering; try again shortly",
+    )
+    .with_code("key_store_unavailable");
+    error.retry_after = Some(Duration::from_secs(1));
+    error
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, http::HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn keys_are_read_as_each_sdk_sends_them() {
+        assert_eq!(
+            presented_key(&headers(&[("authorization", "Bearer sy-1")])),
+            Some("sy-1")
+        );
+        assert_eq!(
+            presented_key(&headers(&[("authorization", "bearer  sy-1 ")])),
+            Some("sy-1")
+        );
+        assert_eq!(
+            presented_key(&headers(&[("x-api-key", "sy-2")])),
+            Some("sy-2")
+        );
+        assert_eq!(
+            presented_key(&headers(&[("api-key", "sy-3")])),
+            Some("sy-3")
+        );
+        assert_eq!(
+            presented_key(&headers(&[("authorization", "Basic abc")])),
+            None
+        );
+        assert_eq!(
+            presented_key(&headers(&[("authorization", "Bearer ")])),
+            None
+        );
+        assert_eq!(presented_key(&headers(&[])), None);
+    }
+}

@@ -222,7 +222,9 @@ mod tests {
 
     #[test]
     fn upstream_statuses_map_to_kinds_and_back() {
-        for status in [400, 401, 403, 404, 409, 413, 422, 429, 500, 502, 503, 504, 529] {
+        for status in [
+            400, 401, 403, 404, 409, 413, 422, 429, 500, 502, 503, 504, 529,
+        ] {
             assert_eq!(ErrorKind::from_status(status).status(), status);
         }
         assert_eq!(ErrorKind::from_status(418), ErrorKind::InvalidRequest);

@@ -10,8 +10,12 @@
 //! - [`secret`]: generating, hashing and showing key secrets.
 //! - [`principal`]: the caller, its model access (names, aliases, wildcards).
 //! - [`cache`]: recently used keys, dropped when they change.
+//! - [`limits`]: requests, tokens and calls in flight per key, team, user and key-and-model.
+//! - [`notify`]: Redis: the limits' connection, and key changes told to every instance.
 
 pub mod cache;
+pub mod limits;
+pub mod notify;
 pub mod principal;
 pub mod secret;
 
@@ -46,6 +50,10 @@ pub struct Governance {
     cache: KeyCache,
     lookup_timeout: Duration,
     background: Background,
+    /// The rate limiter.
+    pub limiter: Arc<limits::Limiter>,
+    /// Tells other instances about changes, when Redis is configured.
+    notify: Option<notify::Notify>,
 }
 
 /// What an admin change touched: the cache entries to drop, here and on other instances.
@@ -82,12 +90,28 @@ impl Governance {
             .key_cache_secs
             .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
             .unwrap_or(DEFAULT_KEY_TTL);
+        let (limiter, notify) = match &config.redis.url {
+            Some(url) => {
+                let notify = notify::Notify::start(url.expose(), &config.redis.prefix, &background)
+                    .map_err(|error| StoreError::Invalid(format!("redis.url: {error}")))?;
+                let limiter = limits::Limiter::shared(
+                    notify.connection(),
+                    &config.redis.prefix,
+                    Duration::from_millis(config.limits.redis_timeout_ms),
+                    config.limits.on_redis_error,
+                );
+                (limiter, Some(notify))
+            }
+            None => (limits::Limiter::local(), None),
+        };
         let governance = Governance {
             store,
             master: ArcSwapOption::empty(),
             cache: KeyCache::new(CACHE_KEYS, ttl),
             lookup_timeout: timeout,
             background,
+            limiter: Arc::new(limiter),
+            notify,
         };
         governance.set_master(config.auth.master_key.as_ref());
         Ok(governance)
@@ -211,6 +235,22 @@ impl Governance {
     /// from every other instance's).
     pub fn changed(&self, changed: Changed) {
         self.forget(&changed);
+        if let Some(notify) = &self.notify {
+            notify.publish(changed);
+        }
+    }
+
+    /// Starts listening for other instances' changes (with Redis configured); changes heard
+    /// are dropped from this instance's cache.
+    pub fn listen(self: &Arc<Self>) {
+        if let Some(notify) = &self.notify {
+            notify.listen(Arc::downgrade(self), &self.background);
+        }
+    }
+
+    /// Drops every cached key (changes may have been missed).
+    pub fn forget_all(&self) {
+        self.cache.clear();
     }
 
     /// Drops what `changed` touched from this instance's cache.

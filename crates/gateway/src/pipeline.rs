@@ -40,7 +40,7 @@ pub use answer::{Answer, Events, Whole};
 pub use finish::End;
 pub use hooks::{Flow, Hook, Step, Tap};
 
-use crate::governance::{self, Principal};
+use crate::governance::{self, Principal, limits};
 use crate::router::{Label, ModelGroup};
 use crate::runtime::Runtime;
 use crate::shared::Shared;
@@ -96,6 +96,10 @@ pub struct Ctx {
     pub group: Option<Arc<ModelGroup>>,
     /// Who is calling, once authenticated (`None` when the gateway serves without keys).
     pub principal: Option<Arc<Principal>>,
+    /// The call's place under its rate limits, held until it ends (then settled).
+    pub admission: Option<limits::Admission>,
+    /// What the caller is told of its limits (`x-ratelimit-*`), admitted or refused.
+    pub quota: Option<limits::Quota>,
     /// The caller's own provider key (`x-switchyard-provider-key`), for deployments that
     /// allow it. `SecretString`: its `Debug` prints nothing.
     pub provider_key: Option<SecretString>,
@@ -188,6 +192,8 @@ impl Ctx {
             body: Forward::default(),
             group: None,
             principal: None,
+            admission: None,
+            quota: None,
             provider_key: None,
             forwarded: Vec::new(),
             prompt_tokens: None,
@@ -258,11 +264,14 @@ pub async fn run(
     // of them does work.
     resolve(runtime, ctx)?;
     // Model access right after the group is known: a denied model costs no token counting,
-    // no limit and no hook. (Limits and budget reservations go right after it.)
+    // no limit and no hook.
     authorize(ctx)?;
     // Before routing, which checks context windows: a prompt that may not fit is counted here,
     // off the worker, rather than on it inside the route stage.
     count_prompt(runtime, ctx).await?;
+    // Limits once the caller may use the group and the prompt's tokens are as known as they
+    // get before the call; a refusal costs the upstream nothing. (Budget reservations next.)
+    admit(ctx).await?;
     // Hooks (and next the input guards and the cache lookup) see the request once it is
     // decoded and its group known, and before the model: they may change it, refuse it, or
     // answer it themselves (a cache hit, a 429). They also put their taps on the stream here,
@@ -296,6 +305,45 @@ fn authorize(ctx: &Ctx) -> Result<(), ApiError> {
     match (&ctx.principal, &ctx.group) {
         (Some(principal), Some(group)) => governance::authorize(principal, ctx.model(), group),
         _ => Ok(()),
+    }
+}
+
+/// The call under its caller's rate limits: reserved now, settled when it ends (429 with
+/// `Retry-After` when over one).
+async fn admit(ctx: &mut Ctx) -> Result<(), ApiError> {
+    let (Some(governance), Some(principal), Some(group)) =
+        (&ctx.shared.governance, &ctx.principal, &ctx.group)
+    else {
+        return Ok(());
+    };
+    let checks = limits::checks(principal, &group.name, estimated_tokens(ctx));
+    if checks.is_empty() {
+        return Ok(());
+    }
+    match governance.limiter.admit(checks).await {
+        Ok(admission) => {
+            ctx.quota = Some(admission.quota);
+            ctx.admission = Some(admission);
+            Ok(())
+        }
+        Err(refusal) => {
+            ctx.quota = Some(refusal.quota);
+            Err(refusal.error)
+        }
+    }
+}
+
+/// The tokens a call is expected to use, reserved against token limits: the prompt (counted
+/// if it was, else about four bytes a token) plus the most it may generate (`max_tokens`).
+fn estimated_tokens(ctx: &Ctx) -> u64 {
+    match &ctx.call {
+        Call::Chat(request) => {
+            let prompt = ctx
+                .prompt_tokens
+                .unwrap_or_else(|| tokens::upper_bound(request).div_ceil(4));
+            prompt + u64::from(request.max_tokens.unwrap_or(0))
+        }
+        Call::Embed(_) | Call::Unread => (ctx.body.raw.len() as u64).div_ceil(4),
     }
 }
 

@@ -69,9 +69,11 @@ impl Shared {
         self
     }
 
-    /// Requires keys for model calls, checked against `governance`.
+    /// Requires keys for model calls, checked against `governance` (which starts listening
+    /// for other instances' key changes, with Redis).
     #[must_use]
     pub fn with_governance(mut self, governance: Arc<Governance>) -> Shared {
+        governance.listen();
         self.governance = Some(governance);
         self
     }

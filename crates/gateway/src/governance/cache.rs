@@ -109,7 +109,13 @@ impl KeyCache {
         lock(&self.known).retain(|_, entry| !stale(&entry.principal));
     }
 
-    /// Drops everything (a key was created: an unknown digest may now be known).
+    /// Drops every entry.
+    pub fn clear(&self) {
+        lock(&self.known).clear();
+        lock(&self.unknown).clear();
+    }
+
+    /// Drops what is remembered as unknown.
     pub fn forget_unknown(&self) {
         lock(&self.unknown).clear();
     }

@@ -2,8 +2,8 @@
 //! when a client leaves a whole call while the upstream is still working (the request's future
 //! is dropped, and with it its context). [`Ctx::finish`] runs once, whichever comes first; the
 //! context's `Drop` calls it for the cases nothing else saw. The request's log line is written
-//! here, and the hooks' `finished` run here; spend records, settlements and audit records
-//! will be queued here.
+//! here, the call's rate-limit reservation is settled with its real usage here, and the
+//! hooks' `finished` run here; spend records and audit records will be queued here.
 
 use switchyard_types::{ApiError, MAX_QUOTED, Origin, clip};
 use tracing::{info, warn};
@@ -30,6 +30,15 @@ impl Ctx {
         }
         self.finished = true;
         self.log(&end);
+        if let (Some(admission), Some(governance)) =
+            (self.admission.take(), &self.shared.governance)
+        {
+            governance.limiter.settle(
+                admission,
+                self.usage.total_tokens(),
+                &self.shared.background,
+            );
+        }
         for hook in &self.shared.hooks {
             hook.finished(self, &end);
         }

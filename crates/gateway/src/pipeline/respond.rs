@@ -55,6 +55,9 @@ fn head(headers: &mut HeaderMap, ctx: &Ctx, content_type: Option<&'static str>) 
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     }
     routed_by(headers, &ctx.route);
+    if let Some(quota) = &ctx.quota {
+        rate_limit_headers(headers, quota);
+    }
     if let Ok(id) = HeaderValue::from_str(&ctx.request_id) {
         headers.insert(headers::REQUEST_ID.clone(), id);
     }
@@ -99,6 +102,43 @@ pub(crate) fn routed_by(headers: &mut HeaderMap, route: &Routing) {
         .and_then(|group| HeaderValue::from_str(group).ok())
     {
         headers.insert(headers::FALLBACK.clone(), value);
+    }
+}
+
+/// OpenAI's `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`, for the tightest request
+/// and token limits of the caller.
+fn rate_limit_headers(headers: &mut HeaderMap, quota: &crate::governance::limits::Quota) {
+    for (measure, value) in [("requests", quota.requests), ("tokens", quota.tokens)] {
+        let Some((limit, remaining, reset)) = value else {
+            continue;
+        };
+        for (name, text) in [
+            ("limit", limit.to_string()),
+            ("remaining", remaining.to_string()),
+            ("reset", reset_text(reset)),
+        ] {
+            if let (Ok(name), Ok(value)) = (
+                http::HeaderName::try_from(format!("x-ratelimit-{name}-{measure}")),
+                HeaderValue::try_from(text),
+            ) {
+                headers.insert(name, value);
+            }
+        }
+    }
+}
+
+/// A reset time as OpenAI writes it: `20ms`, `1.5s`, `6m0s`.
+fn reset_text(reset: std::time::Duration) -> String {
+    let ms = reset.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let (minutes, rest) = (ms / 60_000, ms % 60_000);
+    let seconds = format!("{}", rest as f64 / 1000.0);
+    if minutes == 0 {
+        format!("{seconds}s")
+    } else {
+        format!("{minutes}m{seconds}s")
     }
 }
 

@@ -290,24 +290,61 @@ def servers(tmp_path_factory: pytest.TempPathFactory):
         started.append(mock)
         mock_url = _read_mock_address(mock, mock_log)
 
-        listen = f"127.0.0.1:{_free_port()}"
-        config = work / "switchyard.yaml"
-        config.write_text(gateway_config(listen, f"{mock_url}/v1"))
-        with gateway_log.open("w") as err:
-            gateway = subprocess.Popen(
-                [str(GATEWAY_BIN), "serve", "--config", str(config), "--listen", listen],
-                stdout=err,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
-            )
-        started.append(gateway)
-        gateway_url = f"http://{listen}"
-        _wait_ready(gateway_url, gateway, gateway_log)
-
+        gateway_url = _spawn_gateway(
+            work, "switchyard", lambda listen: gateway_config(listen, f"{mock_url}/v1"), started
+        )
         yield Servers(gateway=gateway_url, mock=mock_url)
     finally:
         for process in reversed(started):
+            _stop(process)
+
+
+def _spawn_gateway(work: Path, name: str, config_of, started: list[subprocess.Popen]) -> str:
+    """Starts a gateway on a free port with the config `config_of(listen)` written to
+    `work/{name}.yaml`, logging to `work/{name}.log`; returns its URL once it is ready."""
+    listen = f"127.0.0.1:{_free_port()}"
+    config = work / f"{name}.yaml"
+    config.write_text(config_of(listen))
+    log = work / f"{name}.log"
+    with log.open("w") as err:
+        gateway = subprocess.Popen(
+            [str(GATEWAY_BIN), "serve", "--config", str(config), "--listen", listen],
+            stdout=err,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+        )
+    started.append(gateway)
+    url = f"http://{listen}"
+    _wait_ready(url, gateway, log)
+    return url
+
+
+# The master key of the gateway that requires keys.
+MASTER_KEY = "sy-sdk-tests-master-key-0123456789"
+
+
+@pytest.fixture(scope="session")
+def keyed_gateway(servers: Servers, tmp_path_factory: pytest.TempPathFactory):
+    """A second gateway in front of the same mock that requires keys (master key
+    `MASTER_KEY`, store in a SQLite file of its own)."""
+    work = tmp_path_factory.mktemp("switchyard-keys")
+    _LOG_DIRS.append(work)
+    started: list[subprocess.Popen] = []
+
+    store = work / "store.db"
+
+    def config(listen: str) -> str:
+        return (
+            gateway_config(listen, f"{servers.mock}/v1")
+            + f"auth:\n  master_key: {MASTER_KEY}\n"
+            + f'store:\n  url: "sqlite://{store}"\n'
+        )
+
+    try:
+        yield _spawn_gateway(work, "keyed", config, started)
+    finally:
+        for process in started:
             _stop(process)
 
 

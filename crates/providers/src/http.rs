@@ -273,8 +273,19 @@ impl Client {
         headers: HeaderMap,
         body: Bytes,
     ) -> Result<Response, Error> {
+        self.send(Method::POST, target, headers, body).await
+    }
+
+    /// Sends a `method` request with `body` to `target` (as [`Client::post`] does).
+    pub async fn send(
+        &self,
+        method: Method,
+        target: &Target,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<Response, Error> {
         let mut request = http::Request::new(Full::new(body));
-        *request.method_mut() = Method::POST;
+        *request.method_mut() = method;
         *request.uri_mut() = target.uri.clone();
         *request.headers_mut() = headers;
         request

@@ -1,4 +1,5 @@
-//! The `switchyard` binary: `serve` runs the gateway, `check-config` validates a config file.
+//! The `switchyard` binary: `serve` runs the gateway, `check-config` validates a config file,
+//! `keys`, `teams`, `users` and `whoami` call a running gateway's admin API.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,6 +16,7 @@ use switchyard_gateway::governance::Governance;
 use switchyard_gateway::workers::Workers;
 use tracing::{info, warn};
 
+mod cli;
 mod logs;
 mod reload;
 
@@ -50,6 +52,32 @@ enum Command {
     },
     /// Prints the embedded default config.
     PrintDefaults,
+    /// Manages virtual keys through a running gateway's admin API.
+    Keys {
+        #[command(subcommand)]
+        command: cli::Keys,
+        #[command(flatten)]
+        remote: cli::Remote,
+    },
+    /// Manages teams through a running gateway's admin API.
+    Teams {
+        #[command(subcommand)]
+        command: cli::Teams,
+        #[command(flatten)]
+        remote: cli::Remote,
+    },
+    /// Manages users through a running gateway's admin API.
+    Users {
+        #[command(subcommand)]
+        command: cli::Users,
+        #[command(flatten)]
+        remote: cli::Remote,
+    },
+    /// Shows the key the admin commands use: its role, team, models and limits.
+    Whoami {
+        #[command(flatten)]
+        remote: cli::Remote,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -105,6 +133,10 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Keys { command, remote } => cli::run(&remote, cli::Admin::Keys(command)),
+        Command::Teams { command, remote } => cli::run(&remote, cli::Admin::Teams(command)),
+        Command::Users { command, remote } => cli::run(&remote, cli::Admin::Users(command)),
+        Command::Whoami { remote } => cli::run(&remote, cli::Admin::Whoami),
         Command::PrintDefaults => {
             use std::io::Write;
             let _ = std::io::stdout().write_all(DEFAULT_CONFIG.as_bytes());

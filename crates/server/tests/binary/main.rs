@@ -6,6 +6,7 @@
     reason = "test setup and assertions fail loudly by design"
 )]
 
+mod admin;
 mod logs;
 mod reload;
 mod shutdown;

@@ -1,0 +1,181 @@
+//! Keys from the command line: `switchyard teams|keys|users|whoami` against a running gateway
+//! whose master key comes from `SWITCHYARD_MASTER_KEY`, and the refusal to serve without keys
+//! on a non-loopback address.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchyard_mock::MockServer;
+
+use crate::support::{self, Gateway};
+
+const MASTER: &str = "sy-cli-master-key-0123456789";
+
+/// Runs `switchyard <args>` against `gateway` with `key`; (success, stdout as JSON, stderr).
+fn admin(gateway: &Gateway, key: &str, args: &[&str]) -> (bool, Value, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(args)
+        .args(["--url", &gateway.url])
+        .env("SWITCHYARD_ADMIN_KEY", key)
+        .env_remove("SWITCHYARD_MASTER_KEY")
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    (
+        output.status.success(),
+        serde_json::from_str(&stdout).unwrap_or(Value::String(stdout)),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+async fn chat(client: &reqwest::Client, gateway: &Gateway, key: &str) -> u16 {
+    client
+        .post(format!("{}/v1/chat/completions", gateway.url))
+        .bearer_auth(key)
+        .timeout(Duration::from_secs(5))
+        .json(&json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .expect("sent")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_made_and_blocked_from_the_command_line_work_at_once() {
+    let mock = MockServer::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("mock");
+    let name = format!("admin-cli-{}", std::process::id());
+    let folder = std::env::temp_dir().join(format!("switchyard-{name}"));
+    let config = format!(
+        "{}store:\n  url: \"sqlite://{}\"\n",
+        support::config(&mock.base_url(), 0),
+        folder.join("data/switchyard.db").display()
+    );
+    let gateway = Gateway::spawn(
+        "admin-cli",
+        &config,
+        &[("SWITCHYARD_MASTER_KEY", MASTER)],
+        Stdio::null(),
+    );
+    let client = support::client();
+    assert!(
+        gateway.wait_ready(&client).await,
+        "the gateway never became ready"
+    );
+    assert_eq!(chat(&client, &gateway, "").await, 401);
+
+    let (ok, team, stderr) = admin(
+        &gateway,
+        MASTER,
+        &[
+            "teams", "create", "--name", "platform", "--models", "m", "--rpm", "50",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let team_id = team["id"].as_str().expect("team id");
+    assert_eq!(team["limits"]["rpm"], 50);
+
+    let (ok, key, stderr) = admin(
+        &gateway,
+        MASTER,
+        &[
+            "keys",
+            "create",
+            "--alias",
+            "ci",
+            "--team",
+            team_id,
+            "--models",
+            "m",
+            "--rpm",
+            "5",
+            "--tags",
+            "ci,nightly",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let (key_id, secret) = (
+        key["id"].as_str().expect("id"),
+        key["key"].as_str().expect("secret"),
+    );
+    assert!(secret.starts_with("sy-"));
+    assert_eq!(key["tags"], json!(["ci", "nightly"]));
+    assert_eq!(chat(&client, &gateway, secret).await, 200);
+
+    let (ok, listed, _) = admin(&gateway, MASTER, &["keys", "list", "--team", team_id]);
+    assert!(ok);
+    assert_eq!(listed["data"][0]["alias"], "ci");
+    assert!(
+        !listed.to_string().contains(secret),
+        "secrets are shown once"
+    );
+
+    // The key itself is a member: it reads itself and may not manage keys.
+    let (ok, me, _) = admin(&gateway, secret, &["whoami"]);
+    assert!(ok);
+    assert_eq!(me["role"], "member");
+    let (ok, _, stderr) = admin(&gateway, secret, &["keys", "create"]);
+    assert!(!ok);
+    assert!(stderr.starts_with("403"), "{stderr}");
+
+    let (ok, _, stderr) = admin(&gateway, MASTER, &["keys", "block", key_id]);
+    assert!(ok, "{stderr}");
+    assert_eq!(chat(&client, &gateway, secret).await, 401);
+    let (ok, _, _) = admin(&gateway, MASTER, &["keys", "unblock", key_id]);
+    assert!(ok);
+    assert_eq!(chat(&client, &gateway, secret).await, 200);
+
+    let (ok, rotated, _) = admin(&gateway, MASTER, &["keys", "rotate", key_id]);
+    assert!(ok);
+    let fresh = rotated["key"].as_str().expect("new secret");
+    assert_eq!(chat(&client, &gateway, secret).await, 401);
+    assert_eq!(chat(&client, &gateway, fresh).await, 200);
+
+    let (ok, _, stderr) = admin(&gateway, "sy-wrong", &["keys", "list"]);
+    assert!(!ok);
+    assert!(stderr.starts_with("401"), "{stderr}");
+    drop(gateway);
+    let _ = std::fs::remove_dir_all(folder);
+}
+
+#[test]
+fn without_a_master_key_it_serves_only_on_loopback_unless_told() {
+    let dir = std::env::temp_dir().join(format!("switchyard-open-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("open.yaml");
+    std::fs::write(&path, "server:\n  listen: 0.0.0.0:0\n").expect("write");
+    let output = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env_remove("SWITCHYARD_MASTER_KEY")
+        .stdout(Stdio::null())
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("without keys"), "{stderr}");
+    let check = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .arg("check-config")
+        .arg(&path)
+        .env_remove("SWITCHYARD_MASTER_KEY")
+        .output()
+        .expect("runs");
+    assert!(!check.status.success());
+    // Said explicitly, it is a valid choice.
+    std::fs::write(&path, "server:\n  listen: 0.0.0.0:0\nauth:\n  mode: none\n").expect("write");
+    let check = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .arg("check-config")
+        .arg(&path)
+        .env_remove("SWITCHYARD_MASTER_KEY")
+        .output()
+        .expect("runs");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

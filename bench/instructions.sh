@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # How much work the gateway does per request, as a count that does not move with the machine:
 # user-space instructions per request, counted by valgrind's callgrind over N requests after a
-# warm-up, for a plain and a streamed (20-token) chat call relayed to the mock provider.
+# warm-up, for a plain and a streamed (20-token) chat call relayed to the mock provider, first on
+# the bare path, then with keys required and the calling key under in-process rate limits
+# (requests, tokens, calls in flight: every check runs, none refuses).
 #
 #   bench/instructions.sh            # from the repo root; prints one line per call kind
 #
@@ -58,7 +60,10 @@ python3 bench/ttfb.py wait "http://127.0.0.1:$MOCK_PORT/" --any-status --timeout
     || die "the mock did not start"
 
 GATEWAY_PORT=$(free_port)
-cat >"$TMP/gateway.yaml" <<YAML
+MASTER=bench-master-key-0123456789
+# The gateway's config; with `keys`, model calls need a key (store: SQLite in $TMP).
+write_config() {
+    cat >"$TMP/gateway.yaml" <<YAML
 server:
   listen: 127.0.0.1:$GATEWAY_PORT
 models:
@@ -69,20 +74,35 @@ models:
         api_base: http://127.0.0.1:$MOCK_PORT/v1
         api_key: $KEY
 YAML
+    if [[ $1 == keys ]]; then
+        cat >>"$TMP/gateway.yaml" <<YAML
+auth:
+  master_key: $MASTER
+store:
+  url: "sqlite://$TMP/store.db"
+YAML
+    fi
+}
 URL="http://127.0.0.1:$GATEWAY_PORT/v1/chat/completions"
 
 count() {
-    local kind=$1 flag=$2 out=$TMP/callgrind.$1
+    local kind=$1 flag=$2 auth=$3 out=$TMP/callgrind.$1 key=$KEY
+    write_config "$auth"
     RUST_LOG=${BENCH_RUST_LOG:-info} valgrind --tool=callgrind --callgrind-out-file="$out" \
         target/release/switchyard serve --config "$TMP/gateway.yaml" >"$TMP/valgrind-$kind.log" 2>&1 &
     local pid=$!
     PIDS+=("$pid")
     python3 bench/ttfb.py wait "http://127.0.0.1:$GATEWAY_PORT/health/readiness" --timeout 120 \
         || { tail -n 20 "$TMP/valgrind-$kind.log" >&2; die "the gateway did not start under valgrind"; }
-    # Warm-up (connections, pools, lazy statics), then count exactly N requests.
-    python3 bench/ttfb.py load "$URL" --model bench --key "$KEY" --n 200 $flag
+    if [[ $auth == keys ]]; then
+        key=$(python3 bench/ttfb.py key "http://127.0.0.1:$GATEWAY_PORT" --master "$MASTER") \
+            || die "could not create a key"
+    fi
+    # Warm-up (connections, pools, lazy statics, the key's cache entry), then count exactly N
+    # requests.
+    python3 bench/ttfb.py load "$URL" --model bench --key "$key" --n 200 $flag
     callgrind_control --zero "$pid" >/dev/null 2>&1
-    python3 bench/ttfb.py load "$URL" --model bench --key "$KEY" --n "$N" $flag
+    python3 bench/ttfb.py load "$URL" --model bench --key "$key" --n "$N" $flag
     callgrind_control --dump "$pid" >/dev/null 2>&1
     kill -TERM "$pid"
     wait "$pid" 2>/dev/null || true
@@ -90,9 +110,11 @@ count() {
     total=$(sed -n 's/^totals: //p' "$out.1")
     [[ -n $total ]] || die "no callgrind totals for $kind"
     if [[ -n ${BENCH_KEEP:-} ]]; then mkdir -p "$BENCH_KEEP" && cp "$out.1" "$BENCH_KEEP/callgrind.$kind"; fi
-    printf '%-8s %8d instructions per request (user space, %d requests)\n' "$kind" $((total / N)) "$N"
+    printf '%-12s %8d instructions per request (user space, %d requests)\n' "$kind" $((total / N)) "$N"
 }
 
 log "counting $N requests per call kind under callgrind (slow: valgrind runs the gateway ~50x slower)"
-count plain ""
-count stream --stream
+count plain "" none
+count stream --stream none
+count plain-keys "" keys
+count stream-keys --stream keys

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-TARGETS = ("direct", "nginx", "gateway")
+TARGETS = ("direct", "nginx", "gateway", "gateway-keys", "gateway-redis")
 
 
 def load_jsonl(path):
@@ -95,7 +95,7 @@ def main():
     if several:
         lines.append(f"medians of {meta['rounds']} interleaved rounds; vs-nginx range over the rounds")
     lines.append(
-        f"{'target':<8} {'conc':>4} {'stream':<6} {'req/s':>9} {'p50(us)':>8} {'p99(us)':>8} "
+        f"{'target':<13} {'conc':>4} {'stream':<6} {'req/s':>9} {'p50(us)':>8} {'p99(us)':>8} "
         f"{'+p50(us)':>8} {'+p99(us)':>8} {'vs-nginx':>8} {'errors':>6}"
         + (f" {'range':>11}" if several else "")
     )
@@ -109,7 +109,7 @@ def main():
         prev = (r["conc"], r["stream"])
         spread = r["vs_nginx_range"]
         lines.append(
-            f"{r['target']:<8} {r['conc']:>4} {'yes' if r['stream'] else 'no':<6} "
+            f"{r['target']:<13} {r['conc']:>4} {'yes' if r['stream'] else 'no':<6} "
             f"{r['rps']:>9.0f} {r['p50_us']:>8.0f} {r['p99_us']:>8.0f} "
             f"{fmt(r['added_p50_us'], '.0f', True):>8} {fmt(r['added_p99_us'], '.0f', True):>8} "
             f"{fmt(r['vs_nginx'], '.2f'):>8} {r['errors']:>6}"

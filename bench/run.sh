@@ -7,7 +7,12 @@
 # Three targets answer the same chat request, all backed by the instant mock provider:
 #   direct   the mock itself (the floor)
 #   nginx    a keep-alive, non-buffering nginx reverse proxy in front of the mock (the reference)
-#   gateway  switchyard, one model group routed to the mock
+#   gateway        switchyard, one model group routed to the mock
+#   gateway-keys   the same, with keys required and the calling key under in-process rate limits
+#                  (requests, tokens, calls in flight; far above the load, so every check runs
+#                  and none refuses)
+#   gateway-redis  the same limits kept in Redis (BENCH_REDIS_URL, default the local one): one
+#                  script per call; run when Redis answers
 # Each is loaded with wrk at concurrency 1 (pure latency) and 64 (throughput), plain and
 # streaming, then probed for stream time-to-first-byte with a sequential raw-socket client.
 #
@@ -16,7 +21,9 @@
 #   BENCH_WARMUP      warm-up duration (default 2s)
 #   BENCH_TTFB_N      sequential streaming requests per target for TTFB (default 2000)
 #   BENCH_SKIP_BUILD  1 = use the existing target/release binaries as they are
-#   BENCH_TARGETS     subset of "direct nginx gateway" to run (default: all three)
+#   BENCH_TARGETS     subset of "direct nginx gateway gateway-keys gateway-redis" to run
+#                     (default: all; gateway-redis only when Redis answers)
+#   BENCH_REDIS_URL   the Redis of gateway-redis (default redis://127.0.0.1:6379/)
 #   BENCH_ROUNDS      rounds of every wrk run, interleaved (default 1); with more than one the
 #                     table shows medians and the range of the ratio to nginx over the rounds
 #   BENCH_RUST_LOG    the gateway's log filter (default info, as it ships: a line per request)
@@ -37,10 +44,20 @@ KEY=bench-key
 UPSTREAM_MODEL='echo?tokens=20'
 GATEWAY_MODEL=bench
 CHAT_PATH=/v1/chat/completions
-read -r -a TARGETS <<<"${BENCH_TARGETS:-direct nginx gateway}"
+REDIS_URL=${BENCH_REDIS_URL:-redis://127.0.0.1:6379/}
+MASTER=bench-master-key-0123456789
+redis_answers() {
+    local hostport=${REDIS_URL#redis://}
+    hostport=${hostport%%/*}
+    command -v redis-cli >/dev/null && redis-cli -h "${hostport%:*}" -p "${hostport##*:}" ping >/dev/null 2>&1
+}
+DEFAULT_TARGETS="direct nginx gateway gateway-keys"
+if redis_answers; then DEFAULT_TARGETS+=" gateway-redis"; fi
+read -r -a TARGETS <<<"${BENCH_TARGETS:-$DEFAULT_TARGETS}"
 wants() { [[ " ${TARGETS[*]} " == *" $1 "* ]]; }
+wants_gateway() { [[ " ${TARGETS[*]} " == *" gateway"* ]]; }
 for target in "${TARGETS[@]}"; do
-    [[ $target =~ ^(direct|nginx|gateway)$ ]] || { echo "bench: unknown target $target" >&2; exit 1; }
+    [[ $target =~ ^(direct|nginx|gateway|gateway-keys|gateway-redis)$ ]] || { echo "bench: unknown target $target" >&2; exit 1; }
 done
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -66,7 +83,7 @@ command -v cargo >/dev/null || die "cargo not found"
 # --- build -----------------------------------------------------------------------------------
 if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
     log "building release binaries"
-    if wants gateway; then
+    if wants_gateway; then
         cargo build --release -p switchyard-server -p switchyard-mock
     else
         cargo build --release -p switchyard-mock
@@ -75,7 +92,7 @@ fi
 GATEWAY_BIN=target/release/switchyard
 MOCK_BIN=target/release/switchyard-mock
 [[ -x $MOCK_BIN ]] || die "$MOCK_BIN missing"
-! wants gateway || [[ -x $GATEWAY_BIN ]] || die "$GATEWAY_BIN missing"
+! wants_gateway || [[ -x $GATEWAY_BIN ]] || die "$GATEWAY_BIN missing"
 
 # --- processes and cleanup -------------------------------------------------------------------
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-bench.XXXXXX")
@@ -165,11 +182,14 @@ start_nginx() {
     log "nginx on 127.0.0.1:$NGINX_PORT"
 }
 
+# A gateway target: its port, and the key clients send (a virtual key for the keyed ones).
+declare -A PORT_OF KEY_OF
 start_gateway() {
-    GATEWAY_PORT=$(free_port)
-    cat >"$TMP/gateway.yaml" <<EOF
+    local target=$1 port config=$TMP/$1.yaml
+    port=$(free_port)
+    cat >"$config" <<EOF
 server:
-  listen: 127.0.0.1:$GATEWAY_PORT
+  listen: 127.0.0.1:$port
 models:
   - name: $GATEWAY_MODEL
     deployments:
@@ -178,32 +198,48 @@ models:
         api_base: http://127.0.0.1:$MOCK_PORT/v1
         api_key: $KEY
 EOF
-    RUST_LOG=${BENCH_RUST_LOG:-info} "$GATEWAY_BIN" serve --config "$TMP/gateway.yaml" >>"$TMP/gateway.log" 2>&1 &
-    GATEWAY_PID=$!
-    PIDS+=("$GATEWAY_PID")
-    python3 bench/ttfb.py wait "http://127.0.0.1:$GATEWAY_PORT/health/readiness" --timeout 30 \
-        || fail_with_log "gateway did not become ready" "$TMP/gateway.log"
-    log "gateway on 127.0.0.1:$GATEWAY_PORT (pid $GATEWAY_PID)"
+    if [[ $target != gateway ]]; then
+        printf 'auth:\n  master_key: %s\nstore:\n  url: "sqlite://%s"\n' "$MASTER" "$TMP/$target.db" >>"$config"
+    fi
+    if [[ $target == gateway-redis ]]; then
+        printf 'redis:\n  url: "%s"\n  prefix: "switchyard-bench-%s"\n' "$REDIS_URL" "$$" >>"$config"
+    fi
+    RUST_LOG=${BENCH_RUST_LOG:-info} "$GATEWAY_BIN" serve --config "$config" >>"$TMP/gateway.log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    python3 bench/ttfb.py wait "http://127.0.0.1:$port/health/readiness" --timeout 30 \
+        || fail_with_log "$target did not become ready" "$TMP/gateway.log"
+    PORT_OF[$target]=$port
+    KEY_OF[$target]=$KEY
+    if [[ $target != gateway ]]; then
+        KEY_OF[$target]=$(python3 bench/ttfb.py key "http://127.0.0.1:$port" --master "$MASTER") \
+            || fail_with_log "$target: could not create a key" "$TMP/gateway.log"
+    fi
+    if [[ $target == gateway ]]; then GATEWAY_PID=$pid; fi
+    log "$target on 127.0.0.1:$port (pid $pid)"
 }
 
 GATEWAY_PID=
 start_mock
 if wants nginx; then start_nginx; fi
-if wants gateway; then start_gateway; fi
+for target in gateway gateway-keys gateway-redis; do
+    if wants "$target"; then start_gateway "$target"; fi
+done
 
 url_of() {
     case $1 in
         direct) echo "http://127.0.0.1:$MOCK_PORT$CHAT_PATH" ;;
         nginx) echo "http://127.0.0.1:$NGINX_PORT$CHAT_PATH" ;;
-        gateway) echo "http://127.0.0.1:$GATEWAY_PORT$CHAT_PATH" ;;
+        gateway*) echo "http://127.0.0.1:${PORT_OF[$1]}$CHAT_PATH" ;;
     esac
 }
-model_of() { if [[ $1 == gateway ]]; then echo "$GATEWAY_MODEL"; else echo "$UPSTREAM_MODEL"; fi; }
+model_of() { if [[ $1 == gateway* ]]; then echo "$GATEWAY_MODEL"; else echo "$UPSTREAM_MODEL"; fi; }
+key_of() { if [[ $1 == gateway* ]]; then echo "${KEY_OF[$1]}"; else echo "$KEY"; fi; }
 
 # A fast wrong answer would look like a win, so every target must first answer properly.
 for target in "${TARGETS[@]}"; do
     python3 bench/ttfb.py check "$(url_of "$target")" --model "$(model_of "$target")" \
-        --key "$KEY" --target "$target" >&2
+        --key "$(key_of "$target")" --target "$target" >&2
 done
 
 # --- throughput and latency (wrk) ------------------------------------------------------------
@@ -212,11 +248,11 @@ run_wrk() {
     out=$RAW_DIR/wrk-$target-c$conc-s$stream-r$round.txt
     # Two wrk threads at most: wrk shares the 2 cores with the mock and the proxy.
     if ((conc > 1)); then threads=2; fi
-    local -a cmd=(env BENCH_MODEL="$(model_of "$target")" BENCH_STREAM="$stream" BENCH_KEY="$KEY"
+    local -a cmd=(env BENCH_MODEL="$(model_of "$target")" BENCH_STREAM="$stream" BENCH_KEY="$(key_of "$target")"
         wrk "-t$threads" "-c$conc" --timeout 5s -s bench/chat.lua "$(url_of "$target")")
     run_step "${cmd[@]}" -d "$WARMUP" >/dev/null
     run_step "${cmd[@]}" -d "$DURATION" >"$out"
-    if [[ $target == gateway ]]; then
+    if [[ $target == gateway* ]]; then
         # A line per request adds up (a million lines a round): keep what matters, then start
         # the log afresh (it is opened for appending, so the gateway writes on at the new end).
         grep -iE 'error|panic' "$TMP/gateway.log" | head -n 5 >>"$TMP/gateway-errors.log" || true
@@ -253,7 +289,7 @@ done
 log "stream TTFB: $TTFB_N sequential requests per target"
 for target in "${TARGETS[@]}"; do
     run_step python3 bench/ttfb.py ttfb "$(url_of "$target")" --model "$(model_of "$target")" \
-        --key "$KEY" --n "$TTFB_N" --target "$target" >>"$RAW_DIR/ttfb.jsonl"
+        --key "$(key_of "$target")" --n "$TTFB_N" --target "$target" >>"$RAW_DIR/ttfb.jsonl"
 done
 
 # --- gateway memory and report ---------------------------------------------------------------

@@ -5,6 +5,7 @@
     ttfb.py check URL --model M [--key K] [--target NAME]
     ttfb.py wait  URL [--timeout 30] [--any-status]
     ttfb.py load  URL --model M [--key K] [--n 1000] [--stream] [--connections 4]
+    ttfb.py key   BASE_URL --master M
 
 `ttfb` sends N sequential streaming chat requests over one keep-alive connection and prints one
 JSON line with the time-to-first-SSE-event percentiles (µs). `check` makes one plain and one
@@ -13,7 +14,9 @@ target that answered 200 with garbage would otherwise look fast). `wait` polls a
 it answers 200 (or anything at all, with --any-status). `load` sends N chat requests spread
 round-robin over a few keep-alive connections, each one in flight at a time per connection, and
 fails on any answer that is not a complete 200 (for bench/instructions.sh, where the load's pace
-does not matter but every request must be a real one).
+does not matter but every request must be a real one). `key` creates a virtual key through the
+admin API with the master key, with request, token and in-flight limits far above any load here
+(so every check runs and none refuses), and prints its secret.
 
 Why raw sockets instead of http.client: http.client hides when each body byte arrives, and its
 per-request overhead is larger and less predictable. The client cost here is the same for every
@@ -326,6 +329,22 @@ def cmd_load(args):
             conn.close()
 
 
+def cmd_key(args):
+    import urllib.request
+
+    body = json.dumps(
+        {"alias": "bench", "limits": {"rpm": 10**9, "tpm": 10**12, "max_parallel": 10**6}}
+    ).encode()
+    request = urllib.request.Request(
+        f"{args.url.rstrip('/')}/admin/keys",
+        data=body,
+        method="POST",
+        headers={"Authorization": f"Bearer {args.master}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        print(json.loads(response.read())["key"])
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -349,8 +368,13 @@ def main():
     w.add_argument("url")
     w.add_argument("--timeout", type=float, default=30)
     w.add_argument("--any-status", action="store_true", help="any HTTP answer will do")
+    k = sub.add_parser("key")
+    k.add_argument("url")
+    k.add_argument("--master", required=True)
     args = p.parse_args()
-    {"ttfb": cmd_ttfb, "check": cmd_check, "wait": cmd_wait, "load": cmd_load}[args.cmd](args)
+    {"ttfb": cmd_ttfb, "check": cmd_check, "wait": cmd_wait, "load": cmd_load, "key": cmd_key}[
+        args.cmd
+    ](args)
 
 
 if __name__ == "__main__":

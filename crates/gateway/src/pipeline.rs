@@ -316,13 +316,16 @@ async fn admit(ctx: &mut Ctx) -> Result<(), ApiError> {
     else {
         return Ok(());
     };
-    let checks = limits::checks(principal, &group.name, estimated_tokens(ctx));
+    if principal.plan.is_empty() {
+        return Ok(());
+    }
+    let checks = principal.plan.checks(&group.name, estimated_tokens(ctx));
     if checks.is_empty() {
         return Ok(());
     }
     match governance.limiter.admit(checks).await {
-        Ok(admission) => {
-            ctx.quota = Some(admission.quota);
+        Ok((admission, quota)) => {
+            ctx.quota = Some(quota);
             ctx.admission = Some(admission);
             Ok(())
         }

@@ -7,6 +7,7 @@
 //! briefly too, so a client retrying a wrong key does not reach the database each time.
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -21,8 +22,8 @@ const UNKNOWN_TTL: Duration = Duration::from_secs(5);
 /// The lookup cache.
 #[derive(Debug)]
 pub struct KeyCache {
-    known: Mutex<HashMap<Digest, Entry>>,
-    unknown: Mutex<HashMap<Digest, Instant>>,
+    known: Mutex<HashMap<Digest, Entry, BuildHasherDefault<DigestHasher>>>,
+    unknown: Mutex<HashMap<Digest, Instant, BuildHasherDefault<DigestHasher>>>,
     capacity: usize,
     ttl: Duration,
 }
@@ -50,8 +51,8 @@ impl KeyCache {
     /// A cache of at most `capacity` keys, each used for `ttl`.
     pub fn new(capacity: usize, ttl: Duration) -> KeyCache {
         KeyCache {
-            known: Mutex::new(HashMap::new()),
-            unknown: Mutex::new(HashMap::new()),
+            known: Mutex::new(HashMap::default()),
+            unknown: Mutex::new(HashMap::default()),
             capacity: capacity.max(1),
             ttl,
         }
@@ -132,7 +133,11 @@ impl KeyCache {
 }
 
 /// Frees room in a full map: expired entries first, then an eighth of the rest.
-fn make_room<V>(map: &mut HashMap<Digest, V>, capacity: usize, expired: impl Fn(&V) -> bool) {
+fn make_room<V>(
+    map: &mut HashMap<Digest, V, BuildHasherDefault<DigestHasher>>,
+    capacity: usize,
+    expired: impl Fn(&V) -> bool,
+) {
     map.retain(|_, value| !expired(value));
     if map.len() >= capacity {
         let mut drop = (capacity / 8).max(1);
@@ -143,6 +148,24 @@ fn make_room<V>(map: &mut HashMap<Digest, V>, capacity: usize, expired: impl Fn(
             drop -= 1;
             false
         });
+    }
+}
+
+/// The hasher of digests: a SHA-256 is already uniformly spread, and no one can choose one
+/// (that would take a preimage), so its last eight bytes serve as its hash.
+#[derive(Debug, Default)]
+pub struct DigestHasher(u64);
+
+impl std::hash::Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // A digest hashes as its length, then its bytes: keep the last eight bytes seen.
+        for byte in bytes {
+            self.0 = (self.0 << 8) | u64::from(*byte);
+        }
     }
 }
 

@@ -17,6 +17,7 @@
 //! falls back to this instance's own counters, `closed` refuses with a 503.
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -49,7 +50,7 @@ pub enum Measure {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Check {
     /// The counter: `key:<id>:rpm`, `team:<id>:tpm`, `key:<id>:model:<group>:rpm`…
-    pub counter: String,
+    pub counter: Counter,
     /// What the check counts.
     pub measure: Measure,
     /// The limit.
@@ -57,7 +58,7 @@ pub struct Check {
     /// What this call takes from it (1 request; estimated tokens; 1 in flight).
     pub cost: u64,
     /// Who the limit belongs to, for the refusal's message.
-    pub owner: String,
+    pub owner: Arc<str>,
 }
 
 /// What a client is told of its limits: OpenAI's `x-ratelimit-*` headers.
@@ -73,11 +74,9 @@ pub struct Quota {
 #[derive(Debug)]
 pub struct Admission {
     checks: Vec<Check>,
-    lease: String,
-    /// Decided by Redis (settled there too), or by this instance.
-    shared: bool,
-    /// For the response's headers.
-    pub quota: Quota,
+    /// The call's mark in Redis's in-flight sets (decided by Redis, and settled there too);
+    /// `None` when this instance decided.
+    lease: Option<String>,
 }
 
 /// A call refused.
@@ -90,69 +89,110 @@ pub struct Refusal {
     pub quota: Quota,
 }
 
-/// The checks `principal` must pass to call `group` with about `tokens` tokens.
-pub fn checks(principal: &Principal, group: &str, tokens: u64) -> Vec<Check> {
-    let mut checks = Vec::new();
-    let owner_of_key = match &principal.alias {
-        Some(alias) => format!("key `{alias}`"),
-        None => format!("key {}", principal.key_id),
-    };
-    let mut add =
-        |scope: String, owner: &str, rpm: Option<u64>, tpm: Option<u64>, parallel: Option<u64>| {
-            for (limit, measure, suffix, cost) in [
-                (rpm, Measure::Requests, "rpm", 1),
-                (tpm, Measure::Tokens, "tpm", tokens),
-                (parallel, Measure::Parallel, "parallel", 1),
-            ] {
-                if let Some(limit) = limit {
-                    checks.push(Check {
-                        counter: format!("{scope}:{suffix}"),
-                        measure,
-                        limit,
-                        cost,
-                        owner: owner.to_owned(),
-                    });
-                }
-            }
+/// The checks of a principal, made once when its key is read: those of every call, and
+/// those of calls to each model group with limits of its own.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    every: Vec<Check>,
+    models: HashMap<String, Vec<Check>>,
+}
+
+impl Plan {
+    /// The checks of `principal`'s key, team, user and key-and-model limits.
+    pub fn of(principal: &Principal) -> Plan {
+        let key_owner = match &principal.alias {
+            Some(alias) => format!("key `{alias}`"),
+            None => format!("key {}", principal.key_id),
         };
-    let limits = &principal.key_limits;
-    add(
-        format!("key:{}", principal.key_id),
-        &owner_of_key,
-        limits.rpm,
-        limits.tpm,
-        limits.max_parallel,
-    );
-    if let Some(model) = limits.models.get(group) {
-        add(
-            format!("key:{}:model:{group}", principal.key_id),
-            &format!("{owner_of_key} on `{group}`"),
-            model.rpm,
-            model.tpm,
-            None,
-        );
+        let mut plan = Plan::default();
+        let key_scope = format!("key:{}", principal.key_id);
+        let scopes = [
+            Some((key_scope.clone(), key_owner.clone(), &principal.key_limits)),
+            principal.team_id.as_ref().map(|team| {
+                (
+                    format!("team:{team}"),
+                    format!("team {team}"),
+                    &principal.team_limits,
+                )
+            }),
+            principal.user_id.as_ref().map(|user| {
+                (
+                    format!("user:{user}"),
+                    format!("user {user}"),
+                    &principal.user_limits,
+                )
+            }),
+        ];
+        for (scope, owner, limits) in scopes.into_iter().flatten() {
+            add(
+                &mut plan.every,
+                &scope,
+                &owner,
+                limits.rpm,
+                limits.tpm,
+                limits.max_parallel,
+            );
+        }
+        for (group, model) in &principal.key_limits.models {
+            let mut checks = Vec::new();
+            add(
+                &mut checks,
+                &format!("{key_scope}:model:{group}"),
+                &format!("{key_owner} on `{group}`"),
+                model.rpm,
+                model.tpm,
+                None,
+            );
+            plan.models.insert(group.clone(), checks);
+        }
+        plan
     }
-    if let Some(team) = &principal.team_id {
-        let limits = &principal.team_limits;
-        add(
-            format!("team:{team}"),
-            &format!("team {team}"),
-            limits.rpm,
-            limits.tpm,
-            limits.max_parallel,
-        );
+
+    /// The checks a call to `group` of about `tokens` tokens must pass.
+    pub fn checks(&self, group: &str, tokens: u64) -> Vec<Check> {
+        let per_model = self.models.get(group).map_or(&[][..], Vec::as_slice);
+        let mut checks = Vec::with_capacity(self.every.len() + per_model.len());
+        for check in self.every.iter().chain(per_model) {
+            let mut check = check.clone();
+            if check.measure == Measure::Tokens {
+                check.cost = tokens;
+            }
+            checks.push(check);
+        }
+        checks
     }
-    if let Some(user) = &principal.user_id {
-        let limits = &principal.user_limits;
-        add(
-            format!("user:{user}"),
-            &format!("user {user}"),
-            limits.rpm,
-            limits.tpm,
-            limits.max_parallel,
-        );
+
+    /// Whether no limit applies.
+    pub fn is_empty(&self) -> bool {
+        self.every.is_empty() && self.models.is_empty()
     }
-    checks
+}
+
+/// Adds the checks of one scope's limits to `checks`.
+fn add(
+    checks: &mut Vec<Check>,
+    scope: &str,
+    owner: &str,
+    rpm: Option<u64>,
+    tpm: Option<u64>,
+    parallel: Option<u64>,
+) {
+    let owner: Arc<str> = Arc::from(owner);
+    for (limit, measure, suffix) in [
+        (rpm, Measure::Requests, "rpm"),
+        (tpm, Measure::Tokens, "tpm"),
+        (parallel, Measure::Parallel, "parallel"),
+    ] {
+        if let Some(limit) = limit {
+            checks.push(Check {
+                counter: Counter::named(&format!("{scope}:{suffix}")),
+                measure,
+                limit,
+                cost: 1,
+                owner: Arc::clone(&owner),
+            });
+        }
+    }
 }
 
 /// The limiter of the process: local counters, and Redis when configured.
@@ -204,16 +244,17 @@ impl Limiter {
         }
     }
 
-    /// Decides `checks` for one call, all or nothing.
-    pub async fn admit(&self, checks: Vec<Check>) -> Result<Admission, Box<Refusal>> {
-        let lease = format!(
-            "{:x}-{}",
-            std::process::id(),
-            self.leases.fetch_add(1, Ordering::Relaxed)
-        );
+    /// Decides `checks` for one call, all or nothing; what the caller is told of its limits
+    /// comes with the answer.
+    pub async fn admit(&self, checks: Vec<Check>) -> Result<(Admission, Quota), Box<Refusal>> {
         if let Some(redis) = &self.redis {
+            let lease = format!(
+                "{:x}-{}",
+                std::process::id(),
+                self.leases.fetch_add(1, Ordering::Relaxed)
+            );
             match redis.admit(&checks, &lease).await {
-                Ok(verdict) => return verdict.into_result(checks, lease, true),
+                Ok(verdict) => return verdict.into_result(checks, Some(lease)),
                 Err(error) => {
                     let failures = self.redis_failures.fetch_add(1, Ordering::Relaxed) + 1;
                     if failures.is_power_of_two() {
@@ -237,7 +278,7 @@ impl Limiter {
         }
         self.local
             .admit(&checks, now_ms())
-            .into_result(checks, lease, false)
+            .into_result(checks, None)
     }
 
     /// Ends a call: its tokens settled at `used` (the reservation given back or topped up),
@@ -263,16 +304,13 @@ impl Limiter {
         if adjustments.is_empty() {
             return;
         }
-        if admission.shared
-            && let Some(redis) = &self.redis
-        {
+        if let (Some(lease), Some(redis)) = (admission.lease, &self.redis) {
             let this = Arc::clone(self);
             let (prefix, connection, timeout) = (
                 redis.prefix.clone(),
                 Arc::clone(&redis.connection),
                 redis.timeout,
             );
-            let lease = admission.lease;
             background.spawn(async move {
                 if let Err(error) =
                     settle_redis(&connection, &prefix, timeout, &adjustments, &lease).await
@@ -302,17 +340,11 @@ impl Verdict {
     fn into_result(
         self,
         checks: Vec<Check>,
-        lease: String,
-        shared: bool,
-    ) -> Result<Admission, Box<Refusal>> {
+        lease: Option<String>,
+    ) -> Result<(Admission, Quota), Box<Refusal>> {
         let quota = quota(&checks, &self.states);
         if self.allowed {
-            return Ok(Admission {
-                checks,
-                lease,
-                shared,
-                quota,
-            });
+            return Ok((Admission { checks, lease }, quota));
         }
         // Name the first check that refused: the one a client can act on.
         let refused = checks
@@ -362,14 +394,77 @@ fn quota(checks: &[Check], states: &[(bool, u64, Duration)]) -> Quota {
     quota
 }
 
+/// A counter's name, hashed once when the principal's checks are made: the request path
+/// compares names but never hashes them again.
+#[derive(Debug, Clone)]
+pub struct Counter {
+    hash: u64,
+    name: Arc<str>,
+}
+
+impl Counter {
+    /// The counter called `name`.
+    pub fn named(name: &str) -> Counter {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher =
+            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                .build_hasher();
+        hasher.write(name.as_bytes());
+        Counter {
+            hash: hasher.finish(),
+            name: Arc::from(name),
+        }
+    }
+
+    /// The counter's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl PartialEq for Counter {
+    fn eq(&self, other: &Counter) -> bool {
+        self.hash == other.hash && (Arc::ptr_eq(&self.name, &other.name) || self.name == other.name)
+    }
+}
+
+impl Eq for Counter {}
+
+impl std::hash::Hash for Counter {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+/// A hasher for keys that carry their hash already: passes it through.
+#[derive(Debug, Default)]
+pub struct Hashed(u64);
+
+impl std::hash::Hasher for Hashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is meant to be used; anything else still hashes, if poorly.
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
 /// Counters in this process.
 #[derive(Debug, Default)]
 struct Local {
-    counters: Mutex<HashMap<String, Counter>>,
+    counters: Mutex<HashMap<Counter, State, BuildHasherDefault<Hashed>>>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
-struct Counter {
+struct State {
     /// Theoretical arrival time, Unix milliseconds.
     tat: f64,
     /// Calls in flight.
@@ -406,7 +501,12 @@ impl Local {
         }
         if verdict.allowed {
             for (check, updated) in checks.iter().zip(next) {
-                counters.insert(check.counter.clone(), updated);
+                match counters.get_mut(&check.counter) {
+                    Some(counter) => *counter = updated,
+                    None => {
+                        counters.insert(check.counter.clone(), updated);
+                    }
+                }
             }
         }
         verdict
@@ -433,14 +533,14 @@ impl Local {
 /// it could pass (`None`: never), the counter if allowed).
 fn decide(
     check: &Check,
-    counter: Counter,
+    counter: State,
     now: f64,
-) -> (bool, u64, Duration, Option<Duration>, Counter) {
+) -> (bool, u64, Duration, Option<Duration>, State) {
     let limit = check.limit.max(1);
     if check.measure == Measure::Parallel {
         let allowed = counter.in_flight + check.cost <= limit;
         let remaining = limit.saturating_sub(counter.in_flight + u64::from(allowed));
-        let updated = Counter {
+        let updated = State {
             in_flight: counter.in_flight + u64::from(allowed),
             ..counter
         };
@@ -458,7 +558,7 @@ fn decide(
     let ahead = new_tat - now;
     if ahead <= PERIOD_MS {
         let remaining = ((PERIOD_MS - ahead) / interval).floor() as u64;
-        let updated = Counter {
+        let updated = State {
             tat: new_tat,
             ..counter
         };
@@ -602,7 +702,7 @@ impl Shared {
         invocation.arg(lease).arg(LEASE.as_millis() as u64);
         for check in checks {
             invocation
-                .key(format!("{}{}", self.prefix, check.counter))
+                .key(format!("{}{}", self.prefix, check.counter.name()))
                 .arg(u8::from(check.measure == Measure::Parallel))
                 .arg(check.limit.max(1))
                 .arg(check.cost);
@@ -651,7 +751,7 @@ async fn settle_redis(
     invocation.arg(lease);
     for (check, delta) in adjustments {
         invocation
-            .key(format!("{prefix}{}", check.counter))
+            .key(format!("{prefix}{}", check.counter.name()))
             .arg(u8::from(check.measure == Measure::Parallel))
             .arg(check.limit.max(1))
             .arg(*delta);
@@ -668,11 +768,11 @@ mod tests {
 
     fn check(measure: Measure, limit: u64, cost: u64) -> Check {
         Check {
-            counter: format!("key:k:{measure:?}"),
+            counter: Counter::named(&format!("key:k:{measure:?}")),
             measure,
             limit,
             cost,
-            owner: "key `k`".to_owned(),
+            owner: Arc::from("key `k`"),
         }
     }
 
@@ -705,7 +805,7 @@ mod tests {
         let now = 5_000_000.0;
         let key = check(Measure::Requests, 10, 1);
         let mut team = check(Measure::Requests, 1, 1);
-        team.counter = "team:t:rpm".to_owned();
+        team.counter = Counter::named("team:t:rpm");
         assert!(local.admit(&[key.clone(), team.clone()], now).allowed);
         // The team refuses: the key's counter must not move.
         for _ in 0..5 {

@@ -34,6 +34,8 @@ pub struct Principal {
     pub expires_at: Option<i64>,
     /// The key, or its team, is blocked.
     pub blocked: Option<&'static str>,
+    /// The checks of the key's limits, made once.
+    pub plan: super::limits::Plan,
     /// The SHA-256 (hex) of the key's current secret and of its previous one in its grace
     /// period: the cache entries to drop when the key changes.
     pub hashes: Vec<String>,
@@ -59,6 +61,7 @@ impl Principal {
             user_limits: Limits::default(),
             expires_at: None,
             blocked: None,
+            plan: super::limits::Plan::default(),
             hashes: Vec::new(),
         }
     }
@@ -76,7 +79,7 @@ impl Principal {
         hashes.extend(key.previous_hash);
         let (team_models, team_limits) =
             team.map_or_else(Default::default, |team| (team.models, team.limits));
-        Principal {
+        let mut principal = Principal {
             key_id: key.id,
             alias: key.alias,
             team_id: key.team_id,
@@ -90,8 +93,11 @@ impl Principal {
             user_limits: user.map(|user| user.limits).unwrap_or_default(),
             expires_at: key.expires_at,
             blocked,
+            plan: super::limits::Plan::default(),
             hashes,
-        }
+        };
+        principal.plan = super::limits::Plan::of(&principal);
+        principal
     }
 
     /// Why the key may not be used at `now` (Unix milliseconds), if it may not.

@@ -108,38 +108,52 @@ pub(crate) fn routed_by(headers: &mut HeaderMap, route: &Routing) {
 /// OpenAI's `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`, for the tightest request
 /// and token limits of the caller.
 fn rate_limit_headers(headers: &mut HeaderMap, quota: &crate::governance::limits::Quota) {
-    for (measure, value) in [("requests", quota.requests), ("tokens", quota.tokens)] {
+    use http::HeaderName;
+    const REQUESTS: [HeaderName; 3] = [
+        HeaderName::from_static("x-ratelimit-limit-requests"),
+        HeaderName::from_static("x-ratelimit-remaining-requests"),
+        HeaderName::from_static("x-ratelimit-reset-requests"),
+    ];
+    const TOKENS: [HeaderName; 3] = [
+        HeaderName::from_static("x-ratelimit-limit-tokens"),
+        HeaderName::from_static("x-ratelimit-remaining-tokens"),
+        HeaderName::from_static("x-ratelimit-reset-tokens"),
+    ];
+    for (names, value) in [(REQUESTS, quota.requests), (TOKENS, quota.tokens)] {
         let Some((limit, remaining, reset)) = value else {
             continue;
         };
-        for (name, text) in [
-            ("limit", limit.to_string()),
-            ("remaining", remaining.to_string()),
-            ("reset", reset_text(reset)),
-        ] {
-            if let (Ok(name), Ok(value)) = (
-                http::HeaderName::try_from(format!("x-ratelimit-{name}-{measure}")),
-                HeaderValue::try_from(text),
-            ) {
-                headers.insert(name, value);
-            }
+        let [limit_name, remaining_name, reset_name] = names;
+        headers.insert(limit_name, HeaderValue::from(limit));
+        headers.insert(remaining_name, HeaderValue::from(remaining));
+        if let Ok(value) = HeaderValue::try_from(reset_text(reset)) {
+            headers.insert(reset_name, value);
         }
     }
 }
 
 /// A reset time as OpenAI writes it: `20ms`, `1.5s`, `6m0s`.
 fn reset_text(reset: std::time::Duration) -> String {
+    use std::fmt::Write;
     let ms = reset.as_millis();
+    let mut text = String::with_capacity(12);
     if ms < 1000 {
-        return format!("{ms}ms");
+        let _ = write!(text, "{ms}ms");
+        return text;
     }
-    let (minutes, rest) = (ms / 60_000, ms % 60_000);
-    let seconds = format!("{}", rest as f64 / 1000.0);
-    if minutes == 0 {
-        format!("{seconds}s")
-    } else {
-        format!("{minutes}m{seconds}s")
+    let (minutes, seconds, millis) = (ms / 60_000, ms % 60_000 / 1000, ms % 1000);
+    if minutes > 0 {
+        let _ = write!(text, "{minutes}m");
     }
+    let _ = write!(text, "{seconds}");
+    if millis > 0 {
+        let _ = write!(text, ".{millis:03}");
+        while text.ends_with('0') {
+            text.pop();
+        }
+    }
+    text.push('s');
+    text
 }
 
 /// A stream's body: the pump, which owns `ctx` until the stream ends.
@@ -401,6 +415,27 @@ impl Encoder {
         match self {
             Encoder::OpenAi(encoder) => encoder.error(error, out),
             Encoder::Anthropic(encoder) => encoder.error(error, out),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reset_text;
+    use std::time::Duration;
+
+    #[test]
+    fn reset_times_read_as_openai_writes_them() {
+        for (ms, text) in [
+            (0, "0ms"),
+            (20, "20ms"),
+            (1000, "1s"),
+            (1500, "1.5s"),
+            (12_345, "12.345s"),
+            (360_000, "6m0s"),
+            (61_200, "1m1.2s"),
+        ] {
+            assert_eq!(reset_text(Duration::from_millis(ms)), text);
         }
     }
 }

@@ -96,6 +96,7 @@ impl Governance {
                     .map_err(|error| StoreError::Invalid(format!("redis.url: {error}")))?;
                 let limiter = limits::Limiter::shared(
                     notify.connection(),
+                    notify.client(),
                     &config.redis.prefix,
                     Duration::from_millis(config.limits.redis_timeout_ms),
                     config.limits.on_redis_error,

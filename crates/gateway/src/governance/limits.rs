@@ -208,10 +208,31 @@ pub struct Limiter {
 /// Counters in Redis, shared by every instance.
 #[derive(Debug)]
 struct Shared {
+    /// The connection of background work (settlements), on the background runtime.
     connection: Arc<ArcSwapOption<redis::aio::ConnectionManager>>,
+    /// For each worker thread's own connection (admissions).
+    client: redis::Client,
+    /// Names this limiter's connections among a thread's.
+    id: u64,
     prefix: String,
     timeout: Duration,
     policy: OutagePolicy,
+}
+
+/// How long a worker waits before connecting again after its connection failed.
+const RECONNECT: Duration = Duration::from_secs(1);
+
+thread_local! {
+    /// This thread's connection to each limiter's Redis: a worker's admission scripts go out
+    /// on a connection its own runtime drives, never crossing to another thread and back.
+    static LINKS: std::cell::RefCell<HashMap<u64, Link>> = std::cell::RefCell::new(HashMap::new());
+}
+
+/// A worker thread's connection, or when it may try to connect again.
+#[derive(Debug, Clone)]
+enum Link {
+    Up(redis::aio::MultiplexedConnection),
+    Down(tokio::time::Instant),
 }
 
 impl Limiter {
@@ -229,13 +250,17 @@ impl Limiter {
     /// under `prefix`.
     pub fn shared(
         connection: Arc<ArcSwapOption<redis::aio::ConnectionManager>>,
+        client: redis::Client,
         prefix: &str,
         timeout: Duration,
         policy: OutagePolicy,
     ) -> Limiter {
+        static IDS: AtomicU64 = AtomicU64::new(0);
         Limiter {
             redis: Some(Shared {
                 connection,
+                client,
+                id: IDS.fetch_add(1, Ordering::Relaxed),
                 prefix: format!("{prefix}:rl:"),
                 timeout,
                 policy,
@@ -690,14 +715,65 @@ fn script(code: &'static str) -> &'static redis::Script {
 }
 
 impl Shared {
-    async fn admit(&self, checks: &[Check], lease: &str) -> Result<Verdict, redis::RedisError> {
-        let Some(connection) = self.connection.load_full() else {
-            return Err(redis::RedisError::from((
-                redis::ErrorKind::Io,
-                "not connected to Redis yet",
-            )));
+    /// This worker thread's connection, made (on this thread's runtime) if it has none.
+    async fn worker_connection(
+        &self,
+    ) -> Result<redis::aio::MultiplexedConnection, redis::RedisError> {
+        let now = tokio::time::Instant::now();
+        match LINKS.with_borrow(|links| links.get(&self.id).cloned()) {
+            Some(Link::Up(connection)) => return Ok(connection),
+            Some(Link::Down(retry_at)) if now < retry_at => {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "reconnecting to Redis",
+                )));
+            }
+            _ => {}
+        }
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout));
+        let made = tokio::time::timeout(
+            self.timeout,
+            self.client
+                .get_multiplexed_async_connection_with_config(&config),
+        )
+        .await
+        .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "timed out connecting")))
+        .and_then(|result| result);
+        let link = match &made {
+            Ok(connection) => Link::Up(connection.clone()),
+            Err(_) => Link::Down(now + RECONNECT),
         };
-        let mut connection = (*connection).clone();
+        LINKS.with_borrow_mut(|links| links.insert(self.id, link));
+        made
+    }
+
+    /// Forgets this worker thread's connection after it failed.
+    fn drop_worker_connection(&self) {
+        let retry_at = tokio::time::Instant::now() + RECONNECT;
+        LINKS.with_borrow_mut(|links| links.insert(self.id, Link::Down(retry_at)));
+    }
+
+    async fn admit(&self, checks: &[Check], lease: &str) -> Result<Verdict, redis::RedisError> {
+        let connection = self.worker_connection().await?;
+        let result = self.run_admit(connection, checks, lease).await;
+        // Anything but an error the server answered (a script error) may mean a broken
+        // connection: make a new one (after a pause).
+        if let Err(error) = &result
+            && !matches!(error.kind(), redis::ErrorKind::Server(_))
+        {
+            self.drop_worker_connection();
+        }
+        result
+    }
+
+    async fn run_admit(
+        &self,
+        mut connection: redis::aio::MultiplexedConnection,
+        checks: &[Check],
+        lease: &str,
+    ) -> Result<Verdict, redis::RedisError> {
         let mut invocation = script(ADMIT).prepare_invoke();
         invocation.arg(lease).arg(LEASE.as_millis() as u64);
         for check in checks {

@@ -108,6 +108,11 @@ impl Notify {
         })
     }
 
+    /// The Redis client, to open more connections.
+    pub fn client(&self) -> redis::Client {
+        self.client.clone()
+    }
+
     /// The connection, once made.
     pub fn connection(&self) -> Arc<ArcSwapOption<ConnectionManager>> {
         Arc::clone(&self.connection)

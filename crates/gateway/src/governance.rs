@@ -26,7 +26,7 @@ use arc_swap::ArcSwapOption;
 use http::HeaderMap;
 use switchyard_store::{Options, Store, StoreError};
 use switchyard_types::{ApiError, ErrorKind, Origin, WireFormat};
-use tracing::warn;
+use tracing::{debug, warn};
 
 pub use cache::KeyCache;
 pub use principal::Principal;
@@ -35,6 +35,9 @@ use crate::background::Background;
 use crate::config::{ConfigFile, Secret};
 use crate::router::ModelGroup;
 use secret::Digest;
+
+/// The PostgreSQL channel key changes are told on when there is no Redis.
+const CHANNEL: &str = "switchyard_keys";
 
 /// Keys held by the lookup cache.
 const CACHE_KEYS: usize = 100_000;
@@ -238,15 +241,77 @@ impl Governance {
         self.forget(&changed);
         if let Some(notify) = &self.notify {
             notify.publish(changed);
+        } else if self.store.kind() == switchyard_store::Kind::Postgres {
+            // No Redis: the instances sharing the database hear it from PostgreSQL.
+            let (store, payload) = (self.store.clone(), notify::encode(&changed));
+            self.background.spawn(async move {
+                if let Err(error) = store.notify(CHANNEL, &payload).await {
+                    warn!(%error, "Key change not told to other instances");
+                }
+            });
         }
     }
 
-    /// Starts listening for other instances' changes (with Redis configured); changes heard
-    /// are dropped from this instance's cache.
+    /// Starts listening for other instances' changes (through Redis when configured, else
+    /// through PostgreSQL); changes heard are dropped from this instance's cache.
     pub fn listen(self: &Arc<Self>) {
         if let Some(notify) = &self.notify {
             notify.listen(Arc::downgrade(self), &self.background);
+            return;
         }
+        if self.store.kind() != switchyard_store::Kind::Postgres {
+            return;
+        }
+        let (store, governance, closing) = (
+            self.store.clone(),
+            Arc::downgrade(self),
+            self.background.closing(),
+        );
+        self.background.spawn(async move {
+            loop {
+                match store.listen(CHANNEL).await {
+                    Ok(Some(mut listener)) => loop {
+                        // Changes made while not listening are unknown: start afresh.
+                        match governance.upgrade() {
+                            Some(governance) => governance.forget_all(),
+                            None => return,
+                        }
+                        loop {
+                            let heard = tokio::select! {
+                                heard = listener.recv() => heard,
+                                () = closing.cancelled() => return,
+                            };
+                            let Some(governance) = governance.upgrade() else {
+                                return;
+                            };
+                            match heard {
+                                Ok(Some(payload)) => {
+                                    if let Some(changed) = notify::decode(&payload) {
+                                        governance.forget(&changed);
+                                    }
+                                }
+                                // The connection was lost; the next `recv` makes it again.
+                                Ok(None) => break,
+                                Err(error) => {
+                                    debug!(%error, "PostgreSQL key-change listener failed");
+                                    break;
+                                }
+                            }
+                        }
+                        tokio::select! {
+                            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            () = closing.cancelled() => return,
+                        }
+                    },
+                    Ok(None) => return,
+                    Err(error) => debug!(%error, "PostgreSQL unreachable for key changes"),
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    () = closing.cancelled() => return,
+                }
+            }
+        });
     }
 
     /// Drops every cached key (changes may have been missed).

@@ -101,6 +101,22 @@ pub struct Store {
     backend: Backend,
 }
 
+/// Notifications on a channel (see [`Store::listen`]).
+#[derive(Debug)]
+pub struct Listener(sqlx::postgres::PgListener);
+
+impl Listener {
+    /// The next notification's payload; `None` when the connection was lost (it is made again
+    /// on the next call; notifications sent meanwhile are missed).
+    pub async fn recv(&mut self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .0
+            .try_recv()
+            .await?
+            .map(|notification| notification.payload().to_owned()))
+    }
+}
+
 /// How a store connects.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -189,6 +205,29 @@ impl Store {
             sqlx::query("SELECT 1").execute(pool).await?;
         });
         Ok(())
+    }
+
+    /// Tells every listener of `channel` (other instances on the same PostgreSQL) `payload`
+    /// (PostgreSQL's NOTIFY). Nothing on SQLite, whose file one instance holds.
+    pub async fn notify(&self, channel: &str, payload: &str) -> Result<(), StoreError> {
+        if let Backend::Postgres(pool) = &self.backend {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(channel)
+                .bind(payload)
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Listens on `channel` (PostgreSQL's LISTEN) on a connection of its own; `None` on SQLite.
+    pub async fn listen(&self, channel: &str) -> Result<Option<Listener>, StoreError> {
+        let Backend::Postgres(pool) = &self.backend else {
+            return Ok(None);
+        };
+        let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+        listener.listen(channel).await?;
+        Ok(Some(Listener(listener)))
     }
 
     /// Closes the pool, waiting for connections in use.

@@ -182,7 +182,7 @@ impl Notify {
 }
 
 /// A change as published: `key <hash> <hash>…`, `team <id>`, `user <id>`.
-fn encode(changed: &Changed) -> String {
+pub(crate) fn encode(changed: &Changed) -> String {
     match changed {
         Changed::Key(hashes) => format!("key {}", hashes.join(" ")),
         Changed::Team(id) => format!("team {id}"),
@@ -190,7 +190,7 @@ fn encode(changed: &Changed) -> String {
     }
 }
 
-fn decode(message: &str) -> Option<Changed> {
+pub(crate) fn decode(message: &str) -> Option<Changed> {
     let (kind, rest) = message.split_once(' ')?;
     match kind {
         "key" => Some(Changed::Key(rest.split(' ').map(str::to_owned).collect())),

@@ -119,27 +119,43 @@ fn rate_limit_headers(headers: &mut HeaderMap, quota: &crate::governance::limits
         HeaderName::from_static("x-ratelimit-remaining-tokens"),
         HeaderName::from_static("x-ratelimit-reset-tokens"),
     ];
-    for (names, value) in [(REQUESTS, quota.requests), (TOKENS, quota.tokens)] {
+    // Every value is written into one buffer, and each header holds a slice of it: one
+    // allocation for all six.
+    let mut text = String::with_capacity(96);
+    let mut ends = [0usize; 6];
+    for (index, value) in [quota.requests, quota.tokens].into_iter().enumerate() {
         let Some((limit, remaining, reset)) = value else {
             continue;
         };
-        let [limit_name, remaining_name, reset_name] = names;
-        headers.insert(limit_name, HeaderValue::from(limit));
-        headers.insert(remaining_name, HeaderValue::from(remaining));
-        if let Ok(value) = HeaderValue::try_from(reset_text(reset)) {
-            headers.insert(reset_name, value);
+        let mut number = itoa::Buffer::new();
+        text.push_str(number.format(limit));
+        ends[index * 3] = text.len();
+        text.push_str(number.format(remaining));
+        ends[index * 3 + 1] = text.len();
+        reset_text(&mut text, reset);
+        ends[index * 3 + 2] = text.len();
+    }
+    let all = Bytes::from(text);
+    let mut start = 0;
+    for (index, name) in REQUESTS.into_iter().chain(TOKENS).enumerate() {
+        let end = ends[index];
+        if end == 0 {
+            continue;
         }
+        if let Ok(value) = HeaderValue::from_maybe_shared(all.slice(start..end)) {
+            headers.insert(name, value);
+        }
+        start = end;
     }
 }
 
-/// A reset time as OpenAI writes it: `20ms`, `1.5s`, `6m0s`.
-fn reset_text(reset: std::time::Duration) -> String {
+/// Appends a reset time as OpenAI writes it: `20ms`, `1.5s`, `6m0s`.
+fn reset_text(text: &mut String, reset: std::time::Duration) {
     use std::fmt::Write;
     let ms = reset.as_millis();
-    let mut text = String::with_capacity(12);
     if ms < 1000 {
         let _ = write!(text, "{ms}ms");
-        return text;
+        return;
     }
     let (minutes, seconds, millis) = (ms / 60_000, ms % 60_000 / 1000, ms % 1000);
     if minutes > 0 {
@@ -153,7 +169,6 @@ fn reset_text(reset: std::time::Duration) -> String {
         }
     }
     text.push('s');
-    text
 }
 
 /// A stream's body: the pump, which owns `ctx` until the stream ends.
@@ -435,7 +450,9 @@ mod tests {
             (360_000, "6m0s"),
             (61_200, "1m1.2s"),
         ] {
-            assert_eq!(reset_text(Duration::from_millis(ms)), text);
+            let mut written = String::new();
+            reset_text(&mut written, Duration::from_millis(ms));
+            assert_eq!(written, text);
         }
     }
 }

@@ -218,6 +218,25 @@ async fn pair(redis: Option<&str>, extra: &str) -> Option<(Setup, Setup, Databas
         return None;
     };
     let redis = redis.map_or(test_redis, str::to_owned);
+    let redis = format!(
+        "redis:\n  url: \"{redis}\"\n  prefix: \"{}\"\n",
+        switchyard_store::new_id("sy-test")
+    );
+    Some(instances(&redis, extra).await)
+}
+
+/// Two gateways sharing PostgreSQL and no Redis, or `None` without a test PostgreSQL.
+async fn postgres_pair() -> Option<(Setup, Setup, Database)> {
+    if std::env::var("SWITCHYARD_TEST_POSTGRES_URL").is_err() {
+        eprintln!("skipped: SWITCHYARD_TEST_POSTGRES_URL is not set");
+        return None;
+    }
+    Some(instances("", "").await)
+}
+
+/// Two gateways sharing a store (a fresh PostgreSQL database when the tests have one, else a
+/// SQLite file), with `shared` and `extra` config.
+async fn instances(shared: &str, extra: &str) -> (Setup, Setup, Database) {
     let prefix = switchyard_store::new_id("sy-test");
     let (store, database) = match std::env::var("SWITCHYARD_TEST_POSTGRES_URL") {
         Ok(server) => {
@@ -239,9 +258,9 @@ async fn pair(redis: Option<&str>, extra: &str) -> Option<(Setup, Setup, Databas
         }
     };
     let yaml = format!(
-        "{MODELS}\nstore:\n  url: \"{store}\"\nredis:\n  url: \"{redis}\"\n  prefix: \"{prefix}\"\nauth:\n  master_key: {MASTER}\n{extra}"
+        "{MODELS}\nstore:\n  url: \"{store}\"\n{shared}auth:\n  master_key: {MASTER}\n{extra}"
     );
-    Some((start_keys(&yaml).await, start_keys(&yaml).await, database))
+    (start_keys(&yaml).await, start_keys(&yaml).await, database)
 }
 
 /// A test database, dropped (connections and all) when this goes.
@@ -345,6 +364,18 @@ async fn a_key_blocked_on_one_instance_is_refused_by_the_other_within_a_second()
     let Some((a, b, _database)) = pair(None, "").await else {
         return;
     };
+    blocked_on_one_refused_by_the_other(&a, &b).await;
+}
+
+#[tokio::test]
+async fn without_redis_instances_sharing_postgres_hear_key_changes_from_it() {
+    let Some((a, b, _database)) = postgres_pair().await else {
+        return;
+    };
+    blocked_on_one_refused_by_the_other(&a, &b).await;
+}
+
+async fn blocked_on_one_refused_by_the_other(a: &Setup, b: &Setup) {
     let (status, made) = a
         .admin(MASTER, Method::POST, "/admin/keys", &json!({}))
         .await;
@@ -354,7 +385,7 @@ async fn a_key_blocked_on_one_instance_is_refused_by_the_other_within_a_second()
         made["key"].as_str().expect("key"),
     );
     // B has the key in its cache now.
-    assert_eq!(call(&b, secret, hello("gpt", 16)).await.status(), 200);
+    assert_eq!(call(b, secret, hello("gpt", 16)).await.status(), 200);
     let (status, _) = a
         .admin(
             MASTER,
@@ -366,7 +397,7 @@ async fn a_key_blocked_on_one_instance_is_refused_by_the_other_within_a_second()
     assert_eq!(status, 200);
     let blocked_at = Instant::now();
     loop {
-        if call(&b, secret, hello("gpt", 16)).await.status() == 401 {
+        if call(b, secret, hello("gpt", 16)).await.status() == 401 {
             break;
         }
         assert!(

@@ -132,11 +132,6 @@ impl Governance {
         &self.store
     }
 
-    /// The background runtime store work runs on.
-    pub fn background(&self) -> &Background {
-        &self.background
-    }
-
     /// Runs a store operation on the background runtime, within the lookup time limit.
     pub async fn with_store<F, Fut, T>(&self, operation: F) -> Result<T, StoreError>
     where

@@ -421,6 +421,7 @@ impl Upstream {
             BodyReader::new(response, limits),
             decoder,
             self.caps.event,
+            self.scrub(),
         ))
     }
 
@@ -466,6 +467,7 @@ impl Upstream {
             self.caps.event,
             self.relayed_dialect()?,
             request.include_usage,
+            self.scrub(),
         ))
     }
 
@@ -603,14 +605,38 @@ impl Upstream {
     /// an upstream wrote: providers echo a refused key in their error messages ("Incorrect API
     /// key provided: sk-…"), which would reach the client and the logs.
     fn scrub_bytes(&self, text: &mut Vec<u8>) {
-        let Some(key) = &self.api_key else {
+        self.scrub().bytes(text);
+    }
+
+    /// What removes this endpoint's key from what the upstream writes, for its streams.
+    pub(crate) fn scrub(&self) -> Scrub {
+        Scrub(self.api_key.clone())
+    }
+}
+
+/// Removes an endpoint's key from text an upstream wrote (error bodies, and errors in the
+/// middle of a stream). Keys shorter than eight bytes are left alone: they would match ordinary
+/// words, and real keys are long.
+#[derive(Clone, Default)]
+pub(crate) struct Scrub(Option<SecretString>);
+
+impl std::fmt::Debug for Scrub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Scrub")
+    }
+}
+
+impl Scrub {
+    fn key(&self) -> Option<&[u8]> {
+        let key = self.0.as_ref()?.expose_secret().as_bytes();
+        (key.len() >= 8).then_some(key)
+    }
+
+    /// `text` with every occurrence of the key replaced by `[redacted]`.
+    pub(crate) fn bytes(&self, text: &mut Vec<u8>) {
+        let Some(key) = self.key() else {
             return;
         };
-        let key = key.expose_secret().as_bytes();
-        // Short strings would match ordinary words; real keys are long.
-        if key.len() < 8 {
-            return;
-        }
         let finder = memchr::memmem::Finder::new(key);
         if finder.find(text).is_none() {
             return;
@@ -624,5 +650,17 @@ impl Upstream {
         }
         out.extend_from_slice(&text[at..]);
         *text = out;
+    }
+
+    /// `error` with the key removed from its message.
+    pub(crate) fn error(&self, mut error: ApiError) -> ApiError {
+        if let Some(key) = self.key()
+            && memchr::memmem::find(error.message.as_bytes(), key).is_some()
+        {
+            let mut bytes = std::mem::take(&mut error.message).into_bytes();
+            self.bytes(&mut bytes);
+            error.message = String::from_utf8_lossy(&bytes).into_owned();
+        }
+        error
     }
 }

@@ -66,6 +66,10 @@ pub struct Relay {
     sse: SseParser,
     meter: Meter,
     ended: bool,
+    /// Removes the endpoint's key from an error event's message.
+    scrub: crate::provider::Scrub,
+    /// An error that came in the same chunk as events before it: handed out after them.
+    failure: Option<Box<ApiError>>,
 }
 
 /// What the relay learns from the events it passes on.
@@ -197,8 +201,11 @@ impl Relay {
         event_cap: usize,
         format: WireFormat,
         client_wants_usage: bool,
+        scrub: crate::provider::Scrub,
     ) -> Relay {
         Relay {
+            scrub,
+            failure: None,
             reader,
             event_cap,
             sse: SseParser::new(),
@@ -225,7 +232,7 @@ impl Relay {
     /// ended cleanly; an error (a cut, a malformed event, an error event) ends it too.
     pub async fn next(&mut self, out: &mut Vec<u8>) -> Option<Result<(), ApiError>> {
         if self.ended {
-            return None;
+            return self.failure.take().map(|error| Err(*error));
         }
         let start = out.len();
         while out.len() == start {
@@ -251,6 +258,13 @@ impl Relay {
             let meter = &mut self.meter;
             if let Err(error) = self.sse.push_each(&chunk, |event| meter.relay(event, out)) {
                 self.ended = true;
+                // An error event's message may quote the key the upstream refused.
+                let error = self.scrub.error(error);
+                if out.len() > start {
+                    // The events before it go out first: the client keeps every token.
+                    self.failure = Some(Box::new(error));
+                    return Some(Ok(()));
+                }
                 return Some(Err(error));
             }
             if self.sse.pending() > self.event_cap {

@@ -228,6 +228,62 @@ async fn keys_an_upstream_echoes_are_scrubbed() {
     }
 }
 
+/// An upstream that starts a stream, then reports an error mid-stream quoting the key it was
+/// sent, as OpenAI-compatible servers do when a key goes bad during a stream.
+async fn echoing_mid_stream() -> std::net::SocketAddr {
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        post(|headers: axum::http::HeaderMap| async move {
+            let key = headers
+                .get("authorization")
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.strip_prefix("Bearer "))
+                .unwrap_or_default()
+                .to_owned();
+            let body = format!(
+                "data: {}\n\ndata: {}\n\n",
+                json!({"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m", "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hi"}, "finish_reason": null}]}),
+                json!({"error": {"message": format!("Key {key} was revoked"), "type": "invalid_request_error"}}),
+            );
+            ([("content-type", "text/event-stream")], body)
+        }),
+    );
+    serve(app).await
+}
+
+/// Regression: an error an upstream sent in the middle of a stream, quoting the key, reached
+/// the client's stream (relayed and translated alike).
+#[tokio::test]
+async fn keys_an_upstream_echoes_mid_stream_are_scrubbed() {
+    let addr = echoing_mid_stream().await;
+    let setup = support::start(&format!(
+        "models:\n  - name: echoing\n    retries: 0\n    deployments:\n      - provider: openai_compatible\n        model: m\n        api_base: \"http://{addr}/v1\"\n        api_key: sk-server-secret-0123456789\n"
+    ))
+    .await;
+    let body = json!({"model": "echoing", "max_tokens": 16, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    for path in ["/v1/chat/completions", "/v1/messages"] {
+        let response = setup
+            .client
+            .post(setup.url(path))
+            .header("anthropic-version", "2023-06-01")
+            .json(&body)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 200, "{path}");
+        let text = response.text().await.expect("body");
+        assert!(text.contains("Hi"), "{path}: {text}");
+        assert!(
+            text.contains("Key [redacted] was revoked"),
+            "{path}: {text}"
+        );
+        assert!(
+            !text.contains("secret"),
+            "{path}: a key reached the client: {text}"
+        );
+    }
+}
+
 /// An upstream whose whole answer is larger than the gateway holds, and one whose stream has a
 /// line that never ends.
 async fn oversized() -> std::net::SocketAddr {

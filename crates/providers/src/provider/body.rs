@@ -151,6 +151,8 @@ pub struct UpstreamStream {
     ended: bool,
     /// The error that ended the stream, handed out after the events decoded before it.
     failure: Option<Box<ApiError>>,
+    /// Removes the endpoint's key from an error the upstream sent mid-stream.
+    scrub: super::Scrub,
 }
 
 impl std::fmt::Debug for UpstreamStream {
@@ -165,7 +167,12 @@ impl std::fmt::Debug for UpstreamStream {
 impl UpstreamStream {
     /// A stream read by `reader` and decoded by `decoder`, no unfinished event past
     /// `event_cap` bytes.
-    pub(super) fn new(reader: BodyReader, decoder: Decoder, event_cap: usize) -> UpstreamStream {
+    pub(super) fn new(
+        reader: BodyReader,
+        decoder: Decoder,
+        event_cap: usize,
+        scrub: super::Scrub,
+    ) -> UpstreamStream {
         UpstreamStream {
             reader,
             decoder,
@@ -174,6 +181,7 @@ impl UpstreamStream {
             next: 0,
             ended: false,
             failure: None,
+            scrub,
         }
     }
 
@@ -219,7 +227,7 @@ impl UpstreamStream {
             };
             if let Err(error) = result {
                 self.ended = true;
-                self.failure = Some(Box::new(error));
+                self.failure = Some(Box::new(self.scrub.error(error)));
             }
         }
     }

@@ -483,6 +483,8 @@ async fn a_same_dialect_body_reaches_the_upstream_as_the_client_wrote_it() {
         r#"{"model":"claude-request-echo","max_tokens":100,"messages":[{"role":"user","content":[{"type":"document","source":{"type":"text","media_type":"text/plain","data":"a\nb"},"citations":{"enabled":true}},{"type":"text","text":"sum up"}]}]}"#,
         r#"{"model":"claude-request-echo","max_tokens":100,"tools":[{"type":"web_search_20250305","name":"web_search","max_uses":3,"allowed_domains":["example.com"]}],"messages":[{"role":"user","content":"search the web"}]}"#,
         r#"{"model":"claude-request-echo","max_tokens":100,"messages":[{"role":"user","content":"find it"},{"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"search","input":{"q":"x"}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":[{"type":"search_result","source":"https://example.com","title":"X","content":[{"type":"text","text":"found"}]}]}]}]}"#,
+        // An image from the Files API.
+        r#"{"model":"claude-request-echo","max_tokens":100,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"file","file_id":"file_011CNha8iCJcU1wXNR6q4V8w"}},{"type":"text","text":"describe it"}]}]}"#,
     ];
     let cases = openai
         .iter()
@@ -501,6 +503,7 @@ async fn a_same_dialect_body_reaches_the_upstream_as_the_client_wrote_it() {
     for (body, kind) in [
         (anthropic[1], "`document`"),
         (anthropic[2], "`web_search_20250305`"),
+        (anthropic[4], "`image:file`"),
     ] {
         let to_openai = body.replace("claude-request-echo", "gpt");
         let response = post_raw(&setup, "/v1/messages", &to_openai).await;

@@ -178,6 +178,14 @@ fn decode_part(block: Block, path: &str) -> Result<ContentPart, ApiError> {
                     format!("{path}.source"),
                 )
             })?;
+            if !matches!(source.kind.as_str(), "base64" | "url") {
+                // A `file` source (the Files API) and any newer kind: kept as a marker; the
+                // client's bytes carry it to an Anthropic upstream, and a translated request
+                // is refused naming it.
+                return Ok(ContentPart::Opaque {
+                    kind: format!("image:{}", source.kind),
+                });
+            }
             Ok(ContentPart::Image {
                 source: decode_image_source(source, &format!("{path}.source"))?,
                 detail: None,

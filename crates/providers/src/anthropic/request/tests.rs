@@ -191,8 +191,8 @@ fn decode_errors_name_the_field() {
             "messages[0].content[1].text",
         ),
         (
-            r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"file","file_id":"file_1"}}]}]}"#,
-            "messages[0].content[0].source.type",
+            r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":"image/png"}}]}]}"#,
+            "messages[0].content[0].source.data",
         ),
         (
             r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"tool_use","id":"t","name":"n","input":{}}]}]}"#,

@@ -39,6 +39,12 @@ models:
         model: "echo?tokens=20&chunk_delay_ms=50"
         api_base: "{MOCK}"
         api_key: test-key
+  - name: gpt-20
+    deployments:
+      - provider: openai_compatible
+        model: "echo?tokens=20"
+        api_base: "{MOCK}"
+        api_key: test-key
 "#;
 
 async fn key(setup: &Setup, body: Value) -> String {
@@ -192,6 +198,39 @@ async fn token_limits_reserve_max_tokens_and_settle_with_real_usage() {
             .as_str()
             .expect("message")
             .contains("too large")
+    );
+}
+
+#[tokio::test]
+async fn streamed_calls_are_charged_their_real_usage() {
+    let setup = start_keys(MODELS).await;
+    // 100 a minute: what comes back in the few milliseconds between the calls is under a token.
+    let secret = key(&setup, json!({"limits": {"tpm": 100}})).await;
+    // No max_tokens: only the prompt is reserved, and 20 completion tokens come back.
+    let mut body = hello("gpt-20", 1);
+    body.as_object_mut().expect("object").remove("max_tokens");
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let response = call(&setup, &secret, body).await;
+    assert_eq!(response.status(), 200);
+    let events = crate::support::parse_sse(&response.text().await.expect("body"));
+    let used = events
+        .iter()
+        .filter_map(|(_, data)| serde_json::from_str::<Value>(data).ok())
+        .find_map(|chunk| chunk["usage"]["total_tokens"].as_u64())
+        .expect("a usage chunk");
+    assert!(used >= 20, "{used}");
+    // The next call sees the stream's whole usage taken, and its own small reservation.
+    let next = call(&setup, &secret, hello("gpt", 1)).await;
+    assert_eq!(next.status(), 200);
+    let remaining: u64 = header(&next, "x-ratelimit-remaining-tokens")
+        .expect("header")
+        .parse()
+        .expect("number");
+    assert!(remaining < 100 - used, "{remaining} left after {used} used");
+    assert!(
+        remaining >= 100 - used - 10,
+        "{remaining} left after {used} used"
     );
 }
 

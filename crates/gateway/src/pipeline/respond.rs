@@ -192,6 +192,7 @@ fn stream(mut ctx: Ctx, events: Box<Events>) -> Body {
         choices,
         finished_choices: 0,
         done: false,
+        begun: false,
         ctx,
     };
     // Dropping the body (the client went away) drops the pump, which drops the upstream stream
@@ -216,6 +217,8 @@ struct Pump {
     finished_choices: u64,
     /// The stream ended (and the request with it).
     done: bool,
+    /// The first upstream chunk went through.
+    begun: bool,
     ctx: Ctx,
 }
 
@@ -245,6 +248,10 @@ impl Pump {
                 self.end(end);
             }
         } else {
+            if !self.begun {
+                self.begun = true;
+                self.first_batch(&mut out).await;
+            }
             while out.is_empty() && !self.done {
                 let event = self.next_event().await;
                 self.translate(event, &mut out);
@@ -260,6 +267,27 @@ impl Pump {
             return None;
         }
         Some(Bytes::from(out))
+    }
+
+    /// The events of the upstream's first chunk, usage first: a dialect that opens its stream
+    /// with the prompt's size (Anthropic's `message_start`) then reports it when the upstream
+    /// put it in its first chunk (Gemini does, on every chunk) rather than zero.
+    async fn first_batch(&mut self, out: &mut Vec<u8>) {
+        let Some(first) = self.next_event().await else {
+            self.translate(None, out);
+            return;
+        };
+        let mut batch = vec![first];
+        while let Some(event) = self.next_buffered() {
+            batch.push(Ok(event));
+        }
+        batch.sort_by_key(|event| !matches!(event, Ok(StreamEvent::Usage(_))));
+        for event in batch {
+            if self.done {
+                break;
+            }
+            self.translate(Some(event), out);
+        }
     }
 
     /// The next event of a decoded stream, waiting for it if need be.

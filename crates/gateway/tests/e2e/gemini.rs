@@ -40,6 +40,33 @@ async fn openai_client_streams_from_gemini() {
     assert_eq!(usage["usage"]["completion_tokens"], 3);
 }
 
+/// Regression: an Anthropic client's `message_start` said `input_tokens: 0` although Gemini's
+/// first chunk carries the prompt's count.
+#[tokio::test]
+async fn anthropic_client_streaming_from_gemini_gets_input_tokens_at_the_start() {
+    let setup = standard().await;
+    let response = setup
+        .anthropic(&json!({"model": "gemini", "max_tokens": 50, "stream": true, "messages": user("one two three")}))
+        .await;
+    assert_eq!(response.status(), 200);
+    let events = sse_events(response).await;
+    assert_eq!(events[0].0.as_deref(), Some("message_start"));
+    let start: Value = serde_json::from_str(&events[0].1).expect("json");
+    let input = start["message"]["usage"]["input_tokens"]
+        .as_u64()
+        .expect("count");
+    assert!(input > 0, "{start}");
+    let (_, delta) = events
+        .iter()
+        .find(|(name, _)| name.as_deref() == Some("message_delta"))
+        .expect("message_delta");
+    let delta: Value = serde_json::from_str(delta).expect("json");
+    assert_eq!(delta["usage"]["output_tokens"], 3);
+    if let Some(total_input) = delta["usage"]["input_tokens"].as_u64() {
+        assert_eq!(total_input, input);
+    }
+}
+
 #[tokio::test]
 async fn tool_calls_come_back_from_gemini_streamed_and_not() {
     let setup = standard().await;

@@ -47,6 +47,11 @@ impl Ctx {
     /// The request's one log line.
     fn log(&self, end: &End) {
         let request_id = self.request_id.as_str();
+        // The caller's key id (never its secret), when the gateway requires keys.
+        let key = self
+            .principal
+            .as_deref()
+            .map(|principal| principal.key_id.as_str());
         let model = &*clip(self.model(), MAX_QUOTED);
         let deployment = self.route.deployment.as_deref().unwrap_or("-");
         let elapsed_ms = self.route.received_at.elapsed().as_millis() as u64;
@@ -54,6 +59,7 @@ impl Ctx {
         match (end, self.streamed) {
             (End::Complete, false) => info!(
                 request_id,
+                key,
                 model,
                 deployment,
                 status = 200,
@@ -64,6 +70,7 @@ impl Ctx {
             ),
             (End::Complete | End::Disconnected, true) => info!(
                 request_id,
+                key,
                 model,
                 deployment,
                 prompt_tokens = usage.prompt_tokens,
@@ -77,6 +84,7 @@ impl Ctx {
             ),
             (End::Disconnected, false) => info!(
                 request_id,
+                key,
                 model,
                 deployment,
                 elapsed_ms,
@@ -85,6 +93,7 @@ impl Ctx {
             ),
             (End::Failed(error), true) => warn!(
                 request_id,
+                key,
                 model,
                 deployment,
                 prompt_tokens = usage.prompt_tokens,
@@ -97,17 +106,18 @@ impl Ctx {
                 let status = error.kind.status();
                 match error.origin {
                     Origin::Client => {
-                        info!(request_id, status, error = %error.message, "Request rejected");
+                        info!(request_id, key, status, error = %error.message, "Request rejected");
                     }
                     Origin::Upstream => warn!(
-                        request_id,
-                        status,
-                        deployment,
-                        error = %error.message,
-                        "Upstream call failed"
-                    ),
+                            request_id,
+                    key,
+                            status,
+                            deployment,
+                            error = %error.message,
+                            "Upstream call failed"
+                        ),
                     Origin::Internal => {
-                        warn!(request_id, status, error = %error.message, "Request failed");
+                        warn!(request_id, key, status, error = %error.message, "Request failed");
                     }
                 }
             }

@@ -54,12 +54,13 @@ async fn keys_made_and_blocked_from_the_command_line_work_at_once() {
         support::config(&mock.base_url(), 0),
         folder.join("data/switchyard.db").display()
     );
-    let gateway = Gateway::spawn(
+    let mut gateway = Gateway::spawn(
         "admin-cli",
         &config,
-        &[("SWITCHYARD_MASTER_KEY", MASTER)],
-        Stdio::null(),
+        &[("SWITCHYARD_MASTER_KEY", MASTER), ("RUST_LOG", "info")],
+        Stdio::piped(),
     );
+    let logs = gateway.stderr_text();
     let client = support::client();
     assert!(
         gateway.wait_ready(&client).await,
@@ -137,6 +138,18 @@ async fn keys_made_and_blocked_from_the_command_line_work_at_once() {
     let (ok, _, stderr) = admin(&gateway, "sy-wrong", &["keys", "list"]);
     assert!(!ok);
     assert!(stderr.starts_with("401"), "{stderr}");
+
+    // Each call's log line names the key by its id; no secret is ever written.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let logs = logs.lock().expect("logs").clone();
+    assert!(
+        logs.lines()
+            .any(|line| line.contains("Request completed") && line.contains(key_id)),
+        "{logs}"
+    );
+    for secret in [secret, fresh, MASTER] {
+        assert!(!logs.contains(secret), "a secret reached the log");
+    }
     drop(gateway);
     let _ = std::fs::remove_dir_all(folder);
 }

@@ -419,6 +419,7 @@ async fn route(runtime: &Runtime, ctx: &mut Ctx) -> Result<Answer, ApiError> {
                 provider_key,
                 forwarded,
                 relay,
+                edits: std::sync::OnceLock::new(),
             };
             let input = &input;
             route::run(
@@ -438,6 +439,7 @@ async fn route(runtime: &Runtime, ctx: &mut Ctx) -> Result<Answer, ApiError> {
                 request,
                 raw,
                 provider_key,
+                edits: std::sync::OnceLock::new(),
             };
             let input = &input;
             route::run(

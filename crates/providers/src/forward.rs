@@ -19,48 +19,71 @@ const STREAM_OPTIONS: &[u8] = br#","stream_options":{"include_usage":true}"#;
 /// body is not one the scanner decides (escaped keys, a key twice, very deep nesting): encode
 /// the canonical request instead.
 pub fn body(format: WireFormat, raw: &[u8], model: &str, stream: bool) -> Option<Vec<u8>> {
-    let [model_span, options_span] = scan::member_spans(raw, ["model", "stream_options"])?;
-    let model_span = model_span?;
-    // At most two edits, in the order they apply.
-    let options_edit = if format == WireFormat::OpenAi && stream {
-        match options_span {
-            Some(span) => {
-                let text = std::str::from_utf8(&raw[span.clone()]).ok()?;
-                with_usage(text)?.map(|options| (span, options))
+    Edits::of(format, raw, stream).map(|edits| edits.apply(raw, model))
+}
+
+/// Where a client's body changes on its way to an upstream of its dialect: found by one scan,
+/// then applied for each attempt of the call (each deployment has its own model name), so a
+/// retried megabyte body is not scanned again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edits {
+    /// The client's `model` value.
+    model: std::ops::Range<usize>,
+    /// OpenAI's `stream_options`: where, and what goes there.
+    options: Option<(std::ops::Range<usize>, Vec<u8>)>,
+}
+
+impl Edits {
+    /// The edits of `raw`, a body of `format`; `None` when the scanner does not decide it.
+    pub fn of(format: WireFormat, raw: &[u8], stream: bool) -> Option<Edits> {
+        let [model_span, options_span] = scan::member_spans(raw, ["model", "stream_options"])?;
+        let model = model_span?;
+        let options = if format == WireFormat::OpenAi && stream {
+            match options_span {
+                Some(span) => {
+                    let text = std::str::from_utf8(&raw[span.clone()]).ok()?;
+                    with_usage(text)?.map(|options| (span, options))
+                }
+                None => {
+                    // Before the object's closing brace (the scanner checked there is one, last).
+                    let close = raw.trim_ascii_end().len() - 1;
+                    Some((close..close, STREAM_OPTIONS.to_vec()))
+                }
             }
-            None => {
-                // Before the object's closing brace (the scanner checked there is one, last).
-                let close = raw.trim_ascii_end().len() - 1;
-                Some((close..close, STREAM_OPTIONS.to_vec()))
-            }
-        }
-    } else {
-        None
-    };
-    let mut out = Vec::with_capacity(raw.len() + model.len() + STREAM_OPTIONS.len());
-    let mut at = 0;
-    let write_model = |out: &mut Vec<u8>, at: &mut usize| {
-        out.extend_from_slice(&raw[*at..model_span.start]);
-        push_json_string(out, model);
-        *at = model_span.end;
-    };
-    match &options_edit {
-        Some((span, bytes)) if span.start < model_span.start => {
-            out.extend_from_slice(&raw[at..span.start]);
-            out.extend_from_slice(bytes);
-            at = span.end;
-            write_model(&mut out, &mut at);
-        }
-        Some((span, bytes)) => {
-            write_model(&mut out, &mut at);
-            out.extend_from_slice(&raw[at..span.start]);
-            out.extend_from_slice(bytes);
-            at = span.end;
-        }
-        None => write_model(&mut out, &mut at),
+        } else {
+            None
+        };
+        Some(Edits { model, options })
     }
-    out.extend_from_slice(&raw[at..]);
-    Some(out)
+
+    /// `raw` (the body these edits were found in) with `model` and the other edits applied.
+    pub fn apply(&self, raw: &[u8], model: &str) -> Vec<u8> {
+        let model_span = self.model.clone();
+        let mut out = Vec::with_capacity(raw.len() + model.len() + STREAM_OPTIONS.len());
+        let mut at = 0;
+        let write_model = |out: &mut Vec<u8>, at: &mut usize| {
+            out.extend_from_slice(&raw[*at..model_span.start]);
+            push_json_string(out, model);
+            *at = model_span.end;
+        };
+        match &self.options {
+            Some((span, bytes)) if span.start < self.model.start => {
+                out.extend_from_slice(&raw[at..span.start]);
+                out.extend_from_slice(bytes);
+                at = span.end;
+                write_model(&mut out, &mut at);
+            }
+            Some((span, bytes)) => {
+                write_model(&mut out, &mut at);
+                out.extend_from_slice(&raw[at..span.start]);
+                out.extend_from_slice(bytes);
+                at = span.end;
+            }
+            None => write_model(&mut out, &mut at),
+        }
+        out.extend_from_slice(&raw[at..]);
+        out
+    }
 }
 
 /// Appends `text` as a JSON string; only a name with quotes, backslashes or control characters
@@ -98,6 +121,23 @@ fn with_usage(options: &str) -> Option<Option<Vec<u8>>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn edits_found_once_serve_every_attempt() {
+        let raw = br#"{"stream":true,"model":"group","messages":[{"role":"user","content":"hi"}]}"#;
+        let edits = Edits::of(WireFormat::OpenAi, raw, true).expect("decided");
+        for model in ["gpt-4o", "gpt-4o-mini", "a \"quoted\" name"] {
+            assert_eq!(
+                Some(edits.apply(raw, model)),
+                body(WireFormat::OpenAi, raw, model, true)
+            );
+        }
+        let text = String::from_utf8(edits.apply(raw, "m2")).expect("utf-8");
+        assert!(
+            text.contains(r#""model":"m2""#) && text.contains("include_usage"),
+            "{text}"
+        );
+    }
+
     use super::*;
 
     fn forwarded(format: WireFormat, raw: &str, stream: bool) -> String {

@@ -35,6 +35,9 @@ pub struct CallInput<'a> {
     pub forwarded: &'a [(http::HeaderName, http::HeaderValue)],
     /// Whether an answer in the client's dialect may be relayed (no tap reads the stream).
     pub relay: bool,
+    /// Where the client's body changes for an upstream of its dialect, found by the first
+    /// attempt that forwards it and reused by the others.
+    pub edits: std::sync::OnceLock<Option<forward::Edits>>,
 }
 
 /// Calls `deployment` for `input` within `limits`.
@@ -49,10 +52,13 @@ pub async fn once(
     let upstream = upstream.as_ref();
     let client = deployment.client(&input.runtime.client);
     let same_dialect = upstream.provider.dialect() == Some(input.client_format);
-    let forwarded = input
-        .raw
-        .filter(|_| same_dialect)
-        .and_then(|raw| forward::body(input.client_format, raw, &upstream.model, request.stream));
+    let forwarded = input.raw.filter(|_| same_dialect).and_then(|raw| {
+        input
+            .edits
+            .get_or_init(|| forward::Edits::of(input.client_format, raw, request.stream))
+            .as_ref()
+            .map(|edits| edits.apply(raw, &upstream.model))
+    });
     let body = match forwarded {
         Some(body) => body,
         None => upstream.encode(request)?,

@@ -24,6 +24,8 @@ pub struct EmbedInput<'a> {
     pub raw: Option<&'a [u8]>,
     /// The caller's own provider key.
     pub provider_key: Option<&'a SecretString>,
+    /// Where the client's body changes for an OpenAI-dialect upstream, found once.
+    pub edits: std::sync::OnceLock<Option<forward::Edits>>,
 }
 
 /// Calls `deployment` for `input` within `limits`.
@@ -63,7 +65,13 @@ async fn call(
         Provider::OpenAi | Provider::Azure { .. } => {
             let body = input
                 .raw
-                .and_then(|raw| forward::body(WireFormat::OpenAi, raw, model, false))
+                .and_then(|raw| {
+                    input
+                        .edits
+                        .get_or_init(|| forward::Edits::of(WireFormat::OpenAi, raw, false))
+                        .as_ref()
+                        .map(|edits| edits.apply(raw, model))
+                })
                 .unwrap_or_else(|| openai::encode_request(request, model));
             let (_, answer) = upstream.post(client, &url, body, limits).await?;
             let usage = openai::decode_response(&answer)?.usage;

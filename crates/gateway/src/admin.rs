@@ -170,6 +170,36 @@ pub(crate) fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     })
 }
 
+/// For `#[serde(deserialize_with = "present")]` on an `Option<Option<T>>` field of a patch: a
+/// field that is present (possibly `null`, which clears it) as `Some`, an absent one as `None`.
+pub(crate) fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    use serde::Deserialize as _;
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// A change written only over the version it was checked against: `after` replaces the row
+/// if the row's `updated_at` is still `version`, else the write is refused as a conflict.
+pub(crate) fn unchanged_since<T: Send + 'static>(
+    version: i64,
+    after: T,
+    updated_at: fn(&T) -> i64,
+    what: &'static str,
+) -> impl FnOnce(&mut T) -> Result<(), StoreError> + Send + 'static {
+    move |row| {
+        if updated_at(row) != version {
+            return Err(StoreError::Conflict(format!(
+                "The {what} changed meanwhile; try again"
+            )));
+        }
+        *row = after;
+        Ok(())
+    }
+}
+
 /// A 403.
 pub(crate) fn forbidden(message: &str) -> ApiError {
     ApiError::new(ErrorKind::PermissionDenied, Origin::Client, message).with_code("forbidden")

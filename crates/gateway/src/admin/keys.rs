@@ -5,12 +5,12 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use switchyard_store::{Key, Limits, Page, Role, Team, User, new_id, now_ms};
 use switchyard_types::{ApiError, ErrorKind, Origin};
 
-use super::{Caller, Query, answer, body, check, forbidden, store_error};
+use super::{Caller, Query, answer, body, check, forbidden, present, store_error, unchanged_since};
 use crate::app::AppState;
 use crate::governance::{Changed, secret};
 
@@ -63,15 +63,6 @@ struct Update {
 struct Rotate {
     /// How long the old secret keeps working (0: it stops at once).
     grace_secs: f64,
-}
-
-/// A field that is present (possibly `null`) as `Some`.
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// The team and user a key belongs to, read from the store (400 when one does not exist).
@@ -323,15 +314,12 @@ async fn change<T: Send + 'static>(
             // The row as it is now, with the checked change: written only if no other change
             // came in between (the copy was made from the same version).
             store
-                .update_key(&id, &actor, action, move |key| {
-                    if key.updated_at != current.updated_at {
-                        return Err(switchyard_store::StoreError::Conflict(
-                            "The key changed meanwhile; try again".to_owned(),
-                        ));
-                    }
-                    *key = preview;
-                    Ok(())
-                })
+                .update_key(
+                    &id,
+                    &actor,
+                    action,
+                    unchanged_since(current.updated_at, preview, |key| key.updated_at, "key"),
+                )
                 .await
         })
         .await

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use switchyard_store::{Limits, Page, StoreError, Team, new_id, now_ms};
 
-use super::{Caller, Query, answer, body, check, store_error};
+use super::{Caller, Query, answer, body, check, store_error, unchanged_since};
 use crate::app::AppState;
 use crate::governance::Changed;
 
@@ -154,15 +154,12 @@ pub async fn update(
             .governance
             .with_store(move |store| async move {
                 store
-                    .update_team(&team_id, &actor, "update", move |team| {
-                        if team.updated_at != version {
-                            return Err(StoreError::Conflict(
-                                "The team changed meanwhile; try again".to_owned(),
-                            ));
-                        }
-                        *team = preview;
-                        Ok(())
-                    })
+                    .update_team(
+                        &team_id,
+                        &actor,
+                        "update",
+                        unchanged_since(version, preview, |team| team.updated_at, "team"),
+                    )
                     .await
             })
             .await

@@ -5,12 +5,12 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use switchyard_store::{Limits, Page, Role, StoreError, User, new_id, now_ms};
 use switchyard_types::ApiError;
 
-use super::{Caller, Query, answer, body, check, forbidden, store_error};
+use super::{Caller, Query, answer, body, check, forbidden, present, store_error, unchanged_since};
 use crate::app::AppState;
 use crate::governance::Changed;
 
@@ -25,15 +25,6 @@ struct Fields {
     role: Option<Role>,
     limits: Option<Limits>,
     metadata: Option<Map<String, Value>>,
-}
-
-/// A field that is present (possibly `null`) as `Some`.
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 impl Fields {
@@ -193,15 +184,12 @@ pub async fn update(
             .governance
             .with_store(move |store| async move {
                 store
-                    .update_user(&user_id, &actor, "update", move |user| {
-                        if user.updated_at != version {
-                            return Err(StoreError::Conflict(
-                                "The user changed meanwhile; try again".to_owned(),
-                            ));
-                        }
-                        *user = preview;
-                        Ok(())
-                    })
+                    .update_user(
+                        &user_id,
+                        &actor,
+                        "update",
+                        unchanged_since(version, preview, |user| user.updated_at, "user"),
+                    )
                     .await
             })
             .await

@@ -2,8 +2,9 @@
 # How much work the gateway does per request, as a count that does not move with the machine:
 # user-space instructions per request, counted by valgrind's callgrind over N requests after a
 # warm-up, for a plain and a streamed (20-token) chat call relayed to the mock provider, first on
-# the bare path, then with keys required and the calling key under in-process rate limits
-# (requests, tokens, calls in flight: every check runs, none refuses).
+# the bare path (no keys, no ledger), then with keys required and the calling key under
+# in-process rate limits (requests, tokens, calls in flight: every check runs, none refuses),
+# then with the ledger on (each call priced, its spend record queued and written to SQLite).
 #
 #   bench/instructions.sh            # from the repo root; prints one line per call kind
 #
@@ -61,7 +62,8 @@ python3 bench/ttfb.py wait "http://127.0.0.1:$MOCK_PORT/" --any-status --timeout
 
 GATEWAY_PORT=$(free_port)
 MASTER=bench-master-key-0123456789
-# The gateway's config; with `keys`, model calls need a key (store: SQLite in $TMP).
+# The gateway's config: `none` is the bare path; `keys` requires keys; `ledger` records spend
+# (store: SQLite in $TMP).
 write_config() {
     cat >"$TMP/gateway.yaml" <<YAML
 server:
@@ -74,13 +76,15 @@ models:
         api_base: http://127.0.0.1:$MOCK_PORT/v1
         api_key: $KEY
 YAML
-    if [[ $1 == keys ]]; then
-        cat >>"$TMP/gateway.yaml" <<YAML
-auth:
-  master_key: $MASTER
+    cat >>"$TMP/gateway.yaml" <<YAML
 store:
-  url: "sqlite://$TMP/store.db"
+  url: "sqlite://$TMP/store-$1.db"
 YAML
+    if [[ $1 == keys ]]; then
+        printf 'auth:\n  master_key: %s\n' "$MASTER" >>"$TMP/gateway.yaml"
+    fi
+    if [[ $1 != ledger ]]; then
+        printf 'ledger:\n  enabled: false\n' >>"$TMP/gateway.yaml"
     fi
 }
 URL="http://127.0.0.1:$GATEWAY_PORT/v1/chat/completions"
@@ -118,3 +122,5 @@ count plain "" none
 count stream --stream none
 count plain-keys "" keys
 count stream-keys --stream keys
+count plain-ledger "" ledger
+count stream-ledger --stream ledger

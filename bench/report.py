@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-TARGETS = ("direct", "nginx", "gateway", "gateway-keys", "gateway-redis")
+TARGETS = ("direct", "nginx", "gateway", "gateway-keys", "gateway-redis", "gateway-ledger")
 
 
 def load_jsonl(path):

@@ -7,12 +7,15 @@
 # Three targets answer the same chat request, all backed by the instant mock provider:
 #   direct   the mock itself (the floor)
 #   nginx    a keep-alive, non-buffering nginx reverse proxy in front of the mock (the reference)
-#   gateway        switchyard, one model group routed to the mock
+#   gateway        switchyard, one model group routed to the mock (no keys, no ledger: the bare
+#                  path)
 #   gateway-keys   the same, with keys required and the calling key under in-process rate limits
 #                  (requests, tokens, calls in flight; far above the load, so every check runs
 #                  and none refuses)
 #   gateway-redis  the same limits kept in Redis (BENCH_REDIS_URL, default the local one): one
 #                  script per call; run when Redis answers
+#   gateway-ledger the bare path with the ledger on: each call priced, its spend record queued
+#                  and written in batches to SQLite with its daily aggregates
 # Each is loaded with wrk at concurrency 1 (pure latency) and 64 (throughput), plain and
 # streaming, then probed for stream time-to-first-byte with a sequential raw-socket client.
 #
@@ -21,7 +24,7 @@
 #   BENCH_WARMUP      warm-up duration (default 2s)
 #   BENCH_TTFB_N      sequential streaming requests per target for TTFB (default 2000)
 #   BENCH_SKIP_BUILD  1 = use the existing target/release binaries as they are
-#   BENCH_TARGETS     subset of "direct nginx gateway gateway-keys gateway-redis" to run
+#   BENCH_TARGETS     subset of "direct nginx gateway gateway-keys gateway-redis gateway-ledger"
 #                     (default: all; gateway-redis only when Redis answers)
 #   BENCH_REDIS_URL   the Redis of gateway-redis (default redis://127.0.0.1:6379/)
 #   BENCH_ROUNDS      rounds of every wrk run, interleaved (default 1); with more than one the
@@ -51,13 +54,13 @@ redis_answers() {
     hostport=${hostport%%/*}
     command -v redis-cli >/dev/null && redis-cli -h "${hostport%:*}" -p "${hostport##*:}" ping >/dev/null 2>&1
 }
-DEFAULT_TARGETS="direct nginx gateway gateway-keys"
+DEFAULT_TARGETS="direct nginx gateway gateway-keys gateway-ledger"
 if redis_answers; then DEFAULT_TARGETS+=" gateway-redis"; fi
 read -r -a TARGETS <<<"${BENCH_TARGETS:-$DEFAULT_TARGETS}"
 wants() { [[ " ${TARGETS[*]} " == *" $1 "* ]]; }
 wants_gateway() { [[ " ${TARGETS[*]} " == *" gateway"* ]]; }
 for target in "${TARGETS[@]}"; do
-    [[ $target =~ ^(direct|nginx|gateway|gateway-keys|gateway-redis)$ ]] || { echo "bench: unknown target $target" >&2; exit 1; }
+    [[ $target =~ ^(direct|nginx|gateway|gateway-keys|gateway-redis|gateway-ledger)$ ]] || { echo "bench: unknown target $target" >&2; exit 1; }
 done
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -198,8 +201,12 @@ models:
         api_base: http://127.0.0.1:$MOCK_PORT/v1
         api_key: $KEY
 EOF
-    if [[ $target != gateway ]]; then
-        printf 'auth:\n  master_key: %s\nstore:\n  url: "sqlite://%s"\n' "$MASTER" "$TMP/$target.db" >>"$config"
+    printf 'store:\n  url: "sqlite://%s"\n' "$TMP/$target.db" >>"$config"
+    if [[ $target == gateway-keys || $target == gateway-redis ]]; then
+        printf 'auth:\n  master_key: %s\n' "$MASTER" >>"$config"
+    fi
+    if [[ $target != gateway-ledger ]]; then
+        printf 'ledger:\n  enabled: false\n' >>"$config"
     fi
     if [[ $target == gateway-redis ]]; then
         printf 'redis:\n  url: "%s"\n  prefix: "switchyard-bench-%s"\n' "$REDIS_URL" "$$" >>"$config"
@@ -211,7 +218,7 @@ EOF
         || fail_with_log "$target did not become ready" "$TMP/gateway.log"
     PORT_OF[$target]=$port
     KEY_OF[$target]=$KEY
-    if [[ $target != gateway ]]; then
+    if [[ $target == gateway-keys || $target == gateway-redis ]]; then
         KEY_OF[$target]=$(python3 bench/ttfb.py key "http://127.0.0.1:$port" --master "$MASTER") \
             || fail_with_log "$target: could not create a key" "$TMP/gateway.log"
     fi
@@ -222,7 +229,7 @@ EOF
 GATEWAY_PID=
 start_mock
 if wants nginx; then start_nginx; fi
-for target in gateway gateway-keys gateway-redis; do
+for target in gateway gateway-keys gateway-redis gateway-ledger; do
     if wants "$target"; then start_gateway "$target"; fi
 done
 

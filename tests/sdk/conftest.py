@@ -312,6 +312,8 @@ def _spawn_gateway(work: Path, name: str, config_of, started: list[subprocess.Po
             stdout=err,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            # The embedded store (`switchyard-data/`) is made in the working directory.
+            cwd=work,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
         )
     started.append(gateway)

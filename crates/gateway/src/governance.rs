@@ -45,6 +45,25 @@ const CACHE_KEYS: usize = 100_000;
 /// How long a key is used before it is read again, unless `auth.key_cache_secs` says.
 const DEFAULT_KEY_TTL: Duration = Duration::from_secs(60);
 
+/// Opens the store `config` names (`store.url`), applying its migrations, on `background`'s
+/// runtime (which then owns its connections).
+pub async fn open_store(config: &ConfigFile, background: &Background) -> Result<Store, StoreError> {
+    let options = Options {
+        url: config.store.url.expose().to_owned(),
+        max_connections: config.store.max_connections,
+        acquire_timeout: store_timeout(config),
+    };
+    background
+        .run(async move { Store::connect(&options).await })
+        .await
+        .ok_or(StoreError::Unavailable("shutting down"))?
+}
+
+/// How long a store call may take (`store.timeout_secs`).
+pub fn store_timeout(config: &ConfigFile) -> Duration {
+    Duration::try_from_secs_f64(config.store.timeout_secs).unwrap_or(Duration::from_secs(2))
+}
+
 /// Keys, the store behind them, and the master key.
 #[derive(Debug)]
 pub struct Governance {
@@ -77,17 +96,8 @@ impl Governance {
         config: &ConfigFile,
         background: Background,
     ) -> Result<Governance, StoreError> {
-        let timeout = Duration::try_from_secs_f64(config.store.timeout_secs)
-            .unwrap_or(Duration::from_secs(2));
-        let options = Options {
-            url: config.store.url.expose().to_owned(),
-            max_connections: config.store.max_connections,
-            acquire_timeout: timeout,
-        };
-        let store = background
-            .run(async move { Store::connect(&options).await })
-            .await
-            .ok_or(StoreError::Unavailable("shutting down"))??;
+        let timeout = store_timeout(config);
+        let store = open_store(config, &background).await?;
         let ttl = config
             .auth
             .key_cache_secs

@@ -17,6 +17,17 @@ pub static DEPLOYMENT: HeaderName = HeaderName::from_static("x-switchyard-deploy
 pub static ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
 /// The fallback group that served the call.
 pub static FALLBACK: HeaderName = HeaderName::from_static("x-switchyard-fallback");
+/// Tags recorded with the call's spend (comma-separated).
+pub static TAGS: HeaderName = HeaderName::from_static("x-switchyard-tags");
+/// What the call cost, in US dollars.
+pub static COST: HeaderName = HeaderName::from_static("x-switchyard-cost-usd");
+/// The call's input tokens.
+pub static PROMPT_TOKENS: HeaderName = HeaderName::from_static("x-switchyard-prompt-tokens");
+/// The call's output tokens.
+pub static COMPLETION_TOKENS: HeaderName =
+    HeaderName::from_static("x-switchyard-completion-tokens");
+/// The gateway's own time on the call (not spent waiting on providers), microseconds.
+pub static OVERHEAD: HeaderName = HeaderName::from_static("x-switchyard-overhead-us");
 /// Anthropic's beta features a client opts into, forwarded to Anthropic upstreams.
 pub static ANTHROPIC_BETA: HeaderName = HeaderName::from_static("anthropic-beta");
 /// The Anthropic API version a client asks for, forwarded to Anthropic upstreams.

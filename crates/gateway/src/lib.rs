@@ -7,6 +7,7 @@
 //! - [`background`]: tracked background tasks and bounded queues, flushed on shutdown.
 //! - [`governance`]: keys, teams and model access (authenticate and authorize).
 //! - [`headers`]: the gateway's own header names.
+//! - [`ledger`]: what each call cost, budgets, and spend records (queued, batched).
 //! - [`ingress`]: client-facing handlers: OpenAI and Anthropic chat, models, health.
 //! - [`pipeline`]: the stage order every call walks.
 //! - [`router`]: model groups and the choice of a deployment.
@@ -26,6 +27,7 @@ pub mod error;
 pub mod governance;
 pub mod headers;
 pub mod ingress;
+pub mod ledger;
 pub mod pipeline;
 pub mod router;
 pub mod runtime;

@@ -14,9 +14,13 @@
 //! - [`embed`]: one embeddings call to one deployment.
 //! - [`answer`]: what a call produces: a whole answer or a stream of events.
 //! - [`respond`]: answers into responses: JSON, or SSE through the one stream pump and its taps.
+//! - [`budget`]: the most a call can cost, reserved on its caller's budgets (402 without room).
+//! - `account`: at the end, the call's cost, its budgets settled, its spend record queued.
 //! - [`finish`]: where every request ends: its log line and the hooks' `finished`.
 
+mod account;
 pub mod answer;
+pub mod budget;
 pub mod call;
 pub mod embed;
 pub mod finish;
@@ -41,6 +45,7 @@ pub use finish::End;
 pub use hooks::{Flow, Hook, Step, Tap};
 
 use crate::governance::{self, Principal, limits};
+use crate::ledger;
 use crate::router::{Label, ModelGroup};
 use crate::runtime::Runtime;
 use crate::shared::Shared;
@@ -100,6 +105,12 @@ pub struct Ctx {
     pub admission: Option<limits::Admission>,
     /// What the caller is told of its limits (`x-ratelimit-*`), admitted or refused.
     pub quota: Option<limits::Quota>,
+    /// The call's hold on its budgets, held until it ends (then settled with its cost).
+    pub reservation: Option<ledger::budget::Reservation>,
+    /// Tags the request adds to its spend record (`x-switchyard-tags`).
+    pub tags: Vec<String>,
+    /// What the call cost, once it ended.
+    pub cost: Option<switchyard_ledger::Cost>,
     /// The caller's own provider key (`x-switchyard-provider-key`), for deployments that
     /// allow it. `SecretString`: its `Debug` prints nothing.
     pub provider_key: Option<SecretString>,
@@ -153,6 +164,12 @@ pub struct Routing {
     pub attempts: u32,
     /// The fallback group that served the call, when one did.
     pub fallback: Option<String>,
+    /// What the deployment of the last attempt charges.
+    pub price: Option<Arc<switchyard_ledger::Price>>,
+    /// Time spent waiting on upstreams (for a stream, until its first event).
+    pub upstream_wait: Duration,
+    /// From the request's arrival to the stream's first event (streams only).
+    pub first_event: Option<Duration>,
 }
 
 impl Routing {
@@ -166,6 +183,9 @@ impl Routing {
             deployment: None,
             attempts: 0,
             fallback: None,
+            price: None,
+            upstream_wait: Duration::ZERO,
+            first_event: None,
         }
     }
 }
@@ -194,6 +214,9 @@ impl Ctx {
             principal: None,
             admission: None,
             quota: None,
+            reservation: None,
+            tags: Vec::new(),
+            cost: None,
             provider_key: None,
             forwarded: Vec::new(),
             prompt_tokens: None,
@@ -270,8 +293,11 @@ pub async fn run(
     // off the worker, rather than on it inside the route stage.
     count_prompt(runtime, ctx).await?;
     // Limits once the caller may use the group and the prompt's tokens are as known as they
-    // get before the call; a refusal costs the upstream nothing. (Budget reservations next.)
+    // get before the call; a refusal costs the upstream nothing.
     admit(ctx).await?;
+    // Budgets after rate limits: a call the limits refuse holds no money; the most the call
+    // can cost is known once its group (prices) and prompt (tokens) are.
+    budget::reserve(runtime, ctx).await?;
     // Hooks (and next the input guards and the cache lookup) see the request once it is
     // decoded and its group known, and before the model: they may change it, refuse it, or
     // answer it themselves (a cache hit, a 429). They also put their taps on the stream here,
@@ -283,8 +309,10 @@ pub async fn run(
         Flow::Continue => route(runtime, ctx).await?,
     };
     // A whole answer's usage is known now; a stream's accrues in the pump, event by event.
-    if let Answer::Whole(whole) = &answer {
-        ctx.usage = whole.usage();
+    match &answer {
+        Answer::Whole(whole) => ctx.usage = whole.usage(),
+        // The stream's first event was read before the call returned.
+        Answer::Stream(_) => ctx.route.first_event = Some(ctx.route.received_at.elapsed()),
     }
     // The client's bytes have gone upstream; a stream may last minutes, and a coding agent's
     // body can be megabytes: not kept for the stream's life.

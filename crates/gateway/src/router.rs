@@ -80,6 +80,8 @@ pub struct Deployment {
     pub allow_client_key: bool,
     /// Price of a typical call, for the cost strategy.
     pub cost: f64,
+    /// What its tokens cost: the shipped table's prices with the config's over them.
+    pub price: Arc<switchyard_ledger::Price>,
     /// Shared by every worker thread, kept across config reloads.
     pub health: Arc<Health>,
 }
@@ -258,6 +260,7 @@ mod tests {
             max_input_tokens: None,
             allow_client_key: false,
             cost: 0.0,
+            price: Arc::default(),
             health: Arc::new(Health::new(CooldownPolicy {
                 failures: 1,
                 window: Duration::from_secs(60),

@@ -7,9 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
+use switchyard_ledger::{Cost, Price, PriceTable};
 use switchyard_mock::MockServer;
 use switchyard_providers::openai::compat;
 use switchyard_providers::{Caps, Provider, Timeouts, Upstream};
+use switchyard_types::Usage;
 
 use crate::background::Background;
 use crate::config::file::{AzureAuth, Secret};
@@ -418,8 +420,19 @@ fn build_deployment(
         )),
         _ => upstream,
     };
+    let price = Arc::new(price_of(config));
     // The cost strategy compares a call of 1,000 input and 500 output tokens.
-    let cost = config.input_cost_per_mtok * 1e-3 + config.output_cost_per_mtok * 0.5e-3;
+    let cost = Cost::of(
+        &price,
+        &Usage {
+            prompt_tokens: 1000,
+            completion_tokens: 500,
+            ..Usage::default()
+        },
+        0,
+    )
+    .total
+    .nanos() as f64;
     let client = match config.connect_timeout_secs {
         Some(connect) => Some(switchyard_providers::http::client(secs(connect))?),
         None => None,
@@ -435,6 +448,21 @@ fn build_deployment(
         max_input_tokens: config.max_input_tokens,
         allow_client_key: config.allow_client_key,
         cost,
+        price,
         health,
     })
+}
+
+/// A deployment's prices: the shipped table's for its model (or `base_model`), with the
+/// config's own over them.
+fn price_of(config: &DeploymentConfig) -> Price {
+    let model = config.base_model.as_deref().unwrap_or(&config.model);
+    let table = PriceTable::shipped()
+        .get(&config.provider, model)
+        .cloned()
+        .unwrap_or_default();
+    let mut own = config.price.clone().unwrap_or_default();
+    own.input = own.input.or(config.input_cost_per_mtok);
+    own.output = own.output.or(config.output_cost_per_mtok);
+    table.overlaid(&own)
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::background::Background;
 use crate::governance::Governance;
+use crate::ledger::Ledger;
 use crate::pipeline::Hook;
 use crate::runtime::HealthRegistry;
 
@@ -25,6 +26,8 @@ pub struct Shared {
     pub background: Background,
     /// Keys and their store, when model calls need keys (`None`: no keys, `auth.mode: none`).
     pub governance: Option<Arc<Governance>>,
+    /// Spend records and budgets (`None`: `ledger.enabled: false`, or no store).
+    pub ledger: Option<Arc<Ledger>>,
     /// Permits for open client connections, one per connection, over every worker.
     connections: std::sync::OnceLock<Arc<tokio::sync::Semaphore>>,
     /// Permits for request bodies held, one per KiB, over every worker.
@@ -39,6 +42,7 @@ impl Shared {
             hooks: Vec::new(),
             background,
             governance: None,
+            ledger: None,
             connections: std::sync::OnceLock::new(),
             bodies: std::sync::OnceLock::new(),
         }
@@ -75,6 +79,13 @@ impl Shared {
     pub fn with_governance(mut self, governance: Arc<Governance>) -> Shared {
         governance.listen();
         self.governance = Some(governance);
+        self
+    }
+
+    /// Records spend and enforces budgets through `ledger`.
+    #[must_use]
+    pub fn with_ledger(mut self, ledger: Arc<Ledger>) -> Shared {
+        self.ledger = Some(ledger);
         self
     }
 

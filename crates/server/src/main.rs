@@ -12,8 +12,10 @@ use switchyard_gateway::background::Background;
 use switchyard_gateway::config::{
     self, AuthMode, ConfigFile, ProcessEnv, defaults::DEFAULT_CONFIG,
 };
-use switchyard_gateway::governance::Governance;
+use switchyard_gateway::governance::{Governance, open_store};
+use switchyard_gateway::ledger::Ledger;
 use switchyard_gateway::workers::Workers;
+use switchyard_ledger::PriceTable;
 use tracing::{info, warn};
 
 mod cli;
@@ -196,12 +198,14 @@ fn run_serve(
     // outlives the workers and flushes it after they drained.
     let background = Background::on(control.handle().clone());
     let mut shared = Shared::new(background.clone());
+    let mut store = None;
     match mode {
         AuthMode::Keys => {
             let governance = control
-                .block_on(Governance::open(&config, background))
+                .block_on(Governance::open(&config, background.clone()))
                 .context("cannot open the store (store.url)")?;
             info!(store = ?governance.store().kind(), "Model calls need a key");
+            store = Some(governance.store().clone());
             shared = shared.with_governance(Arc::new(governance));
         }
         AuthMode::None if addr.ip().is_loopback() => info!(
@@ -213,6 +217,21 @@ fn run_serve(
             "Serving without keys (auth.mode: none): anyone who reaches this address can call \
              every model"
         ),
+    }
+    if config.ledger.enabled {
+        let store = match store {
+            Some(store) => store,
+            None => control
+                .block_on(open_store(&config, &background))
+                .context("cannot open the store for the ledger (store.url; ledger.enabled: false turns it off)")?,
+        };
+        info!(
+            store = ?store.kind(),
+            retention_days = config.ledger.retention_days,
+            prices = %PriceTable::shipped().date,
+            "Recording spend"
+        );
+        shared = shared.with_ledger(Arc::new(Ledger::start(store, &config, &background)));
     }
     let shared = Arc::new(shared);
     let started = reload::Started {

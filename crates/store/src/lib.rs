@@ -1,4 +1,5 @@
-//! Switchyard's store: teams, users, virtual keys and the record of admin changes, in SQLite
+//! Switchyard's store: teams, users, virtual keys, the record of admin changes and the spend
+//! ledger, in SQLite
 //! (the embedded default: one file, WAL) or PostgreSQL, behind one interface. The only crate
 //! with SQL.
 //!
@@ -10,6 +11,7 @@
 //! # Layout
 //! - [`model`]: what is stored (teams, users, keys, changes, limits, roles).
 //! - `teams`, `users`, `keys`, `changes`: the queries, one file per table.
+//! - `spend`: the ledger: a record per call and the daily aggregates, written together.
 //! - `sqlite`, `postgres`: connecting, and each database's migrations.
 
 pub mod model;
@@ -17,6 +19,7 @@ pub mod model;
 mod changes;
 mod keys;
 mod postgres;
+mod spend;
 mod sqlite;
 mod teams;
 mod users;
@@ -27,7 +30,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
-pub use model::{Change, Key, Limits, ModelLimits, Page, Role, Team, User};
+pub use model::{
+    Change, Daily, Dimension, Key, Limits, ModelLimits, Page, Role, SpendQuery, SpendRecord, Team,
+    User,
+};
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]

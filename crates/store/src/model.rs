@@ -1,10 +1,11 @@
-//! What the store holds: teams, users, virtual keys and admin changes, as the gateway and the
-//! admin API see them.
+//! What the store holds: teams, users, virtual keys, admin changes and spend records, as the
+//! gateway and the admin API see them.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use switchyard_ledger::Budget;
 
 /// What a principal may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -55,6 +56,9 @@ pub struct Limits {
     /// Limits per model group, on top of the ones above (keys only).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub models: BTreeMap<String, ModelLimits>,
+    /// The most that may be spent per period.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Budget>,
 }
 
 impl Limits {
@@ -200,5 +204,168 @@ impl Page {
     /// The number of rows a page may hold.
     pub(crate) fn size(&self) -> i64 {
         i64::from(self.limit.unwrap_or(100).clamp(1, 1000))
+    }
+}
+
+/// One model call, as the ledger records it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpendRecord {
+    /// Position in the record (0 until written).
+    #[serde(default)]
+    pub seq: i64,
+    /// The request's id (`x-request-id`).
+    pub request_id: String,
+    /// When the call ended, Unix milliseconds.
+    pub at: i64,
+    /// The caller's key.
+    pub key_id: Option<String>,
+    /// The key's team.
+    pub team_id: Option<String>,
+    /// The key's user.
+    pub user_id: Option<String>,
+    /// The model group asked for.
+    pub model: String,
+    /// The deployment that answered (`provider/model`).
+    pub deployment: Option<String>,
+    /// `chat` or `embeddings`.
+    pub kind: String,
+    /// The key's tags and the request's (`x-switchyard-tags`).
+    pub tags: Vec<String>,
+    /// Input tokens, cache reads and writes included.
+    pub prompt_tokens: u64,
+    /// Output tokens, reasoning included.
+    pub completion_tokens: u64,
+    /// Input tokens read from the provider's cache.
+    pub cache_read_tokens: u64,
+    /// Input tokens written to the provider's cache.
+    pub cache_write_tokens: u64,
+    /// Output tokens spent reasoning.
+    pub reasoning_tokens: u64,
+    /// What the call cost, nano-dollars.
+    pub cost_nanos: i64,
+    /// Some token counts were counted by the gateway, not reported by the provider.
+    pub estimated: bool,
+    /// The deployment has no price for input or output tokens: the cost may be short.
+    pub unpriced: bool,
+    /// Answered from the gateway's cache.
+    pub cache_hit: bool,
+    /// Answered as a stream.
+    pub stream: bool,
+    /// The HTTP status the client got (200 for a stream that started).
+    pub status: u16,
+    /// Upstream calls made.
+    pub attempts: u32,
+    /// From the request's arrival to its end, milliseconds.
+    pub latency_ms: i64,
+    /// From the request's arrival to the first token, milliseconds (streams).
+    pub ttft_ms: Option<i64>,
+}
+
+/// What the daily aggregates are kept by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dimension {
+    /// Every call (one value, the empty string).
+    All,
+    /// By key id.
+    Key,
+    /// By team id.
+    Team,
+    /// By user id.
+    User,
+    /// By model group.
+    Model,
+    /// By tag (a call with several tags counts under each).
+    Tag,
+}
+
+impl Dimension {
+    /// The name stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dimension::All => "all",
+            Dimension::Key => "key",
+            Dimension::Team => "team",
+            Dimension::User => "user",
+            Dimension::Model => "model",
+            Dimension::Tag => "tag",
+        }
+    }
+
+    /// The dimension named `name`.
+    pub fn parse(name: &str) -> Option<Dimension> {
+        [
+            Dimension::All,
+            Dimension::Key,
+            Dimension::Team,
+            Dimension::User,
+            Dimension::Model,
+            Dimension::Tag,
+        ]
+        .into_iter()
+        .find(|dimension| dimension.as_str() == name)
+    }
+}
+
+/// One day's totals for one value of a dimension.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Daily {
+    /// What it is kept by.
+    pub dimension: Dimension,
+    /// The key, team, user, model or tag.
+    pub value: String,
+    /// `YYYY-MM-DD`, UTC.
+    pub day: String,
+    /// Calls.
+    pub requests: u64,
+    /// Calls that ended in an error status.
+    pub failures: u64,
+    /// Input tokens.
+    pub prompt_tokens: u64,
+    /// Output tokens.
+    pub completion_tokens: u64,
+    /// Cache reads.
+    pub cache_read_tokens: u64,
+    /// Cache writes.
+    pub cache_write_tokens: u64,
+    /// Reasoning tokens.
+    pub reasoning_tokens: u64,
+    /// Spend, nano-dollars.
+    pub cost_nanos: i64,
+}
+
+/// Which raw spend records to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpendQuery {
+    /// Records after this position.
+    pub after: i64,
+    /// From this Unix millisecond.
+    pub from_ms: i64,
+    /// Before this Unix millisecond.
+    pub to_ms: i64,
+    /// Only this key's.
+    pub key_id: Option<String>,
+    /// Only this team's.
+    pub team_id: Option<String>,
+    /// Only this user's.
+    pub user_id: Option<String>,
+    /// Only this model group's.
+    pub model: Option<String>,
+    /// At most this many (at most 10,000).
+    pub limit: u32,
+}
+
+impl Default for SpendQuery {
+    fn default() -> SpendQuery {
+        SpendQuery {
+            after: 0,
+            from_ms: 0,
+            to_ms: i64::MAX,
+            key_id: None,
+            team_id: None,
+            user_id: None,
+            model: None,
+            limit: 1000,
+        }
     }
 }

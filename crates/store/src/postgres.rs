@@ -18,9 +18,16 @@ pub(crate) async fn connect(options: &Options) -> Result<sqlx::PgPool, StoreErro
 
 /// PostgreSQL's migrations.
 pub(crate) fn migrator() -> sqlx::migrate::Migrator {
-    crate::migrator(&[(
-        1,
-        "keys teams users",
-        include_str!("../migrations/postgres/0001_keys_teams_users.sql"),
-    )])
+    crate::migrator(&[
+        (
+            1,
+            "keys teams users",
+            include_str!("../migrations/postgres/0001_keys_teams_users.sql"),
+        ),
+        (
+            2,
+            "ledger",
+            include_str!("../migrations/postgres/0002_ledger.sql"),
+        ),
+    ])
 }

@@ -46,9 +46,16 @@ pub(crate) async fn connect(options: &Options) -> Result<sqlx::SqlitePool, Store
 
 /// SQLite's migrations.
 pub(crate) fn migrator() -> sqlx::migrate::Migrator {
-    crate::migrator(&[(
-        1,
-        "keys teams users",
-        include_str!("../migrations/sqlite/0001_keys_teams_users.sql"),
-    )])
+    crate::migrator(&[
+        (
+            1,
+            "keys teams users",
+            include_str!("../migrations/sqlite/0001_keys_teams_users.sql"),
+        ),
+        (
+            2,
+            "ledger",
+            include_str!("../migrations/sqlite/0002_ledger.sql"),
+        ),
+    ])
 }

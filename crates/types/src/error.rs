@@ -42,6 +42,8 @@ pub enum ErrorKind {
     Authentication,
     /// Credentials are fine but not allowed to do this (403).
     PermissionDenied,
+    /// A budget that applies to the caller has no room for the call (402).
+    BudgetExceeded,
     /// Unknown model or route (404).
     NotFound,
     /// The change conflicts with the current state: a name already taken (409).
@@ -72,6 +74,7 @@ impl ErrorKind {
         match self {
             ErrorKind::InvalidRequest => 400,
             ErrorKind::Authentication => 401,
+            ErrorKind::BudgetExceeded => 402,
             ErrorKind::PermissionDenied => 403,
             ErrorKind::NotFound => 404,
             ErrorKind::RequestTimeout => 408,
@@ -180,6 +183,7 @@ impl ApiError {
             ErrorKind::InvalidRequest
             | ErrorKind::Authentication
             | ErrorKind::PermissionDenied
+            | ErrorKind::BudgetExceeded
             | ErrorKind::NotFound
             | ErrorKind::PayloadTooLarge
             | ErrorKind::RequestTimeout

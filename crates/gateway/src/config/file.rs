@@ -4,6 +4,8 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use switchyard_ledger::{Price, Rate};
+
 use crate::router::strategy::Strategy;
 
 /// The whole file.
@@ -32,6 +34,9 @@ pub struct ConfigFile {
     /// travel through it. Without it each instance keeps its own.
     #[serde(default)]
     pub redis: RedisConfig,
+    /// Spend records and budgets.
+    #[serde(default)]
+    pub ledger: LedgerConfig,
 }
 
 /// Whether model calls need a key.
@@ -108,6 +113,32 @@ impl Default for LimitsConfig {
         LimitsConfig {
             on_redis_error: OutagePolicy::Open,
             redis_timeout_ms: 250,
+        }
+    }
+}
+
+/// The ledger: a spend record per call, daily aggregates, budgets.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerConfig {
+    /// Record spend and enforce budgets (in the store, `store.url`).
+    pub enabled: bool,
+    /// Days raw spend records are kept (the daily aggregates stay); 0 keeps them forever.
+    pub retention_days: u32,
+    /// Records waiting to be written, at most; past it a record is dropped and counted.
+    pub queue_capacity: usize,
+    /// Output tokens a budget reserves for a call that sets no `max_tokens` on a model whose
+    /// output limit the price table does not know.
+    pub reserve_output_tokens: u64,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> LedgerConfig {
+        LedgerConfig {
+            enabled: true,
+            retention_days: 90,
+            queue_capacity: 65_536,
+            reserve_output_tokens: 32_768,
         }
     }
 }
@@ -332,12 +363,20 @@ pub struct DeploymentConfig {
     /// group's `context_window_fallbacks` take it when no deployment can).
     #[serde(default)]
     pub max_input_tokens: Option<u64>,
-    /// Price in USD per million input tokens (cost strategy).
+    /// Price in USD per million input tokens: `price.input` in short.
     #[serde(default)]
-    pub input_cost_per_mtok: f64,
-    /// Price in USD per million output tokens (cost strategy).
+    pub input_cost_per_mtok: Option<Rate>,
+    /// Price in USD per million output tokens: `price.output` in short.
     #[serde(default)]
-    pub output_cost_per_mtok: f64,
+    pub output_cost_per_mtok: Option<Rate>,
+    /// This deployment's prices (USD per million tokens: `input`, `output`, `cache_read`,
+    /// `cache_write`, `reasoning`, `tiers`…), over the shipped table's, field by field.
+    #[serde(default)]
+    pub price: Option<Price>,
+    /// The model name to look prices up under, when `model` is a name of the user's own (an
+    /// Azure deployment, a fine-tune): `gpt-4o`.
+    #[serde(default)]
+    pub base_model: Option<String>,
 }
 
 /// How an Azure OpenAI deployment authenticates.

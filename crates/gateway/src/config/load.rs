@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::file::{
-    AuthConfig, AuthMode, ConfigFile, DeploymentConfig, LimitsConfig, ModelConfig, RedisConfig,
-    RoutingConfig, Secret, ServerConfig, StoreConfig,
+    AuthConfig, AuthMode, ConfigFile, DeploymentConfig, LedgerConfig, LimitsConfig, ModelConfig,
+    RedisConfig, RoutingConfig, Secret, ServerConfig, StoreConfig,
 };
 
 /// One problem in a config file.
@@ -104,6 +104,7 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
     let store = section::<StoreConfig>(&mut root, "store", &mut errors);
     let limits = section::<LimitsConfig>(&mut root, "limits", &mut errors);
     let redis = section::<RedisConfig>(&mut root, "redis", &mut errors);
+    let ledger = section::<LedgerConfig>(&mut root, "ledger", &mut errors);
     let mut models = Vec::new();
     match root.remove("models") {
         None | Some(Value::Null) => {}
@@ -152,27 +153,37 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
         }
     }
     errors.sort_by_cached_key(|error| path_order(&error.path));
-    match (server, routing, auth, store, limits, redis) {
-        (Some(server), Some(routing), Some(auth), Some(store), Some(limits), Some(redis))
-            if errors.is_empty() =>
-        {
-            Ok(ConfigFile {
-                server,
-                routing,
-                models: models.into_iter().map(|(_, model, _)| model).collect(),
-                auth,
-                store,
-                limits,
-                redis,
-            })
-        }
+    if let Some(ledger) = &ledger
+        && ledger.queue_capacity == 0
+    {
+        errors.push(error_at("ledger.queue_capacity", "must be at least 1"));
+    }
+    match (server, routing, auth, store, limits, redis, ledger) {
+        (
+            Some(server),
+            Some(routing),
+            Some(auth),
+            Some(store),
+            Some(limits),
+            Some(redis),
+            Some(ledger),
+        ) if errors.is_empty() => Ok(ConfigFile {
+            server,
+            routing,
+            models: models.into_iter().map(|(_, model, _)| model).collect(),
+            auth,
+            store,
+            limits,
+            redis,
+            ledger,
+        }),
         _ => Err(errors),
     }
 }
 
 /// The file's top-level sections.
-const SECTIONS: [&str; 7] = [
-    "server", "routing", "models", "auth", "store", "limits", "redis",
+const SECTIONS: [&str; 8] = [
+    "server", "routing", "models", "auth", "store", "limits", "redis", "ledger",
 ];
 
 /// The environment variable the master key is read from when the file has none.
@@ -638,11 +649,7 @@ fn check_deployment(deployment: &DeploymentConfig, path: &str, errors: &mut Vec<
             check_seconds(value, &format!("{path}.{key}"), false, errors);
         }
     }
-    for (value, key) in [
-        (deployment.weight, "weight"),
-        (deployment.input_cost_per_mtok, "input_cost_per_mtok"),
-        (deployment.output_cost_per_mtok, "output_cost_per_mtok"),
-    ] {
+    for (value, key) in [(deployment.weight, "weight")] {
         if !value.is_finite() || value < 0.0 {
             errors.push(error_at(
                 &format!("{path}.{key}"),

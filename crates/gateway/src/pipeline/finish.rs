@@ -29,6 +29,7 @@ impl Ctx {
             return;
         }
         self.finished = true;
+        self.account(&end);
         self.log(&end);
         if let (Some(admission), Some(governance)) =
             (self.admission.take(), &self.shared.governance)

@@ -17,14 +17,16 @@ use crate::headers;
 use crate::runtime::Runtime;
 
 /// `x-switchyard-timeout` (seconds, capped by `routing.max_timeout_secs`),
-/// `x-switchyard-provider-key` and `x-switchyard-fallbacks` (`off` disables fallback groups
-/// for this request).
+/// `x-switchyard-provider-key`, `x-switchyard-fallbacks` (`off` disables fallback groups
+/// for this request) and `x-switchyard-tags`.
 pub fn headers(runtime: &Runtime, ctx: &mut Ctx, request: &HeaderMap) -> Result<(), ApiError> {
     // One pass over the request's few headers rather than a hashed lookup per name (most
     // requests carry none of these); the first value of each counts, as with `get`.
     let (mut timeout, mut provider_key, mut fallbacks) = (None, None, None);
     for (name, value) in request {
-        if *name == headers::TIMEOUT {
+        if *name == headers::TAGS {
+            tags(ctx, value)?;
+        } else if *name == headers::TIMEOUT {
             timeout.get_or_insert(value);
         } else if *name == headers::PROVIDER_KEY {
             provider_key.get_or_insert(value);
@@ -76,6 +78,41 @@ pub fn headers(runtime: &Runtime, ctx: &mut Ctx, request: &HeaderMap) -> Result<
                 ));
             }
         };
+    }
+    Ok(())
+}
+
+/// Tags a request may add to its spend record, at most.
+const MAX_TAGS: usize = 8;
+
+/// A tag's length, at most.
+const MAX_TAG_BYTES: usize = 64;
+
+/// `x-switchyard-tags`: comma-separated tags for the call's spend record (on top of its key's),
+/// at most 8 of at most 64 bytes each across every such header.
+fn tags(ctx: &mut Ctx, value: &http::HeaderValue) -> Result<(), ApiError> {
+    let refuse = |why: &str| {
+        ApiError::invalid_request(
+            format!("x-switchyard-tags {why}"),
+            Some("x-switchyard-tags".into()),
+        )
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| refuse("must be visible ASCII text"))?;
+    for tag in text.split(',').map(str::trim).filter(|tag| !tag.is_empty()) {
+        if tag.len() > MAX_TAG_BYTES {
+            return Err(refuse(&format!(
+                "holds a tag longer than {MAX_TAG_BYTES} bytes"
+            )));
+        }
+        if ctx.tags.iter().any(|known| known == tag) {
+            continue;
+        }
+        if ctx.tags.len() == MAX_TAGS {
+            return Err(refuse(&format!("holds more than {MAX_TAGS} tags")));
+        }
+        ctx.tags.push(tag.to_owned());
     }
     Ok(())
 }

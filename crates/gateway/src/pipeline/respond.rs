@@ -55,6 +55,7 @@ fn head(headers: &mut HeaderMap, ctx: &Ctx, content_type: Option<&'static str>) 
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     }
     routed_by(headers, &ctx.route);
+    accounted(headers, ctx);
     if let Some(quota) = &ctx.quota {
         rate_limit_headers(headers, quota);
     }
@@ -102,6 +103,38 @@ pub(crate) fn routed_by(headers: &mut HeaderMap, route: &Routing) {
         .and_then(|group| HeaderValue::from_str(group).ok())
     {
         headers.insert(headers::FALLBACK.clone(), value);
+    }
+}
+
+/// The call's cost and tokens (whole answers: a stream's are known only at its end) and the
+/// gateway's own time on it so far, for calls that reached a provider.
+fn accounted(headers: &mut HeaderMap, ctx: &Ctx) {
+    if ctx.route.attempts == 0 {
+        return;
+    }
+    let overhead = ctx
+        .route
+        .received_at
+        .elapsed()
+        .saturating_sub(ctx.route.upstream_wait);
+    let mut number = itoa::Buffer::new();
+    let micros = u64::try_from(overhead.as_micros()).unwrap_or(u64::MAX);
+    headers.insert(
+        headers::OVERHEAD.clone(),
+        HeaderValue::from_str(number.format(micros)).unwrap_or(HeaderValue::from_static("0")),
+    );
+    if let Some(cost) = &ctx.cost {
+        if let Ok(value) = HeaderValue::from_str(&cost.total.to_string()) {
+            headers.insert(headers::COST.clone(), value);
+        }
+        headers.insert(
+            headers::PROMPT_TOKENS.clone(),
+            HeaderValue::from(ctx.usage.prompt_tokens),
+        );
+        headers.insert(
+            headers::COMPLETION_TOKENS.clone(),
+            HeaderValue::from(ctx.usage.completion_tokens),
+        );
     }
 }
 

@@ -128,10 +128,13 @@ where
         }
         route.attempts += 1;
         route.deployment = Some(deployment.label.clone());
+        route.price = Some(Arc::clone(&deployment.price));
         let limits = deployment.upstream.limits(now, Some(deadline - now));
         // Boxed: the call's state (request encoding, the upstream exchange) would otherwise be
         // copied into every enclosing future, and those are moved on each poll setup.
-        let error = match Box::pin(call(Arc::clone(group), index, limits)).await {
+        let outcome = Box::pin(call(Arc::clone(group), index, limits)).await;
+        route.upstream_wait += now.elapsed();
+        let error = match outcome {
             Ok(outcome) => {
                 let done = Instant::now();
                 health.finish(Health::Success(done - now), done);

@@ -14,6 +14,7 @@ mod errors;
 mod gemini;
 mod hostile;
 mod keys;
+mod ledger;
 mod limits;
 mod pipeline;
 mod routing;

@@ -8,6 +8,7 @@ use serde_json::Value;
 use switchyard_gateway::background::Background;
 use switchyard_gateway::config::validate;
 use switchyard_gateway::governance::Governance;
+use switchyard_gateway::ledger::Ledger;
 use switchyard_gateway::pipeline::Hook;
 use switchyard_gateway::{Gateway, Runtime, Shared};
 use switchyard_mock::MockServer;
@@ -79,7 +80,15 @@ pub async fn start_keys(models_yaml: &str) -> Setup {
     let governance = Governance::open(&config, background.clone())
         .await
         .expect("store opens");
-    let shared = Arc::new(Shared::new(background).with_governance(Arc::new(governance)));
+    let mut shared = Shared::new(background.clone());
+    if config.ledger.enabled {
+        shared = shared.with_ledger(Arc::new(Ledger::start(
+            governance.store().clone(),
+            &config,
+            &background,
+        )));
+    }
+    let shared = Arc::new(shared.with_governance(Arc::new(governance)));
     let runtime = Runtime::build(&config, &shared)
         .await
         .expect("runtime builds");

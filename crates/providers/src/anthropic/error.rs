@@ -48,6 +48,7 @@ pub fn type_name(kind: ErrorKind) -> &'static str {
         ErrorKind::NotFound => "not_found_error",
         ErrorKind::PayloadTooLarge => "request_too_large",
         ErrorKind::RateLimited => "rate_limit_error",
+        ErrorKind::BudgetExceeded => "billing_error",
         ErrorKind::Internal | ErrorKind::BadGateway => "api_error",
         ErrorKind::Unavailable | ErrorKind::Overloaded => "overloaded_error",
         ErrorKind::Timeout => "timeout_error",

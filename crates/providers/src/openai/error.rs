@@ -62,6 +62,7 @@ pub fn type_name(kind: ErrorKind) -> &'static str {
         ErrorKind::PermissionDenied => "permission_error",
         ErrorKind::NotFound => "not_found_error",
         ErrorKind::RateLimited => "rate_limit_error",
+        ErrorKind::BudgetExceeded => "budget_exceeded",
         ErrorKind::Internal | ErrorKind::BadGateway => "server_error",
         ErrorKind::Unavailable | ErrorKind::Overloaded => "service_unavailable_error",
         ErrorKind::Timeout => "timeout_error",

@@ -32,8 +32,8 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Starts the binary on a config file in a fresh directory named after `name`, with two
-    /// workers, the environment variables `envs` (`RUST_LOG`, say) and stderr going to `stderr`.
+    /// Starts the binary in a fresh directory named after `name` (its working directory, where
+    /// its store goes) on a config file there, with two workers, the environment variables `envs` (`RUST_LOG`, say) and stderr going to `stderr`.
     pub fn spawn(name: &str, config: &str, envs: &[(&str, &str)], stderr: Stdio) -> Self {
         let dir = std::env::temp_dir().join(format!("switchyard-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -43,6 +43,8 @@ impl Gateway {
             .args(["serve", "--config"])
             .arg(dir.join("switchyard.yaml"))
             .args(["--listen", &format!("127.0.0.1:{port}"), "--workers", "2"])
+            // The embedded store's folder (`switchyard-data`) is made in the working directory.
+            .current_dir(&dir)
             .envs(envs.iter().copied())
             .stdout(Stdio::null())
             .stderr(stderr)

@@ -1,0 +1,97 @@
+//! Accounting, when a request ends: the call's cost from its usage at its deployment's
+//! prices, its budget reservation settled with that cost, and its spend record queued.
+
+use switchyard_ledger::{Cost, Usd};
+use switchyard_store::SpendRecord;
+use switchyard_types::ContentPart;
+
+use super::{Ctx, End, Kind};
+use crate::ledger;
+
+impl Ctx {
+    /// Prices the call, settles its budgets and queues its spend record (calls that reached a
+    /// provider, or were answered for one).
+    pub(super) fn account(&mut self, end: &End) {
+        let Some(price) = &self.route.price else {
+            // Refused before routing: nothing spent, nothing held but what is released here.
+            if let (Some(reservation), Some(ledger), Some(principal)) = (
+                self.reservation.take(),
+                &self.shared.ledger,
+                &self.principal,
+            ) {
+                ledger.settle(reservation, Usd::ZERO, &ledger::applying(principal));
+            }
+            return;
+        };
+        let images = self.chat().map_or(0, |request| {
+            request
+                .messages
+                .iter()
+                .flat_map(|message| &message.content)
+                .filter(|part| matches!(part, ContentPart::Image { .. }))
+                .count() as u64
+        });
+        let cost = Cost::of(
+            price,
+            &self.usage,
+            if price.image.is_some() { images } else { 0 },
+        );
+        self.cost = Some(cost);
+        let Some(ledger) = &self.shared.ledger else {
+            return;
+        };
+        if let (Some(reservation), Some(principal)) = (self.reservation.take(), &self.principal) {
+            ledger.settle(reservation, cost.total, &ledger::applying(principal));
+        }
+        let principal = self.principal.as_deref();
+        let mut tags = principal.map(|p| p.tags.clone()).unwrap_or_default();
+        for tag in &self.tags {
+            if !tags.contains(tag) {
+                tags.push(tag.clone());
+            }
+        }
+        let status = match end {
+            End::Complete => 200,
+            End::Failed(error) => error.kind.status(),
+            // nginx's "client closed request".
+            End::Disconnected => 499,
+        };
+        let elapsed = self.route.received_at.elapsed();
+        ledger.record(SpendRecord {
+            seq: 0,
+            request_id: self.request_id.clone(),
+            at: switchyard_store::now_ms(),
+            key_id: principal.map(|p| p.key_id.clone()),
+            team_id: principal.and_then(|p| p.team_id.clone()),
+            user_id: principal.and_then(|p| p.user_id.clone()),
+            model: self
+                .group
+                .as_ref()
+                .map_or_else(|| self.model().to_owned(), |group| group.name.clone()),
+            deployment: self.route.deployment.as_deref().map(str::to_owned),
+            kind: match self.kind {
+                Kind::Chat => "chat",
+                Kind::Embed => "embeddings",
+            }
+            .to_owned(),
+            tags,
+            prompt_tokens: self.usage.prompt_tokens,
+            completion_tokens: self.usage.completion_tokens,
+            cache_read_tokens: self.usage.cache_read_tokens,
+            cache_write_tokens: self.usage.cache_write_tokens,
+            reasoning_tokens: self.usage.reasoning_tokens,
+            cost_nanos: cost.total.nanos(),
+            estimated: false,
+            unpriced: cost.unpriced,
+            cache_hit: false,
+            stream: self.streamed,
+            status,
+            attempts: self.route.attempts,
+            latency_ms: i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX),
+            ttft_ms: self
+                .route
+                .first_event
+                .map(|ttft| i64::try_from(ttft.as_millis()).unwrap_or(i64::MAX)),
+        });
+    }
+}

@@ -1,0 +1,319 @@
+//! The ledger end to end: cost headers, spend records for plain and streamed calls, and
+//! budgets that concurrent calls cannot push past their limit, kept across a restart.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use switchyard_store::{SpendQuery, SpendRecord};
+
+use crate::support::{MASTER, Setup, start_keys};
+
+/// Input $2.50 and output $10 per million tokens, cache reads $1.25; `gpt-priced-0` charges
+/// only output ($1,000 per million: a tenth of a cent a token), so a call's cost is exactly
+/// what its `max_tokens` reserves.
+const MODELS: &str = r#"
+models:
+  - name: gpt
+    deployments:
+      - provider: openai_compatible
+        model: "echo?tokens=20&cached_tokens=2&reasoning_tokens=5"
+        api_base: "{MOCK}"
+        api_key: test-key
+        price: {input: "2.5", output: 10, cache_read: "1.25"}
+  - name: claude
+    deployments:
+      - provider: anthropic
+        model: "echo?tokens=20"
+        api_base: "{MOCK}"
+        api_key: test-key
+        input_cost_per_mtok: 3
+        output_cost_per_mtok: 15
+  - name: gpt-priced-0
+    deployments:
+      - provider: openai_compatible
+        model: "echo?tokens=10&latency_ms=200"
+        api_base: "{MOCK}"
+        api_key: test-key
+        price: {input: 0, output: 1000}
+  - name: free
+    deployments:
+      - provider: openai_compatible
+        model: echo
+        api_base: "{MOCK}"
+        api_key: test-key
+"#;
+
+async fn key(setup: &Setup, body: Value) -> (String, String) {
+    let (status, key) = setup
+        .admin(MASTER, Method::POST, "/admin/keys", &body)
+        .await;
+    assert_eq!(status, 201, "{key}");
+    (
+        key["key"].as_str().expect("secret").to_owned(),
+        key["id"].as_str().expect("id").to_owned(),
+    )
+}
+
+async fn call(setup: &Setup, key: &str, body: &Value) -> reqwest::Response {
+    setup
+        .client
+        .post(setup.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .header("x-switchyard-tags", "nightly, eval")
+        .json(body)
+        .send()
+        .await
+        .expect("sent")
+}
+
+fn header(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// The store's records of `key_id`, once `count` of them are written (the queue writes in the
+/// background).
+async fn records(setup: &Setup, key_id: &str, count: usize) -> Vec<SpendRecord> {
+    let ledger = setup.gateway.shared().ledger.clone().expect("a ledger");
+    let query = SpendQuery {
+        key_id: Some(key_id.to_owned()),
+        ..SpendQuery::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = ledger.store().spend_records(&query).await.expect("records");
+        if found.len() >= count || Instant::now() > deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `prompt × input + completion × output` at dollars per million, as the exact decimal the
+/// gateway writes.
+fn dollars(nanos: i64) -> String {
+    switchyard_ledger::Usd::from_nanos(nanos).to_string()
+}
+
+#[tokio::test]
+async fn a_whole_answer_carries_its_cost_and_is_recorded_with_tags() {
+    let setup = start_keys(MODELS).await;
+    let (secret, id) = key(&setup, json!({"tags": ["team-a"]})).await;
+    let body = json!({"model": "gpt", "messages": [{"role": "user", "content": "price me"}]});
+    let response = call(&setup, &secret, &body).await;
+    assert_eq!(response.status(), 200);
+    let cost = header(&response, "x-switchyard-cost-usd").expect("cost header");
+    let prompt: u64 = header(&response, "x-switchyard-prompt-tokens")
+        .and_then(|v| v.parse().ok())
+        .expect("prompt tokens");
+    let overhead: u64 = header(&response, "x-switchyard-overhead-us")
+        .and_then(|v| v.parse().ok())
+        .expect("overhead");
+    assert!(overhead < 5_000_000, "{overhead} µs");
+    let answer: Value = response.json().await.expect("json");
+    assert_eq!(answer["usage"]["prompt_tokens"], prompt);
+    // 20 tokens of text and 5 of reasoning.
+    assert_eq!(answer["usage"]["completion_tokens"], 25);
+    // 2 of the prompt's tokens were cache reads ($1.25/M), the rest input ($2.50/M); 25 output
+    // tokens (5 of them reasoning, priced as output) at $10/M; in nano-dollars:
+    let expected = (prompt as i64 - 2) * 2_500 + 2 * 1_250 + 25 * 10_000;
+    assert_eq!(cost, dollars(expected));
+    let found = records(&setup, &id, 1).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    let record = &found[0];
+    assert_eq!(record.cost_nanos, expected);
+    assert_eq!(
+        (record.prompt_tokens, record.completion_tokens),
+        (prompt, 25)
+    );
+    assert_eq!((record.cache_read_tokens, record.reasoning_tokens), (2, 5));
+    assert_eq!(record.tags, ["team-a", "nightly", "eval"]);
+    assert_eq!(record.model, "gpt");
+    assert_eq!(
+        record.deployment.as_deref(),
+        Some("openai_compatible/echo?tokens=20&cached_tokens=2&reasoning_tokens=5")
+    );
+    assert_eq!(
+        (record.status, record.attempts, record.stream),
+        (200, 1, false)
+    );
+    assert!(!record.unpriced && !record.estimated && !record.cache_hit);
+}
+
+#[tokio::test]
+async fn streamed_calls_are_recorded_at_their_real_cost_in_both_dialects() {
+    let setup = start_keys(MODELS).await;
+    let (secret, id) = key(&setup, json!({})).await;
+    // OpenAI without `include_usage`: the gateway asks the upstream for usage anyway.
+    let body = json!({"model": "gpt", "stream": true, "messages": [{"role": "user", "content": "stream me"}]});
+    let response = call(&setup, &secret, &body).await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.expect("stream");
+    assert!(
+        !text.contains("\"usage\":{"),
+        "usage not asked for, not sent: {text}"
+    );
+    // Anthropic: usage arrives in message_start and message_delta.
+    let response = setup
+        .client
+        .post(setup.url("/v1/messages"))
+        .header("x-api-key", &secret)
+        .header("anthropic-version", "2023-06-01")
+        .json(
+            &json!({"model": "claude", "max_tokens": 100, "stream": true,
+            "messages": [{"role": "user", "content": "stream me too"}]}),
+        )
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    let _ = response.text().await.expect("stream");
+    let found = records(&setup, &id, 2).await;
+    assert_eq!(found.len(), 2, "{found:?}");
+    for record in &found {
+        assert!(record.stream);
+        assert!(record.prompt_tokens > 0, "{record:?}");
+        assert!(record.ttft_ms.is_some());
+    }
+    let openai = &found[0];
+    assert_eq!(openai.completion_tokens, 25, "{openai:?}");
+    assert_eq!(openai.reasoning_tokens, 5, "{openai:?}");
+    assert_eq!(
+        openai.cost_nanos,
+        (openai.prompt_tokens as i64 - 2) * 2_500 + 2 * 1_250 + 25 * 10_000
+    );
+    let anthropic = &found[1];
+    assert_eq!(anthropic.completion_tokens, 20, "{anthropic:?}");
+    assert_eq!(
+        anthropic.cost_nanos,
+        anthropic.prompt_tokens as i64 * 3_000 + 20 * 15_000
+    );
+}
+
+#[tokio::test]
+async fn an_unpriced_model_costs_nothing_and_says_so() {
+    let setup = start_keys(MODELS).await;
+    let (secret, id) = key(&setup, json!({})).await;
+    let body = json!({"model": "free", "messages": [{"role": "user", "content": "hi"}]});
+    let response = call(&setup, &secret, &body).await;
+    assert_eq!(
+        header(&response, "x-switchyard-cost-usd").as_deref(),
+        Some("0")
+    );
+    let found = records(&setup, &id, 1).await;
+    assert!(found[0].unpriced);
+}
+
+/// A key whose budget fits exactly `calls` calls of `gpt-priced-0` with `max_tokens: 10`
+/// (each costs, and reserves, 10 × $0.001).
+fn budget_for(calls: u32) -> Value {
+    json!({"limits": {"budget": {"max_usd": format!("{}", f64::from(calls) * 0.01), "period": "daily"}}})
+}
+
+fn priced_call() -> Value {
+    json!({"model": "gpt-priced-0", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]})
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_calls_against_a_budget_for_ten_get_exactly_ten() {
+    let setup = start_keys(MODELS).await;
+    let (secret, id) = key(&setup, budget_for(10)).await;
+    let body = priced_call();
+    let calls = (0..100).map(|_| call(&setup, &secret, &body));
+    let responses = futures_util::future::join_all(calls).await;
+    let mut statuses: Vec<u16> = responses.iter().map(|r| r.status().as_u16()).collect();
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        10,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 402).count(),
+        90,
+        "{statuses:?}"
+    );
+    let refused = responses
+        .into_iter()
+        .find(|r| r.status() == 402)
+        .expect("a refusal");
+    let error: Value = refused.json().await.expect("json");
+    assert_eq!(error["error"]["code"], "budget_exceeded");
+    let message = error["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(&format!("key {id}")), "{message}");
+    assert!(message.contains("daily budget"), "{message}");
+    assert!(message.contains("T00:00:00Z"), "{message}");
+    // Spent exactly: the records add up to the budget, and the next call is refused too.
+    let found = records(&setup, &id, 10).await;
+    assert_eq!(found.len(), 10);
+    assert_eq!(found.iter().map(|r| r.cost_nanos).sum::<i64>(), 100_000_000);
+    assert_eq!(call(&setup, &secret, &priced_call()).await.status(), 402);
+}
+
+#[tokio::test]
+async fn an_anthropic_client_over_budget_gets_a_billing_error() {
+    let setup = start_keys(MODELS).await;
+    let (secret, _) = key(&setup, budget_for(0)).await;
+    let response = setup
+        .client
+        .post(setup.url("/v1/messages"))
+        .header("x-api-key", &secret)
+        .header("anthropic-version", "2023-06-01")
+        .json(&json!({"model": "gpt-priced-0", "max_tokens": 10,
+            "messages": [{"role": "user", "content": "x"}]}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 402);
+    let error: Value = response.json().await.expect("json");
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["error"]["type"], "billing_error");
+}
+
+#[tokio::test]
+async fn team_budgets_hold_over_all_of_the_teams_keys() {
+    let setup = start_keys(MODELS).await;
+    let (status, team) = setup
+        .admin(
+            MASTER,
+            Method::POST,
+            "/admin/teams",
+            &json!({"name": "budgeted", "limits": {"budget": {"max_usd": "0.03", "period": "monthly"}}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{team}");
+    let team_id = team["id"].as_str().expect("id");
+    let (first, _) = key(&setup, json!({"team_id": team_id})).await;
+    let (second, _) = key(&setup, json!({"team_id": team_id})).await;
+    let mut statuses = Vec::new();
+    for secret in [&first, &second, &first, &second] {
+        statuses.push(call(&setup, secret, &priced_call()).await.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 402]);
+}
+
+#[tokio::test]
+async fn a_restart_keeps_the_budgets_spend() {
+    let folder = std::env::temp_dir().join(switchyard_store::new_id("sy-ledger"));
+    let yaml = format!(
+        "{MODELS}\nstore:\n  url: \"sqlite://{}\"\n",
+        folder.join("store.db").display()
+    );
+    let setup = start_keys(&yaml).await;
+    let (secret, _) = key(&setup, budget_for(3)).await;
+    for _ in 0..2 {
+        assert_eq!(call(&setup, &secret, &priced_call()).await.status(), 200);
+    }
+    // A graceful stop writes out the queued records.
+    let crate::support::Setup { gateway, mock, .. } = setup;
+    gateway.shutdown().await.expect("shut down");
+    drop(mock);
+    let setup = start_keys(&yaml).await;
+    assert_eq!(call(&setup, &secret, &priced_call()).await.status(), 200);
+    assert_eq!(call(&setup, &secret, &priced_call()).await.status(), 402);
+    let _ = std::fs::remove_dir_all(folder);
+}

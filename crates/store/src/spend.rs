@@ -1,0 +1,315 @@
+//! The ledger's tables: one record per model call, and daily aggregates per key, team, user,
+//! model, tag and overall, written together in one transaction so that a report (which reads
+//! only the aggregates) always equals the sum of the records.
+
+use std::collections::BTreeMap;
+
+use sqlx::Row;
+use switchyard_ledger::Day;
+
+use crate::model::{Daily, Dimension, SpendQuery, SpendRecord};
+use crate::{Store, StoreError, from_json, on_pool, plain_text, to_json};
+
+/// The sums kept per aggregate row.
+#[derive(Debug, Default, Clone, Copy)]
+struct Sums {
+    requests: i64,
+    failures: i64,
+    prompt: i64,
+    completion: i64,
+    cache_read: i64,
+    cache_write: i64,
+    reasoning: i64,
+    cost: i64,
+}
+
+impl Sums {
+    fn add(&mut self, record: &SpendRecord) {
+        let tokens = |count: u64| i64::try_from(count).unwrap_or(i64::MAX);
+        self.requests += 1;
+        self.failures += i64::from(record.status >= 400);
+        self.prompt += tokens(record.prompt_tokens);
+        self.completion += tokens(record.completion_tokens);
+        self.cache_read += tokens(record.cache_read_tokens);
+        self.cache_write += tokens(record.cache_write_tokens);
+        self.reasoning += tokens(record.reasoning_tokens);
+        self.cost += record.cost_nanos;
+    }
+}
+
+/// The aggregate rows a batch of records adds to: (dimension, value, day) → sums.
+fn aggregates(records: &[SpendRecord]) -> BTreeMap<(Dimension, String, String), Sums> {
+    let mut rows: BTreeMap<(Dimension, String, String), Sums> = BTreeMap::new();
+    for record in records {
+        let day = Day::of_ms(record.at).to_string();
+        let mut add = |dimension: Dimension, value: &str| {
+            rows.entry((dimension, value.to_owned(), day.clone()))
+                .or_default()
+                .add(record);
+        };
+        add(Dimension::All, "");
+        add(Dimension::Model, &record.model);
+        if let Some(key) = &record.key_id {
+            add(Dimension::Key, key);
+        }
+        if let Some(team) = &record.team_id {
+            add(Dimension::Team, team);
+        }
+        if let Some(user) = &record.user_id {
+            add(Dimension::User, user);
+        }
+        let mut tags: Vec<&String> = record.tags.iter().collect();
+        tags.sort();
+        tags.dedup();
+        for tag in tags {
+            add(Dimension::Tag, tag);
+        }
+    }
+    rows
+}
+
+impl Store {
+    /// Writes `records` and adds them to the daily aggregates, all in one transaction.
+    pub async fn record_spend(&self, records: &[SpendRecord]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        for record in records {
+            plain_text(
+                [
+                    Some(record.request_id.as_str()),
+                    record.key_id.as_deref(),
+                    record.team_id.as_deref(),
+                    record.user_id.as_deref(),
+                    Some(record.model.as_str()),
+                    record.deployment.as_deref(),
+                ]
+                .into_iter()
+                .chain(record.tags.iter().map(|tag| Some(tag.as_str()))),
+            )?;
+        }
+        let rows = aggregates(records);
+        on_pool!(self, |pool, begin, _lock| {
+            let mut tx = pool.begin_with(begin).await?;
+            // Bound parameters per statement stay well under both databases' limits.
+            for chunk in records.chunks(256) {
+                let mut insert = sqlx::QueryBuilder::new(
+                    "INSERT INTO spend (request_id, at, key_id, team_id, user_id, model, \
+                     deployment, kind, tags, prompt_tokens, completion_tokens, \
+                     cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_nanos, \
+                     estimated, unpriced, cache_hit, stream, status, attempts, latency_ms, \
+                     ttft_ms) ",
+                );
+                insert.push_values(chunk, |mut row, record| {
+                    let tokens = |count: u64| i64::try_from(count).unwrap_or(i64::MAX);
+                    row.push_bind(record.request_id.clone())
+                        .push_bind(record.at)
+                        .push_bind(record.key_id.clone())
+                        .push_bind(record.team_id.clone())
+                        .push_bind(record.user_id.clone())
+                        .push_bind(record.model.clone())
+                        .push_bind(record.deployment.clone())
+                        .push_bind(record.kind.clone())
+                        .push_bind(to_json(&record.tags))
+                        .push_bind(tokens(record.prompt_tokens))
+                        .push_bind(tokens(record.completion_tokens))
+                        .push_bind(tokens(record.cache_read_tokens))
+                        .push_bind(tokens(record.cache_write_tokens))
+                        .push_bind(tokens(record.reasoning_tokens))
+                        .push_bind(record.cost_nanos)
+                        .push_bind(record.estimated)
+                        .push_bind(record.unpriced)
+                        .push_bind(record.cache_hit)
+                        .push_bind(record.stream)
+                        .push_bind(i32::from(record.status))
+                        .push_bind(i32::try_from(record.attempts).unwrap_or(i32::MAX))
+                        .push_bind(record.latency_ms)
+                        .push_bind(record.ttft_ms);
+                });
+                insert.build().execute(&mut *tx).await?;
+            }
+            for ((dimension, value, day), sums) in &rows {
+                sqlx::query(
+                    "INSERT INTO spend_daily (dimension, value, day, requests, failures, \
+                     prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens, \
+                     reasoning_tokens, cost_nanos) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                     ON CONFLICT (dimension, value, day) DO UPDATE SET \
+                     requests = spend_daily.requests + excluded.requests, \
+                     failures = spend_daily.failures + excluded.failures, \
+                     prompt_tokens = spend_daily.prompt_tokens + excluded.prompt_tokens, \
+                     completion_tokens = spend_daily.completion_tokens + excluded.completion_tokens, \
+                     cache_read_tokens = spend_daily.cache_read_tokens + excluded.cache_read_tokens, \
+                     cache_write_tokens = spend_daily.cache_write_tokens + excluded.cache_write_tokens, \
+                     reasoning_tokens = spend_daily.reasoning_tokens + excluded.reasoning_tokens, \
+                     cost_nanos = spend_daily.cost_nanos + excluded.cost_nanos",
+                )
+                .bind(dimension.as_str())
+                .bind(value)
+                .bind(day)
+                .bind(sums.requests)
+                .bind(sums.failures)
+                .bind(sums.prompt)
+                .bind(sums.completion)
+                .bind(sums.cache_read)
+                .bind(sums.cache_write)
+                .bind(sums.reasoning)
+                .bind(sums.cost)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// What `value` of `dimension` spent from day `since` on, in nano-dollars (a budget's
+    /// spend in its period), from the daily aggregates.
+    pub async fn spent_since(
+        &self,
+        dimension: Dimension,
+        value: &str,
+        since: Day,
+    ) -> Result<i64, StoreError> {
+        let since = since.max(Day::from_days(0)).to_string();
+        on_pool!(self, |pool, _begin, _lock| {
+            let spent: Option<i64> = sqlx::query_scalar(
+                "SELECT CAST(SUM(cost_nanos) AS BIGINT) FROM spend_daily \
+                 WHERE dimension = $1 AND value = $2 AND day >= $3",
+            )
+            .bind(dimension.as_str())
+            .bind(value)
+            .bind(since)
+            .fetch_one(pool)
+            .await?;
+            Ok(spent.unwrap_or(0))
+        })
+    }
+
+    /// The daily aggregates of `dimension` from day `from` to day `to` (both included),
+    /// optionally of one value, by day then value.
+    pub async fn daily_spend(
+        &self,
+        dimension: Dimension,
+        value: Option<&str>,
+        from: Day,
+        to: Day,
+    ) -> Result<Vec<Daily>, StoreError> {
+        on_pool!(self, |pool, _begin, _lock| {
+            let rows = sqlx::query(
+                "SELECT dimension, value, day, requests, failures, prompt_tokens, \
+                 completion_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, \
+                 cost_nanos FROM spend_daily \
+                 WHERE dimension = $1 AND (CAST($2 AS TEXT) IS NULL OR value = $2) \
+                   AND day >= $3 AND day <= $4 \
+                 ORDER BY day, value LIMIT 100000",
+            )
+            .bind(dimension.as_str())
+            .bind(value)
+            .bind(from.to_string())
+            .bind(to.to_string())
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    let count = |name: &str| -> Result<u64, sqlx::Error> {
+                        Ok(u64::try_from(row.try_get::<i64, _>(name)?).unwrap_or(0))
+                    };
+                    Ok(Daily {
+                        dimension,
+                        value: row.try_get("value")?,
+                        day: row.try_get("day")?,
+                        requests: count("requests")?,
+                        failures: count("failures")?,
+                        prompt_tokens: count("prompt_tokens")?,
+                        completion_tokens: count("completion_tokens")?,
+                        cache_read_tokens: count("cache_read_tokens")?,
+                        cache_write_tokens: count("cache_write_tokens")?,
+                        reasoning_tokens: count("reasoning_tokens")?,
+                        cost_nanos: row.try_get("cost_nanos")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()
+        })
+    }
+
+    /// Raw records, oldest first, after position `query.after`, filtered by `query`.
+    pub async fn spend_records(&self, query: &SpendQuery) -> Result<Vec<SpendRecord>, StoreError> {
+        on_pool!(self, |pool, _begin, _lock| {
+            let rows = sqlx::query(
+                "SELECT seq, request_id, at, key_id, team_id, user_id, model, deployment, kind, \
+                 tags, prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens, \
+                 reasoning_tokens, cost_nanos, estimated, unpriced, cache_hit, stream, status, \
+                 attempts, latency_ms, ttft_ms FROM spend \
+                 WHERE seq > $1 AND at >= $2 AND at < $3 \
+                   AND (CAST($4 AS TEXT) IS NULL OR key_id = $4) \
+                   AND (CAST($5 AS TEXT) IS NULL OR team_id = $5) \
+                   AND (CAST($6 AS TEXT) IS NULL OR user_id = $6) \
+                   AND (CAST($7 AS TEXT) IS NULL OR model = $7) \
+                 ORDER BY seq LIMIT $8",
+            )
+            .bind(query.after)
+            .bind(query.from_ms)
+            .bind(query.to_ms)
+            .bind(query.key_id.as_deref())
+            .bind(query.team_id.as_deref())
+            .bind(query.user_id.as_deref())
+            .bind(query.model.as_deref())
+            .bind(i64::from(query.limit.clamp(1, 10_000)))
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    let count = |name: &str| -> Result<u64, sqlx::Error> {
+                        Ok(u64::try_from(row.try_get::<i64, _>(name)?).unwrap_or(0))
+                    };
+                    let tags: String = row.try_get("tags")?;
+                    let status: i32 = row.try_get("status")?;
+                    let attempts: i32 = row.try_get("attempts")?;
+                    Ok(SpendRecord {
+                        seq: row.try_get("seq")?,
+                        request_id: row.try_get("request_id")?,
+                        at: row.try_get("at")?,
+                        key_id: row.try_get("key_id")?,
+                        team_id: row.try_get("team_id")?,
+                        user_id: row.try_get("user_id")?,
+                        model: row.try_get("model")?,
+                        deployment: row.try_get("deployment")?,
+                        kind: row.try_get("kind")?,
+                        tags: from_json("tags", &tags)?,
+                        prompt_tokens: count("prompt_tokens")?,
+                        completion_tokens: count("completion_tokens")?,
+                        cache_read_tokens: count("cache_read_tokens")?,
+                        cache_write_tokens: count("cache_write_tokens")?,
+                        reasoning_tokens: count("reasoning_tokens")?,
+                        cost_nanos: row.try_get("cost_nanos")?,
+                        estimated: row.try_get("estimated")?,
+                        unpriced: row.try_get("unpriced")?,
+                        cache_hit: row.try_get("cache_hit")?,
+                        stream: row.try_get("stream")?,
+                        status: u16::try_from(status).unwrap_or(0),
+                        attempts: u32::try_from(attempts).unwrap_or(0),
+                        latency_ms: row.try_get("latency_ms")?,
+                        ttft_ms: row.try_get("ttft_ms")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()
+        })
+    }
+
+    /// Deletes up to `batch` raw records older than `before_ms` (the aggregates stay); returns
+    /// how many went. Small batches keep each transaction, and the locks it holds, short.
+    pub async fn prune_spend(&self, before_ms: i64, batch: u32) -> Result<u64, StoreError> {
+        on_pool!(self, |pool, _begin, _lock| {
+            let done = sqlx::query(
+                "DELETE FROM spend WHERE seq IN \
+                 (SELECT seq FROM spend WHERE at < $1 ORDER BY at, seq LIMIT $2)",
+            )
+            .bind(before_ms)
+            .bind(i64::from(batch.max(1)))
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected())
+        })
+    }
+}

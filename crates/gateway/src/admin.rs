@@ -1,4 +1,4 @@
-//! The admin API: keys, teams, users, "who am I", and the record of changes, as JSON over HTTP
+//! The admin API: keys, teams, users, "who am I", the record of changes and spend reports, as JSON over HTTP
 //! under `/admin/`. Every route authenticates like a model call (the master key, or a virtual
 //! key) and checks the caller's role; every change is written with its record (who, what,
 //! before, after) in one transaction, and drops what it touched from every instance's key
@@ -9,10 +9,12 @@
 //!
 //! # Layout
 //! - `keys`, `teams`, `users`: each entity's routes.
+//! - `spend`: usage reports (daily aggregates and raw records, JSON or CSV).
 //! - `check`: field validation and the team ceiling on keys.
 
 mod check;
 mod keys;
+mod spend;
 mod teams;
 mod users;
 
@@ -51,6 +53,8 @@ pub fn routes() -> Router<AppState> {
             "/admin/teams/{id}",
             get(teams::get).patch(teams::update).delete(teams::delete),
         )
+        .route("/admin/spend", get(spend::daily))
+        .route("/admin/spend/records", get(spend::records))
         .route("/admin/users", post(users::create).get(users::list))
         .route(
             "/admin/users/{id}",

@@ -1,4 +1,4 @@
-//! The admin commands (`keys`, `teams`, `users`, `whoami`): each one call to a running
+//! The admin commands (`keys`, `teams`, `users`, `whoami`, `spend`): each one call to a running
 //! gateway's admin API, its JSON answer printed to stdout. The gateway is `--url`
 //! (`SWITCHYARD_URL`), the caller `--key` (`SWITCHYARD_ADMIN_KEY`, else
 //! `SWITCHYARD_MASTER_KEY`).
@@ -44,6 +44,15 @@ pub struct LimitArgs {
     /// Requests in flight at once.
     #[arg(long)]
     max_parallel: Option<u64>,
+    /// The most that may be spent per budget period, in US dollars (`25`, `0.50`).
+    #[arg(long)]
+    budget_usd: Option<String>,
+    /// When the budget starts again: `daily`, `weekly`, `monthly` (default) or `none`.
+    #[arg(long, requires = "budget_usd")]
+    budget_period: Option<String>,
+    /// Spend past which a warning is given, once per period, in US dollars.
+    #[arg(long, requires = "budget_usd")]
+    soft_budget_usd: Option<String>,
 }
 
 impl LimitArgs {
@@ -58,12 +67,27 @@ impl LimitArgs {
                 limits.insert(name.to_owned(), json!(value));
             }
         }
+        if let Some(max) = &self.budget_usd {
+            let mut budget = Map::new();
+            budget.insert("max_usd".to_owned(), json!(max));
+            if let Some(period) = &self.budget_period {
+                budget.insert("period".to_owned(), json!(period));
+            }
+            if let Some(soft) = &self.soft_budget_usd {
+                budget.insert("soft_usd".to_owned(), json!(soft));
+            }
+            limits.insert("budget".to_owned(), Value::Object(budget));
+        }
         Value::Object(limits)
     }
 }
 
 /// `switchyard keys …`.
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once per process from the command line; its size does not matter"
+)]
 pub enum Keys {
     /// Creates a key and prints it, with its secret (shown this once).
     Create {
@@ -396,6 +420,25 @@ pub enum Admin {
     Users(Users),
     /// `whoami`.
     Whoami,
+    /// `spend`.
+    Spend(SpendArgs),
+}
+
+/// `switchyard spend`: what to report.
+#[derive(Debug, Args)]
+pub struct SpendArgs {
+    /// `key`, `team`, `user`, `model`, `tag` or `all` (default).
+    #[arg(long)]
+    by: Option<String>,
+    /// Only this key, team, user, model or tag.
+    #[arg(long)]
+    value: Option<String>,
+    /// The first day, `YYYY-MM-DD` (default: 29 days before `--to`).
+    #[arg(long)]
+    from: Option<String>,
+    /// The last day, `YYYY-MM-DD` (default: today, UTC).
+    #[arg(long)]
+    to: Option<String>,
 }
 
 /// Runs an admin command against the gateway `remote` names; prints the answer.
@@ -405,6 +448,19 @@ pub fn run(remote: &Remote, command: Admin) -> ExitCode {
         Admin::Teams(teams) => teams.call(),
         Admin::Users(users) => users.call(),
         Admin::Whoami => call(http::Method::GET, "/admin/whoami", None),
+        Admin::Spend(report) => call(
+            http::Method::GET,
+            with_query(
+                "/admin/spend",
+                &[
+                    ("by", report.by),
+                    ("value", report.value),
+                    ("from", report.from),
+                    ("to", report.to),
+                ],
+            ),
+            None,
+        ),
     };
     let Some(key) = remote
         .key

@@ -80,6 +80,13 @@ enum Command {
         #[command(flatten)]
         remote: cli::Remote,
     },
+    /// Reports spend and tokens, day by day, through a running gateway's admin API.
+    Spend {
+        #[command(flatten)]
+        report: cli::SpendArgs,
+        #[command(flatten)]
+        remote: cli::Remote,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -139,6 +146,7 @@ fn main() -> ExitCode {
         Command::Teams { command, remote } => cli::run(&remote, cli::Admin::Teams(command)),
         Command::Users { command, remote } => cli::run(&remote, cli::Admin::Users(command)),
         Command::Whoami { remote } => cli::run(&remote, cli::Admin::Whoami),
+        Command::Spend { report, remote } => cli::run(&remote, cli::Admin::Spend(report)),
         Command::PrintDefaults => {
             use std::io::Write;
             let _ = std::io::stdout().write_all(DEFAULT_CONFIG.as_bytes());

@@ -257,7 +257,7 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, query: RawQ
 }
 
 /// The key `id`, if the caller may read it (404 otherwise, as for a key that does not exist).
-async fn read(caller: &Caller, id: &str) -> Result<Key, ApiError> {
+pub(super) async fn read(caller: &Caller, id: &str) -> Result<Key, ApiError> {
     let id = id.to_owned();
     let key = caller
         .governance

@@ -136,7 +136,7 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, query: RawQ
 }
 
 /// The user `id`, if the caller may read it (404 otherwise).
-async fn read(caller: &Caller, id: &str) -> Result<User, ApiError> {
+pub(super) async fn read(caller: &Caller, id: &str) -> Result<User, ApiError> {
     let user_id = id.to_owned();
     let user = caller
         .governance

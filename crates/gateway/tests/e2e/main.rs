@@ -17,6 +17,7 @@ mod keys;
 mod ledger;
 mod limits;
 mod pipeline;
+mod reports;
 mod routing;
 mod support;
 mod vertex;

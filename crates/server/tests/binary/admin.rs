@@ -135,6 +135,40 @@ async fn keys_made_and_blocked_from_the_command_line_work_at_once() {
     assert_eq!(chat(&client, &gateway, secret).await, 401);
     assert_eq!(chat(&client, &gateway, fresh).await, 200);
 
+    // Budgets from the command line, and the key's spend reported: its three answered calls.
+    let (ok, budgeted, stderr) = admin(
+        &gateway,
+        MASTER,
+        &[
+            "keys",
+            "create",
+            "--budget-usd",
+            "5",
+            "--budget-period",
+            "daily",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        budgeted["limits"]["budget"],
+        json!({"max_usd": "5", "period": "daily"})
+    );
+    let mut requests = 0;
+    for _ in 0..100 {
+        let (ok, report, stderr) = admin(
+            &gateway,
+            MASTER,
+            &["spend", "--by", "key", "--value", key_id],
+        );
+        assert!(ok, "{stderr}");
+        requests = report["total"]["requests"].as_u64().unwrap_or(0);
+        if requests >= 3 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(requests, 3);
+
     let (ok, _, stderr) = admin(&gateway, "sy-wrong", &["keys", "list"]);
     assert!(!ok);
     assert!(stderr.starts_with("401"), "{stderr}");

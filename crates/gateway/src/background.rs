@@ -70,6 +70,25 @@ impl Background {
         name: &'static str,
         capacity: usize,
         batch: usize,
+        sink: F,
+    ) -> Queue<T>
+    where
+        T: Send + 'static,
+        F: FnMut(Vec<T>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send,
+    {
+        self.lingering_queue(name, capacity, batch, Duration::ZERO, sink)
+    }
+
+    /// [`Background::queue`] whose sink waits, once an item arrives, up to `linger` for more
+    /// (until `batch` are in hand): fewer, larger batches for a sink that pays per batch (a
+    /// database transaction). Shutdown does not wait.
+    pub fn lingering_queue<T, F, Fut>(
+        &self,
+        name: &'static str,
+        capacity: usize,
+        batch: usize,
+        linger: Duration,
         mut sink: F,
     ) -> Queue<T>
     where
@@ -88,6 +107,22 @@ impl Background {
                     received = receiver.recv_many(&mut items, batch) => {
                         if received == 0 {
                             return;
+                        }
+                        if !linger.is_zero() {
+                            let until = tokio::time::Instant::now() + linger;
+                            while items.len() < batch {
+                                let room = batch - items.len();
+                                tokio::select! {
+                                    biased;
+                                    () = closing.cancelled() => break,
+                                    more = receiver.recv_many(&mut items, room) => {
+                                        if more == 0 {
+                                            break;
+                                        }
+                                    }
+                                    () = tokio::time::sleep_until(until) => break,
+                                }
+                            }
                         }
                         sink(items).await;
                     }
@@ -166,6 +201,11 @@ impl<T> Queue<T> {
         }
     }
 
+    /// Items waiting.
+    pub fn depth(&self) -> usize {
+        self.sender.max_capacity() - self.sender.capacity()
+    }
+
     /// Items refused so far.
     pub fn refused(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)
@@ -198,6 +238,41 @@ mod tests {
         let written = written.lock().expect("lock");
         assert_eq!(*written, (0..5_000).collect::<Vec<_>>());
         assert!(!queue.push(1), "a closed queue takes nothing");
+    }
+
+    /// A lingering queue gathers items that trickle in into one batch, and still writes out
+    /// at once on shutdown.
+    #[tokio::test(start_paused = true)]
+    async fn a_lingering_queue_gathers_a_trickle_into_one_batch() {
+        let background = Background::on(Handle::current());
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let sink_batches = Arc::clone(&batches);
+        let queue = background.lingering_queue(
+            "test",
+            100,
+            50,
+            Duration::from_millis(100),
+            move |items: Vec<u32>| {
+                let batches = Arc::clone(&sink_batches);
+                async move { batches.lock().expect("lock").push(items) }
+            },
+        );
+        for item in 0..10 {
+            assert!(queue.push(item));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            *batches.lock().expect("lock"),
+            [(0..10).collect::<Vec<_>>()]
+        );
+        assert!(queue.push(10));
+        assert!(background.shutdown(Duration::from_secs(1)).await);
+        assert_eq!(
+            batches.lock().expect("lock").len(),
+            2,
+            "written at shutdown"
+        );
     }
 
     #[tokio::test]

@@ -40,8 +40,18 @@ impl Sums {
 /// The aggregate rows a batch of records adds to: (dimension, value, day) → sums.
 fn aggregates(records: &[SpendRecord]) -> BTreeMap<(Dimension, String, String), Sums> {
     let mut rows: BTreeMap<(Dimension, String, String), Sums> = BTreeMap::new();
+    // Records of a batch share their day but for the one around midnight.
+    let mut last: Option<(Day, String)> = None;
     for record in records {
-        let day = Day::of_ms(record.at).to_string();
+        let today = Day::of_ms(record.at);
+        let day = match &last {
+            Some((known, text)) if *known == today => text.clone(),
+            _ => {
+                let text = today.to_string();
+                last = Some((today, text.clone()));
+                text
+            }
+        };
         let mut add = |dimension: Dimension, value: &str| {
             rows.entry((dimension, value.to_owned(), day.clone()))
                 .or_default()
@@ -68,6 +78,68 @@ fn aggregates(records: &[SpendRecord]) -> BTreeMap<(Dimension, String, String), 
     rows
 }
 
+/// The columns a record fills, in order.
+macro_rules! columns {
+    () => {
+        "request_id, at, key_id, team_id, user_id, model, deployment, kind, tags, prompt_tokens, \
+         completion_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_nanos, \
+         estimated, unpriced, cache_hit, stream, status, attempts, latency_ms, ttft_ms"
+    };
+}
+
+/// Rows per insert statement: a batch goes as statements of these sizes (largest first), so
+/// that each statement's text is one of a few, prepared once per connection and cached,
+/// rather than a statement of N rows parsed per batch.
+const CHUNKS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
+
+/// The insert of `rows` records (one of [`CHUNKS`]) for `kind`: `$n` parameters for
+/// PostgreSQL, `?` for SQLite (whose lookup of numbered parameters by name makes binding a
+/// long statement's parameters quadratic).
+fn insert_sql(rows: usize, kind: crate::Kind) -> &'static str {
+    static TEXTS: std::sync::OnceLock<[Vec<String>; 2]> = std::sync::OnceLock::new();
+    let texts = TEXTS.get_or_init(|| {
+        [false, true].map(|numbered| {
+            CHUNKS
+                .iter()
+                .map(|&rows| {
+                    let mut sql =
+                        concat!("INSERT INTO spend (", columns!(), ") VALUES ").to_owned();
+                    let mut n = 1;
+                    for row in 0..rows {
+                        sql.push_str(if row == 0 { "(" } else { ", (" });
+                        for column in 0..COLUMNS {
+                            if column > 0 {
+                                sql.push_str(", ");
+                            }
+                            if numbered {
+                                sql.push('$');
+                                sql.push_str(&n.to_string());
+                            } else {
+                                sql.push('?');
+                            }
+                            n += 1;
+                        }
+                        sql.push(')');
+                    }
+                    sql
+                })
+                .collect()
+        })
+    });
+    let dialect = match kind {
+        crate::Kind::Sqlite => 0,
+        crate::Kind::Postgres => 1,
+    };
+    let index = CHUNKS
+        .iter()
+        .position(|&size| size == rows)
+        .unwrap_or(CHUNKS.len() - 1);
+    &texts[dialect][index]
+}
+
+/// The number of columns in [`columns!`].
+const COLUMNS: usize = 23;
+
 impl Store {
     /// Writes `records` and adds them to the daily aggregates, all in one transaction.
     pub async fn record_spend(&self, records: &[SpendRecord]) -> Result<(), StoreError> {
@@ -89,44 +161,47 @@ impl Store {
             )?;
         }
         let rows = aggregates(records);
+        let kind = self.kind();
         on_pool!(self, |pool, begin, _lock| {
             let mut tx = pool.begin_with(begin).await?;
-            // Bound parameters per statement stay well under both databases' limits.
-            for chunk in records.chunks(256) {
-                let mut insert = sqlx::QueryBuilder::new(
-                    "INSERT INTO spend (request_id, at, key_id, team_id, user_id, model, \
-                     deployment, kind, tags, prompt_tokens, completion_tokens, \
-                     cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_nanos, \
-                     estimated, unpriced, cache_hit, stream, status, attempts, latency_ms, \
-                     ttft_ms) ",
-                );
-                insert.push_values(chunk, |mut row, record| {
+            let mut rest = records;
+            while !rest.is_empty() {
+                let size = CHUNKS
+                    .iter()
+                    .copied()
+                    .find(|&size| size <= rest.len())
+                    .unwrap_or(1);
+                let (chunk, after) = rest.split_at(size);
+                rest = after;
+                let mut insert = sqlx::query(insert_sql(size, kind));
+                for record in chunk {
                     let tokens = |count: u64| i64::try_from(count).unwrap_or(i64::MAX);
-                    row.push_bind(record.request_id.clone())
-                        .push_bind(record.at)
-                        .push_bind(record.key_id.clone())
-                        .push_bind(record.team_id.clone())
-                        .push_bind(record.user_id.clone())
-                        .push_bind(record.model.clone())
-                        .push_bind(record.deployment.clone())
-                        .push_bind(record.kind.clone())
-                        .push_bind(to_json(&record.tags))
-                        .push_bind(tokens(record.prompt_tokens))
-                        .push_bind(tokens(record.completion_tokens))
-                        .push_bind(tokens(record.cache_read_tokens))
-                        .push_bind(tokens(record.cache_write_tokens))
-                        .push_bind(tokens(record.reasoning_tokens))
-                        .push_bind(record.cost_nanos)
-                        .push_bind(record.estimated)
-                        .push_bind(record.unpriced)
-                        .push_bind(record.cache_hit)
-                        .push_bind(record.stream)
-                        .push_bind(i32::from(record.status))
-                        .push_bind(i32::try_from(record.attempts).unwrap_or(i32::MAX))
-                        .push_bind(record.latency_ms)
-                        .push_bind(record.ttft_ms);
-                });
-                insert.build().execute(&mut *tx).await?;
+                    insert = insert
+                        .bind(record.request_id.as_str())
+                        .bind(record.at)
+                        .bind(record.key_id.as_deref())
+                        .bind(record.team_id.as_deref())
+                        .bind(record.user_id.as_deref())
+                        .bind(record.model.as_str())
+                        .bind(record.deployment.as_deref())
+                        .bind(record.kind.as_str())
+                        .bind(to_json(&record.tags))
+                        .bind(tokens(record.prompt_tokens))
+                        .bind(tokens(record.completion_tokens))
+                        .bind(tokens(record.cache_read_tokens))
+                        .bind(tokens(record.cache_write_tokens))
+                        .bind(tokens(record.reasoning_tokens))
+                        .bind(record.cost_nanos)
+                        .bind(record.estimated)
+                        .bind(record.unpriced)
+                        .bind(record.cache_hit)
+                        .bind(record.stream)
+                        .bind(i32::from(record.status))
+                        .bind(i32::try_from(record.attempts).unwrap_or(i32::MAX))
+                        .bind(record.latency_ms)
+                        .bind(record.ttft_ms);
+                }
+                insert.execute(&mut *tx).await?;
             }
             for ((dimension, value, day), sums) in &rows {
                 sqlx::query(

@@ -137,6 +137,11 @@ impl Governance {
             .store(key.map(|key| Arc::new(secret::digest(key.expose()))));
     }
 
+    /// The connection to the Redis key changes travel through, when the gateway has Redis.
+    pub fn redis(&self) -> Option<Arc<ArcSwapOption<redis::aio::ConnectionManager>>> {
+        self.notify.as_ref().map(notify::Notify::connection)
+    }
+
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store

@@ -9,22 +9,33 @@
 //!
 //! # Layout
 //! - [`budget`]: reservations before a call and settlement after it, per key, team and user.
+//! - [`remote`]: the same in Redis, exact across instances.
 
 pub mod budget;
+pub mod remote;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
+use redis::aio::ConnectionManager;
 use switchyard_ledger::{Budget, Day, Usd};
 use switchyard_store::{Dimension, SpendRecord, Store, StoreError};
 use tracing::{error, info, warn};
 
 use crate::background::{Background, Queue};
 use crate::config::ConfigFile;
+use crate::config::file::OutagePolicy;
 use crate::governance::Principal;
-use budget::{Budgets, Scope};
+use budget::{Budgets, Crossed, Scope};
+use remote::{RemoteBudgets, RemoteError};
 
 /// Records written per transaction, at most.
 const BATCH: usize = 512;
+
+/// How long the writer waits for more records once one arrives: a transaction per 100 ms at
+/// most under steady traffic, rather than one per call.
+const LINGER: Duration = Duration::from_millis(100);
 
 /// Raw records deleted per statement by the retention task.
 const PRUNE_BATCH: u32 = 1000;
@@ -43,17 +54,27 @@ pub struct Ledger {
     /// Output tokens reserved when neither the call nor the price table bounds them.
     pub reserve_output_tokens: u64,
     timeout: Duration,
+    /// Budgets in Redis, when the gateway has Redis (else in this process).
+    remote: Option<Arc<RemoteBudgets>>,
+    /// What a reservation does when Redis does not answer (`limits.on_redis_error`).
+    policy: OutagePolicy,
 }
 
 impl Ledger {
-    /// Starts the ledger on `store`: its writing queue and retention task run on
-    /// `background`.
-    pub fn start(store: Store, config: &ConfigFile, background: &Background) -> Ledger {
+    /// Starts the ledger on `store`, with its budgets in the Redis behind `redis` when given:
+    /// its writing queue and retention task run on `background`.
+    pub fn start(
+        store: Store,
+        config: &ConfigFile,
+        background: &Background,
+        redis: Option<Arc<ArcSwapOption<ConnectionManager>>>,
+    ) -> Ledger {
         let writer = store.clone();
-        let queue = background.queue(
+        let queue = background.lingering_queue(
             "spend records",
             config.ledger.queue_capacity.max(1),
             BATCH,
+            LINGER,
             move |batch: Vec<SpendRecord>| {
                 let store = writer.clone();
                 async move { write(&store, batch).await }
@@ -70,6 +91,17 @@ impl Ledger {
             background: background.clone(),
             reserve_output_tokens: config.ledger.reserve_output_tokens,
             timeout: crate::governance::store_timeout(config),
+            remote: redis.map(|connection| {
+                // A budget waits on Redis as long as on the store (`store.timeout_secs`), not the
+                // rate limits' `limits.redis_timeout_ms`: a reservation that times out falls back
+                // to this instance's own count, which is not exact across instances.
+                Arc::new(RemoteBudgets::new(
+                    connection,
+                    &config.redis.prefix,
+                    crate::governance::store_timeout(config),
+                ))
+            }),
+            policy: config.limits.on_redis_error,
         }
     }
 
@@ -83,18 +115,46 @@ impl Ledger {
         self.queue.push(record);
     }
 
+    /// Records waiting to be written.
+    pub fn queued(&self) -> usize {
+        self.queue.depth()
+    }
+
     /// Records dropped because the queue was full.
     pub fn dropped(&self) -> u64 {
         self.queue.refused()
     }
 
-    /// Reserves `amount` against `applying` today, within the store's time limit.
+    /// Reserves `amount` against `applying` today: in Redis when the gateway has it (on a
+    /// Redis outage, in this process or refused, as `limits.on_redis_error` says), else in
+    /// this process; within the store's time limit.
     pub async fn reserve(
         &self,
         applying: &[(Scope, Budget)],
         amount: Usd,
     ) -> Result<Result<budget::Reservation, budget::Exceeded>, StoreError> {
         let today = Day::of_ms(switchyard_store::now_ms());
+        if let Some(remote) = &self.remote {
+            let (remote, held, store) = (Arc::clone(remote), applying.to_vec(), self.store.clone());
+            let decided = tokio::time::timeout(
+                self.timeout,
+                self.background
+                    .run(async move { remote.reserve(&held, amount, today, &store).await }),
+            )
+            .await;
+            match decided {
+                Ok(Some(Ok(result))) => return Ok(result),
+                Ok(Some(Err(RemoteError::Store(error)))) => return Err(error),
+                Ok(None) => return Err(StoreError::Unavailable("shutting down")),
+                Ok(Some(Err(RemoteError::Redis(error)))) => {
+                    warn!(%error, "Redis did not answer a budget reservation");
+                }
+                Err(_) => warn!("Redis did not answer a budget reservation in time"),
+            }
+            if self.policy == OutagePolicy::Closed {
+                return Err(StoreError::Unavailable("redis is not answering"));
+            }
+        }
         match tokio::time::timeout(
             self.timeout,
             self.budgets
@@ -107,8 +167,9 @@ impl Ledger {
         }
     }
 
-    /// Settles `reservation` with the call's real `cost`; a budget this takes past its soft
-    /// limit is logged (once per period).
+    /// Settles `reservation` with the call's real `cost` (in Redis on the background runtime
+    /// when it was held there); a budget this takes past its soft limit is logged, once per
+    /// period.
     pub fn settle(
         &self,
         reservation: budget::Reservation,
@@ -116,17 +177,36 @@ impl Ledger {
         applying: &[(Scope, Budget)],
     ) {
         let today = Day::of_ms(switchyard_store::now_ms());
+        if let (Some(remote), true) = (&self.remote, reservation.lease.is_some()) {
+            let (remote, applying) = (Arc::clone(remote), applying.to_vec());
+            self.background.spawn(async move {
+                match remote.settle(&reservation, cost, &applying, today).await {
+                    Ok(crossed) => crossed.iter().for_each(soft_limit_passed),
+                    Err(error) => warn!(
+                        %error,
+                        cost_usd = %cost,
+                        "A budget settlement did not reach Redis: the hold lapses with its lease"
+                    ),
+                }
+            });
+            return;
+        }
         for crossed in self.budgets.settle(reservation, cost, applying, today) {
-            warn!(
-                budget = %crossed.scope.describe(),
-                spent_usd = %crossed.spent,
-                soft_usd = %crossed.budget.soft_usd.unwrap_or_default(),
-                max_usd = %crossed.budget.max_usd,
-                period = crossed.budget.period.as_str(),
-                "Budget passed its soft limit"
-            );
+            soft_limit_passed(&crossed);
         }
     }
+}
+
+/// Tells the log a budget passed its soft limit.
+fn soft_limit_passed(crossed: &Crossed) {
+    warn!(
+        budget = %crossed.scope.describe(),
+        spent_usd = %crossed.spent,
+        soft_usd = %crossed.budget.soft_usd.unwrap_or_default(),
+        max_usd = %crossed.budget.max_usd,
+        period = crossed.budget.period.as_str(),
+        "Budget passed its soft limit"
+    );
 }
 
 /// The budgets that apply to `principal`'s calls: its key's, team's and user's.

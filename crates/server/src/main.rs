@@ -14,6 +14,7 @@ use switchyard_gateway::config::{
 };
 use switchyard_gateway::governance::{Governance, open_store};
 use switchyard_gateway::ledger::Ledger;
+use switchyard_gateway::telemetry::Metrics;
 use switchyard_gateway::workers::Workers;
 use switchyard_ledger::PriceTable;
 use tracing::{info, warn};
@@ -206,7 +207,7 @@ fn run_serve(
     // outlives the workers and flushes it after they drained.
     let background = Background::on(control.handle().clone());
     let mut shared = Shared::new(background.clone());
-    let mut store = None;
+    let (mut store, mut redis) = (None, None);
     match mode {
         AuthMode::Keys => {
             let governance = control
@@ -214,6 +215,7 @@ fn run_serve(
                 .context("cannot open the store (store.url)")?;
             info!(store = ?governance.store().kind(), "Model calls need a key");
             store = Some(governance.store().clone());
+            redis = governance.redis();
             shared = shared.with_governance(Arc::new(governance));
         }
         AuthMode::None if addr.ip().is_loopback() => info!(
@@ -239,7 +241,10 @@ fn run_serve(
             prices = %PriceTable::shipped().date,
             "Recording spend"
         );
-        shared = shared.with_ledger(Arc::new(Ledger::start(store, &config, &background)));
+        shared = shared.with_ledger(Arc::new(Ledger::start(store, &config, &background, redis)));
+    }
+    if config.metrics.enabled {
+        shared = shared.with_metrics(Arc::new(Metrics::new()));
     }
     let shared = Arc::new(shared);
     let started = reload::Started {

@@ -62,10 +62,12 @@ pub struct Budgets {
 /// A call's hold on its budgets, released when it ends.
 #[derive(Debug)]
 pub struct Reservation {
-    /// The budgets held.
-    scopes: Vec<Scope>,
+    /// The budgets held, with the first day of the period each was held in.
+    pub(super) scopes: Vec<(Scope, Day)>,
     /// How much, nano-dollars.
-    amount: i64,
+    pub(super) amount: i64,
+    /// The hold's name in Redis (`None`: held in this process).
+    pub(super) lease: Option<String>,
 }
 
 /// Why a call was refused.
@@ -137,8 +139,12 @@ impl Budgets {
             state.reserved = state.reserved.saturating_add(amount);
         }
         Ok(Ok(Reservation {
-            scopes: applying.iter().map(|(scope, _)| scope.clone()).collect(),
+            scopes: applying
+                .iter()
+                .map(|(scope, budget)| (scope.clone(), budget.period.start(today)))
+                .collect(),
             amount,
+            lease: None,
         }))
     }
 
@@ -154,7 +160,7 @@ impl Budgets {
     ) -> Vec<Crossed> {
         let mut states = self.lock();
         let mut crossed = Vec::new();
-        for scope in &reservation.scopes {
+        for (scope, _) in &reservation.scopes {
             let Some((_, budget)) = applying.iter().find(|(applies, _)| applies == scope) else {
                 // The budget was removed meanwhile: nothing to count against.
                 if let Some(state) = states.get_mut(scope) {

@@ -317,3 +317,33 @@ async fn a_restart_keeps_the_budgets_spend() {
     assert_eq!(call(&setup, &secret, &priced_call()).await.status(), 402);
     let _ = std::fs::remove_dir_all(folder);
 }
+
+#[tokio::test]
+async fn two_instances_sharing_redis_hold_a_budget_exactly() {
+    let Some((a, b, _database)) = crate::limits::pair_of(MODELS, None, "").await else {
+        return;
+    };
+    let (secret, id) = key(&a, budget_for(10)).await;
+    let body = priced_call();
+    let calls = (0..100).map(|n| call(if n % 2 == 0 { &a } else { &b }, &secret, &body));
+    let responses = futures_util::future::join_all(calls).await;
+    let answered: Vec<usize> = responses
+        .iter()
+        .enumerate()
+        .filter(|(_, response)| response.status() == 200)
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(answered.len(), 10, "{answered:?}");
+    assert!(
+        responses
+            .iter()
+            .all(|r| [200, 402].contains(&r.status().as_u16())),
+        "only answers and budget refusals"
+    );
+    // Both instances write to the one store: its records add up to the budget, and neither
+    // instance lets another call through.
+    let found = records(&a, &id, 10).await;
+    assert_eq!(found.iter().map(|r| r.cost_nanos).sum::<i64>(), 100_000_000);
+    assert_eq!(call(&a, &secret, &priced_call()).await.status(), 402);
+    assert_eq!(call(&b, &secret, &priced_call()).await.status(), 402);
+}

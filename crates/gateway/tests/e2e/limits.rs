@@ -252,6 +252,15 @@ async fn calls_in_flight_are_limited_until_they_end() {
 /// config; `None` without a test Redis. The PostgreSQL database made for them goes when the
 /// returned guard does.
 async fn pair(redis: Option<&str>, extra: &str) -> Option<(Setup, Setup, Database)> {
+    pair_of(MODELS, redis, extra).await
+}
+
+/// [`pair`] with the model groups `models`.
+pub(crate) async fn pair_of(
+    models: &str,
+    redis: Option<&str>,
+    extra: &str,
+) -> Option<(Setup, Setup, Database)> {
     let Ok(test_redis) = std::env::var("SWITCHYARD_TEST_REDIS_URL") else {
         eprintln!("skipped: SWITCHYARD_TEST_REDIS_URL is not set");
         return None;
@@ -261,7 +270,7 @@ async fn pair(redis: Option<&str>, extra: &str) -> Option<(Setup, Setup, Databas
         "redis:\n  url: \"{redis}\"\n  prefix: \"{}\"\n",
         switchyard_store::new_id("sy-test")
     );
-    Some(instances(&redis, extra).await)
+    Some(instances(models, &redis, extra).await)
 }
 
 /// Two gateways sharing PostgreSQL and no Redis, or `None` without a test PostgreSQL.
@@ -270,12 +279,12 @@ async fn postgres_pair() -> Option<(Setup, Setup, Database)> {
         eprintln!("skipped: SWITCHYARD_TEST_POSTGRES_URL is not set");
         return None;
     }
-    Some(instances("", "").await)
+    Some(instances(MODELS, "", "").await)
 }
 
 /// Two gateways sharing a store (a fresh PostgreSQL database when the tests have one, else a
 /// SQLite file), with `shared` and `extra` config.
-async fn instances(shared: &str, extra: &str) -> (Setup, Setup, Database) {
+async fn instances(models: &str, shared: &str, extra: &str) -> (Setup, Setup, Database) {
     let prefix = switchyard_store::new_id("sy-test");
     let (store, database) = match std::env::var("SWITCHYARD_TEST_POSTGRES_URL") {
         Ok(server) => {
@@ -297,13 +306,13 @@ async fn instances(shared: &str, extra: &str) -> (Setup, Setup, Database) {
         }
     };
     let yaml = format!(
-        "{MODELS}\nstore:\n  url: \"{store}\"\n{shared}auth:\n  master_key: {MASTER}\n{extra}"
+        "{models}\nstore:\n  url: \"{store}\"\n{shared}auth:\n  master_key: {MASTER}\n{extra}"
     );
     (start_keys(&yaml).await, start_keys(&yaml).await, database)
 }
 
 /// A test database, dropped (connections and all) when this goes.
-struct Database(Option<(String, String)>);
+pub(crate) struct Database(Option<(String, String)>);
 
 impl Drop for Database {
     fn drop(&mut self) {

@@ -10,6 +10,7 @@ use switchyard_gateway::config::validate;
 use switchyard_gateway::governance::Governance;
 use switchyard_gateway::ledger::Ledger;
 use switchyard_gateway::pipeline::Hook;
+use switchyard_gateway::telemetry::Metrics;
 use switchyard_gateway::{Gateway, Runtime, Shared};
 use switchyard_mock::MockServer;
 
@@ -42,7 +43,12 @@ pub async fn start_with(models_yaml: &str, hooks: Vec<Arc<dyn Hook>>) -> Setup {
         .replace("{MOCK}", &format!("{}/v1", mock.base_url()))
         .replace("{MOCK_ROOT}", &mock.base_url());
     let config = validate(&text, &HashMap::<String, String>::new()).expect("valid test config");
-    let shared = shared(hooks);
+    let mut shared = Shared::new(Background::on(tokio::runtime::Handle::current()));
+    shared.hooks = hooks;
+    if config.metrics.enabled {
+        shared = shared.with_metrics(Arc::new(Metrics::new()));
+    }
+    let shared = Arc::new(shared);
     let runtime = Runtime::build(&config, &shared)
         .await
         .expect("runtime builds");
@@ -86,7 +92,11 @@ pub async fn start_keys(models_yaml: &str) -> Setup {
             governance.store().clone(),
             &config,
             &background,
+            governance.redis(),
         )));
+    }
+    if config.metrics.enabled {
+        shared = shared.with_metrics(Arc::new(Metrics::new()));
     }
     let shared = Arc::new(shared.with_governance(Arc::new(governance)));
     let runtime = Runtime::build(&config, &shared)

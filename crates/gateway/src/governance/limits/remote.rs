@@ -126,15 +126,16 @@ end
 return 1
 ";
 
-pub(super) fn script(code: &'static str) -> &'static redis::Script {
-    static ADMIT_SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
-    static SETTLE_SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
-    let cell = if std::ptr::eq(code, ADMIT) {
-        &ADMIT_SCRIPT
-    } else {
-        &SETTLE_SCRIPT
-    };
-    cell.get_or_init(|| redis::Script::new(code))
+/// The admission script, loaded once.
+pub(super) fn admit_script() -> &'static redis::Script {
+    static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+    SCRIPT.get_or_init(|| redis::Script::new(ADMIT))
+}
+
+/// The settlement script, loaded once.
+pub(super) fn settle_script() -> &'static redis::Script {
+    static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+    SCRIPT.get_or_init(|| redis::Script::new(SETTLE))
 }
 
 impl Shared {
@@ -201,7 +202,7 @@ impl Shared {
         checks: &[Check],
         lease: &str,
     ) -> Result<Verdict, redis::RedisError> {
-        let mut invocation = script(ADMIT).prepare_invoke();
+        let mut invocation = admit_script().prepare_invoke();
         invocation.arg(lease).arg(LEASE.as_millis() as u64);
         for check in checks {
             invocation
@@ -250,7 +251,7 @@ pub(super) async fn settle_redis(
         )));
     };
     let mut connection = (*connection).clone();
-    let mut invocation = script(SETTLE).prepare_invoke();
+    let mut invocation = settle_script().prepare_invoke();
     invocation.arg(lease);
     for (check, delta) in adjustments {
         invocation

@@ -4,7 +4,8 @@
 # warm-up, for a plain and a streamed (20-token) chat call relayed to the mock provider, first on
 # the bare path (no keys, no ledger), then with keys required and the calling key under
 # in-process rate limits (requests, tokens, calls in flight: every check runs, none refuses),
-# then with the ledger on (each call priced, its spend record queued and written to SQLite).
+# then with the ledger and metrics on (each call priced, its spend record queued and written to
+# SQLite, and recorded in the Prometheus metrics).
 #
 #   bench/instructions.sh            # from the repo root; prints one line per call kind
 #
@@ -16,6 +17,8 @@
 # Environment:
 #   BENCH_N           requests counted per call kind (default 2000)
 #   BENCH_SKIP_BUILD  1 = use the existing target/release binaries as they are
+#   BENCH_KINDS       the call kinds to count (default: all six, "plain stream plain-keys
+#                     stream-keys plain-ledger stream-ledger")
 #   BENCH_RUST_LOG    the gateway's log filter (default info, as it ships: a line per request)
 #   BENCH_KEEP        a directory to keep the callgrind profiles in (callgrind.plain,
 #                     callgrind.stream), for callgrind_annotate or kcachegrind
@@ -84,13 +87,14 @@ YAML
         printf 'auth:\n  master_key: %s\n' "$MASTER" >>"$TMP/gateway.yaml"
     fi
     if [[ $1 != ledger ]]; then
-        printf 'ledger:\n  enabled: false\n' >>"$TMP/gateway.yaml"
+        printf 'ledger:\n  enabled: false\nmetrics:\n  enabled: false\n' >>"$TMP/gateway.yaml"
     fi
 }
 URL="http://127.0.0.1:$GATEWAY_PORT/v1/chat/completions"
 
 count() {
     local kind=$1 flag=$2 auth=$3 out=$TMP/callgrind.$1 key=$KEY
+    [[ " ${BENCH_KINDS:-$kind} " == *" $kind "* ]] || return 0
     write_config "$auth"
     RUST_LOG=${BENCH_RUST_LOG:-info} valgrind --tool=callgrind --callgrind-out-file="$out" \
         target/release/switchyard serve --config "$TMP/gateway.yaml" >"$TMP/valgrind-$kind.log" 2>&1 &

@@ -7,15 +7,16 @@
 # Three targets answer the same chat request, all backed by the instant mock provider:
 #   direct   the mock itself (the floor)
 #   nginx    a keep-alive, non-buffering nginx reverse proxy in front of the mock (the reference)
-#   gateway        switchyard, one model group routed to the mock (no keys, no ledger: the bare
-#                  path)
+#   gateway        switchyard, one model group routed to the mock (no keys, no ledger, no
+#                  metrics: the bare path)
 #   gateway-keys   the same, with keys required and the calling key under in-process rate limits
 #                  (requests, tokens, calls in flight; far above the load, so every check runs
 #                  and none refuses)
 #   gateway-redis  the same limits kept in Redis (BENCH_REDIS_URL, default the local one): one
 #                  script per call; run when Redis answers
-#   gateway-ledger the bare path with the ledger on: each call priced, its spend record queued
-#                  and written in batches to SQLite with its daily aggregates
+#   gateway-ledger the bare path with the ledger and metrics on: each call priced, its spend
+#                  record queued and written in batches to SQLite with its daily aggregates,
+#                  and recorded in the Prometheus metrics
 # Each is loaded with wrk at concurrency 1 (pure latency) and 64 (throughput), plain and
 # streaming, then probed for stream time-to-first-byte with a sequential raw-socket client.
 #
@@ -206,7 +207,7 @@ EOF
         printf 'auth:\n  master_key: %s\n' "$MASTER" >>"$config"
     fi
     if [[ $target != gateway-ledger ]]; then
-        printf 'ledger:\n  enabled: false\n' >>"$config"
+        printf 'ledger:\n  enabled: false\nmetrics:\n  enabled: false\n' >>"$config"
     fi
     if [[ $target == gateway-redis ]]; then
         printf 'redis:\n  url: "%s"\n  prefix: "switchyard-bench-%s"\n' "$REDIS_URL" "$$" >>"$config"

@@ -49,6 +49,7 @@ pub fn build_router(state: AppState) -> Router {
         .route("/models", get(ingress::models))
         .route("/health/liveness", get(ingress::liveness))
         .route("/health/readiness", get(ingress::readiness))
+        .route("/metrics", get(ingress::metrics))
         .merge(crate::admin::routes())
         .fallback(ingress::unknown_route)
         .layer(middleware::from_fn(request_id));

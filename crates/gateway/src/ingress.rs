@@ -114,6 +114,26 @@ pub async fn readiness(State(state): State<AppState>) -> Response {
     }
 }
 
+/// `GET /metrics`: every metric as OpenMetrics text (Prometheus scrapes it); 404 when
+/// `metrics.enabled` is false.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let Some(metrics) = &state.shared.metrics else {
+        return unknown_route(HeaderMap::new(), axum::http::Uri::from_static("/metrics")).await;
+    };
+    metrics.deployments(&state.runtime.load());
+    if let Some(ledger) = &state.shared.ledger {
+        metrics.queue("spend_records", ledger.queued(), ledger.dropped());
+    }
+    let mut response = metrics.encode().into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
+    );
+    response
+}
+
 /// Any other route: a 404 in OpenAI's shape (Anthropic's for Anthropic clients).
 pub async fn unknown_route(headers: HeaderMap, uri: axum::http::Uri) -> Response {
     let format = if headers.contains_key("anthropic-version") {

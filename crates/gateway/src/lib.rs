@@ -12,6 +12,7 @@
 //! - [`pipeline`]: the stage order every call walks.
 //! - [`router`]: model groups and the choice of a deployment.
 //! - [`runtime`]: what a validated config builds (client, groups, in-process mock).
+//! - [`telemetry`]: Prometheus metrics (`/metrics`).
 //! - [`shared`]: state every worker shares, built once (health, hooks, background work).
 //! - [`config`]: the config file, its loading and validation, and the embedded defaults.
 //! - [`error`]: the single mapping from an error to the client's status and body.
@@ -33,6 +34,7 @@ pub mod router;
 pub mod runtime;
 pub mod serve;
 pub mod shared;
+pub mod telemetry;
 pub mod tokens;
 pub mod workers;
 

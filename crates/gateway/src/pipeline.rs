@@ -170,6 +170,9 @@ pub struct Routing {
     pub upstream_wait: Duration,
     /// From the request's arrival to the stream's first event (streams only).
     pub first_event: Option<Duration>,
+    /// The provider of the last attempt, as the GenAI conventions name it (`openai`,
+    /// `anthropic`, `aws.bedrock`…).
+    pub provider: Option<&'static str>,
 }
 
 impl Routing {
@@ -186,6 +189,7 @@ impl Routing {
             price: None,
             upstream_wait: Duration::ZERO,
             first_event: None,
+            provider: None,
         }
     }
 }
@@ -204,6 +208,9 @@ impl Ctx {
         kind: Kind,
         shared: Arc<Shared>,
     ) -> Ctx {
+        if let Some(metrics) = &shared.metrics {
+            metrics.started();
+        }
         Ctx {
             request_id,
             client_format,

@@ -82,6 +82,8 @@ pub struct Deployment {
     pub cost: f64,
     /// What its tokens cost: the shipped table's prices with the config's over them.
     pub price: Arc<switchyard_ledger::Price>,
+    /// Its provider as the GenAI semantic conventions name it (`gen_ai.provider.name`).
+    pub genai_provider: &'static str,
     /// Shared by every worker thread, kept across config reloads.
     pub health: Arc<Health>,
 }
@@ -261,6 +263,7 @@ mod tests {
             allow_client_key: false,
             cost: 0.0,
             price: Arc::default(),
+            genai_provider: "openai",
             health: Arc::new(Health::new(CooldownPolicy {
                 failures: 1,
                 window: Duration::from_secs(60),

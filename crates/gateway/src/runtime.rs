@@ -449,8 +449,31 @@ fn build_deployment(
         allow_client_key: config.allow_client_key,
         cost,
         price,
+        genai_provider: genai_provider(&config.provider),
         health,
     })
+}
+
+/// A config provider's name as the GenAI semantic conventions have it
+/// (`gen_ai.provider.name`); OpenAI-compatible servers speak OpenAI's API.
+fn genai_provider(provider: &str) -> &'static str {
+    match provider {
+        "anthropic" | "mock_anthropic" => "anthropic",
+        "azure" | "mock_azure" => "azure.ai.openai",
+        "bedrock" | "mock_bedrock" => "aws.bedrock",
+        "gemini" | "mock_gemini" => "gcp.gemini",
+        "vertex" | "mock_vertex" => "gcp.vertex_ai",
+        "groq" => "groq",
+        "mistral" => "mistral_ai",
+        "deepseek" => "deepseek",
+        "xai" => "x_ai",
+        "perplexity" => "perplexity",
+        "together" => "together",
+        "openrouter" => "openrouter",
+        "fireworks" => "fireworks",
+        "cerebras" => "cerebras",
+        _ => "openai",
+    }
 }
 
 /// A deployment's prices: the shipped table's for its model (or `base_model`), with the

@@ -14,6 +14,7 @@ use crate::governance::Governance;
 use crate::ledger::Ledger;
 use crate::pipeline::Hook;
 use crate::runtime::HealthRegistry;
+use crate::telemetry::Metrics;
 
 /// What all workers share.
 #[derive(Debug)]
@@ -28,6 +29,8 @@ pub struct Shared {
     pub governance: Option<Arc<Governance>>,
     /// Spend records and budgets (`None`: `ledger.enabled: false`, or no store).
     pub ledger: Option<Arc<Ledger>>,
+    /// Prometheus metrics (`None`: `metrics.enabled: false`).
+    pub metrics: Option<Arc<Metrics>>,
     /// Permits for open client connections, one per connection, over every worker.
     connections: std::sync::OnceLock<Arc<tokio::sync::Semaphore>>,
     /// Permits for request bodies held, one per KiB, over every worker.
@@ -43,6 +46,7 @@ impl Shared {
             background,
             governance: None,
             ledger: None,
+            metrics: None,
             connections: std::sync::OnceLock::new(),
             bodies: std::sync::OnceLock::new(),
         }
@@ -86,6 +90,13 @@ impl Shared {
     #[must_use]
     pub fn with_ledger(mut self, ledger: Arc<Ledger>) -> Shared {
         self.ledger = Some(ledger);
+        self
+    }
+
+    /// Keeps Prometheus metrics in `metrics` (served on `/metrics`).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Shared {
+        self.metrics = Some(metrics);
         self
     }
 

@@ -131,7 +131,8 @@ fn fixed(text: &str, places: u32) -> Option<u128> {
         .checked_add(fraction_value)
 }
 
-/// `value` in 10^-places units as a decimal without trailing zeros.
+/// `value` in 10^-places units as a decimal without trailing zeros (no allocation: headers
+/// carry costs on every answer).
 fn write_fixed(
     f: &mut fmt::Formatter<'_>,
     negative: bool,
@@ -139,13 +140,26 @@ fn write_fixed(
     places: u32,
 ) -> fmt::Result {
     let unit = 10u128.pow(places);
-    let (whole, fraction) = (value / unit, value % unit);
-    let sign = if negative { "-" } else { "" };
-    if fraction == 0 {
-        return write!(f, "{sign}{whole}");
+    let (whole, mut fraction) = (value / unit, value % unit);
+    if negative {
+        f.write_str("-")?;
     }
-    let digits = format!("{fraction:0width$}", width = places as usize);
-    write!(f, "{sign}{whole}.{}", digits.trim_end_matches('0'))
+    write!(f, "{whole}")?;
+    if fraction == 0 {
+        return Ok(());
+    }
+    let mut digits = [b'0'; 12];
+    let places = places as usize;
+    for slot in digits[..places].iter_mut().rev() {
+        *slot = b'0' + (fraction % 10) as u8;
+        fraction /= 10;
+    }
+    let end = digits[..places]
+        .iter()
+        .rposition(|digit| *digit != b'0')
+        .map_or(0, |last| last + 1);
+    f.write_str(".")?;
+    f.write_str(std::str::from_utf8(&digits[..end]).unwrap_or_default())
 }
 
 impl fmt::Display for Usd {

@@ -37,6 +37,9 @@ pub struct ConfigFile {
     /// Spend records and budgets.
     #[serde(default)]
     pub ledger: LedgerConfig,
+    /// Prometheus metrics.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
 }
 
 /// Whether model calls need a key.
@@ -140,6 +143,20 @@ impl Default for LedgerConfig {
             queue_capacity: 65_536,
             reserve_output_tokens: 32_768,
         }
+    }
+}
+
+/// Prometheus metrics.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Keep metrics and serve them on `/metrics`.
+    pub enabled: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> MetricsConfig {
+        MetricsConfig { enabled: true }
     }
 }
 

@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::file::{
-    AuthConfig, AuthMode, ConfigFile, DeploymentConfig, LedgerConfig, LimitsConfig, ModelConfig,
-    RedisConfig, RoutingConfig, Secret, ServerConfig, StoreConfig,
+    AuthConfig, AuthMode, ConfigFile, DeploymentConfig, LedgerConfig, LimitsConfig, MetricsConfig,
+    ModelConfig, RedisConfig, RoutingConfig, Secret, ServerConfig, StoreConfig,
 };
 
 /// One problem in a config file.
@@ -105,6 +105,7 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
     let limits = section::<LimitsConfig>(&mut root, "limits", &mut errors);
     let redis = section::<RedisConfig>(&mut root, "redis", &mut errors);
     let ledger = section::<LedgerConfig>(&mut root, "ledger", &mut errors);
+    let metrics = section::<MetricsConfig>(&mut root, "metrics", &mut errors);
     let mut models = Vec::new();
     match root.remove("models") {
         None | Some(Value::Null) => {}
@@ -158,7 +159,7 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
     {
         errors.push(error_at("ledger.queue_capacity", "must be at least 1"));
     }
-    match (server, routing, auth, store, limits, redis, ledger) {
+    match (server, routing, auth, store, limits, redis, ledger, metrics) {
         (
             Some(server),
             Some(routing),
@@ -167,6 +168,7 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
             Some(limits),
             Some(redis),
             Some(ledger),
+            Some(metrics),
         ) if errors.is_empty() => Ok(ConfigFile {
             server,
             routing,
@@ -176,14 +178,15 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
             limits,
             redis,
             ledger,
+            metrics,
         }),
         _ => Err(errors),
     }
 }
 
 /// The file's top-level sections.
-const SECTIONS: [&str; 8] = [
-    "server", "routing", "models", "auth", "store", "limits", "redis", "ledger",
+const SECTIONS: [&str; 9] = [
+    "server", "routing", "models", "auth", "store", "limits", "redis", "ledger", "metrics",
 ];
 
 /// The environment variable the master key is read from when the file has none.

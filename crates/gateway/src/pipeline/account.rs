@@ -23,19 +23,17 @@ impl Ctx {
             }
             return;
         };
-        let images = self.chat().map_or(0, |request| {
-            request
+        // Images are counted only for a model that prices them apart from their tokens.
+        let images = match (price.image, self.chat()) {
+            (Some(_), Some(request)) => request
                 .messages
                 .iter()
                 .flat_map(|message| &message.content)
                 .filter(|part| matches!(part, ContentPart::Image { .. }))
-                .count() as u64
-        });
-        let cost = Cost::of(
-            price,
-            &self.usage,
-            if price.image.is_some() { images } else { 0 },
-        );
+                .count() as u64,
+            _ => 0,
+        };
+        let cost = Cost::of(price, &self.usage, images);
         self.cost = Some(cost);
         let Some(ledger) = &self.shared.ledger else {
             return;

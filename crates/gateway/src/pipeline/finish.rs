@@ -40,6 +40,9 @@ impl Ctx {
                 &self.shared.background,
             );
         }
+        if let Some(metrics) = &self.shared.metrics {
+            metrics.ended(self, &end);
+        }
         for hook in &self.shared.hooks {
             hook.finished(self, &end);
         }

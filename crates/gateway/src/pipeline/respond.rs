@@ -107,8 +107,10 @@ pub(crate) fn routed_by(headers: &mut HeaderMap, route: &Routing) {
 }
 
 /// The call's cost and tokens (whole answers: a stream's are known only at its end) and the
-/// gateway's own time on it so far, for calls that reached a provider.
+/// gateway's own time on it so far, for calls that reached a provider. The values are written
+/// into one buffer that each header holds a slice of: one allocation for all four.
 fn accounted(headers: &mut HeaderMap, ctx: &Ctx) {
+    use std::fmt::Write as _;
     if ctx.route.attempts == 0 {
         return;
     }
@@ -117,24 +119,36 @@ fn accounted(headers: &mut HeaderMap, ctx: &Ctx) {
         .received_at
         .elapsed()
         .saturating_sub(ctx.route.upstream_wait);
+    let mut text = String::with_capacity(64);
     let mut number = itoa::Buffer::new();
-    let micros = u64::try_from(overhead.as_micros()).unwrap_or(u64::MAX);
-    headers.insert(
-        headers::OVERHEAD.clone(),
-        HeaderValue::from_str(number.format(micros)).unwrap_or(HeaderValue::from_static("0")),
-    );
+    text.push_str(number.format(u64::try_from(overhead.as_micros()).unwrap_or(u64::MAX)));
+    let mut ends = [text.len(), 0, 0, 0];
     if let Some(cost) = &ctx.cost {
-        if let Ok(value) = HeaderValue::from_str(&cost.total.to_string()) {
-            headers.insert(headers::COST.clone(), value);
+        let _ = write!(text, "{}", cost.total);
+        ends[1] = text.len();
+        text.push_str(number.format(ctx.usage.prompt_tokens));
+        ends[2] = text.len();
+        text.push_str(number.format(ctx.usage.completion_tokens));
+        ends[3] = text.len();
+    }
+    let all = Bytes::from(text);
+    let mut start = 0;
+    for (name, end) in [
+        &headers::OVERHEAD,
+        &headers::COST,
+        &headers::PROMPT_TOKENS,
+        &headers::COMPLETION_TOKENS,
+    ]
+    .into_iter()
+    .zip(ends)
+    {
+        if end == 0 {
+            break;
         }
-        headers.insert(
-            headers::PROMPT_TOKENS.clone(),
-            HeaderValue::from(ctx.usage.prompt_tokens),
-        );
-        headers.insert(
-            headers::COMPLETION_TOKENS.clone(),
-            HeaderValue::from(ctx.usage.completion_tokens),
-        );
+        if let Ok(value) = HeaderValue::from_maybe_shared(all.slice(start..end)) {
+            headers.insert(name.clone(), value);
+        }
+        start = end;
     }
 }
 

@@ -129,6 +129,7 @@ where
         route.attempts += 1;
         route.deployment = Some(deployment.label.clone());
         route.price = Some(Arc::clone(&deployment.price));
+        route.provider = Some(deployment.genai_provider);
         let limits = deployment.upstream.limits(now, Some(deadline - now));
         // Boxed: the call's state (request encoding, the upstream exchange) would otherwise be
         // copied into every enclosing future, and those are moved on each poll setup.

@@ -1,0 +1,487 @@
+//! The Prometheus metrics: Switchyard's own (`switchyard_*`) and the OpenTelemetry GenAI
+//! semantic conventions' (`gen_ai_*`, their dots written as underscores), recorded when a
+//! request ends and encoded as OpenMetrics text on `/metrics`.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+use switchyard_types::{ErrorKind, Origin};
+
+use crate::pipeline::{Ctx, End, Kind};
+use crate::runtime::Runtime;
+
+/// A model group (the configured name; `unknown` when the request named none that exists).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModelLabels {
+    model: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    model: String,
+    kind: &'static str,
+    stream: &'static str,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    model: String,
+    kind: &'static str,
+    origin: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    model: String,
+    team: String,
+    r#type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SpendLabels {
+    model: String,
+    team: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RejectionLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabels {
+    queue: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeploymentLabels {
+    model: String,
+    deployment: String,
+}
+
+/// The GenAI conventions' attributes (`gen_ai.operation.name`, …).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GenAiLabels {
+    gen_ai_operation_name: &'static str,
+    gen_ai_provider_name: &'static str,
+    gen_ai_request_model: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GenAiTokenLabels {
+    gen_ai_operation_name: &'static str,
+    gen_ai_provider_name: &'static str,
+    gen_ai_request_model: String,
+    gen_ai_token_type: &'static str,
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Every metric the gateway keeps.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    errors: Family<ErrorLabels, Counter>,
+    rejections: Family<RejectionLabels, Counter>,
+    tokens: Family<TokenLabels, Counter>,
+    cost: Family<SpendLabels, Counter<f64, AtomicU64>>,
+    duration: Histograms<ModelLabels>,
+    first_token: Histograms<ModelLabels>,
+    overhead: Histogram,
+    in_flight: Gauge,
+    attempts: Family<ModelLabels, Counter>,
+    queue_depth: Family<QueueLabels, Gauge>,
+    queue_dropped: Family<QueueLabels, Gauge>,
+    deployment_up: Family<DeploymentLabels, Gauge>,
+    deployment_in_flight: Family<DeploymentLabels, Gauge>,
+    genai_tokens: Histograms<GenAiTokenLabels>,
+    genai_duration: Histograms<GenAiLabels>,
+    genai_first_token: Histograms<GenAiLabels>,
+}
+
+/// Request durations: 5 ms to about 20 minutes.
+fn seconds() -> Histogram {
+    Histogram::new([
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+        600.0, 1200.0,
+    ])
+}
+
+/// The gateway's own time on a call: 10 µs to 1 s.
+fn overhead() -> Histogram {
+    Histogram::new([
+        0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01,
+        0.025, 0.05, 0.1, 0.25, 1.0,
+    ])
+}
+
+/// `gen_ai.client.token.usage`'s advised buckets: 1, 4, 16, … 67,108,864.
+fn genai_tokens() -> Histogram {
+    Histogram::new((0..14).map(|power| 4f64.powi(power)))
+}
+
+/// `gen_ai.server.request.duration`'s advised buckets.
+fn genai_duration() -> Histogram {
+    Histogram::new([
+        0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+    ])
+}
+
+/// `gen_ai.server.time_to_first_token`'s advised buckets.
+fn genai_first_token() -> Histogram {
+    Histogram::new([
+        0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+    ])
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Every family, registered.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let metrics = Metrics {
+            requests: Family::default(),
+            errors: Family::default(),
+            rejections: Family::default(),
+            tokens: Family::default(),
+            cost: Family::default(),
+            duration: Family::new_with_constructor(seconds as fn() -> Histogram),
+            first_token: Family::new_with_constructor(seconds as fn() -> Histogram),
+            overhead: overhead(),
+            in_flight: Gauge::default(),
+            attempts: Family::default(),
+            queue_depth: Family::default(),
+            queue_dropped: Family::default(),
+            deployment_up: Family::default(),
+            deployment_in_flight: Family::default(),
+            genai_tokens: Family::new_with_constructor(genai_tokens as fn() -> Histogram),
+            genai_duration: Family::new_with_constructor(genai_duration as fn() -> Histogram),
+            genai_first_token: Family::new_with_constructor(genai_first_token as fn() -> Histogram),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "switchyard_requests",
+            "Model calls that ended, by model group, kind, stream and the status the client got",
+            metrics.requests.clone(),
+        );
+        registry.register(
+            "switchyard_request_errors",
+            "Model calls that ended in an error, by kind and by whose it was (client, upstream, internal)",
+            metrics.errors.clone(),
+        );
+        registry.register(
+            "switchyard_rejections",
+            "Calls refused by the gateway before any upstream: rate_limit, budget, auth, forbidden",
+            metrics.rejections.clone(),
+        );
+        registry.register(
+            "switchyard_tokens",
+            "Tokens by model group, team and type (prompt, completion, cache_read, cache_write, reasoning)",
+            metrics.tokens.clone(),
+        );
+        registry.register(
+            "switchyard_cost_usd",
+            "What calls cost in US dollars, by model group and team",
+            metrics.cost.clone(),
+        );
+        registry.register_with_unit(
+            "switchyard_request_duration",
+            "From a request's arrival to its end (a stream's last event), by model group",
+            Unit::Seconds,
+            metrics.duration.clone(),
+        );
+        registry.register_with_unit(
+            "switchyard_time_to_first_token",
+            "From a streamed request's arrival to its first event, by model group",
+            Unit::Seconds,
+            metrics.first_token.clone(),
+        );
+        registry.register_with_unit(
+            "switchyard_overhead",
+            "The gateway's own time on a call: everything but waiting on providers",
+            Unit::Seconds,
+            metrics.overhead.clone(),
+        );
+        registry.register(
+            "switchyard_requests_in_flight",
+            "Model calls received and not yet ended",
+            metrics.in_flight.clone(),
+        );
+        registry.register(
+            "switchyard_upstream_attempts",
+            "Upstream calls made (retries and fallbacks included), by model group",
+            metrics.attempts.clone(),
+        );
+        registry.register(
+            "switchyard_queue_depth",
+            "Items waiting in a background queue",
+            metrics.queue_depth.clone(),
+        );
+        registry.register(
+            "switchyard_queue_dropped",
+            "Items a full background queue refused since start",
+            metrics.queue_dropped.clone(),
+        );
+        registry.register(
+            "switchyard_deployment_available",
+            "1 when a deployment takes calls, 0 while it cools down after failures",
+            metrics.deployment_up.clone(),
+        );
+        registry.register(
+            "switchyard_deployment_in_flight",
+            "Calls in flight to a deployment",
+            metrics.deployment_in_flight.clone(),
+        );
+        registry.register(
+            "gen_ai_client_token_usage",
+            "Tokens used per call (GenAI semantic conventions: gen_ai.client.token.usage)",
+            metrics.genai_tokens.clone(),
+        );
+        registry.register_with_unit(
+            "gen_ai_server_request_duration",
+            "Call duration (GenAI semantic conventions: gen_ai.server.request.duration)",
+            Unit::Seconds,
+            metrics.genai_duration.clone(),
+        );
+        registry.register_with_unit(
+            "gen_ai_server_time_to_first_token",
+            "Time to the first token of a stream (GenAI semantic conventions: gen_ai.server.time_to_first_token)",
+            Unit::Seconds,
+            metrics.genai_first_token.clone(),
+        );
+        Metrics {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// A request began.
+    pub fn started(&self) {
+        self.in_flight.inc();
+    }
+
+    /// `ctx`'s request ended with `end`.
+    pub fn ended(&self, ctx: &Ctx, end: &End) {
+        self.in_flight.dec();
+        let model = ctx
+            .group
+            .as_ref()
+            .map_or_else(|| "unknown".to_owned(), |group| group.name.clone());
+        let elapsed = ctx.route.received_at.elapsed();
+        let status = match end {
+            End::Complete => 200,
+            End::Failed(error) if ctx.streamed => {
+                // The client got a 200 and then the stream's own error event.
+                let _ = error;
+                200
+            }
+            End::Failed(error) => error.kind.status(),
+            End::Disconnected => 499,
+        };
+        let kind = match ctx.kind {
+            Kind::Chat => "chat",
+            Kind::Embed => "embeddings",
+        };
+        self.requests
+            .get_or_create(&RequestLabels {
+                model: model.clone(),
+                kind,
+                stream: if ctx.streamed { "true" } else { "false" },
+                status,
+            })
+            .inc();
+        if let End::Failed(error) = end {
+            self.errors
+                .get_or_create(&ErrorLabels {
+                    model: model.clone(),
+                    kind: kind_name(error.kind),
+                    origin: match error.origin {
+                        Origin::Client => "client",
+                        Origin::Upstream => "upstream",
+                        Origin::Internal => "internal",
+                    },
+                })
+                .inc();
+            if error.origin == Origin::Client
+                && let Some(reason) = rejection(error.kind)
+            {
+                self.rejections
+                    .get_or_create(&RejectionLabels { reason })
+                    .inc();
+            }
+        }
+        if ctx.route.attempts == 0 {
+            return;
+        }
+        self.attempts
+            .get_or_create(&ModelLabels {
+                model: model.clone(),
+            })
+            .inc_by(u64::from(ctx.route.attempts));
+        self.duration
+            .get_or_create(&ModelLabels {
+                model: model.clone(),
+            })
+            .observe(elapsed.as_secs_f64());
+        self.overhead.observe(
+            elapsed
+                .saturating_sub(ctx.route.upstream_wait)
+                .as_secs_f64(),
+        );
+        let team = ctx
+            .principal
+            .as_ref()
+            .and_then(|principal| principal.team_id.clone())
+            .unwrap_or_default();
+        let usage = &ctx.usage;
+        for (kind, count) in [
+            ("prompt", usage.prompt_tokens),
+            ("completion", usage.completion_tokens),
+            ("cache_read", usage.cache_read_tokens),
+            ("cache_write", usage.cache_write_tokens),
+            ("reasoning", usage.reasoning_tokens),
+        ] {
+            if count > 0 {
+                self.tokens
+                    .get_or_create(&TokenLabels {
+                        model: model.clone(),
+                        team: team.clone(),
+                        r#type: kind,
+                    })
+                    .inc_by(count);
+            }
+        }
+        if let Some(cost) = &ctx.cost
+            && cost.total.nanos() > 0
+        {
+            self.cost
+                .get_or_create(&SpendLabels {
+                    model: model.clone(),
+                    team,
+                })
+                .inc_by(cost.total.nanos() as f64 / 1e9);
+        }
+        let operation = match ctx.kind {
+            Kind::Chat => "chat",
+            Kind::Embed => "embeddings",
+        };
+        let provider = ctx.route.provider.unwrap_or("unknown");
+        let genai = GenAiLabels {
+            gen_ai_operation_name: operation,
+            gen_ai_provider_name: provider,
+            gen_ai_request_model: model.clone(),
+        };
+        self.genai_duration
+            .get_or_create(&genai)
+            .observe(elapsed.as_secs_f64());
+        if let Some(first) = ctx.route.first_event {
+            self.first_token
+                .get_or_create(&ModelLabels {
+                    model: model.clone(),
+                })
+                .observe(first.as_secs_f64());
+            self.genai_first_token
+                .get_or_create(&genai)
+                .observe(first.as_secs_f64());
+        }
+        for (token_type, count) in [
+            ("input", usage.prompt_tokens),
+            ("output", usage.completion_tokens),
+        ] {
+            if count > 0 {
+                self.genai_tokens
+                    .get_or_create(&GenAiTokenLabels {
+                        gen_ai_operation_name: operation,
+                        gen_ai_provider_name: provider,
+                        gen_ai_request_model: model.clone(),
+                        gen_ai_token_type: token_type,
+                    })
+                    .observe(count as f64);
+            }
+        }
+    }
+
+    /// Sets a background queue's depth and refusals (read when scraped).
+    pub fn queue(&self, name: &'static str, depth: usize, dropped: u64) {
+        let labels = QueueLabels { queue: name };
+        self.queue_depth
+            .get_or_create(&labels)
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+        self.queue_dropped
+            .get_or_create(&labels)
+            .set(i64::try_from(dropped).unwrap_or(i64::MAX));
+    }
+
+    /// Sets every deployment's availability and calls in flight from `runtime` (read when
+    /// scraped).
+    pub fn deployments(&self, runtime: &Runtime) {
+        let now = tokio::time::Instant::now();
+        for group in &runtime.groups {
+            for deployment in &group.deployments {
+                let snapshot = deployment.health.snapshot(now);
+                let labels = DeploymentLabels {
+                    model: group.name.clone(),
+                    deployment: deployment.label.to_string(),
+                };
+                self.deployment_up
+                    .get_or_create(&labels)
+                    .set(i64::from(snapshot.available));
+                self.deployment_in_flight
+                    .get_or_create(&labels)
+                    .set(i64::from(snapshot.in_flight));
+            }
+        }
+    }
+
+    /// Every metric as OpenMetrics text.
+    pub fn encode(&self) -> String {
+        let mut text = String::with_capacity(16 * 1024);
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// An error kind's name in labels.
+fn kind_name(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::InvalidRequest => "invalid_request",
+        ErrorKind::Authentication => "authentication",
+        ErrorKind::PermissionDenied => "permission_denied",
+        ErrorKind::BudgetExceeded => "budget_exceeded",
+        ErrorKind::NotFound => "not_found",
+        ErrorKind::Conflict => "conflict",
+        ErrorKind::PayloadTooLarge => "payload_too_large",
+        ErrorKind::RequestTimeout => "request_timeout",
+        ErrorKind::Unprocessable => "unprocessable",
+        ErrorKind::RateLimited => "rate_limited",
+        ErrorKind::Internal => "internal",
+        ErrorKind::BadGateway => "bad_gateway",
+        ErrorKind::Unavailable => "unavailable",
+        ErrorKind::Timeout => "timeout",
+        ErrorKind::Overloaded => "overloaded",
+    }
+}
+
+/// The gateway's own refusals worth counting apart.
+fn rejection(kind: ErrorKind) -> Option<&'static str> {
+    match kind {
+        ErrorKind::RateLimited => Some("rate_limit"),
+        ErrorKind::BudgetExceeded => Some("budget"),
+        ErrorKind::Authentication => Some("auth"),
+        ErrorKind::PermissionDenied => Some("forbidden"),
+        _ => None,
+    }
+}

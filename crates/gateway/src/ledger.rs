@@ -58,6 +58,15 @@ pub struct Ledger {
     remote: Option<Arc<RemoteBudgets>>,
     /// What a reservation does when Redis does not answer (`limits.on_redis_error`).
     policy: OutagePolicy,
+    /// Where soft limits passed are told (`ledger.budget_webhook_url`).
+    webhook: Option<Arc<Webhook>>,
+}
+
+/// A URL told about budgets passing their soft limit.
+#[derive(Debug)]
+struct Webhook {
+    client: switchyard_providers::http::Client,
+    target: switchyard_providers::http::Target,
 }
 
 impl Ledger {
@@ -102,6 +111,13 @@ impl Ledger {
                 ))
             }),
             policy: config.limits.on_redis_error,
+            webhook: config.ledger.budget_webhook_url.as_deref().and_then(|url| {
+                let target = switchyard_providers::http::Target::parse(url).ok()?;
+                let client = switchyard_providers::http::client(Duration::from_secs(5))
+                    .map_err(|error| warn!(%error, "No client for the budget webhook"))
+                    .ok()?;
+                Some(Arc::new(Webhook { client, target }))
+            }),
         }
     }
 
@@ -179,9 +195,17 @@ impl Ledger {
         let today = Day::of_ms(switchyard_store::now_ms());
         if let (Some(remote), true) = (&self.remote, reservation.lease.is_some()) {
             let (remote, applying) = (Arc::clone(remote), applying.to_vec());
+            let webhook = self.webhook.clone();
             self.background.spawn(async move {
                 match remote.settle(&reservation, cost, &applying, today).await {
-                    Ok(crossed) => crossed.iter().for_each(soft_limit_passed),
+                    Ok(crossed) => {
+                        for crossed in crossed {
+                            soft_limit_passed(&crossed);
+                            if let Some(webhook) = &webhook {
+                                webhook.tell(&crossed, today).await;
+                            }
+                        }
+                    }
                     Err(error) => warn!(
                         %error,
                         cost_usd = %cost,
@@ -193,6 +217,60 @@ impl Ledger {
         }
         for crossed in self.budgets.settle(reservation, cost, applying, today) {
             soft_limit_passed(&crossed);
+            if let Some(webhook) = &self.webhook {
+                let webhook = Arc::clone(webhook);
+                self.background
+                    .spawn(async move { webhook.tell(&crossed, today).await });
+            }
+        }
+    }
+}
+
+impl Webhook {
+    /// POSTs what `crossed` says (a few tries; a webhook that never answers is logged).
+    async fn tell(&self, crossed: &Crossed, today: Day) {
+        let period = crossed.budget.period;
+        let body = serde_json::json!({
+            "event": "budget.soft_limit_passed",
+            "scope": crossed.scope.dimension.as_str(),
+            "id": crossed.scope.id,
+            "period": period.as_str(),
+            "period_start": period.start(today).to_string(),
+            "resets": period.next_start(period.start(today)).map(|day| day.to_string()),
+            "spent_usd": crossed.spent.to_string(),
+            "soft_usd": crossed.budget.soft_usd.unwrap_or_default().to_string(),
+            "max_usd": crossed.budget.max_usd.to_string(),
+            "at": switchyard_store::now_ms(),
+        });
+        let body = bytes::Bytes::from(body.to_string());
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        for attempt in 1..=3u32 {
+            let sent = tokio::time::timeout(
+                Duration::from_secs(10),
+                self.client.send(
+                    http::Method::POST,
+                    &self.target,
+                    headers.clone(),
+                    body.clone(),
+                ),
+            )
+            .await;
+            match sent {
+                Ok(Ok(response)) if response.status().is_success() => return,
+                Ok(Ok(response)) => {
+                    warn!(
+                        status = response.status().as_u16(),
+                        attempt, "The budget webhook refused the notice"
+                    );
+                }
+                Ok(Err(error)) => warn!(%error, attempt, "The budget webhook could not be reached"),
+                Err(_) => warn!(attempt, "The budget webhook did not answer in time"),
+            }
+            tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
         }
     }
 }

@@ -127,6 +127,10 @@ pub struct Ctx {
     pub taps: Vec<Box<dyn Tap>>,
     /// The answer is a stream (its first event was read).
     pub streamed: bool,
+    /// A stream's events that carried content so far (about a token each): what the answer's
+    /// tokens are estimated from when the upstream reports none (a stream cut short, a server
+    /// that never sends usage).
+    pub content_events: u64,
     /// State every worker shares: hooks, health, background queues.
     pub shared: Arc<Shared>,
     /// `finish` ran.
@@ -231,6 +235,7 @@ impl Ctx {
             route: Routing::new(),
             taps: Vec::new(),
             streamed: false,
+            content_events: 0,
             shared,
             finished: false,
         }

@@ -71,7 +71,10 @@ pub(crate) async fn chat_completions(State(state): State<Shared>, request: Reque
     let reply = Reply::new(model, n, &answer, prompt.prompt_tokens, &options);
     let mut response = if request.stream == Some(true) {
         let mut script = Script::new(&options, MALFORMED_EVENT);
-        reply.stream(request.include_usage(), &mut script);
+        reply.stream(
+            request.include_usage() && !options.no_stream_usage,
+            &mut script,
+        );
         let guard = StreamGuard::new(state.counters.clone());
         reply::event_stream(Played::new(script.into_frames(), Some(guard)).into_body())
     } else {

@@ -41,6 +41,9 @@ pub(crate) struct Options {
     pub reasoning_tokens: u64,
     /// Forces the finish reason.
     pub finish: Option<Finish>,
+    /// `usage=none`: an OpenAI stream ends without a usage chunk even when the request asks for
+    /// one (`stream_options.include_usage`), as llama.cpp's server does.
+    pub no_stream_usage: bool,
 }
 
 impl Default for Options {
@@ -58,6 +61,7 @@ impl Default for Options {
             ratelimit_remaining: None,
             reasoning_tokens: 0,
             finish: None,
+            no_stream_usage: false,
         }
     }
 }
@@ -164,6 +168,11 @@ impl Options {
             "cached_tokens" => self.cached_tokens = number()?,
             "ratelimit_remaining" => self.ratelimit_remaining = Some(number()?),
             "reasoning_tokens" => self.reasoning_tokens = number()?,
+            "usage" => match value {
+                "none" => self.no_stream_usage = true,
+                "" | "stream" => self.no_stream_usage = false,
+                _ => return Err(bad()),
+            },
             "finish" => {
                 self.finish = Some(match value {
                     "stop" => Finish::Stop,

@@ -82,6 +82,14 @@ struct Meter {
     openai_usage: Option<Usage>,
     /// `[DONE]` or `message_stop` arrived.
     complete: bool,
+    /// Events that carried content (OpenAI chunks with choices, Anthropic content deltas):
+    /// about a token each, for an estimate when the upstream reports no usage.
+    content_events: u64,
+    /// The prompt's tokens as the gateway estimated them, for the usage chunk a client asked
+    /// for when the upstream sends none.
+    prompt_estimate: u64,
+    /// The first OpenAI chunk's `id`, `created` and `model` (as written), for that chunk.
+    opening: Option<[String; 3]>,
 }
 
 /// What the relay reads from an OpenAI chunk.
@@ -215,9 +223,23 @@ impl Relay {
                 usage: WireUsage::default(),
                 openai_usage: None,
                 complete: false,
+                content_events: 0,
+                prompt_estimate: 0,
+                opening: None,
             },
             ended: false,
         }
+    }
+
+    /// Events that carried content so far (about a token each).
+    pub fn content_events(&self) -> u64 {
+        self.meter.content_events
+    }
+
+    /// The prompt's tokens as the caller estimates them: the usage chunk an OpenAI client asked
+    /// for (`include_usage`) reports them when the upstream ends its stream without one.
+    pub fn set_prompt_estimate(&mut self, tokens: u64) {
+        self.meter.prompt_estimate = tokens;
     }
 
     /// Usage seen so far.
@@ -302,10 +324,25 @@ impl Meter {
             WireFormat::OpenAi => {
                 if data.trim() == "[DONE]" {
                     self.complete = true;
+                    if self.client_wants_usage && self.openai_usage.is_none() {
+                        self.estimated_usage_chunk(out);
+                    }
                     write_event_lines(out, event.event, data.as_bytes(), event.multiline);
                     return Ok(());
                 }
                 let chunk = OpenAiChunk::read(data).map_err(|error| malformed(&error))?;
+                if chunk.has_choices {
+                    self.content_events += 1;
+                }
+                if self.opening.is_none() && self.client_wants_usage {
+                    let [id, created, model] =
+                        scan::members(data, ["id", "created", "model"]).unwrap_or([None; 3]);
+                    self.opening = Some([
+                        id.unwrap_or("\"\"").to_owned(),
+                        created.unwrap_or("0").to_owned(),
+                        model.unwrap_or("\"\"").to_owned(),
+                    ]);
+                }
                 if let Some(error) = chunk.error {
                     let message = error
                         .get("message")
@@ -345,6 +382,7 @@ impl Meter {
                         }
                     }
                     "message_stop" => self.complete = true,
+                    "content_block_delta" => self.content_events += 1,
                     "error" => {
                         let error = probe.error.unwrap_or(anthropic::error::WireError {
                             kind: None,
@@ -365,6 +403,24 @@ impl Meter {
         }
         write_event_lines(out, event.event, data.as_bytes(), event.multiline);
         Ok(())
+    }
+}
+
+impl Meter {
+    /// The usage chunk a client asked for, when the upstream ended its stream without one
+    /// (llama.cpp's server does): the prompt as the gateway estimated it, a token per content
+    /// chunk. Estimates, as the spend record says; better than no usage at all.
+    fn estimated_usage_chunk(&self, out: &mut Vec<u8>) {
+        let [id, created, model] = self
+            .opening
+            .clone()
+            .unwrap_or_else(|| ["\"\"".to_owned(), "0".to_owned(), "\"\"".to_owned()]);
+        let (prompt, completion) = (self.prompt_estimate, self.content_events);
+        let chunk = format!(
+            "{{\"id\":{id},\"object\":\"chat.completion.chunk\",\"created\":{created},\"model\":{model},\"choices\":[],\"usage\":{{\"prompt_tokens\":{prompt},\"completion_tokens\":{completion},\"total_tokens\":{}}}}}",
+            prompt + completion
+        );
+        write_event_lines(out, None, chunk.as_bytes(), false);
     }
 }
 

@@ -133,6 +133,8 @@ pub struct LedgerConfig {
     /// Output tokens a budget reserves for a call that sets no `max_tokens` on a model whose
     /// output limit the price table does not know.
     pub reserve_output_tokens: u64,
+    /// Where a budget passing its `soft_usd` is told (a JSON POST, once per period).
+    pub budget_webhook_url: Option<String>,
 }
 
 impl Default for LedgerConfig {
@@ -142,6 +144,7 @@ impl Default for LedgerConfig {
             retention_days: 90,
             queue_capacity: 65_536,
             reserve_output_tokens: 32_768,
+            budget_webhook_url: None,
         }
     }
 }

@@ -159,6 +159,16 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
     {
         errors.push(error_at("ledger.queue_capacity", "must be at least 1"));
     }
+    if let Some(url) = ledger
+        .as_ref()
+        .and_then(|ledger| ledger.budget_webhook_url.as_deref())
+        && switchyard_providers::http::Target::parse(url).is_err()
+    {
+        errors.push(error_at(
+            "ledger.budget_webhook_url",
+            "not an http:// or https:// URL",
+        ));
+    }
     match (server, routing, auth, store, limits, redis, ledger, metrics) {
         (
             Some(server),

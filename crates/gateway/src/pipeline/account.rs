@@ -8,11 +8,41 @@ use switchyard_types::ContentPart;
 use super::{Ctx, End, Kind};
 use crate::ledger;
 
+/// Prompts longer than this (bytes of text) are estimated at four bytes a token rather than
+/// counted with the tokenizer, which would hold the worker thread (a request ends there).
+const COUNT_UP_TO: u64 = 64 * 1024;
+
 impl Ctx {
+    /// Fills in the tokens of a stream whose upstream reported none (cut short by the client or
+    /// the upstream, or a server that never sends usage): the prompt counted with the
+    /// tokenizer (o200k; four bytes a token past 64 KiB of text), the output at a token per
+    /// content event. Returns whether it did.
+    fn estimate_usage(&mut self) -> bool {
+        if !self.streamed || self.content_events == 0 || self.usage.completion_tokens > 0 {
+            return false;
+        }
+        self.usage.completion_tokens = self.content_events;
+        if self.usage.prompt_tokens == 0 {
+            self.usage.prompt_tokens = match (self.prompt_tokens, self.chat()) {
+                (Some(counted), _) => counted,
+                (None, Some(request)) => {
+                    let bound = crate::tokens::upper_bound(request);
+                    if bound <= COUNT_UP_TO {
+                        crate::tokens::count(request)
+                    } else {
+                        bound.div_ceil(4)
+                    }
+                }
+                (None, None) => 0,
+            };
+        }
+        true
+    }
+
     /// Prices the call, settles its budgets and queues its spend record (calls that reached a
     /// provider, or were answered for one).
     pub(super) fn account(&mut self, end: &End) {
-        let Some(price) = &self.route.price else {
+        let Some(price) = self.route.price.clone() else {
             // Refused before routing: nothing spent, nothing held but what is released here.
             if let (Some(reservation), Some(ledger), Some(principal)) = (
                 self.reservation.take(),
@@ -23,6 +53,7 @@ impl Ctx {
             }
             return;
         };
+        let estimated = self.estimate_usage();
         // Images are counted only for a model that prices them apart from their tokens.
         let images = match (price.image, self.chat()) {
             (Some(_), Some(request)) => request
@@ -33,7 +64,7 @@ impl Ctx {
                 .count() as u64,
             _ => 0,
         };
-        let cost = Cost::of(price, &self.usage, images);
+        let cost = Cost::of(&price, &self.usage, images);
         self.cost = Some(cost);
         let Some(ledger) = &self.shared.ledger else {
             return;
@@ -79,7 +110,7 @@ impl Ctx {
             cache_write_tokens: self.usage.cache_write_tokens,
             reasoning_tokens: self.usage.reasoning_tokens,
             cost_nanos: cost.total.nanos(),
-            estimated: false,
+            estimated,
             unpriced: cost.unpriced,
             cache_hit: false,
             stream: self.streamed,

@@ -94,6 +94,10 @@ pub async fn once(
             }
             (true, true) => {
                 let mut rest = upstream.relay(client, request, body, extra, limits).await?;
+                if request.include_usage {
+                    // Reported only if the upstream sends no usage of its own.
+                    rest.set_prompt_estimate(crate::tokens::upper_bound(request).div_ceil(4));
+                }
                 let mut first = Vec::new();
                 if let Some(Err(error)) = rest.next(&mut first).await {
                     return Err(error);

@@ -291,6 +291,7 @@ impl Pump {
                 None => Some(End::Complete),
             };
             self.ctx.usage = rest.usage();
+            self.ctx.content_events = rest.content_events();
             if let Some(end) = ended {
                 self.end(end);
             }
@@ -362,8 +363,10 @@ impl Pump {
         match event {
             Some(Ok(event)) => {
                 // Usage is what the upstream reported, whatever the taps make of the event.
-                if let StreamEvent::Usage(reported) = &event {
-                    self.ctx.usage.merge(reported);
+                match &event {
+                    StreamEvent::Usage(reported) => self.ctx.usage.merge(reported),
+                    StreamEvent::Delta { .. } => self.ctx.content_events += 1,
+                    StreamEvent::Start { .. } | StreamEvent::Finish { .. } => {}
                 }
                 if self.taps.is_empty() {
                     self.emit(&event, out);

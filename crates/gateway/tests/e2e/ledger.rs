@@ -36,6 +36,20 @@ models:
         api_base: "{MOCK}"
         api_key: test-key
         price: {input: 0, output: 1000}
+  - name: gpt-long
+    deployments:
+      - provider: openai_compatible
+        model: "echo?tokens=400&chunk_delay_ms=5"
+        api_base: "{MOCK}"
+        api_key: test-key
+        price: {input: 1, output: 1000}
+  - name: gpt-no-usage
+    deployments:
+      - provider: openai_compatible
+        model: "echo?tokens=12&usage=none"
+        api_base: "{MOCK}"
+        api_key: test-key
+        price: {input: 1, output: 1000}
   - name: free
     deployments:
       - provider: openai_compatible
@@ -346,4 +360,126 @@ async fn two_instances_sharing_redis_hold_a_budget_exactly() {
     assert_eq!(found.iter().map(|r| r.cost_nanos).sum::<i64>(), 100_000_000);
     assert_eq!(call(&a, &secret, &priced_call()).await.status(), 402);
     assert_eq!(call(&b, &secret, &priced_call()).await.status(), 402);
+}
+
+#[tokio::test]
+async fn a_stream_the_client_cuts_is_charged_for_what_it_got() {
+    let setup = start_keys(MODELS).await;
+    let (secret, id) = key(&setup, json!({})).await;
+    let body = json!({"model": "gpt-long", "stream": true, "messages": [{"role": "user", "content": "go on"}]});
+    let mut response = call(&setup, &secret, &body).await;
+    assert_eq!(response.status(), 200);
+    // Read about 30 content events, then leave: the upstream never gets to its usage chunk.
+    let mut seen = 0;
+    while seen < 30 {
+        let chunk = response.chunk().await.expect("read").expect("more");
+        seen += String::from_utf8_lossy(&chunk)
+            .matches("\"content\"")
+            .count();
+    }
+    drop(response);
+    let found = records(&setup, &id, 1).await;
+    let record = found.first().expect("a record for the cut stream");
+    assert_eq!(record.status, 499, "{record:?}");
+    assert!(record.estimated, "{record:?}");
+    assert!(record.prompt_tokens > 0, "{record:?}");
+    // A token per content event relayed (and the few the gateway had in hand when the client
+    // left), never the 400 the upstream would have made.
+    assert!((30..120).contains(&record.completion_tokens), "{record:?}");
+    assert_eq!(
+        record.cost_nanos,
+        record.prompt_tokens as i64 * 1_000 + record.completion_tokens as i64 * 1_000_000
+    );
+}
+
+#[tokio::test]
+async fn an_upstream_without_stream_usage_is_estimated_and_the_client_still_gets_usage() {
+    let setup = start_keys(MODELS).await;
+    let (secret, id) = key(&setup, json!({})).await;
+    let body = json!({"model": "gpt-no-usage", "stream": true,
+        "stream_options": {"include_usage": true},
+        "messages": [{"role": "user", "content": "count this prompt please"}]});
+    let response = call(&setup, &secret, &body).await;
+    assert_eq!(response.status(), 200);
+    let events = crate::support::parse_sse(&response.text().await.expect("stream"));
+    let usage: Vec<Value> = events
+        .iter()
+        .filter_map(|(_, data)| serde_json::from_str::<Value>(data).ok())
+        .filter(|chunk| chunk["usage"].is_object())
+        .collect();
+    assert_eq!(usage.len(), 1, "one usage chunk: {events:?}");
+    let usage = &usage[0];
+    assert_eq!(usage["choices"], json!([]));
+    assert!(
+        usage["id"].as_str().is_some_and(|id| !id.is_empty()),
+        "{usage}"
+    );
+    let completion = usage["usage"]["completion_tokens"].as_u64().unwrap_or(0);
+    assert!((12..=16).contains(&completion), "{usage}");
+    assert!(
+        usage["usage"]["prompt_tokens"].as_u64().unwrap_or(0) > 0,
+        "{usage}"
+    );
+    assert_eq!(events.last().map(|(_, data)| data.as_str()), Some("[DONE]"));
+    let found = records(&setup, &id, 1).await;
+    assert!(found[0].estimated, "{:?}", found[0]);
+    assert_eq!(found[0].status, 200);
+    assert!(
+        (12..=16).contains(&found[0].completion_tokens),
+        "{:?}",
+        found[0]
+    );
+}
+
+#[tokio::test]
+async fn a_soft_limit_passed_is_posted_to_the_webhook_once() {
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let sink = std::sync::Arc::clone(&received);
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+            let sink = std::sync::Arc::clone(&sink);
+            async move {
+                sink.lock().expect("lock").push(body);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let hook = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let setup = start_keys(&format!(
+        "{MODELS}\nledger:\n  budget_webhook_url: \"{hook}\"\n"
+    ))
+    .await;
+    // Each call costs $0.01; the soft limit is passed by the third, and told once.
+    let (secret, id) = key(
+        &setup,
+        json!({"limits": {"budget": {"max_usd": "1", "soft_usd": "0.025", "period": "daily"}}}),
+    )
+    .await;
+    for _ in 0..5 {
+        assert_eq!(call(&setup, &secret, &priced_call()).await.status(), 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while received.lock().expect("lock").is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let received = received.lock().expect("lock").clone();
+    assert_eq!(received.len(), 1, "{received:?}");
+    let notice = &received[0];
+    assert_eq!(notice["event"], "budget.soft_limit_passed");
+    assert_eq!(
+        (notice["scope"].as_str(), notice["id"].as_str()),
+        (Some("key"), Some(id.as_str()))
+    );
+    assert_eq!(notice["spent_usd"], "0.03");
+    assert_eq!(
+        (notice["soft_usd"].as_str(), notice["max_usd"].as_str()),
+        (Some("0.025"), Some("1"))
+    );
+    assert_eq!(notice["period"], "daily");
 }

@@ -75,3 +75,79 @@ async fn cooldowns_queued_just_before_sigterm_reach_redis() {
         .await
         .expect("cleanup");
 }
+
+/// Spend records of calls answered before and during a SIGTERM are all in the store after the
+/// gateway exits: the queue is written out after the in-flight calls drained.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_loses_no_spend_record() {
+    let mock = switchyard_mock::MockServer::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("mock");
+    // The embedded store (switchyard-data/ in the gateway's directory), calls that take 20 ms.
+    let config = format!(
+        "server:\n  shutdown_grace_secs: 10\nmodels:\n  - name: m\n    deployments:\n      - provider: openai_compatible\n        model: \"echo?tokens=3&latency_ms=20\"\n        api_base: \"{}/v1\"\n        api_key: k\n        price: {{input: 1, output: 1}}\n",
+        mock.base_url()
+    );
+    let mut gateway = Gateway::spawn("shutdown-spend", &config, &[], Stdio::null());
+    let client = client();
+    assert!(gateway.wait_ready(&client).await, "never ready");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // 16 clients calling back to back until the gateway stops answering.
+    let workers: Vec<_> = (0..16)
+        .map(|_| {
+            let (client, stop) = (client.clone(), std::sync::Arc::clone(&stop));
+            let url = format!("{}/v1/chat/completions", gateway.url);
+            tokio::spawn(async move {
+                let mut answered = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let sent = client
+                        .post(&url)
+                        .json(&serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(response) if response.status() == 200 => {
+                            if response.bytes().await.is_ok() {
+                                answered += 1;
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(_) => break,
+                    }
+                }
+                answered
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    gateway.signal("TERM");
+    let exited = gateway.wait_exit().await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(exited.expect("exited after SIGTERM").success());
+    let mut answered = 0;
+    for worker in workers {
+        answered += worker.await.expect("client");
+    }
+    assert!(
+        answered > 100,
+        "only {answered} calls answered before the signal"
+    );
+    let url = format!(
+        "sqlite://{}",
+        gateway.dir.join("switchyard-data/switchyard.db").display()
+    );
+    let store = switchyard_store::Store::connect(&switchyard_store::Options::new(url))
+        .await
+        .expect("the store opens");
+    let records = store
+        .spend_records(&switchyard_store::SpendQuery {
+            limit: 10_000,
+            ..switchyard_store::SpendQuery::default()
+        })
+        .await
+        .expect("records");
+    let ok = records.iter().filter(|record| record.status == 200).count() as u64;
+    assert_eq!(ok, answered, "every answered call has its record");
+    assert!(records.iter().all(|record| record.cost_nanos > 0));
+    store.close().await;
+}

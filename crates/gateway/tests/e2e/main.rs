@@ -21,4 +21,5 @@ mod pipeline;
 mod reports;
 mod routing;
 mod support;
+mod usage;
 mod vertex;

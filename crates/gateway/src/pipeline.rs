@@ -127,6 +127,8 @@ pub struct Ctx {
     pub taps: Vec<Box<dyn Tap>>,
     /// The answer is a stream (its first event was read).
     pub streamed: bool,
+    /// What a traced request notes for its spans (`None`: not traced).
+    pub trace: Option<Box<crate::telemetry::traces::Trace>>,
     /// A stream's events that carried content so far (about a token each): what the answer's
     /// tokens are estimated from when the upstream reports none (a stream cut short, a server
     /// that never sends usage).
@@ -177,6 +179,8 @@ pub struct Routing {
     /// The provider of the last attempt, as the GenAI conventions name it (`openai`,
     /// `anthropic`, `aws.bedrock`…).
     pub provider: Option<&'static str>,
+    /// Each attempt, for the trace (`None`: not traced).
+    pub attempt_spans: Option<Vec<crate::telemetry::traces::AttemptSpan>>,
 }
 
 impl Routing {
@@ -194,6 +198,7 @@ impl Routing {
             upstream_wait: Duration::ZERO,
             first_event: None,
             provider: None,
+            attempt_spans: None,
         }
     }
 }
@@ -235,6 +240,7 @@ impl Ctx {
             route: Routing::new(),
             taps: Vec::new(),
             streamed: false,
+            trace: None,
             content_events: 0,
             shared,
             finished: false,
@@ -270,6 +276,18 @@ impl Ctx {
         }
     }
 
+    /// When a stage begins, for a traced request (no clock read otherwise).
+    pub fn stage_start(&self) -> Option<Instant> {
+        self.trace.as_ref().map(|_| Instant::now())
+    }
+
+    /// Notes for the trace that stage `name` ran from `started` until now.
+    pub fn stage(&mut self, name: &'static str, started: Option<Instant>) {
+        if let (Some(trace), Some(started)) = (&mut self.trace, started) {
+            trace.stage(name, started);
+        }
+    }
+
     /// The embeddings request, once decoded.
     pub fn embeddings(&self) -> Option<&EmbeddingRequest> {
         match &self.call {
@@ -288,12 +306,22 @@ pub async fn run(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Answer, ApiError> {
+    if let Some(traces) = &ctx.shared.traces {
+        ctx.trace = traces.begin(headers, ctx.route.received_at);
+        if ctx.trace.is_some() {
+            ctx.route.attempt_spans = Some(Vec::new());
+        }
+    }
     // The gateway's own headers first: a malformed one is refused before any other work.
     intake::headers(runtime, ctx, headers)?;
     // From the headers alone, before the body: a caller without a valid key must not make the
     // gateway read, buffer and parse up to `body_limit_bytes` of body.
+    let started = ctx.stage_start();
     authenticate(ctx, headers).await?;
+    ctx.stage("authenticate", started);
+    let started = ctx.stage_start();
     intake::body(runtime, ctx, headers, body).await?;
+    ctx.stage("read body", started);
     // The group is resolved once, before everything that depends on it: model access, limits,
     // budgets and cache scopes are all per group, and an unknown model is a 404 before any
     // of them does work.
@@ -306,10 +334,14 @@ pub async fn run(
     count_prompt(runtime, ctx).await?;
     // Limits once the caller may use the group and the prompt's tokens are as known as they
     // get before the call; a refusal costs the upstream nothing.
+    let started = ctx.stage_start();
     admit(ctx).await?;
+    ctx.stage("rate limits", started);
     // Budgets after rate limits: a call the limits refuse holds no money; the most the call
     // can cost is known once its group (prices) and prompt (tokens) are.
+    let started = ctx.stage_start();
     budget::reserve(runtime, ctx).await?;
+    ctx.stage("budget", started);
     // Hooks (and next the input guards and the cache lookup) see the request once it is
     // decoded and its group known, and before the model: they may change it, refuse it, or
     // answer it themselves (a cache hit, a 429). They also put their taps on the stream here,
@@ -432,6 +464,7 @@ async fn count_prompt(runtime: &Runtime, ctx: &mut Ctx) -> Result<(), ApiError> 
 /// fallback groups.
 async fn route(runtime: &Runtime, ctx: &mut Ctx) -> Result<Answer, ApiError> {
     let relay = ctx.taps.is_empty();
+    let traceparent = ctx.trace.as_ref().map(|trace| trace.traceparent.clone());
     let Ctx {
         call,
         body,
@@ -460,6 +493,7 @@ async fn route(runtime: &Runtime, ctx: &mut Ctx) -> Result<Answer, ApiError> {
                 forwarded,
                 relay,
                 edits: std::sync::OnceLock::new(),
+                traceparent,
             };
             let input = &input;
             route::run(

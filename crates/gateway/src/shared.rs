@@ -14,7 +14,7 @@ use crate::governance::Governance;
 use crate::ledger::Ledger;
 use crate::pipeline::Hook;
 use crate::runtime::HealthRegistry;
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, Traces};
 
 /// What all workers share.
 #[derive(Debug)]
@@ -31,6 +31,8 @@ pub struct Shared {
     pub ledger: Option<Arc<Ledger>>,
     /// Prometheus metrics (`None`: `metrics.enabled: false`).
     pub metrics: Option<Arc<Metrics>>,
+    /// OpenTelemetry traces (`None`: no `otel.endpoint`).
+    pub traces: Option<Arc<Traces>>,
     /// Permits for open client connections, one per connection, over every worker.
     connections: std::sync::OnceLock<Arc<tokio::sync::Semaphore>>,
     /// Permits for request bodies held, one per KiB, over every worker.
@@ -47,6 +49,7 @@ impl Shared {
             governance: None,
             ledger: None,
             metrics: None,
+            traces: None,
             connections: std::sync::OnceLock::new(),
             bodies: std::sync::OnceLock::new(),
         }
@@ -97,6 +100,13 @@ impl Shared {
     #[must_use]
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Shared {
         self.metrics = Some(metrics);
+        self
+    }
+
+    /// Traces calls through `traces`.
+    #[must_use]
+    pub fn with_traces(mut self, traces: Arc<Traces>) -> Shared {
+        self.traces = Some(traces);
         self
     }
 

@@ -14,7 +14,7 @@ use switchyard_gateway::config::{
 };
 use switchyard_gateway::governance::{Governance, open_store};
 use switchyard_gateway::ledger::Ledger;
-use switchyard_gateway::telemetry::Metrics;
+use switchyard_gateway::telemetry::{Metrics, Traces};
 use switchyard_gateway::workers::Workers;
 use switchyard_ledger::PriceTable;
 use tracing::{info, warn};
@@ -246,6 +246,23 @@ fn run_serve(
     if config.metrics.enabled {
         shared = shared.with_metrics(Arc::new(Metrics::new()));
     }
+    let traces = match &config.otel.endpoint {
+        Some(endpoint) => {
+            let traces = {
+                // The exporter's client is made inside a runtime's context.
+                let _entered = control.enter();
+                Traces::start(&config.otel)
+            }
+            .map_err(|error| {
+                anyhow::anyhow!("cannot start the OTLP exporter (otel.endpoint): {error}")
+            })?;
+            info!(endpoint = %endpoint, "Exporting traces over OTLP/HTTP");
+            let traces = Arc::new(traces);
+            shared = shared.with_traces(Arc::clone(&traces));
+            Some(traces)
+        }
+        None => None,
+    };
     let shared = Arc::new(shared);
     let started = reload::Started {
         mode,
@@ -314,6 +331,10 @@ fn run_serve(
     // Workers first: the requests they drain may still queue background work.
     let stopped = workers.stop_and_join();
     control.block_on(shared.background.shutdown(grace));
+    // The spans of the last calls go out before the process does.
+    if let Some(traces) = traces {
+        traces.shutdown();
+    }
     stopped.context("a worker failed")?;
     info!("Stopped");
     Ok(())

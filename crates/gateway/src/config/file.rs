@@ -40,6 +40,9 @@ pub struct ConfigFile {
     /// Prometheus metrics.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// OpenTelemetry traces.
+    #[serde(default)]
+    pub otel: OtelConfig,
 }
 
 /// Whether model calls need a key.
@@ -160,6 +163,29 @@ pub struct MetricsConfig {
 impl Default for MetricsConfig {
     fn default() -> MetricsConfig {
         MetricsConfig { enabled: true }
+    }
+}
+
+/// OpenTelemetry traces, exported over OTLP/HTTP when an endpoint is set.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtelConfig {
+    /// The collector's OTLP/HTTP endpoint (`http://collector:4318`); unset: the
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` environment variable, else no traces.
+    pub endpoint: Option<String>,
+    /// `service.name` of the spans.
+    pub service_name: String,
+    /// Share of calls traced when the caller's `traceparent` does not decide, 0 to 1.
+    pub sample_ratio: f64,
+}
+
+impl Default for OtelConfig {
+    fn default() -> OtelConfig {
+        OtelConfig {
+            endpoint: None,
+            service_name: "switchyard".to_owned(),
+            sample_ratio: 1.0,
+        }
     }
 }
 

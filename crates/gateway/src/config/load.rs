@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::file::{
     AuthConfig, AuthMode, ConfigFile, DeploymentConfig, LedgerConfig, LimitsConfig, MetricsConfig,
-    ModelConfig, RedisConfig, RoutingConfig, Secret, ServerConfig, StoreConfig,
+    ModelConfig, OtelConfig, RedisConfig, RoutingConfig, Secret, ServerConfig, StoreConfig,
 };
 
 /// One problem in a config file.
@@ -106,6 +106,22 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
     let redis = section::<RedisConfig>(&mut root, "redis", &mut errors);
     let ledger = section::<LedgerConfig>(&mut root, "ledger", &mut errors);
     let metrics = section::<MetricsConfig>(&mut root, "metrics", &mut errors);
+    let otel = section::<OtelConfig>(&mut root, "otel", &mut errors).map(|mut otel| {
+        if otel.endpoint.is_none() {
+            otel.endpoint = env
+                .var("OTEL_EXPORTER_OTLP_ENDPOINT")
+                .filter(|url| !url.trim().is_empty());
+        }
+        if let Some(url) = &otel.endpoint
+            && switchyard_providers::http::Target::parse(url).is_err()
+        {
+            errors.push(error_at("otel.endpoint", "not an http:// or https:// URL"));
+        }
+        if !(0.0..=1.0).contains(&otel.sample_ratio) {
+            errors.push(error_at("otel.sample_ratio", "must be between 0 and 1"));
+        }
+        otel
+    });
     let mut models = Vec::new();
     match root.remove("models") {
         None | Some(Value::Null) => {}
@@ -169,7 +185,9 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
             "not an http:// or https:// URL",
         ));
     }
-    match (server, routing, auth, store, limits, redis, ledger, metrics) {
+    match (
+        server, routing, auth, store, limits, redis, ledger, metrics, otel,
+    ) {
         (
             Some(server),
             Some(routing),
@@ -179,6 +197,7 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
             Some(redis),
             Some(ledger),
             Some(metrics),
+            Some(otel),
         ) if errors.is_empty() => Ok(ConfigFile {
             server,
             routing,
@@ -189,14 +208,15 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
             redis,
             ledger,
             metrics,
+            otel,
         }),
         _ => Err(errors),
     }
 }
 
 /// The file's top-level sections.
-const SECTIONS: [&str; 9] = [
-    "server", "routing", "models", "auth", "store", "limits", "redis", "ledger", "metrics",
+const SECTIONS: [&str; 10] = [
+    "server", "routing", "models", "auth", "store", "limits", "redis", "ledger", "metrics", "otel",
 ];
 
 /// The environment variable the master key is read from when the file has none.

@@ -38,6 +38,8 @@ pub struct CallInput<'a> {
     /// Where the client's body changes for an upstream of its dialect, found by the first
     /// attempt that forwards it and reused by the others.
     pub edits: std::sync::OnceLock<Option<forward::Edits>>,
+    /// The call's W3C `traceparent`, for every upstream (traced calls only).
+    pub traceparent: Option<http::HeaderValue>,
 }
 
 /// Calls `deployment` for `input` within `limits`.
@@ -67,6 +69,21 @@ pub async fn once(
     // unless a tap needs to see the stream's events.
     let relay = same_dialect && input.relay;
     let extra = if same_dialect { input.forwarded } else { &[] };
+    let traced: Vec<(http::HeaderName, http::HeaderValue)>;
+    let extra = match &input.traceparent {
+        Some(traceparent) => {
+            traced = extra
+                .iter()
+                .cloned()
+                .chain([(
+                    crate::telemetry::traces::TRACEPARENT.clone(),
+                    traceparent.clone(),
+                )])
+                .collect();
+            &traced[..]
+        }
+        None => extra,
+    };
     let answer = async {
         Ok(match (request.stream, relay) {
             (false, false) => Answer::Whole(Whole::Chat(

@@ -43,6 +43,9 @@ impl Ctx {
         if let Some(metrics) = &self.shared.metrics {
             metrics.ended(self, &end);
         }
+        if let (Some(traces), Some(trace)) = (self.shared.traces.clone(), self.trace.take()) {
+            traces.export(self, &trace, &end);
+        }
         for hook in &self.shared.hooks {
             hook.finished(self, &end);
         }

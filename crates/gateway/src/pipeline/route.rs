@@ -135,6 +135,17 @@ where
         // copied into every enclosing future, and those are moved on each poll setup.
         let outcome = Box::pin(call(Arc::clone(group), index, limits)).await;
         route.upstream_wait += now.elapsed();
+        if let Some(spans) = &mut route.attempt_spans {
+            spans.push(crate::telemetry::traces::AttemptSpan {
+                deployment: deployment.label.clone(),
+                provider: deployment.genai_provider,
+                span: (now, Instant::now()),
+                error: outcome
+                    .as_ref()
+                    .err()
+                    .map(|error| (error.kind.status(), error.message.clone())),
+            });
+        }
         let error = match outcome {
             Ok(outcome) => {
                 let done = Instant::now();

@@ -21,5 +21,6 @@ mod pipeline;
 mod reports;
 mod routing;
 mod support;
+mod traces;
 mod usage;
 mod vertex;

@@ -10,7 +10,7 @@ use switchyard_gateway::config::validate;
 use switchyard_gateway::governance::Governance;
 use switchyard_gateway::ledger::Ledger;
 use switchyard_gateway::pipeline::Hook;
-use switchyard_gateway::telemetry::Metrics;
+use switchyard_gateway::telemetry::{Metrics, Traces};
 use switchyard_gateway::{Gateway, Runtime, Shared};
 use switchyard_mock::MockServer;
 
@@ -47,6 +47,10 @@ pub async fn start_with(models_yaml: &str, hooks: Vec<Arc<dyn Hook>>) -> Setup {
     shared.hooks = hooks;
     if config.metrics.enabled {
         shared = shared.with_metrics(Arc::new(Metrics::new()));
+    }
+    if config.otel.endpoint.is_some() {
+        let traces = Traces::start(&config.otel).expect("the exporter starts");
+        shared = shared.with_traces(Arc::new(traces));
     }
     let shared = Arc::new(shared);
     let runtime = Runtime::build(&config, &shared)

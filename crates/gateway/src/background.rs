@@ -108,19 +108,19 @@ impl Background {
                         if received == 0 {
                             return;
                         }
-                        if !linger.is_zero() {
-                            let until = tokio::time::Instant::now() + linger;
+                        if !linger.is_zero() && items.len() < batch {
+                            // Not listening meanwhile: items pushed during the wait wake
+                            // nothing (a wake-up per push would cost every request a
+                            // cross-thread signal); they are taken in one go after it.
+                            tokio::select! {
+                                biased;
+                                () = closing.cancelled() => {}
+                                () = tokio::time::sleep(linger) => {}
+                            }
                             while items.len() < batch {
-                                let room = batch - items.len();
-                                tokio::select! {
-                                    biased;
-                                    () = closing.cancelled() => break,
-                                    more = receiver.recv_many(&mut items, room) => {
-                                        if more == 0 {
-                                            break;
-                                        }
-                                    }
-                                    () = tokio::time::sleep_until(until) => break,
+                                match receiver.try_recv() {
+                                    Ok(item) => items.push(item),
+                                    Err(_) => break,
                                 }
                             }
                         }

@@ -93,6 +93,8 @@ pub struct Deployment {
 pub struct ModelGroup {
     /// The group's name.
     pub name: String,
+    /// The name as a metric label (shared: recording a call clones no string).
+    pub label: Arc<String>,
     /// Other names clients may use for it.
     pub aliases: Vec<String>,
     /// Its deployments (never empty: config validation guarantees it).
@@ -275,6 +277,7 @@ mod tests {
     fn group(deployments: Vec<Deployment>) -> ModelGroup {
         ModelGroup {
             name: "g".into(),
+            label: Arc::new("g".into()),
             aliases: Vec::new(),
             deployments,
             strategy: Strategy::WeightedRandom,

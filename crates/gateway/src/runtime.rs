@@ -210,6 +210,7 @@ impl Runtime {
                 .collect::<Result<_, _>>()?;
             let group = Arc::new(ModelGroup {
                 name: model.name.clone(),
+                label: Arc::new(model.name.clone()),
                 aliases: model.aliases.clone(),
                 deployments,
                 strategy: model.strategy,

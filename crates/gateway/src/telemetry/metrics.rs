@@ -2,6 +2,7 @@
 //! semantic conventions' (`gen_ai_*`, their dots written as underscores), recorded when a
 //! request ends and encoded as OpenMetrics text on `/metrics`.
 
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -18,12 +19,12 @@ use crate::runtime::Runtime;
 /// A model group (the configured name; `unknown` when the request named none that exists).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ModelLabels {
-    model: String,
+    model: Arc<String>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    model: String,
+    model: Arc<String>,
     kind: &'static str,
     stream: &'static str,
     status: u16,
@@ -31,22 +32,22 @@ struct RequestLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabels {
-    model: String,
+    model: Arc<String>,
     kind: &'static str,
     origin: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TokenLabels {
-    model: String,
-    team: String,
+    model: Arc<String>,
+    team: Arc<String>,
     r#type: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SpendLabels {
-    model: String,
-    team: String,
+    model: Arc<String>,
+    team: Arc<String>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -70,14 +71,14 @@ struct DeploymentLabels {
 struct GenAiLabels {
     gen_ai_operation_name: &'static str,
     gen_ai_provider_name: &'static str,
-    gen_ai_request_model: String,
+    gen_ai_request_model: Arc<String>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct GenAiTokenLabels {
     gen_ai_operation_name: &'static str,
     gen_ai_provider_name: &'static str,
-    gen_ai_request_model: String,
+    gen_ai_request_model: Arc<String>,
     gen_ai_token_type: &'static str,
 }
 
@@ -104,6 +105,10 @@ pub struct Metrics {
     genai_tokens: Histograms<GenAiTokenLabels>,
     genai_duration: Histograms<GenAiLabels>,
     genai_first_token: Histograms<GenAiLabels>,
+    /// The label of a model that does not exist.
+    unknown: Arc<String>,
+    /// The team label of a call without a team.
+    no_team: Arc<String>,
 }
 
 /// Request durations: 5 ms to about 20 minutes.
@@ -170,6 +175,8 @@ impl Metrics {
             genai_duration: Family::new_with_constructor(genai_duration as fn() -> Histogram),
             genai_first_token: Family::new_with_constructor(genai_first_token as fn() -> Histogram),
             registry: Registry::default(),
+            unknown: Arc::new("unknown".to_owned()),
+            no_team: Arc::new(String::new()),
         };
         registry.register(
             "switchyard_requests",
@@ -275,10 +282,10 @@ impl Metrics {
     /// `ctx`'s request ended with `end`.
     pub fn ended(&self, ctx: &Ctx, end: &End) {
         self.in_flight.dec();
-        let model = ctx
-            .group
-            .as_ref()
-            .map_or_else(|| "unknown".to_owned(), |group| group.name.clone());
+        let model = ctx.group.as_ref().map_or_else(
+            || Arc::clone(&self.unknown),
+            |group| Arc::clone(&group.label),
+        );
         let elapsed = ctx.route.received_at.elapsed();
         let status = match end {
             End::Complete => 200,
@@ -296,7 +303,7 @@ impl Metrics {
         };
         self.requests
             .get_or_create(&RequestLabels {
-                model: model.clone(),
+                model: Arc::clone(&model),
                 kind,
                 stream: if ctx.streamed { "true" } else { "false" },
                 status,
@@ -305,7 +312,7 @@ impl Metrics {
         if let End::Failed(error) = end {
             self.errors
                 .get_or_create(&ErrorLabels {
-                    model: model.clone(),
+                    model: Arc::clone(&model),
                     kind: kind_name(error.kind),
                     origin: match error.origin {
                         Origin::Client => "client",
@@ -327,12 +334,12 @@ impl Metrics {
         }
         self.attempts
             .get_or_create(&ModelLabels {
-                model: model.clone(),
+                model: Arc::clone(&model),
             })
             .inc_by(u64::from(ctx.route.attempts));
         self.duration
             .get_or_create(&ModelLabels {
-                model: model.clone(),
+                model: Arc::clone(&model),
             })
             .observe(elapsed.as_secs_f64());
         self.overhead.observe(
@@ -340,11 +347,10 @@ impl Metrics {
                 .saturating_sub(ctx.route.upstream_wait)
                 .as_secs_f64(),
         );
-        let team = ctx
-            .principal
-            .as_ref()
-            .and_then(|principal| principal.team_id.clone())
-            .unwrap_or_default();
+        let team = match ctx.principal.as_ref().and_then(|p| p.team_id.as_ref()) {
+            Some(team) => Arc::new(team.clone()),
+            None => Arc::clone(&self.no_team),
+        };
         let usage = &ctx.usage;
         for (kind, count) in [
             ("prompt", usage.prompt_tokens),
@@ -356,8 +362,8 @@ impl Metrics {
             if count > 0 {
                 self.tokens
                     .get_or_create(&TokenLabels {
-                        model: model.clone(),
-                        team: team.clone(),
+                        model: Arc::clone(&model),
+                        team: Arc::clone(&team),
                         r#type: kind,
                     })
                     .inc_by(count);
@@ -368,7 +374,7 @@ impl Metrics {
         {
             self.cost
                 .get_or_create(&SpendLabels {
-                    model: model.clone(),
+                    model: Arc::clone(&model),
                     team,
                 })
                 .inc_by(cost.total.nanos() as f64 / 1e9);
@@ -381,7 +387,7 @@ impl Metrics {
         let genai = GenAiLabels {
             gen_ai_operation_name: operation,
             gen_ai_provider_name: provider,
-            gen_ai_request_model: model.clone(),
+            gen_ai_request_model: Arc::clone(&model),
         };
         self.genai_duration
             .get_or_create(&genai)
@@ -389,7 +395,7 @@ impl Metrics {
         if let Some(first) = ctx.route.first_event {
             self.first_token
                 .get_or_create(&ModelLabels {
-                    model: model.clone(),
+                    model: Arc::clone(&model),
                 })
                 .observe(first.as_secs_f64());
             self.genai_first_token
@@ -405,7 +411,7 @@ impl Metrics {
                     .get_or_create(&GenAiTokenLabels {
                         gen_ai_operation_name: operation,
                         gen_ai_provider_name: provider,
-                        gen_ai_request_model: model.clone(),
+                        gen_ai_request_model: Arc::clone(&model),
                         gen_ai_token_type: token_type,
                     })
                     .observe(count as f64);

@@ -176,6 +176,7 @@ suite!(
     spend_records_and_their_daily_aggregates_agree,
     concurrent_spend_writers_lose_nothing,
     old_spend_records_are_pruned_and_aggregates_stay,
+    a_database_of_the_previous_version_is_migrated_in_place,
 );
 
 async fn migrations_apply_from_empty_and_once(backend: &str) {
@@ -753,6 +754,56 @@ async fn old_spend_records_are_pruned_and_aggregates_stay(backend: &str) {
     assert_eq!(
         store.spent_since(Dimension::Key, "k", since).await.unwrap(),
         260
+    );
+    cleanup.run(store).await;
+}
+
+/// A database as the previous version left it (0001 only, with teams and keys in it) gets 0002
+/// at start and keeps everything.
+async fn a_database_of_the_previous_version_is_migrated_in_place(backend: &str) {
+    let Some((store, cleanup)) = open(backend).await else {
+        return;
+    };
+    let Some(url) = cleanup.url().map(str::to_owned) else {
+        // An in-memory database does not outlive its store.
+        cleanup.run(store).await;
+        return;
+    };
+    let team = team("kept");
+    store.insert_team(&team, "master").await.unwrap();
+    let stored = key(Some(&team.id), "kept-hash");
+    store.insert_key(&stored, "master").await.unwrap();
+    store.close().await;
+    // Back to version 1: the ledger's migration undone, by hand.
+    for statement in [
+        "DROP TABLE spend_daily",
+        "DROP TABLE spend",
+        "DELETE FROM _sqlx_migrations WHERE version = 2",
+    ] {
+        if backend == "postgres" {
+            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+            sqlx::query(statement).execute(&pool).await.unwrap();
+            pool.close().await;
+        } else {
+            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+            sqlx::query(statement).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+    let store = Store::connect(&Options::new(&url)).await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), 2);
+    assert_eq!(store.team(&team.id).await.unwrap(), team);
+    assert_eq!(store.key(&stored.id).await.unwrap().hash, "kept-hash");
+    store
+        .record_spend(&[spend(Some(&stored.id), Some(&team.id), NOON, 5, &[])])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .spent_since(Dimension::Team, &team.id, Day::of_ms(NOON))
+            .await
+            .unwrap(),
+        5
     );
     cleanup.run(store).await;
 }

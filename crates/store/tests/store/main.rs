@@ -9,14 +9,12 @@
 use std::collections::BTreeMap;
 
 use serde_json::json;
-use switchyard_ledger::Day;
 use switchyard_store::{
-    Dimension, Key, Limits, ModelLimits, Options, Page, Role, SpendQuery, SpendRecord, Store,
-    StoreError, Team, User, new_id, now_ms,
+    Key, Limits, ModelLimits, Options, Page, Role, Store, StoreError, Team, User, new_id, now_ms,
 };
 
 /// A store for one test on `backend`, or `None` (with a message) when it is not available.
-async fn open(backend: &str) -> Option<(Store, Cleanup)> {
+pub(crate) async fn open(backend: &str) -> Option<(Store, Cleanup)> {
     match backend {
         "sqlite" => {
             let folder = std::env::temp_dir().join(new_id("switchyard-store-test"));
@@ -50,7 +48,7 @@ async fn open(backend: &str) -> Option<(Store, Cleanup)> {
 }
 
 /// What a test leaves behind, removed at its end.
-enum Cleanup {
+pub(crate) enum Cleanup {
     None,
     Folder(std::path::PathBuf, String),
     Database(sqlx::PgPool, String, String),
@@ -58,14 +56,14 @@ enum Cleanup {
 
 impl Cleanup {
     /// The URL the test's store was opened with (to open it again).
-    fn url(&self) -> Option<&str> {
+    pub(crate) fn url(&self) -> Option<&str> {
         match self {
             Cleanup::None => None,
             Cleanup::Folder(_, url) | Cleanup::Database(_, _, url) => Some(url),
         }
     }
 
-    async fn run(self, store: Store) {
+    pub(crate) async fn run(self, store: Store) {
         store.close().await;
         match self {
             Cleanup::None => {}
@@ -85,7 +83,7 @@ impl Cleanup {
     }
 }
 
-fn team(name: &str) -> Team {
+pub(crate) fn team(name: &str) -> Team {
     let now = now_ms();
     Team {
         id: new_id("team"),
@@ -116,7 +114,7 @@ fn user(team_id: Option<&str>, email: &str) -> User {
     }
 }
 
-fn key(team_id: Option<&str>, hash: &str) -> Key {
+pub(crate) fn key(team_id: Option<&str>, hash: &str) -> Key {
     let now = now_ms();
     Key {
         id: new_id("key"),
@@ -155,6 +153,10 @@ fn key(team_id: Option<&str>, hash: &str) -> Key {
         updated_at: now,
     }
 }
+
+mod ledger;
+
+use ledger::*;
 
 /// Each scenario, once per database.
 macro_rules! suite {
@@ -511,299 +513,5 @@ async fn concurrent_updates_lose_nothing(backend: &str) {
     let tags = store.key(&stored.id).await.unwrap().tags;
     assert_eq!(tags.len(), 17, "{tags:?}");
     assert_eq!(store.changes(0, None, 100).await.unwrap().len(), 17);
-    cleanup.run(store).await;
-}
-
-fn spend(
-    key: Option<&str>,
-    team: Option<&str>,
-    at: i64,
-    cost_nanos: i64,
-    tags: &[&str],
-) -> SpendRecord {
-    SpendRecord {
-        request_id: new_id("req"),
-        at,
-        key_id: key.map(str::to_owned),
-        team_id: team.map(str::to_owned),
-        user_id: None,
-        model: "gpt".to_owned(),
-        deployment: Some("openai/gpt-4o".to_owned()),
-        kind: "chat".to_owned(),
-        tags: tags.iter().map(|tag| (*tag).to_owned()).collect(),
-        prompt_tokens: 100,
-        completion_tokens: 20,
-        cache_read_tokens: 10,
-        reasoning_tokens: 5,
-        cost_nanos,
-        status: 200,
-        attempts: 1,
-        latency_ms: 12,
-        ttft_ms: Some(3),
-        ..SpendRecord::default()
-    }
-}
-
-/// 2026-12-06T12:00:00Z.
-const NOON: i64 = 1_796_558_400_000;
-const DAY_MS: i64 = 86_400_000;
-
-async fn spend_records_and_their_daily_aggregates_agree(backend: &str) {
-    let Some((store, cleanup)) = open(backend).await else {
-        return;
-    };
-    let mut failed = spend(Some("k1"), None, NOON + 1, 0, &[]);
-    failed.status = 502;
-    let records = vec![
-        spend(Some("k1"), Some("t1"), NOON - DAY_MS, 1_000, &["ci"]),
-        spend(Some("k1"), Some("t1"), NOON, 2_500, &["ci", "batch", "ci"]),
-        spend(Some("k2"), Some("t1"), NOON, 7, &["it's \"quoted\""]),
-        spend(None, None, NOON, 40, &[]),
-        failed,
-    ];
-    store.record_spend(&records).await.unwrap();
-    let today = Day::of_ms(NOON);
-    let yesterday = Day::of_ms(NOON - DAY_MS);
-    // Budgets read the aggregates: the key's spend from a day on.
-    assert_eq!(
-        store
-            .spent_since(Dimension::Key, "k1", yesterday)
-            .await
-            .unwrap(),
-        3_500
-    );
-    assert_eq!(
-        store
-            .spent_since(Dimension::Key, "k1", today)
-            .await
-            .unwrap(),
-        2_500
-    );
-    assert_eq!(
-        store
-            .spent_since(Dimension::Team, "t1", today)
-            .await
-            .unwrap(),
-        2_507
-    );
-    assert_eq!(
-        store
-            .spent_since(Dimension::Key, "nobody", yesterday)
-            .await
-            .unwrap(),
-        0
-    );
-    // A tag counts once per call, however often the call names it.
-    let tags = store
-        .daily_spend(Dimension::Tag, Some("ci"), yesterday, today)
-        .await
-        .unwrap();
-    assert_eq!(
-        tags.iter().map(|row| row.requests).collect::<Vec<_>>(),
-        [1, 1]
-    );
-    let all = store
-        .daily_spend(Dimension::All, None, yesterday, today)
-        .await
-        .unwrap();
-    assert_eq!(all.len(), 2);
-    assert_eq!(all[1].day, "2026-12-06");
-    assert_eq!((all[1].requests, all[1].failures), (4, 1));
-    assert_eq!(all[1].prompt_tokens, 400);
-    assert_eq!(all[1].cost_nanos, 2_547);
-    // The aggregates equal the records.
-    let raw = store.spend_records(&SpendQuery::default()).await.unwrap();
-    assert_eq!(raw.len(), 5);
-    assert_eq!(
-        raw.iter().map(|record| record.cost_nanos).sum::<i64>(),
-        all.iter().map(|row| row.cost_nanos).sum::<i64>()
-    );
-    let mut first = records[0].clone();
-    first.seq = raw[0].seq;
-    assert_eq!(raw[0], first, "stored verbatim");
-    assert_eq!(raw[2].tags, ["it's \"quoted\""]);
-    // Filters and pages.
-    let k1 = SpendQuery {
-        key_id: Some("k1".to_owned()),
-        limit: 2,
-        ..SpendQuery::default()
-    };
-    let page = store.spend_records(&k1).await.unwrap();
-    assert_eq!(page.len(), 2);
-    let next = store
-        .spend_records(&SpendQuery {
-            after: page[1].seq,
-            ..k1.clone()
-        })
-        .await
-        .unwrap();
-    assert_eq!(next.len(), 1);
-    assert_eq!(next[0].status, 502);
-    let today_only = SpendQuery {
-        from_ms: today.start_ms(),
-        to_ms: today.next().start_ms(),
-        ..SpendQuery::default()
-    };
-    assert_eq!(store.spend_records(&today_only).await.unwrap().len(), 4);
-    // Plain text with NUL is refused before anything is written.
-    let mut bad = spend(Some("k1"), None, NOON, 1, &["a\0b"]);
-    assert!(matches!(
-        store.record_spend(&[bad.clone()]).await,
-        Err(StoreError::Invalid(_))
-    ));
-    bad.tags.clear();
-    bad.model = "m\0".to_owned();
-    assert!(store.record_spend(&[bad]).await.is_err());
-    assert_eq!(
-        store
-            .spend_records(&SpendQuery::default())
-            .await
-            .unwrap()
-            .len(),
-        5
-    );
-    cleanup.run(store).await;
-}
-
-async fn concurrent_spend_writers_lose_nothing(backend: &str) {
-    let Some((store, cleanup)) = open(backend).await else {
-        return;
-    };
-    let writers = (0..8).map(|writer| {
-        let store = store.clone();
-        async move {
-            for batch in 0..5 {
-                let records: Vec<SpendRecord> = (0..40)
-                    .map(|n| {
-                        spend(
-                            Some(&format!("k{}", n % 3)),
-                            Some("t"),
-                            NOON + writer * 10 + batch,
-                            1_000 + n,
-                            &["load"],
-                        )
-                    })
-                    .collect();
-                store.record_spend(&records).await.unwrap();
-            }
-        }
-    });
-    futures_util::future::join_all(writers).await;
-    let raw = store
-        .spend_records(&SpendQuery {
-            limit: 10_000,
-            ..SpendQuery::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(raw.len(), 8 * 5 * 40);
-    let sum: i64 = raw.iter().map(|record| record.cost_nanos).sum();
-    let day = Day::of_ms(NOON);
-    assert_eq!(
-        store.spent_since(Dimension::Team, "t", day).await.unwrap(),
-        sum
-    );
-    let keys: i64 = futures_util::future::join_all((0..3).map(|n| {
-        let store = store.clone();
-        async move {
-            store
-                .spent_since(Dimension::Key, &format!("k{n}"), day)
-                .await
-                .unwrap()
-        }
-    }))
-    .await
-    .into_iter()
-    .sum();
-    assert_eq!(keys, sum);
-    let tag = store
-        .daily_spend(Dimension::Tag, Some("load"), day, day)
-        .await
-        .unwrap();
-    assert_eq!(tag[0].requests, 1600);
-    cleanup.run(store).await;
-}
-
-async fn old_spend_records_are_pruned_and_aggregates_stay(backend: &str) {
-    let Some((store, cleanup)) = open(backend).await else {
-        return;
-    };
-    let old: Vec<SpendRecord> = (0..25)
-        .map(|n| spend(Some("k"), None, NOON - 100 * DAY_MS + n, 10, &[]))
-        .collect();
-    store.record_spend(&old).await.unwrap();
-    store
-        .record_spend(&[spend(Some("k"), None, NOON, 10, &[])])
-        .await
-        .unwrap();
-    let cutoff = NOON - 90 * DAY_MS;
-    assert_eq!(store.prune_spend(cutoff, 10).await.unwrap(), 10);
-    assert_eq!(store.prune_spend(cutoff, 10).await.unwrap(), 10);
-    assert_eq!(store.prune_spend(cutoff, 10).await.unwrap(), 5);
-    assert_eq!(store.prune_spend(cutoff, 10).await.unwrap(), 0);
-    assert_eq!(
-        store
-            .spend_records(&SpendQuery::default())
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
-    // What budgets and reports read is untouched.
-    let since = Day::of_ms(NOON - 200 * DAY_MS);
-    assert_eq!(
-        store.spent_since(Dimension::Key, "k", since).await.unwrap(),
-        260
-    );
-    cleanup.run(store).await;
-}
-
-/// A database as the previous version left it (0001 only, with teams and keys in it) gets 0002
-/// at start and keeps everything.
-async fn a_database_of_the_previous_version_is_migrated_in_place(backend: &str) {
-    let Some((store, cleanup)) = open(backend).await else {
-        return;
-    };
-    let Some(url) = cleanup.url().map(str::to_owned) else {
-        // An in-memory database does not outlive its store.
-        cleanup.run(store).await;
-        return;
-    };
-    let team = team("kept");
-    store.insert_team(&team, "master").await.unwrap();
-    let stored = key(Some(&team.id), "kept-hash");
-    store.insert_key(&stored, "master").await.unwrap();
-    store.close().await;
-    // Back to version 1: the ledger's migration undone, by hand.
-    for statement in [
-        "DROP TABLE spend_daily",
-        "DROP TABLE spend",
-        "DELETE FROM _sqlx_migrations WHERE version = 2",
-    ] {
-        if backend == "postgres" {
-            let pool = sqlx::PgPool::connect(&url).await.unwrap();
-            sqlx::query(statement).execute(&pool).await.unwrap();
-            pool.close().await;
-        } else {
-            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-            sqlx::query(statement).execute(&pool).await.unwrap();
-            pool.close().await;
-        }
-    }
-    let store = Store::connect(&Options::new(&url)).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 2);
-    assert_eq!(store.team(&team.id).await.unwrap(), team);
-    assert_eq!(store.key(&stored.id).await.unwrap().hash, "kept-hash");
-    store
-        .record_spend(&[spend(Some(&stored.id), Some(&team.id), NOON, 5, &[])])
-        .await
-        .unwrap();
-    assert_eq!(
-        store
-            .spent_since(Dimension::Team, &team.id, Day::of_ms(NOON))
-            .await
-            .unwrap(),
-        5
-    );
     cleanup.run(store).await;
 }

@@ -422,6 +422,13 @@ fn build_deployment(
         _ => upstream,
     };
     let price = Arc::new(price_of(config));
+    if !price.is_priced() && !config.provider.starts_with("mock") && !local(&config.provider) {
+        tracing::warn!(
+            deployment = %format!("{}/{}", config.provider, config.model),
+            "No price for this deployment in the shipped table: its calls are recorded at $0 \
+             (set `price` or `base_model` on it)"
+        );
+    }
     // The cost strategy compares a call of 1,000 input and 500 output tokens.
     let cost = Cost::of(
         &price,
@@ -475,6 +482,11 @@ fn genai_provider(provider: &str) -> &'static str {
         "cerebras" => "cerebras",
         _ => "openai",
     }
+}
+
+/// Whether `provider` runs on the user's own machines (its calls cost nothing by default).
+fn local(provider: &str) -> bool {
+    matches!(provider, "vllm" | "ollama" | "lmstudio")
 }
 
 /// A deployment's prices: the shipped table's for its model (or `base_model`), with the

@@ -267,6 +267,11 @@ fn run_serve(
     let started = reload::Started {
         mode,
         store_url: config.store.url.clone(),
+        telemetry: (
+            config.ledger.clone(),
+            config.metrics.clone(),
+            config.otel.clone(),
+        ),
     };
     let grace = std::time::Duration::try_from_secs_f64(config.server.shutdown_grace_secs)
         .unwrap_or(std::time::Duration::from_secs(30));

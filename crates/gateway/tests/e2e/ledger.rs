@@ -483,3 +483,45 @@ async fn a_soft_limit_passed_is_posted_to_the_webhook_once() {
     );
     assert_eq!(notice["period"], "daily");
 }
+
+#[tokio::test]
+async fn with_redis_cut_budgets_follow_the_outage_policy() {
+    let Ok(redis) = std::env::var("SWITCHYARD_TEST_REDIS_URL") else {
+        eprintln!("skipped: SWITCHYARD_TEST_REDIS_URL is not set");
+        return;
+    };
+    for policy in ["closed", "open"] {
+        let proxy = crate::limits::Proxy::start(&redis).await;
+        let extra = format!("limits:\n  on_redis_error: {policy}\n");
+        let Some((a, _b, _database)) =
+            crate::limits::pair_of(MODELS, Some(&proxy.url()), &extra).await
+        else {
+            return;
+        };
+        let (secret, _) = key(&a, budget_for(10)).await;
+        // Connected (the connection is made in the background): held in Redis.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while call(&a, &secret, &priced_call()).await.status() != 200 {
+            assert!(Instant::now() < deadline, "{policy}: never answered");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        proxy.set_down(true);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = Instant::now();
+        let response = call(&a, &secret, &priced_call()).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{policy}: {:?}",
+            started.elapsed()
+        );
+        match policy {
+            "closed" => {
+                assert_eq!(response.status(), 503, "{policy}");
+                let body: Value = response.json().await.expect("json");
+                assert_eq!(body["error"]["code"], "budget_unavailable");
+            }
+            _ => assert_eq!(response.status(), 200, "{policy}: counted on this instance"),
+        }
+        proxy.set_down(false);
+    }
+}

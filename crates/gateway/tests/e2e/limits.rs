@@ -458,13 +458,13 @@ async fn blocked_on_one_refused_by_the_other(a: &Setup, b: &Setup) {
 
 /// A TCP proxy to Redis that can be cut (every connection closed, new ones refused) and
 /// restored.
-struct Proxy {
+pub(crate) struct Proxy {
     addr: std::net::SocketAddr,
     down: Arc<AtomicBool>,
 }
 
 impl Proxy {
-    async fn start(target: &str) -> Proxy {
+    pub(crate) async fn start(target: &str) -> Proxy {
         let target = target
             .trim_start_matches("redis://")
             .trim_end_matches('/')
@@ -503,11 +503,11 @@ impl Proxy {
         Proxy { addr, down }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://{}/", self.addr)
     }
 
-    fn set_down(&self, down: bool) {
+    pub(crate) fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
     }
 }

@@ -2,6 +2,7 @@
 //! semantic conventions' (`gen_ai_*`, their dots written as underscores), recorded when a
 //! request ends and encoded as OpenMetrics text on `/metrics`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
@@ -109,6 +110,36 @@ pub struct Metrics {
     unknown: Arc<String>,
     /// The team label of a call without a team.
     no_team: Arc<String>,
+    /// Series found once per model group, operation and provider (see [`Metrics::handles`]).
+    handles: std::sync::Mutex<HashMap<HandlesKey, Arc<Handles>>>,
+}
+
+/// A model group's label (by address), an operation and a provider.
+type HandlesKey = (usize, &'static str, &'static str);
+
+/// The token types of `switchyard_tokens_total`, in [`Handles::tokens`]' order.
+const TOKEN_TYPES: [&str; 5] = [
+    "prompt",
+    "completion",
+    "cache_read",
+    "cache_write",
+    "reasoning",
+];
+
+/// The series one model group, operation and provider's answers add to (no team).
+#[derive(Debug)]
+struct Handles {
+    /// `switchyard_requests_total` with status 200: not streamed, streamed.
+    requests: [Counter; 2],
+    attempts: Counter,
+    duration: Histogram,
+    first_token: Histogram,
+    tokens: [Counter; 5],
+    cost: Counter<f64, AtomicU64>,
+    genai_duration: Histogram,
+    genai_first_token: Histogram,
+    /// `gen_ai_client_token_usage`: input, output.
+    genai_tokens: [Histogram; 2],
 }
 
 /// Request durations: 5 ms to about 20 minutes.
@@ -177,6 +208,7 @@ impl Metrics {
             registry: Registry::default(),
             unknown: Arc::new("unknown".to_owned()),
             no_team: Arc::new(String::new()),
+            handles: std::sync::Mutex::default(),
         };
         registry.register(
             "switchyard_requests",
@@ -279,6 +311,84 @@ impl Metrics {
         self.in_flight.inc();
     }
 
+    /// The series a call of `model`, `operation` and `provider` adds to when it succeeds
+    /// without a team: found once (hashing label sets is most of what recording costs) and
+    /// kept. They hold their model's label, so a key's address is never reused.
+    fn handles(
+        &self,
+        model: &Arc<String>,
+        operation: &'static str,
+        provider: &'static str,
+    ) -> Arc<Handles> {
+        let key = (Arc::as_ptr(model) as usize, operation, provider);
+        let mut cache = self
+            .handles
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(cache.entry(key).or_insert_with(|| {
+            let request = |stream| {
+                self.requests
+                    .get_or_create(&RequestLabels {
+                        model: Arc::clone(model),
+                        kind: operation,
+                        stream,
+                        status: 200,
+                    })
+                    .clone()
+            };
+            let by_model = ModelLabels {
+                model: Arc::clone(model),
+            };
+            let token = |kind| {
+                self.tokens
+                    .get_or_create(&TokenLabels {
+                        model: Arc::clone(model),
+                        team: Arc::clone(&self.no_team),
+                        r#type: kind,
+                    })
+                    .clone()
+            };
+            let genai = GenAiLabels {
+                gen_ai_operation_name: operation,
+                gen_ai_provider_name: provider,
+                gen_ai_request_model: Arc::clone(model),
+            };
+            let genai_token = |token_type| {
+                self.genai_tokens
+                    .get_or_create(&GenAiTokenLabels {
+                        gen_ai_operation_name: operation,
+                        gen_ai_provider_name: provider,
+                        gen_ai_request_model: Arc::clone(model),
+                        gen_ai_token_type: token_type,
+                    })
+                    .clone()
+            };
+            Arc::new(Handles {
+                requests: [request("false"), request("true")],
+                attempts: self.attempts.get_or_create(&by_model).clone(),
+                duration: self.duration.get_or_create(&by_model).clone(),
+                first_token: self.first_token.get_or_create(&by_model).clone(),
+                tokens: [
+                    token("prompt"),
+                    token("completion"),
+                    token("cache_read"),
+                    token("cache_write"),
+                    token("reasoning"),
+                ],
+                cost: self
+                    .cost
+                    .get_or_create(&SpendLabels {
+                        model: Arc::clone(model),
+                        team: Arc::clone(&self.no_team),
+                    })
+                    .clone(),
+                genai_duration: self.genai_duration.get_or_create(&genai).clone(),
+                genai_first_token: self.genai_first_token.get_or_create(&genai).clone(),
+                genai_tokens: [genai_token("input"), genai_token("output")],
+            })
+        }))
+    }
+
     /// `ctx`'s request ended with `end`.
     pub fn ended(&self, ctx: &Ctx, end: &End) {
         self.in_flight.dec();
@@ -288,27 +398,36 @@ impl Metrics {
         );
         let elapsed = ctx.route.received_at.elapsed();
         let status = match end {
+            // The client of a stream that failed got a 200, then the stream's error event.
             End::Complete => 200,
-            End::Failed(error) if ctx.streamed => {
-                // The client got a 200 and then the stream's own error event.
-                let _ = error;
-                200
-            }
+            End::Failed(_) if ctx.streamed => 200,
             End::Failed(error) => error.kind.status(),
             End::Disconnected => 499,
         };
-        let kind = match ctx.kind {
+        let operation = match ctx.kind {
             Kind::Chat => "chat",
             Kind::Embed => "embeddings",
         };
-        self.requests
-            .get_or_create(&RequestLabels {
-                model: Arc::clone(&model),
-                kind,
-                stream: if ctx.streamed { "true" } else { "false" },
-                status,
-            })
-            .inc();
+        let provider = ctx.route.provider.unwrap_or("unknown");
+        let team = ctx.principal.as_ref().and_then(|p| p.team_id.as_ref());
+        // The common case (an answer, no team) adds to series found once.
+        let handles = (status == 200 && ctx.route.attempts > 0)
+            .then(|| self.handles(&model, operation, provider));
+        match &handles {
+            Some(handles) => {
+                handles.requests[usize::from(ctx.streamed)].inc();
+            }
+            None => {
+                self.requests
+                    .get_or_create(&RequestLabels {
+                        model: Arc::clone(&model),
+                        kind: operation,
+                        stream: if ctx.streamed { "true" } else { "false" },
+                        status,
+                    })
+                    .inc();
+            }
+        }
         if let End::Failed(error) = end {
             self.errors
                 .get_or_create(&ErrorLabels {
@@ -332,89 +451,72 @@ impl Metrics {
         if ctx.route.attempts == 0 {
             return;
         }
-        self.attempts
-            .get_or_create(&ModelLabels {
-                model: Arc::clone(&model),
-            })
-            .inc_by(u64::from(ctx.route.attempts));
-        self.duration
-            .get_or_create(&ModelLabels {
-                model: Arc::clone(&model),
-            })
-            .observe(elapsed.as_secs_f64());
+        let handles = handles.unwrap_or_else(|| self.handles(&model, operation, provider));
+        handles.attempts.inc_by(u64::from(ctx.route.attempts));
+        handles.duration.observe(elapsed.as_secs_f64());
         self.overhead.observe(
             elapsed
                 .saturating_sub(ctx.route.upstream_wait)
                 .as_secs_f64(),
         );
-        let team = match ctx.principal.as_ref().and_then(|p| p.team_id.as_ref()) {
-            Some(team) => Arc::new(team.clone()),
-            None => Arc::clone(&self.no_team),
-        };
         let usage = &ctx.usage;
-        for (kind, count) in [
-            ("prompt", usage.prompt_tokens),
-            ("completion", usage.completion_tokens),
-            ("cache_read", usage.cache_read_tokens),
-            ("cache_write", usage.cache_write_tokens),
-            ("reasoning", usage.reasoning_tokens),
-        ] {
-            if count > 0 {
-                self.tokens
-                    .get_or_create(&TokenLabels {
-                        model: Arc::clone(&model),
-                        team: Arc::clone(&team),
-                        r#type: kind,
-                    })
-                    .inc_by(count);
+        let counts = [
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            usage.cache_read_tokens,
+            usage.cache_write_tokens,
+            usage.reasoning_tokens,
+        ];
+        let cost = ctx
+            .cost
+            .as_ref()
+            .map_or(0, |cost| cost.total.nanos().max(0));
+        match team {
+            None => {
+                for (counter, count) in handles.tokens.iter().zip(counts) {
+                    if count > 0 {
+                        counter.inc_by(count);
+                    }
+                }
+                if cost > 0 {
+                    handles.cost.inc_by(cost as f64 / 1e9);
+                }
+            }
+            Some(team) => {
+                let team = Arc::new(team.clone());
+                for (kind, count) in TOKEN_TYPES.into_iter().zip(counts) {
+                    if count > 0 {
+                        self.tokens
+                            .get_or_create(&TokenLabels {
+                                model: Arc::clone(&model),
+                                team: Arc::clone(&team),
+                                r#type: kind,
+                            })
+                            .inc_by(count);
+                    }
+                }
+                if cost > 0 {
+                    self.cost
+                        .get_or_create(&SpendLabels {
+                            model: Arc::clone(&model),
+                            team,
+                        })
+                        .inc_by(cost as f64 / 1e9);
+                }
             }
         }
-        if let Some(cost) = &ctx.cost
-            && cost.total.nanos() > 0
-        {
-            self.cost
-                .get_or_create(&SpendLabels {
-                    model: Arc::clone(&model),
-                    team,
-                })
-                .inc_by(cost.total.nanos() as f64 / 1e9);
-        }
-        let operation = match ctx.kind {
-            Kind::Chat => "chat",
-            Kind::Embed => "embeddings",
-        };
-        let provider = ctx.route.provider.unwrap_or("unknown");
-        let genai = GenAiLabels {
-            gen_ai_operation_name: operation,
-            gen_ai_provider_name: provider,
-            gen_ai_request_model: Arc::clone(&model),
-        };
-        self.genai_duration
-            .get_or_create(&genai)
-            .observe(elapsed.as_secs_f64());
+        handles.genai_duration.observe(elapsed.as_secs_f64());
         if let Some(first) = ctx.route.first_event {
-            self.first_token
-                .get_or_create(&ModelLabels {
-                    model: Arc::clone(&model),
-                })
-                .observe(first.as_secs_f64());
-            self.genai_first_token
-                .get_or_create(&genai)
-                .observe(first.as_secs_f64());
+            handles.first_token.observe(first.as_secs_f64());
+            handles.genai_first_token.observe(first.as_secs_f64());
         }
-        for (token_type, count) in [
-            ("input", usage.prompt_tokens),
-            ("output", usage.completion_tokens),
-        ] {
+        for (histogram, count) in handles
+            .genai_tokens
+            .iter()
+            .zip([usage.prompt_tokens, usage.completion_tokens])
+        {
             if count > 0 {
-                self.genai_tokens
-                    .get_or_create(&GenAiTokenLabels {
-                        gen_ai_operation_name: operation,
-                        gen_ai_provider_name: provider,
-                        gen_ai_request_model: Arc::clone(&model),
-                        gen_ai_token_type: token_type,
-                    })
-                    .observe(count as f64);
+                histogram.observe(count as f64);
             }
         }
     }

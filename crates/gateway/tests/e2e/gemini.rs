@@ -87,6 +87,33 @@ async fn tool_calls_come_back_from_gemini_streamed_and_not() {
 }
 
 #[tokio::test]
+async fn a_pydantic_style_schema_with_refs_reaches_gemini_as_json_schema() {
+    let setup = standard().await;
+    // What Pydantic writes for a nested model, and a free-form object: Gemini's `parameters`
+    // subset refuses both, so the schema goes whole as `parametersJsonSchema`.
+    let tools = json!([{"type": "function", "function": {"name": "ship", "parameters": {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "properties": {"to": {"$ref": "#/$defs/Address"}, "meta": {"type": "object"}},
+        "required": ["to"],
+        "$defs": {"Address": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+    }}}]);
+    let response = setup
+        .openai(&json!({"model": "gemini", "messages": user("ship it"), "tools": tools, "tool_choice": "required"}))
+        .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    let call = &body["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(call["function"]["name"], "ship", "{body}");
+    let arguments: Value =
+        serde_json::from_str(call["function"]["arguments"].as_str().expect("args")).expect("json");
+    assert!(
+        arguments.get("to").is_some(),
+        "the mock filled the schema it was sent: {arguments}"
+    );
+}
+
+#[tokio::test]
 async fn a_tool_result_goes_back_to_gemini_by_name() {
     let setup = standard().await;
     let body: Value = setup

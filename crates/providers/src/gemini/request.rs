@@ -273,8 +273,14 @@ fn encode_tool(tool: &Tool, i: usize) -> Result<Value, ApiError> {
     if let Some(description) = &tool.description {
         out.insert("description".into(), description.clone().into());
     }
-    if let Some(parameters) = schema::parameters(&tool.parameters, &tool.name, i)? {
-        out.insert("parameters".into(), parameters);
+    match schema::parameters(&tool.parameters, &tool.name, i)? {
+        Some(schema::Declared::Parameters(parameters)) => {
+            out.insert("parameters".into(), parameters);
+        }
+        Some(schema::Declared::JsonSchema(schema)) => {
+            out.insert("parametersJsonSchema".into(), schema);
+        }
+        None => {}
     }
     Ok(Value::Object(out))
 }

@@ -3,8 +3,11 @@
 //! `strict`, ...), so only the keywords of its `Schema` object are kept; a few common JSON
 //! Schema idioms are rewritten into that subset rather than dropped: a type list or an
 //! `anyOf` with `null` becomes `nullable`, `oneOf` becomes `anyOf`, `const` becomes a
-//! one-value `enum`. `$ref` has no equivalent: such a schema is refused.
-//! <https://ai.google.dev/api/caching#Schema>
+//! one-value `enum`. What the subset cannot say at all (a `$ref`, an object without properties
+//! below the top, an array without one `items` schema) goes whole as
+//! `parametersJsonSchema`, which takes JSON Schema as written.
+//! <https://ai.google.dev/api/caching#Schema>,
+//! <https://ai.google.dev/api/caching#FunctionDeclaration>
 
 use serde_json::{Map, Value};
 use switchyard_types::ApiError;
@@ -34,15 +37,31 @@ const KEPT: &[&str] = &[
 /// others (`uri`, `email`, ...) are dropped.
 const FORMATS: &[&str] = &["enum", "date-time", "float", "double", "int32", "int64"];
 
-/// The `parameters` of tool `name` (at `tools[index]`), or `None` when the tool takes none:
-/// Gemini rejects an object schema whose `properties` is empty.
+/// How a tool's arguments are declared to Gemini.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Declared {
+    /// `parameters`: the OpenAPI subset.
+    Parameters(Value),
+    /// `parametersJsonSchema`: JSON Schema as the client wrote it (but `$schema`).
+    JsonSchema(Value),
+}
+
+/// The declaration of tool `name`'s arguments (at `tools[index]`), or `None` when the tool
+/// takes none: Gemini rejects an object schema whose `properties` is empty.
 pub(super) fn parameters(
     schema: &Value,
     name: &str,
     index: usize,
-) -> Result<Option<Value>, ApiError> {
+) -> Result<Option<Declared>, ApiError> {
     if schema.is_null() {
         return Ok(None);
+    }
+    if !expressible(schema, true) {
+        let mut whole = schema.clone();
+        if let Value::Object(object) = &mut whole {
+            object.remove("$schema");
+        }
+        return Ok(Some(Declared::JsonSchema(whole)));
     }
     let cleaned = clean(schema, "#", &|location| {
         ApiError::invalid_request(
@@ -64,7 +83,41 @@ pub(super) fn parameters(
     if object.is_empty() || (is_object && no_properties) {
         return Ok(None);
     }
-    Ok(Some(cleaned))
+    Ok(Some(Declared::Parameters(cleaned)))
+}
+
+/// Whether `schema` has a form in Gemini's subset: no `$ref`, no object without properties
+/// below the top (`top`), no array without a single `items` schema, at any depth.
+fn expressible(schema: &Value, top: bool) -> bool {
+    let Value::Object(object) = schema else {
+        return true;
+    };
+    if object.contains_key("$ref") {
+        return false;
+    }
+    let types: Vec<&str> = match object.get("type") {
+        Some(Value::String(kind)) => vec![kind.as_str()],
+        Some(Value::Array(kinds)) => kinds.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let properties = object.get("properties").and_then(Value::as_object);
+    if !top && types.contains(&"object") && properties.is_none_or(Map::is_empty) {
+        return false;
+    }
+    if types.contains(&"array") && !object.get("items").is_some_and(Value::is_object) {
+        return false;
+    }
+    let nested = properties
+        .into_iter()
+        .flat_map(Map::values)
+        .chain(object.get("items"))
+        .chain(
+            ["anyOf", "oneOf"]
+                .into_iter()
+                .filter_map(|key| object.get(key).and_then(Value::as_array))
+                .flatten(),
+        );
+    nested.into_iter().all(|inner| expressible(inner, false))
 }
 
 /// `schema` in Gemini's subset. `location` is where it sits in the tool's schema (a JSON
@@ -191,12 +244,22 @@ fn clean(
 #[cfg(test)]
 mod tests {
     use serde_json::json;
-    use switchyard_types::ErrorKind;
 
     use super::*;
 
     fn cleaned(schema: Value) -> Option<Value> {
-        parameters(&schema, "lookup", 0).expect("cleans")
+        match parameters(&schema, "lookup", 0).expect("cleans") {
+            Some(Declared::Parameters(value)) => Some(value),
+            Some(Declared::JsonSchema(value)) => panic!("sent whole: {value}"),
+            None => None,
+        }
+    }
+
+    fn sent_whole(schema: &Value) -> Option<Value> {
+        match parameters(schema, "lookup", 0).expect("declares") {
+            Some(Declared::JsonSchema(value)) => Some(value),
+            _ => None,
+        }
     }
 
     #[test]
@@ -274,19 +337,35 @@ mod tests {
     }
 
     #[test]
-    fn refs_are_refused_with_their_location() {
-        let schema = json!({
+    fn what_the_subset_cannot_say_goes_whole_as_json_schema() {
+        // Pydantic's output for a nested model: a `$ref` into `$defs`.
+        let refs = json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
             "type": "object",
             "properties": {"address": {"$ref": "#/$defs/Address"}},
             "$defs": {"Address": {"type": "object", "properties": {"city": {"type": "string"}}}}
         });
-        let error = parameters(&schema, "ship", 2).expect_err("refs are unsupported");
-        assert_eq!(error.kind, ErrorKind::InvalidRequest);
-        assert_eq!(error.param.as_deref(), Some("tools[2]"));
-        assert!(
-            error.message.contains("tool `ship`") && error.message.contains("#/properties/address"),
-            "{}",
-            error.message
+        let mut expected = refs.clone();
+        if let Value::Object(object) = &mut expected {
+            object.remove("$schema");
+        }
+        assert_eq!(sent_whole(&refs), Some(expected));
+        // An object of free-form keys below the top, and an array with no item schema (both
+        // refused by Gemini's `parameters`), deep inside.
+        let free_form = json!({"type": "object", "properties": {"options": {
+            "type": "array", "items": {"type": "object", "properties": {"meta": {"type": "object"}}}}}});
+        assert_eq!(sent_whole(&free_form).as_ref(), Some(&free_form));
+        let untyped_items =
+            json!({"type": "object", "properties": {"values": {"type": ["array", "null"]}}});
+        assert_eq!(sent_whole(&untyped_items).as_ref(), Some(&untyped_items));
+        let tuple = json!({"type": "object", "properties": {"pair": {"type": "array", "items": [{"type": "string"}, {"type": "number"}]}}});
+        assert!(sent_whole(&tuple).is_some());
+        let any_of = json!({"type": "object", "properties": {"x": {"anyOf": [{"type": "object"}, {"type": "string"}]}}});
+        assert!(sent_whole(&any_of).is_some());
+        // The top object without properties is a tool without arguments, as before.
+        assert_eq!(
+            parameters(&json!({"type": "object"}), "lookup", 0).expect("ok"),
+            None
         );
     }
 }

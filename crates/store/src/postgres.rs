@@ -29,5 +29,10 @@ pub(crate) fn migrator() -> sqlx::migrate::Migrator {
             "ledger",
             include_str!("../migrations/postgres/0002_ledger.sql"),
         ),
+        (
+            3,
+            "spend partial indexes",
+            include_str!("../migrations/postgres/0003_spend_partial_indexes.sql"),
+        ),
     ])
 }

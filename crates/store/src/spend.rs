@@ -140,6 +140,21 @@ fn insert_sql(rows: usize, kind: crate::Kind) -> &'static str {
 /// The number of columns in [`columns!`].
 const COLUMNS: usize = 23;
 
+/// The raw-records query with `filters` (column names from the code, values bound).
+fn records_sql(filters: &[(&str, &str)]) -> String {
+    let mut sql = String::from(
+        "SELECT seq, request_id, at, key_id, team_id, user_id, model, deployment, kind, tags, \
+         prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens, \
+         reasoning_tokens, cost_nanos, estimated, unpriced, cache_hit, stream, status, attempts, \
+         latency_ms, ttft_ms FROM spend WHERE seq > $1 AND at >= $2 AND at < $3",
+    );
+    for (n, (column, _)) in filters.iter().enumerate() {
+        sql.push_str(&format!(" AND {column} = ${}", n + 4));
+    }
+    sql.push_str(&format!(" ORDER BY seq LIMIT ${}", filters.len() + 4));
+    sql
+}
+
 impl Store {
     /// Writes `records` and adds them to the daily aggregates, all in one transaction.
     pub async fn record_spend(&self, records: &[SpendRecord]) -> Result<(), StoreError> {
@@ -310,29 +325,29 @@ impl Store {
 
     /// Raw records, oldest first, after position `query.after`, filtered by `query`.
     pub async fn spend_records(&self, query: &SpendQuery) -> Result<Vec<SpendRecord>, StoreError> {
+        // Only the filters given, each an equality the indexes serve (an `$n IS NULL OR …`
+        // form would keep the planner from them).
+        let filters: Vec<(&str, &str)> = [
+            ("key_id", &query.key_id),
+            ("team_id", &query.team_id),
+            ("user_id", &query.user_id),
+            ("model", &query.model),
+        ]
+        .into_iter()
+        .filter_map(|(column, value)| value.as_deref().map(|value| (column, value)))
+        .collect();
         on_pool!(self, |pool, _begin, _lock| {
-            let rows = sqlx::query(
-                "SELECT seq, request_id, at, key_id, team_id, user_id, model, deployment, kind, \
-                 tags, prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens, \
-                 reasoning_tokens, cost_nanos, estimated, unpriced, cache_hit, stream, status, \
-                 attempts, latency_ms, ttft_ms FROM spend \
-                 WHERE seq > $1 AND at >= $2 AND at < $3 \
-                   AND (CAST($4 AS TEXT) IS NULL OR key_id = $4) \
-                   AND (CAST($5 AS TEXT) IS NULL OR team_id = $5) \
-                   AND (CAST($6 AS TEXT) IS NULL OR user_id = $6) \
-                   AND (CAST($7 AS TEXT) IS NULL OR model = $7) \
-                 ORDER BY seq LIMIT $8",
-            )
-            .bind(query.after)
-            .bind(query.from_ms)
-            .bind(query.to_ms)
-            .bind(query.key_id.as_deref())
-            .bind(query.team_id.as_deref())
-            .bind(query.user_id.as_deref())
-            .bind(query.model.as_deref())
-            .bind(i64::from(query.limit.clamp(1, 10_000)))
-            .fetch_all(pool)
-            .await?;
+            let mut select = sqlx::query(sqlx::AssertSqlSafe(records_sql(&filters)))
+                .bind(query.after)
+                .bind(query.from_ms)
+                .bind(query.to_ms);
+            for (_, value) in &filters {
+                select = select.bind(*value);
+            }
+            let rows = select
+                .bind(i64::from(query.limit.clamp(1, 10_000)))
+                .fetch_all(pool)
+                .await?;
             rows.iter()
                 .map(|row| {
                     let count = |name: &str| -> Result<u64, sqlx::Error> {

@@ -57,5 +57,10 @@ pub(crate) fn migrator() -> sqlx::migrate::Migrator {
             "ledger",
             include_str!("../migrations/sqlite/0002_ledger.sql"),
         ),
+        (
+            3,
+            "spend partial indexes",
+            include_str!("../migrations/sqlite/0003_spend_partial_indexes.sql"),
+        ),
     ])
 }

@@ -250,8 +250,8 @@ pub(crate) async fn old_spend_records_are_pruned_and_aggregates_stay(backend: &s
     cleanup.run(store).await;
 }
 
-/// A database as the previous version left it (0001 only, with teams and keys in it) gets 0002
-/// at start and keeps everything.
+/// A database as the version before the ledger left it (0001 only, with teams and keys in it)
+/// gets the ledger's migrations at start and keeps everything.
 pub(crate) async fn a_database_of_the_previous_version_is_migrated_in_place(backend: &str) {
     let Some((store, cleanup)) = open(backend).await else {
         return;
@@ -266,11 +266,11 @@ pub(crate) async fn a_database_of_the_previous_version_is_migrated_in_place(back
     let stored = key(Some(&team.id), "kept-hash");
     store.insert_key(&stored, "master").await.unwrap();
     store.close().await;
-    // Back to version 1: the ledger's migration undone, by hand.
+    // Back to version 1: the ledger's migrations undone, by hand.
     for statement in [
         "DROP TABLE spend_daily",
         "DROP TABLE spend",
-        "DELETE FROM _sqlx_migrations WHERE version = 2",
+        "DELETE FROM _sqlx_migrations WHERE version >= 2",
     ] {
         if backend == "postgres" {
             let pool = sqlx::PgPool::connect(&url).await.unwrap();
@@ -283,7 +283,7 @@ pub(crate) async fn a_database_of_the_previous_version_is_migrated_in_place(back
         }
     }
     let store = Store::connect(&Options::new(&url)).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 2);
+    assert_eq!(store.schema_version().await.unwrap(), 3);
     assert_eq!(store.team(&team.id).await.unwrap(), team);
     assert_eq!(store.key(&stored.id).await.unwrap().hash, "kept-hash");
     store

@@ -1,0 +1,8 @@
+-- A call without a key, team or user needs no entry in that column's index; the indexes follow
+-- `seq`, the order raw records are paged in.
+DROP INDEX spend_by_key;
+DROP INDEX spend_by_team;
+DROP INDEX spend_by_user;
+CREATE INDEX spend_by_key ON spend (key_id, seq) WHERE key_id IS NOT NULL;
+CREATE INDEX spend_by_team ON spend (team_id, seq) WHERE team_id IS NOT NULL;
+CREATE INDEX spend_by_user ON spend (user_id, seq) WHERE user_id IS NOT NULL;

@@ -78,6 +78,14 @@ fn aggregates(records: &[SpendRecord]) -> BTreeMap<(Dimension, String, String), 
     rows
 }
 
+/// The columns of a daily aggregate row.
+macro_rules! daily_columns {
+    () => {
+        "dimension, value, day, requests, failures, prompt_tokens, completion_tokens, \
+         cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_nanos"
+    };
+}
+
 /// The columns a record fills, in order.
 macro_rules! columns {
     () => {
@@ -286,20 +294,37 @@ impl Store {
         to: Day,
     ) -> Result<Vec<Daily>, StoreError> {
         on_pool!(self, |pool, _begin, _lock| {
-            let rows = sqlx::query(
-                "SELECT dimension, value, day, requests, failures, prompt_tokens, \
-                 completion_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, \
-                 cost_nanos FROM spend_daily \
-                 WHERE dimension = $1 AND (CAST($2 AS TEXT) IS NULL OR value = $2) \
-                   AND day >= $3 AND day <= $4 \
-                 ORDER BY day, value LIMIT 100000",
-            )
-            .bind(dimension.as_str())
-            .bind(value)
-            .bind(from.to_string())
-            .bind(to.to_string())
-            .fetch_all(pool)
-            .await?;
+            // One value: a range of the primary key (dimension, value, day); every value: a
+            // range of the index by day.
+            let rows = match value {
+                Some(value) => {
+                    sqlx::query(concat!(
+                        "SELECT ",
+                        daily_columns!(),
+                        " FROM spend_daily WHERE dimension = $1 AND value = $2 \
+                         AND day >= $3 AND day <= $4 ORDER BY day LIMIT 100000"
+                    ))
+                    .bind(dimension.as_str())
+                    .bind(value)
+                    .bind(from.to_string())
+                    .bind(to.to_string())
+                    .fetch_all(pool)
+                    .await?
+                }
+                None => {
+                    sqlx::query(concat!(
+                        "SELECT ",
+                        daily_columns!(),
+                        " FROM spend_daily WHERE day >= $1 AND day <= $2 AND dimension = $3 \
+                         ORDER BY day, value LIMIT 100000"
+                    ))
+                    .bind(from.to_string())
+                    .bind(to.to_string())
+                    .bind(dimension.as_str())
+                    .fetch_all(pool)
+                    .await?
+                }
+            };
             rows.iter()
                 .map(|row| {
                     let count = |name: &str| -> Result<u64, sqlx::Error> {

@@ -6,3 +6,6 @@ DROP INDEX spend_by_user;
 CREATE INDEX spend_by_key ON spend (key_id, seq) WHERE key_id IS NOT NULL;
 CREATE INDEX spend_by_team ON spend (team_id, seq) WHERE team_id IS NOT NULL;
 CREATE INDEX spend_by_user ON spend (user_id, seq) WHERE user_id IS NOT NULL;
+-- A report of every value of a dimension reads a range of days of that dimension.
+DROP INDEX spend_daily_by_day;
+CREATE INDEX spend_daily_by_dimension_day ON spend_daily (dimension, day);

@@ -353,6 +353,17 @@ pub async fn run(
         Flow::Continue => route(runtime, ctx).await?,
     };
     // A whole answer's usage is known now; a stream's accrues in the pump, event by event.
+    if let (Some(trace), Answer::Whole(whole)) = (&mut ctx.trace, &answer) {
+        trace.finish_reasons = match whole {
+            Whole::Chat(response) => response
+                .choices
+                .iter()
+                .map(|choice| choice.finish_reason.openai().to_owned())
+                .collect(),
+            Whole::Raw { body, .. } => crate::telemetry::traces::finish_reasons_of(body),
+            Whole::Embeddings(_) => Vec::new(),
+        };
+    }
     match &answer {
         Answer::Whole(whole) => ctx.usage = whole.usage(),
         // The stream's first event was read before the call returned.

@@ -366,7 +366,12 @@ impl Pump {
                 match &event {
                     StreamEvent::Usage(reported) => self.ctx.usage.merge(reported),
                     StreamEvent::Delta { .. } => self.ctx.content_events += 1,
-                    StreamEvent::Start { .. } | StreamEvent::Finish { .. } => {}
+                    StreamEvent::Finish { reason, .. } => {
+                        if let Some(trace) = &mut self.ctx.trace {
+                            trace.finish_reasons.push(reason.openai().to_owned());
+                        }
+                    }
+                    StreamEvent::Start { .. } => {}
                 }
                 if self.taps.is_empty() {
                     self.emit(&event, out);

@@ -49,6 +49,8 @@ pub struct Trace {
     pub traceparent: HeaderValue,
     /// Stages: name, start, end.
     stages: Vec<(&'static str, Instant, Instant)>,
+    /// Why each choice ended (OpenAI's names), as far as the gateway read the answer.
+    pub finish_reasons: Vec<String>,
 }
 
 /// One upstream attempt, as the route stage notes it.
@@ -139,6 +141,7 @@ impl Traces {
             started: (SystemTime::now() - elapsed, arrived),
             traceparent,
             stages: Vec::with_capacity(8),
+            finish_reasons: Vec::new(),
         }))
     }
 
@@ -190,6 +193,19 @@ impl Traces {
             attributes.push(KeyValue::new(
                 "gen_ai.usage.output_tokens",
                 i64::try_from(ctx.usage.completion_tokens).unwrap_or(i64::MAX),
+            ));
+        }
+        if !trace.finish_reasons.is_empty() {
+            attributes.push(KeyValue::new(
+                "gen_ai.response.finish_reasons",
+                opentelemetry::Value::Array(
+                    trace
+                        .finish_reasons
+                        .iter()
+                        .map(|reason| opentelemetry::StringValue::from(reason.clone()))
+                        .collect::<Vec<_>>()
+                        .into(),
+                ),
             ));
         }
         if let Some(cost) = &ctx.cost {
@@ -303,6 +319,32 @@ impl opentelemetry_sdk::trace::IdGenerator for Ids {
         NEXT_IDS
             .get()
             .map_or_else(|| SpanId::from(fastrand::u64(1..)), |(_, span)| span)
+    }
+}
+
+/// The finish reasons of a relayed whole answer, read from its body (traced calls only):
+/// OpenAI's `choices[].finish_reason`, Anthropic's `stop_reason`.
+pub fn finish_reasons_of(body: &[u8]) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        #[serde(default)]
+        choices: Vec<Choice>,
+        #[serde(default)]
+        stop_reason: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Choice {
+        #[serde(default)]
+        finish_reason: Option<String>,
+    }
+    match serde_json::from_slice::<Body>(body) {
+        Ok(body) => body
+            .choices
+            .into_iter()
+            .filter_map(|choice| choice.finish_reason)
+            .chain(body.stop_reason)
+            .collect(),
+        Err(_) => Vec::new(),
     }
 }
 

@@ -116,6 +116,7 @@ async fn a_call_span_with_genai_attributes_reaches_the_collector() {
         "gen_ai.usage.input_tokens",
         "gen_ai.usage.output_tokens",
         "gen_ai.request.max_tokens",
+        "gen_ai.response.finish_reasons",
         "read body",
         "authenticate",
     ] {

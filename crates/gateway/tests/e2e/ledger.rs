@@ -50,6 +50,21 @@ models:
         api_base: "{MOCK}"
         api_key: test-key
         price: {input: 1, output: 1000}
+  - name: gpt-retried
+    retries: 1
+    deployments:
+      - provider: openai_compatible
+        model: "echo?fail=500&v=dear"
+        api_base: "{MOCK}"
+        api_key: test-key
+        priority: 1
+        price: {input: 100, output: 100}
+      - provider: openai_compatible
+        model: "echo?tokens=4&v=cheap"
+        api_base: "{MOCK}"
+        api_key: test-key
+        priority: 2
+        price: {input: 0, output: 1000}
   - name: free
     deployments:
       - provider: openai_compatible
@@ -524,4 +539,31 @@ async fn with_redis_cut_budgets_follow_the_outage_policy() {
         }
         proxy.set_down(false);
     }
+}
+
+#[tokio::test]
+async fn a_call_that_fell_over_to_another_deployment_is_charged_at_the_one_that_answered() {
+    let setup = start_keys(MODELS).await;
+    let (secret, id) = key(&setup, json!({})).await;
+    let body =
+        json!({"model": "gpt-retried", "messages": [{"role": "user", "content": "try twice"}]});
+    let response = call(&setup, &secret, &body).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        header(&response, "x-switchyard-attempts").as_deref(),
+        Some("2")
+    );
+    // 4 output tokens at $1,000 per million; the failed attempt (a 500) billed nothing.
+    assert_eq!(
+        header(&response, "x-switchyard-cost-usd").as_deref(),
+        Some("0.004")
+    );
+    let found = records(&setup, &id, 1).await;
+    let record = &found[0];
+    assert_eq!(record.attempts, 2);
+    assert_eq!(
+        record.deployment.as_deref(),
+        Some("openai_compatible/echo?tokens=4&v=cheap")
+    );
+    assert_eq!(record.cost_nanos, 4_000_000);
 }

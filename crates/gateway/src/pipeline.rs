@@ -60,6 +60,16 @@ pub enum Kind {
     Embed,
 }
 
+impl Kind {
+    /// Its name in records, metrics and spans (the GenAI conventions' operation name).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Chat => "chat",
+            Kind::Embed => "embeddings",
+        }
+    }
+}
+
 /// The decoded request. Boxed: the context moves (into the response, into a stream's pump)
 /// and should stay small.
 #[derive(Debug)]

@@ -58,6 +58,15 @@ pub struct ChatRequest {
 }
 
 impl ChatRequest {
+    /// The images its messages hold (priced apart by some models).
+    pub fn image_count(&self) -> u64 {
+        self.messages
+            .iter()
+            .flat_map(|message| &message.content)
+            .filter(|part| matches!(part, ContentPart::Image { .. }))
+            .count() as u64
+    }
+
     /// The type of the first block or tool the canonical model cannot express, if any: such a
     /// request can only be forwarded in the client's own bytes, never encoded.
     pub fn first_opaque(&self) -> Option<&str> {

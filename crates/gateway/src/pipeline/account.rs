@@ -3,9 +3,8 @@
 
 use switchyard_ledger::{Cost, Usd};
 use switchyard_store::SpendRecord;
-use switchyard_types::ContentPart;
 
-use super::{Ctx, End, Kind};
+use super::{Ctx, End};
 use crate::ledger;
 
 /// Prompts longer than this (bytes of text) are estimated at four bytes a token rather than
@@ -56,12 +55,7 @@ impl Ctx {
         let estimated = self.estimate_usage();
         // Images are counted only for a model that prices them apart from their tokens.
         let images = match (price.image, self.chat()) {
-            (Some(_), Some(request)) => request
-                .messages
-                .iter()
-                .flat_map(|message| &message.content)
-                .filter(|part| matches!(part, ContentPart::Image { .. }))
-                .count() as u64,
+            (Some(_), Some(request)) => request.image_count(),
             _ => 0,
         };
         let cost = Cost::of(&price, &self.usage, images);
@@ -79,6 +73,8 @@ impl Ctx {
                 tags.push(tag.clone());
             }
         }
+        // Unlike the status the client got (`End::client_status`), a stream that failed after
+        // it began is recorded with its error's status: the aggregates count it as a failure.
         let status = match end {
             End::Complete => 200,
             End::Failed(error) => error.kind.status(),
@@ -98,11 +94,7 @@ impl Ctx {
                 .as_ref()
                 .map_or_else(|| self.model().to_owned(), |group| group.name.clone()),
             deployment: self.route.deployment.as_deref().map(str::to_owned),
-            kind: match self.kind {
-                Kind::Chat => "chat",
-                Kind::Embed => "embeddings",
-            }
-            .to_owned(),
+            kind: self.kind.name().to_owned(),
             tags,
             prompt_tokens: self.usage.prompt_tokens,
             completion_tokens: self.usage.completion_tokens,

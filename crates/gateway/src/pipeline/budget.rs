@@ -4,7 +4,7 @@
 //! [`super::account`] when the request ends.
 
 use switchyard_ledger::{Cost, Usd};
-use switchyard_types::{ApiError, ContentPart, ErrorKind, Origin};
+use switchyard_types::{ApiError, ErrorKind, Origin};
 use tracing::warn;
 
 use super::{Call, Ctx};
@@ -53,12 +53,7 @@ fn most_cost(runtime: &Runtime, ctx: &Ctx, group: &ModelGroup, default_output: u
             ctx.prompt_tokens
                 .unwrap_or_else(|| tokens::upper_bound(request)),
             request.max_tokens.map(u64::from),
-            request
-                .messages
-                .iter()
-                .flat_map(|message| &message.content)
-                .filter(|part| matches!(part, ContentPart::Image { .. }))
-                .count() as u64,
+            request.image_count(),
         ),
         Call::Embed(_) | Call::Unread => (ctx.body.raw.len() as u64, Some(0), 0),
     };

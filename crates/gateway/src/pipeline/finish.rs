@@ -22,6 +22,19 @@ pub enum End {
     Disconnected,
 }
 
+impl End {
+    /// The status the client got: a stream that failed after it started was a 200 (its error
+    /// came as the stream's own event); a client that left, nginx's 499.
+    pub fn client_status(&self, streamed: bool) -> u16 {
+        match self {
+            End::Complete => 200,
+            End::Failed(_) if streamed => 200,
+            End::Failed(error) => error.kind.status(),
+            End::Disconnected => 499,
+        }
+    }
+}
+
 impl Ctx {
     /// Ends the request with `end`, unless it already ended.
     pub fn finish(&mut self, end: End) {

@@ -14,7 +14,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use switchyard_types::{ErrorKind, Origin};
 
-use crate::pipeline::{Ctx, End, Kind};
+use crate::pipeline::{Ctx, End};
 use crate::runtime::Runtime;
 
 /// A model group (the configured name; `unknown` when the request named none that exists).
@@ -397,17 +397,8 @@ impl Metrics {
             |group| Arc::clone(&group.label),
         );
         let elapsed = ctx.route.received_at.elapsed();
-        let status = match end {
-            // The client of a stream that failed got a 200, then the stream's error event.
-            End::Complete => 200,
-            End::Failed(_) if ctx.streamed => 200,
-            End::Failed(error) => error.kind.status(),
-            End::Disconnected => 499,
-        };
-        let operation = match ctx.kind {
-            Kind::Chat => "chat",
-            Kind::Embed => "embeddings",
-        };
+        let status = end.client_status(ctx.streamed);
+        let operation = ctx.kind.name();
         let provider = ctx.route.provider.unwrap_or("unknown");
         let team = ctx.principal.as_ref().and_then(|p| p.team_id.as_ref());
         // The common case (an answer, no team) adds to series found once.

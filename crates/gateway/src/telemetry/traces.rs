@@ -22,7 +22,7 @@ use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 use tokio::time::Instant;
 
 use crate::config::file::OtelConfig;
-use crate::pipeline::{Ctx, End, Kind};
+use crate::pipeline::{Ctx, End};
 
 /// The W3C header.
 pub static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
@@ -152,10 +152,7 @@ impl Traces {
             Some(parent) => Context::new().with_remote_span_context(parent.clone()),
             None => Context::new(),
         };
-        let operation = match ctx.kind {
-            Kind::Chat => "chat",
-            Kind::Embed => "embeddings",
-        };
+        let operation = ctx.kind.name();
         let model = ctx
             .group
             .as_ref()
@@ -224,11 +221,7 @@ impl Traces {
                 Status::error("the client went away")
             }
             End::Failed(error) => {
-                let status = if ctx.streamed {
-                    200
-                } else {
-                    error.kind.status()
-                };
+                let status = end.client_status(ctx.streamed);
                 attributes.push(KeyValue::new(
                     "http.response.status_code",
                     i64::from(status),

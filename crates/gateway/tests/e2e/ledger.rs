@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use switchyard_store::{SpendQuery, SpendRecord};
 
-use crate::support::{MASTER, Setup, start_keys};
+use crate::support::{MASTER, Setup, spend_records, start_keys};
 
 /// Input $2.50 and output $10 per million tokens, cache reads $1.25; `gpt-priced-0` charges
 /// only output ($1,000 per million: a tenth of a cent a token), so a call's cost is exactly
@@ -104,24 +104,6 @@ fn header(response: &reqwest::Response, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The store's records of `key_id`, once `count` of them are written (the queue writes in the
-/// background).
-async fn records(setup: &Setup, key_id: &str, count: usize) -> Vec<SpendRecord> {
-    let ledger = setup.gateway.shared().ledger.clone().expect("a ledger");
-    let query = SpendQuery {
-        key_id: Some(key_id.to_owned()),
-        ..SpendQuery::default()
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let found = ledger.store().spend_records(&query).await.expect("records");
-        if found.len() >= count || Instant::now() > deadline {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// `prompt × input + completion × output` at dollars per million, as the exact decimal the
 /// gateway writes.
 fn dollars(nanos: i64) -> String {
@@ -151,7 +133,7 @@ async fn a_whole_answer_carries_its_cost_and_is_recorded_with_tags() {
     // tokens (5 of them reasoning, priced as output) at $10/M; in nano-dollars:
     let expected = (prompt as i64 - 2) * 2_500 + 2 * 1_250 + 25 * 10_000;
     assert_eq!(cost, dollars(expected));
-    let found = records(&setup, &id, 1).await;
+    let found = spend_records(&setup, &id, 1).await;
     assert_eq!(found.len(), 1, "{found:?}");
     let record = &found[0];
     assert_eq!(record.cost_nanos, expected);
@@ -201,7 +183,7 @@ async fn streamed_calls_are_recorded_at_their_real_cost_in_both_dialects() {
         .expect("sent");
     assert_eq!(response.status(), 200);
     let _ = response.text().await.expect("stream");
-    let found = records(&setup, &id, 2).await;
+    let found = spend_records(&setup, &id, 2).await;
     assert_eq!(found.len(), 2, "{found:?}");
     for record in &found {
         assert!(record.stream);
@@ -233,7 +215,7 @@ async fn an_unpriced_model_costs_nothing_and_says_so() {
         header(&response, "x-switchyard-cost-usd").as_deref(),
         Some("0")
     );
-    let found = records(&setup, &id, 1).await;
+    let found = spend_records(&setup, &id, 1).await;
     assert!(found[0].unpriced);
 }
 
@@ -277,7 +259,7 @@ async fn a_hundred_concurrent_calls_against_a_budget_for_ten_get_exactly_ten() {
     assert!(message.contains("daily budget"), "{message}");
     assert!(message.contains("T00:00:00Z"), "{message}");
     // Spent exactly: the records add up to the budget, and the next call is refused too.
-    let found = records(&setup, &id, 10).await;
+    let found = spend_records(&setup, &id, 10).await;
     assert_eq!(found.len(), 10);
     assert_eq!(found.iter().map(|r| r.cost_nanos).sum::<i64>(), 100_000_000);
     assert_eq!(call(&setup, &secret, &priced_call()).await.status(), 402);
@@ -371,7 +353,7 @@ async fn two_instances_sharing_redis_hold_a_budget_exactly() {
     );
     // Both instances write to the one store: its records add up to the budget, and neither
     // instance lets another call through.
-    let found = records(&a, &id, 10).await;
+    let found = spend_records(&a, &id, 10).await;
     assert_eq!(found.iter().map(|r| r.cost_nanos).sum::<i64>(), 100_000_000);
     assert_eq!(call(&a, &secret, &priced_call()).await.status(), 402);
     assert_eq!(call(&b, &secret, &priced_call()).await.status(), 402);
@@ -393,7 +375,7 @@ async fn a_stream_the_client_cuts_is_charged_for_what_it_got() {
             .count();
     }
     drop(response);
-    let found = records(&setup, &id, 1).await;
+    let found = spend_records(&setup, &id, 1).await;
     let record = found.first().expect("a record for the cut stream");
     assert_eq!(record.status, 499, "{record:?}");
     assert!(record.estimated, "{record:?}");
@@ -436,7 +418,7 @@ async fn an_upstream_without_stream_usage_is_estimated_and_the_client_still_gets
         "{usage}"
     );
     assert_eq!(events.last().map(|(_, data)| data.as_str()), Some("[DONE]"));
-    let found = records(&setup, &id, 1).await;
+    let found = spend_records(&setup, &id, 1).await;
     assert!(found[0].estimated, "{:?}", found[0]);
     assert_eq!(found[0].status, 200);
     assert!(
@@ -558,7 +540,7 @@ async fn a_call_that_fell_over_to_another_deployment_is_charged_at_the_one_that_
         header(&response, "x-switchyard-cost-usd").as_deref(),
         Some("0.004")
     );
-    let found = records(&setup, &id, 1).await;
+    let found = spend_records(&setup, &id, 1).await;
     let record = &found[0];
     assert_eq!(record.attempts, 2);
     assert_eq!(

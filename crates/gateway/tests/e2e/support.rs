@@ -432,3 +432,25 @@ pub fn test_client(connect_timeout: Duration) -> reqwest::Client {
         .build()
         .expect("client")
 }
+
+/// The spend records of `key_id` in `setup`'s store, once `count` of them are written (the
+/// ledger's queue writes in the background; after ten seconds, whatever is there).
+pub async fn spend_records(
+    setup: &Setup,
+    key_id: &str,
+    count: usize,
+) -> Vec<switchyard_store::SpendRecord> {
+    let ledger = setup.gateway.shared().ledger.clone().expect("a ledger");
+    let query = switchyard_store::SpendQuery {
+        key_id: Some(key_id.to_owned()),
+        ..switchyard_store::SpendQuery::default()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = ledger.store().spend_records(&query).await.expect("records");
+        if found.len() >= count || std::time::Instant::now() > deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use switchyard_store::{SpendQuery, SpendRecord};
 
-use crate::support::{MASTER, Setup, parse_sse, start_keys};
+use crate::support::{MASTER, Setup, parse_sse, spend_records, start_keys};
 
 /// Input $1 and output $1,000 per million tokens: 1,000 and 1,000,000 nano-dollars a token.
 fn config() -> String {
@@ -55,22 +55,6 @@ models:
         credentials_file: "{key}"
 {price}"#
     )
-}
-
-async fn records(setup: &Setup, key_id: &str, count: usize) -> Vec<SpendRecord> {
-    let ledger = setup.gateway.shared().ledger.clone().expect("a ledger");
-    let query = SpendQuery {
-        key_id: Some(key_id.to_owned()),
-        ..SpendQuery::default()
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let found = ledger.store().spend_records(&query).await.expect("records");
-        if found.len() >= count || Instant::now() > deadline {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test]
@@ -129,7 +113,7 @@ async fn every_provider_format_is_recorded_with_the_usage_the_client_saw() {
             );
             told.push((stream, prompt, completion));
         }
-        let found = records(&setup, id, 2).await;
+        let found = spend_records(&setup, id, 2).await;
         assert_eq!(found.len(), 2, "{provider}: {found:?}");
         for (record, (stream, prompt, completion)) in found.iter().zip(told) {
             assert_eq!(record.stream, stream, "{provider}");

@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use switchyard_store::{SpendQuery, SpendRecord};
 
 use crate::support::{MASTER, Setup, spend_records, start_keys};
 

@@ -1,13 +1,10 @@
 //! Usage and cost exact for every provider format: the spend record of a call holds the
 //! tokens the client was told, at the deployment's price, whole or streamed.
 
-use std::time::{Duration, Instant};
-
 use reqwest::Method;
 use serde_json::{Value, json};
-use switchyard_store::{SpendQuery, SpendRecord};
 
-use crate::support::{MASTER, Setup, parse_sse, spend_records, start_keys};
+use crate::support::{MASTER, parse_sse, spend_records, start_keys};
 
 /// Input $1 and output $1,000 per million tokens: 1,000 and 1,000,000 nano-dollars a token.
 fn config() -> String {

@@ -1,5 +1,5 @@
-//! Switchyard's store: teams, users, virtual keys, the record of admin changes and the spend
-//! ledger, in SQLite
+//! Switchyard's store: teams, users, virtual keys, the record of admin changes, the spend
+//! ledger and the audit log, in SQLite
 //! (the embedded default: one file, WAL) or PostgreSQL, behind one interface. The only crate
 //! with SQL.
 //!
@@ -12,10 +12,13 @@
 //! - [`model`]: what is stored (teams, users, keys, changes, limits, roles).
 //! - `teams`, `users`, `keys`, `changes`: the queries, one file per table.
 //! - `spend`: the ledger: a record per call and the daily aggregates, written together.
+//! - `audit`: the audit log: records as leaves of a Merkle tree, its nodes, head and signed
+//!   checkpoints; appended in turn by every instance, append-only by triggers.
 //! - `sqlite`, `postgres`: connecting, and each database's migrations.
 
 pub mod model;
 
+mod audit;
 mod changes;
 mod keys;
 mod postgres;
@@ -30,6 +33,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
+pub use audit::{AdminBatch, AuditEntry, AuditHead, AuditQuery, AuditRecord, StoredCheckpoint};
 pub use model::{
     Change, Daily, Dimension, Key, Limits, ModelLimits, Page, Role, SpendQuery, SpendRecord, Team,
     User,

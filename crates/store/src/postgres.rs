@@ -34,5 +34,10 @@ pub(crate) fn migrator() -> sqlx::migrate::Migrator {
             "spend partial indexes",
             include_str!("../migrations/postgres/0003_spend_partial_indexes.sql"),
         ),
+        (
+            4,
+            "audit",
+            include_str!("../migrations/postgres/0004_audit.sql"),
+        ),
     ])
 }

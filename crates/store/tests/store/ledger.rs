@@ -266,12 +266,27 @@ pub(crate) async fn a_database_of_the_previous_version_is_migrated_in_place(back
     let stored = key(Some(&team.id), "kept-hash");
     store.insert_key(&stored, "master").await.unwrap();
     store.close().await;
-    // Back to version 1: the ledger's migrations undone, by hand.
-    for statement in [
+    // Back to version 1: the ledger's and the audit log's migrations undone, by hand.
+    let mut statements = vec![
         "DROP TABLE spend_daily",
         "DROP TABLE spend",
-        "DELETE FROM _sqlx_migrations WHERE version >= 2",
-    ] {
+        "DROP TABLE audit_log",
+        "DROP TABLE audit_nodes",
+        "DROP TABLE audit_head",
+        "DROP TABLE audit_checkpoints",
+        "DROP TABLE audit_keys",
+    ];
+    if backend == "postgres" {
+        statements.extend([
+            "DROP FUNCTION audit_refuse",
+            "DROP FUNCTION audit_log_guard",
+            "DROP FUNCTION audit_head_guard",
+        ]);
+    } else {
+        statements.push("DROP TABLE audit_prune_gate");
+    }
+    statements.push("DELETE FROM _sqlx_migrations WHERE version >= 2");
+    for statement in statements {
         if backend == "postgres" {
             let pool = sqlx::PgPool::connect(&url).await.unwrap();
             sqlx::query(statement).execute(&pool).await.unwrap();
@@ -283,7 +298,7 @@ pub(crate) async fn a_database_of_the_previous_version_is_migrated_in_place(back
         }
     }
     let store = Store::connect(&Options::new(&url)).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 3);
+    assert_eq!(store.schema_version().await.unwrap(), 4);
     assert_eq!(store.team(&team.id).await.unwrap(), team);
     assert_eq!(store.key(&stored.id).await.unwrap().hash, "kept-hash");
     store

@@ -154,8 +154,10 @@ pub(crate) fn key(team_id: Option<&str>, hash: &str) -> Key {
     }
 }
 
+mod audit;
 mod ledger;
 
+use audit::*;
 use ledger::*;
 
 /// Each scenario, once per database.
@@ -179,19 +181,23 @@ suite!(
     concurrent_spend_writers_lose_nothing,
     old_spend_records_are_pruned_and_aggregates_stay,
     a_database_of_the_previous_version_is_migrated_in_place,
+    audit_appends_are_proven_from_the_stored_tree,
+    admin_changes_are_folded_in_once,
+    concurrent_audit_writers_share_one_tree,
+    the_audit_log_is_append_only_but_for_retention,
 );
 
 async fn migrations_apply_from_empty_and_once(backend: &str) {
     let Some((store, cleanup)) = open(backend).await else {
         return;
     };
-    assert_eq!(store.schema_version().await.unwrap(), 3);
+    assert_eq!(store.schema_version().await.unwrap(), 4);
     let team = team("platform");
     store.insert_team(&team, "master").await.unwrap();
     if let Some(url) = cleanup.url() {
         // Opening it again applies nothing twice and keeps what is there.
         let again = Store::connect(&Options::new(url)).await.unwrap();
-        assert_eq!(again.schema_version().await.unwrap(), 3);
+        assert_eq!(again.schema_version().await.unwrap(), 4);
         assert_eq!(again.team(&team.id).await.unwrap(), team);
         again.close().await;
     }

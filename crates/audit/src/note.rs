@@ -203,6 +203,16 @@ impl Signer {
         }
     }
 
+    /// A secret derived from the key for `purpose` (HMAC-SHA256 of the purpose under the
+    /// key's seed): keyed hashes that only the key's holder can make.
+    pub fn derive_secret(&self, purpose: &str) -> [u8; 32] {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.seed);
+        let tag = ring::hmac::sign(&key, purpose.as_bytes());
+        let mut secret = [0; 32];
+        secret.copy_from_slice(tag.as_ref());
+        secret
+    }
+
     /// Signs `text` (which must end with a newline and hold no blank line): the signed note.
     pub fn sign(&self, text: &str) -> Result<String, NoteError> {
         if !text.ends_with('\n') {

@@ -1,4 +1,5 @@
-//! The admin API: keys, teams, users, "who am I", the record of changes and spend reports, as JSON over HTTP
+//! The admin API: keys, teams, users, "who am I", the record of changes, spend reports and
+//! the audit log, as JSON over HTTP
 //! under `/admin/`. Every route authenticates like a model call (the master key, or a virtual
 //! key) and checks the caller's role; every change is written with its record (who, what,
 //! before, after) in one transaction, and drops what it touched from every instance's key
@@ -10,8 +11,10 @@
 //! # Layout
 //! - `keys`, `teams`, `users`: each entity's routes.
 //! - `spend`: usage reports (daily aggregates and raw records, JSON or CSV).
+//! - `audit`: the audit log's keys, checkpoints, records, proofs and export.
 //! - `check`: field validation and the team ceiling on keys.
 
+mod audit;
 mod check;
 mod keys;
 mod spend;
@@ -39,6 +42,15 @@ use crate::governance::{Governance, Principal};
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin/whoami", get(whoami))
+        .route("/admin/audit/keys", get(audit::keys))
+        .route(
+            "/admin/audit/checkpoint",
+            get(audit::latest).post(audit::checkpoint),
+        )
+        .route("/admin/audit/records", get(audit::records))
+        .route("/admin/audit/proof", get(audit::inclusion))
+        .route("/admin/audit/consistency", get(audit::consistency))
+        .route("/admin/audit/export", get(audit::export))
         .route("/admin/changes", get(changes))
         .route("/admin/keys", post(keys::create).get(keys::list))
         .route(

@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`admin`]: the admin API: keys, teams, users, "who am I", the change record.
+//! - [`audit`]: the tamper-evident audit log: call and admin records, checkpoints.
 //! - [`app`]: the axum router and transport layers (request id).
 //! - [`background`]: tracked background tasks and bounded queues, flushed on shutdown.
 //! - [`governance`]: keys, teams and model access (authenticate and authorize).
@@ -22,6 +23,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod audit;
 pub mod background;
 pub mod config;
 pub mod error;

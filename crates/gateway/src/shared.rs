@@ -4,11 +4,12 @@
 //! Each worker builds its own [`crate::runtime::Runtime`] (client, pool, groups) from the
 //! config; anything that must be one for the whole process lives here instead: a per-worker
 //! copy would let N workers allow N times a limit or keep N views of a deployment's health.
-//! Today: deployment health, the hooks, and the background tasks. Next: the key cache, the
-//! limiter and budget counters, metrics, and the ledger and audit queues.
+//! Deployment health, the hooks, the background tasks, the key cache, limiter and budget
+//! counters, metrics, and the ledger and audit queues.
 
 use std::sync::Arc;
 
+use crate::audit::Audit;
 use crate::background::Background;
 use crate::governance::Governance;
 use crate::ledger::Ledger;
@@ -29,6 +30,8 @@ pub struct Shared {
     pub governance: Option<Arc<Governance>>,
     /// Spend records and budgets (`None`: `ledger.enabled: false`, or no store).
     pub ledger: Option<Arc<Ledger>>,
+    /// The audit log (`None`: `audit.enabled: false`, or no store).
+    pub audit: Option<Arc<Audit>>,
     /// Prometheus metrics (`None`: `metrics.enabled: false`).
     pub metrics: Option<Arc<Metrics>>,
     /// OpenTelemetry traces (`None`: no `otel.endpoint`).
@@ -48,6 +51,7 @@ impl Shared {
             background,
             governance: None,
             ledger: None,
+            audit: None,
             metrics: None,
             traces: None,
             connections: std::sync::OnceLock::new(),
@@ -93,6 +97,13 @@ impl Shared {
     #[must_use]
     pub fn with_ledger(mut self, ledger: Arc<Ledger>) -> Shared {
         self.ledger = Some(ledger);
+        self
+    }
+
+    /// Records every call and admin change in `audit`.
+    #[must_use]
+    pub fn with_audit(mut self, audit: Arc<Audit>) -> Shared {
+        self.audit = Some(audit);
         self
     }
 

@@ -1,4 +1,4 @@
-//! The admin commands (`keys`, `teams`, `users`, `whoami`, `spend`): each one call to a running
+//! The admin commands (`keys`, `teams`, `users`, `whoami`, `spend`, and `audit`'s calls): each one call to a running
 //! gateway's admin API, its JSON answer printed to stdout. The gateway is `--url`
 //! (`SWITCHYARD_URL`), the caller `--key` (`SWITCHYARD_ADMIN_KEY`, else
 //! `SWITCHYARD_MASTER_KEY`).
@@ -53,6 +53,28 @@ pub struct LimitArgs {
     /// Spend past which a warning is given, once per period, in US dollars.
     #[arg(long, requires = "budget_usd")]
     soft_budget_usd: Option<String>,
+}
+
+impl Remote {
+    /// The gateway's base URL, without a trailing slash.
+    pub fn url(&self) -> &str {
+        self.url.trim_end_matches('/')
+    }
+
+    /// The key to call with (`--key`, else `SWITCHYARD_MASTER_KEY`); says so when there is none.
+    pub fn admin_key(&self) -> Option<String> {
+        let key = self
+            .key
+            .clone()
+            .or_else(|| std::env::var("SWITCHYARD_MASTER_KEY").ok())
+            .filter(|key| !key.is_empty());
+        if key.is_none() {
+            eprintln!(
+                "No admin key: pass --key, or set SWITCHYARD_ADMIN_KEY or SWITCHYARD_MASTER_KEY"
+            );
+        }
+        key
+    }
 }
 
 impl LimitArgs {
@@ -257,7 +279,7 @@ fn fields(pairs: &[(&str, Value)]) -> Value {
 }
 
 /// A path with its query of the parameters given.
-fn with_query(path: &str, pairs: &[(&str, Option<String>)]) -> String {
+pub(crate) fn with_query(path: &str, pairs: &[(&str, Option<String>)]) -> String {
     let query: Vec<String> = pairs
         .iter()
         .filter_map(|(name, value)| {
@@ -422,6 +444,8 @@ pub enum Admin {
     Whoami,
     /// `spend`.
     Spend(SpendArgs),
+    /// A call without a body (`audit checkpoint`, `audit keys`).
+    Call(http::Method, String),
 }
 
 /// `switchyard spend`: what to report.
@@ -448,6 +472,7 @@ pub fn run(remote: &Remote, command: Admin) -> ExitCode {
         Admin::Teams(teams) => teams.call(),
         Admin::Users(users) => users.call(),
         Admin::Whoami => call(http::Method::GET, "/admin/whoami", None),
+        Admin::Call(method, path) => call(method, path, None),
         Admin::Spend(report) => call(
             http::Method::GET,
             with_query(
@@ -462,13 +487,7 @@ pub fn run(remote: &Remote, command: Admin) -> ExitCode {
             None,
         ),
     };
-    let Some(key) = remote
-        .key
-        .clone()
-        .or_else(|| std::env::var("SWITCHYARD_MASTER_KEY").ok())
-        .filter(|key| !key.is_empty())
-    else {
-        eprintln!("No admin key: pass --key, or set SWITCHYARD_ADMIN_KEY or SWITCHYARD_MASTER_KEY");
+    let Some(key) = remote.admin_key() else {
         return ExitCode::FAILURE;
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()

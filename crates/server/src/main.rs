@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use switchyard_gateway::Shared;
+use switchyard_gateway::audit::{self as audit_log, Audit};
 use switchyard_gateway::background::Background;
 use switchyard_gateway::config::{
     self, AuthMode, ConfigFile, ProcessEnv, defaults::DEFAULT_CONFIG,
@@ -19,6 +20,7 @@ use switchyard_gateway::workers::Workers;
 use switchyard_ledger::PriceTable;
 use tracing::{info, warn};
 
+mod audit;
 mod cli;
 mod logs;
 mod reload;
@@ -78,6 +80,13 @@ enum Command {
     },
     /// Shows the key the admin commands use: its role, team, models and limits.
     Whoami {
+        #[command(flatten)]
+        remote: cli::Remote,
+    },
+    /// The audit log: export it, check an export offline, sign it now, show or make keys.
+    Audit {
+        #[command(subcommand)]
+        command: audit::Audit,
         #[command(flatten)]
         remote: cli::Remote,
     },
@@ -148,6 +157,7 @@ fn main() -> ExitCode {
         Command::Users { command, remote } => cli::run(&remote, cli::Admin::Users(command)),
         Command::Whoami { remote } => cli::run(&remote, cli::Admin::Whoami),
         Command::Spend { report, remote } => cli::run(&remote, cli::Admin::Spend(report)),
+        Command::Audit { command, remote } => audit::run(&remote, command),
         Command::PrintDefaults => {
             use std::io::Write;
             let _ = std::io::stdout().write_all(DEFAULT_CONFIG.as_bytes());
@@ -228,20 +238,64 @@ fn run_serve(
              every model"
         ),
     }
-    if config.ledger.enabled {
-        let store = match store {
-            Some(store) => store,
-            None => control
+    if store.is_none() && (config.ledger.enabled || config.audit.enabled) {
+        store = Some(
+            control
                 .block_on(open_store(&config, &background))
-                .context("cannot open the store for the ledger (store.url; ledger.enabled: false turns it off)")?,
-        };
+                .context("cannot open the store for the ledger and the audit log (store.url; ledger.enabled: false and audit.enabled: false turn them off)")?,
+        );
+    }
+    if let (true, Some(store)) = (config.ledger.enabled, &store) {
         info!(
             store = ?store.kind(),
             retention_days = config.ledger.retention_days,
             prices = %PriceTable::shipped().date,
             "Recording spend"
         );
-        shared = shared.with_ledger(Arc::new(Ledger::start(store, &config, &background, redis)));
+        shared = shared.with_ledger(Arc::new(Ledger::start(
+            store.clone(),
+            &config,
+            &background,
+            redis.clone(),
+        )));
+    }
+    if let (true, Some(store)) = (config.audit.enabled, &store) {
+        let (signer, source) = audit_log::signing_key(&config)
+            .map_err(|error| anyhow::anyhow!("cannot load the audit signing key: {error}"))?;
+        let public_key = signer.verifier().to_string();
+        match &source {
+            audit_log::KeySource::Made(path) => warn!(
+                file = %path.display(),
+                %public_key,
+                "Made a new audit signing key; keep the file, and the public key to check the log with"
+            ),
+            audit_log::KeySource::Ephemeral => warn!(
+                %public_key,
+                "Audit checkpoints are signed with a key made for this process (in-memory store)"
+            ),
+            audit_log::KeySource::File(_) | audit_log::KeySource::Config => {}
+        }
+        if store.kind() == switchyard_store::Kind::Postgres
+            && matches!(source, audit_log::KeySource::Made(_))
+        {
+            warn!(
+                "Instances sharing this PostgreSQL store should sign with one key: set \
+                 audit.signing_key (or SWITCHYARD_AUDIT_SIGNING_KEY) on each"
+            );
+        }
+        info!(
+            origin = %config.audit.origin,
+            %public_key,
+            checkpoint_interval_secs = config.audit.checkpoint_interval_secs,
+            retention_days = config.audit.retention_days,
+            "Keeping the audit log"
+        );
+        shared = shared.with_audit(Arc::new(Audit::start(
+            store.clone(),
+            &config,
+            &background,
+            signer,
+        )));
     }
     if config.metrics.enabled {
         shared = shared.with_metrics(Arc::new(Metrics::new()));
@@ -271,6 +325,7 @@ fn run_serve(
             config.ledger.clone(),
             config.metrics.clone(),
             config.otel.clone(),
+            config.audit.clone(),
         ),
     };
     let grace = std::time::Duration::try_from_secs_f64(config.server.shutdown_grace_secs)

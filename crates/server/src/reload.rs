@@ -103,11 +103,12 @@ pub struct Started {
     pub mode: AuthMode,
     /// The store.
     pub store_url: Secret,
-    /// The ledger, metrics and traces sections as they were at start.
+    /// The ledger, metrics, traces and audit sections as they were at start.
     pub telemetry: (
         switchyard_gateway::config::file::LedgerConfig,
         switchyard_gateway::config::file::MetricsConfig,
         switchyard_gateway::config::file::OtelConfig,
+        switchyard_gateway::config::file::AuditConfig,
     ),
 }
 
@@ -149,14 +150,15 @@ pub async fn reload(
         }
         _ => warn!("auth.mode changes need a restart; the running mode and master key stay"),
     }
-    if (&config.ledger, &config.metrics, &config.otel)
+    if (&config.ledger, &config.metrics, &config.otel, &config.audit)
         != (
             &started.telemetry.0,
             &started.telemetry.1,
             &started.telemetry.2,
+            &started.telemetry.3,
         )
     {
-        warn!("ledger, metrics and otel changes need a restart; they stay as they were");
+        warn!("ledger, metrics, otel and audit changes need a restart; they stay as they were");
     }
     if config.store.url != started.store_url {
         warn!("store.url changes need a restart; still using the old store");

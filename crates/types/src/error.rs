@@ -90,6 +90,27 @@ impl ErrorKind {
         }
     }
 
+    /// Its name in records (audit records, logs): snake case, stable.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRequest => "invalid_request",
+            ErrorKind::Authentication => "authentication",
+            ErrorKind::BudgetExceeded => "budget_exceeded",
+            ErrorKind::PermissionDenied => "permission_denied",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::RequestTimeout => "request_timeout",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::PayloadTooLarge => "payload_too_large",
+            ErrorKind::Unprocessable => "unprocessable",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::Internal => "internal",
+            ErrorKind::BadGateway => "bad_gateway",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Overloaded => "overloaded",
+        }
+    }
+
     /// The kind an upstream HTTP status stands for.
     pub fn from_status(status: u16) -> ErrorKind {
         match status {

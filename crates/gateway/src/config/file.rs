@@ -43,6 +43,9 @@ pub struct ConfigFile {
     /// OpenTelemetry traces.
     #[serde(default)]
     pub otel: OtelConfig,
+    /// The tamper-evident audit log.
+    #[serde(default)]
+    pub audit: AuditConfig,
 }
 
 /// Whether model calls need a key.
@@ -148,6 +151,46 @@ impl Default for LedgerConfig {
             queue_capacity: 65_536,
             reserve_output_tokens: 32_768,
             budget_webhook_url: None,
+        }
+    }
+}
+
+/// The audit log: a record per model call and per admin change, in a Merkle tree whose heads
+/// are signed as checkpoints.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Keep the audit log (in the store, `store.url`).
+    pub enabled: bool,
+    /// The log's name, the first line of every checkpoint: a URL without scheme that no other
+    /// log uses (`audit.example.com/gateway`). Also the signing key's name when it is made here.
+    pub origin: String,
+    /// The signing key (`PRIVATE+KEY+…`, as `switchyard audit new-key` prints it). Also read from
+    /// `SWITCHYARD_AUDIT_SIGNING_KEY`. Instances sharing a PostgreSQL store should share it.
+    pub signing_key: Option<Secret>,
+    /// A file holding the signing key, made at first start when missing. Unset: the
+    /// SQLite store's folder (`audit-signing.key` beside the database), or
+    /// `switchyard-data/audit-signing.key` with PostgreSQL.
+    pub signing_key_file: Option<String>,
+    /// Seconds between checkpoints (each signs the tree as it then is, if it grew).
+    pub checkpoint_interval_secs: f64,
+    /// Days records are kept (their hashes stay in the tree, so later records keep their
+    /// proofs); 0 keeps them forever.
+    pub retention_days: u32,
+    /// Records waiting to be written, at most; past it a record is dropped and counted.
+    pub queue_capacity: usize,
+}
+
+impl Default for AuditConfig {
+    fn default() -> AuditConfig {
+        AuditConfig {
+            enabled: true,
+            origin: "switchyard.local/audit".to_owned(),
+            signing_key: None,
+            signing_key_file: None,
+            checkpoint_interval_secs: 10.0,
+            retention_days: 365,
+            queue_capacity: 65_536,
         }
     }
 }

@@ -11,8 +11,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::file::{
-    AuthConfig, AuthMode, ConfigFile, DeploymentConfig, LedgerConfig, LimitsConfig, MetricsConfig,
-    ModelConfig, OtelConfig, RedisConfig, RoutingConfig, Secret, ServerConfig, StoreConfig,
+    AuditConfig, AuthConfig, AuthMode, ConfigFile, DeploymentConfig, LedgerConfig, LimitsConfig,
+    MetricsConfig, ModelConfig, OtelConfig, RedisConfig, RoutingConfig, Secret, ServerConfig,
+    StoreConfig,
 };
 
 /// One problem in a config file.
@@ -122,6 +123,43 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
         }
         otel
     });
+    let audit = section::<AuditConfig>(&mut root, "audit", &mut errors).map(|mut audit| {
+        if audit.signing_key.is_none() {
+            audit.signing_key = env
+                .var(AUDIT_KEY_VAR)
+                .filter(|key| !key.trim().is_empty())
+                .map(Secret::from);
+        }
+        if let Some(key) = &audit.signing_key
+            && let Err(error) = switchyard_audit::Signer::parse(key.expose())
+        {
+            // Never the key itself in the message.
+            errors.push(error_at("audit.signing_key", error.to_string()));
+        }
+        if audit.signing_key.is_some() && audit.signing_key_file.is_some() {
+            errors.push(error_at(
+                "audit.signing_key_file",
+                "set either audit.signing_key or audit.signing_key_file, not both",
+            ));
+        }
+        let origin = &audit.origin;
+        if origin.is_empty() || origin.contains('+') || origin.chars().any(char::is_whitespace) {
+            errors.push(error_at(
+                "audit.origin",
+                "must be a non-empty name without spaces or '+' (a URL without scheme)",
+            ));
+        }
+        if !(audit.checkpoint_interval_secs.is_finite() && audit.checkpoint_interval_secs >= 0.1) {
+            errors.push(error_at(
+                "audit.checkpoint_interval_secs",
+                "must be at least 0.1",
+            ));
+        }
+        if audit.queue_capacity == 0 {
+            errors.push(error_at("audit.queue_capacity", "must be at least 1"));
+        }
+        audit
+    });
     let mut models = Vec::new();
     match root.remove("models") {
         None | Some(Value::Null) => {}
@@ -186,7 +224,7 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
         ));
     }
     match (
-        server, routing, auth, store, limits, redis, ledger, metrics, otel,
+        server, routing, auth, store, limits, redis, ledger, metrics, otel, audit,
     ) {
         (
             Some(server),
@@ -198,6 +236,7 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
             Some(ledger),
             Some(metrics),
             Some(otel),
+            Some(audit),
         ) if errors.is_empty() => Ok(ConfigFile {
             server,
             routing,
@@ -209,15 +248,20 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
             ledger,
             metrics,
             otel,
+            audit,
         }),
         _ => Err(errors),
     }
 }
 
 /// The file's top-level sections.
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "server", "routing", "models", "auth", "store", "limits", "redis", "ledger", "metrics", "otel",
+    "audit",
 ];
+
+/// The environment variable the audit log's signing key is read from when the file has none.
+pub const AUDIT_KEY_VAR: &str = "SWITCHYARD_AUDIT_SIGNING_KEY";
 
 /// The environment variable the master key is read from when the file has none.
 pub const MASTER_KEY_VAR: &str = "SWITCHYARD_MASTER_KEY";

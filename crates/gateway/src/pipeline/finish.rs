@@ -3,7 +3,7 @@
 //! is dropped, and with it its context). [`Ctx::finish`] runs once, whichever comes first; the
 //! context's `Drop` calls it for the cases nothing else saw. The request's log line is written
 //! here, the call's rate-limit reservation is settled with its real usage here, and the
-//! hooks' `finished` run here; spend records and audit records will be queued here.
+//! hooks' `finished` run here; spend records and audit records are queued here.
 
 use switchyard_types::{ApiError, MAX_QUOTED, Origin, clip};
 use tracing::{info, warn};
@@ -43,6 +43,7 @@ impl Ctx {
         }
         self.finished = true;
         self.account(&end);
+        self.audit(&end);
         self.log(&end);
         if let (Some(admission), Some(governance)) =
             (self.admission.take(), &self.shared.governance)
@@ -62,6 +63,41 @@ impl Ctx {
         for hook in &self.shared.hooks {
             hook.finished(self, &end);
         }
+    }
+
+    /// Queues the call's audit record.
+    fn audit(&self, end: &End) {
+        let Some(audit) = &self.shared.audit else {
+            return;
+        };
+        let principal = self.principal.as_deref();
+        let (outcome, error, code) = match end {
+            End::Complete => ("complete", None, None),
+            End::Failed(error) => ("failed", Some(error.kind.name()), error.code.clone()),
+            End::Disconnected => ("disconnected", None, None),
+        };
+        audit.record(crate::audit::CallAudit {
+            at: switchyard_store::now_ms(),
+            request_id: self.request_id.clone(),
+            key_id: principal.map(|p| p.key_id.clone()),
+            team_id: principal.and_then(|p| p.team_id.clone()),
+            user_id: principal.and_then(|p| p.user_id.clone()),
+            dialect: self.client_format.as_str(),
+            operation: self.kind.name(),
+            model: clip(self.model(), MAX_QUOTED).into_owned(),
+            group: self.group.as_ref().map(|group| group.name.clone()),
+            deployment: self.route.deployment.as_deref().map(str::to_owned),
+            stream: self.streamed,
+            status: end.client_status(self.streamed),
+            outcome,
+            error,
+            code,
+            usage: self.usage,
+            cost_nanos: self.cost.map(|cost| cost.total.nanos()),
+            attempts: self.route.attempts,
+            latency_ms: i64::try_from(self.route.received_at.elapsed().as_millis())
+                .unwrap_or(i64::MAX),
+        });
     }
 
     /// The request's one log line.

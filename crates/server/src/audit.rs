@@ -32,7 +32,7 @@ pub enum Audit {
         team: Option<String>,
         /// Only this key's records (a key id).
         #[arg(long)]
-        key: Option<String>,
+        key_id: Option<String>,
         /// Only `call` or `admin` records.
         #[arg(long)]
         event: Option<String>,
@@ -98,7 +98,7 @@ pub fn run(remote: &Remote, command: Audit) -> ExitCode {
             since,
             until,
             team,
-            key,
+            key_id,
             event,
             out,
         } => {
@@ -106,7 +106,7 @@ pub fn run(remote: &Remote, command: Audit) -> ExitCode {
                 ("since", since),
                 ("until", until),
                 ("team", team),
-                ("key", key),
+                ("key", key_id),
                 ("event", event),
             ];
             match export_to(remote, &query, out.as_ref()) {
@@ -165,7 +165,7 @@ fn verify(file: &PathBuf, mut keys: Vec<String>, key_file: Option<&PathBuf>) -> 
         let span = report
             .span
             .map_or("no records".to_owned(), |(first, last)| {
-                format!("records {first} to {last}")
+                format!("{} records {first} to {last}", report.records)
             });
         let scope = if header.complete {
             "complete: none missing"
@@ -174,8 +174,7 @@ fn verify(file: &PathBuf, mut keys: Vec<String>, key_file: Option<&PathBuf>) -> 
         };
         let _ = writeln!(
             std::io::stdout(),
-            "OK: {} {span} of {} proven under checkpoint {}; {} checkpoint(s) signed and consistent; {scope}",
-            report.records,
+            "OK: {span} of {} proven under checkpoint {}; {} checkpoint(s) signed and consistent; {scope}",
             header.origin,
             header.anchor,
             report.checkpoints,

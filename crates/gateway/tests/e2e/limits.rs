@@ -284,7 +284,7 @@ async fn postgres_pair() -> Option<(Setup, Setup, Database)> {
 
 /// Two gateways sharing a store (a fresh PostgreSQL database when the tests have one, else a
 /// SQLite file), with `shared` and `extra` config.
-async fn instances(models: &str, shared: &str, extra: &str) -> (Setup, Setup, Database) {
+pub(crate) async fn instances(models: &str, shared: &str, extra: &str) -> (Setup, Setup, Database) {
     let prefix = switchyard_store::new_id("sy-test");
     let (store, database) = match std::env::var("SWITCHYARD_TEST_POSTGRES_URL") {
         Ok(server) => {

@@ -5,6 +5,7 @@
     reason = "test setup and assertions fail loudly by design"
 )]
 
+mod audit;
 mod azure;
 mod bedrock;
 mod chat;

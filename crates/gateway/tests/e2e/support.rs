@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use switchyard_gateway::audit::Audit;
 use switchyard_gateway::background::Background;
 use switchyard_gateway::config::validate;
 use switchyard_gateway::governance::Governance;
@@ -67,6 +68,10 @@ pub async fn start_with(models_yaml: &str, hooks: Vec<Arc<dyn Hook>>) -> Setup {
     }
 }
 
+/// The audit signing key of [`start_keys`] gateways whose YAML has no `audit` section.
+pub const AUDIT_KEY: &str =
+    "PRIVATE+KEY+switchyard.test/audit+3fafa11e+AXHf2X892WR9j2LoaMo5t7Ce2dg0JUDaspiyFTxJbQwd";
+
 /// The master key of [`start_keys`] gateways.
 pub const MASTER: &str = "sy-master-key-for-tests-0123456789";
 
@@ -85,6 +90,10 @@ pub async fn start_keys(models_yaml: &str) -> Setup {
     if !text.contains("\nstore:") {
         text.push_str("store:\n  url: \"sqlite::memory:\"\n");
     }
+    if !text.contains("\naudit:") {
+        // One key for every test instance, so that none makes a key file of its own.
+        text.push_str(&format!("audit:\n  signing_key: \"{AUDIT_KEY}\"\n"));
+    }
     let config = validate(&text, &HashMap::<String, String>::new()).expect("valid test config");
     let background = Background::on(tokio::runtime::Handle::current());
     let governance = Governance::open(&config, background.clone())
@@ -97,6 +106,15 @@ pub async fn start_keys(models_yaml: &str) -> Setup {
             &config,
             &background,
             governance.redis(),
+        )));
+    }
+    if config.audit.enabled {
+        let (signer, _) = switchyard_gateway::audit::signing_key(&config).expect("audit key");
+        shared = shared.with_audit(Arc::new(Audit::start(
+            governance.store().clone(),
+            &config,
+            &background,
+            signer,
         )));
     }
     if config.metrics.enabled {

@@ -226,3 +226,84 @@ fn without_a_master_key_it_serves_only_on_loopback_unless_told() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `switchyard audit export` writes the log; `audit verify` checks it offline with the public
+/// key `audit keys` prints, and names the record when a byte of the file is changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_is_exported_and_verified_from_the_command_line() {
+    let mock = MockServer::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("mock");
+    let folder = std::env::temp_dir().join(format!("switchyard-audit-cli-{}", std::process::id()));
+    let config = format!(
+        "{}store:\n  url: \"sqlite://{}\"\n",
+        support::config(&mock.base_url(), 0),
+        folder.join("data/switchyard.db").display()
+    );
+    let mut gateway = Gateway::spawn(
+        "audit-cli",
+        &config,
+        &[("SWITCHYARD_MASTER_KEY", MASTER)],
+        Stdio::null(),
+    );
+    let client = support::client();
+    assert!(gateway.wait_ready(&client).await, "never ready");
+    for _ in 0..6 {
+        assert_eq!(chat(&client, &gateway, MASTER).await, 200);
+    }
+    let (ok, keys, stderr) = admin(&gateway, MASTER, &["audit", "keys"]);
+    assert!(ok, "{stderr}");
+    let public_key = keys["key"].as_str().expect("key").to_owned();
+    let file = folder.join("audit.jsonl");
+    let file = file.to_str().expect("path");
+    let (ok, _, stderr) = admin(&gateway, MASTER, &["audit", "export", "--out", file]);
+    assert!(ok, "{stderr}");
+    let verify = |path: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["audit", "verify", path, "--public-key", &public_key])
+            .output()
+            .expect("runs");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (ok, stdout, stderr) = verify(file);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.starts_with(
+            "OK: 6 records 0 to 5 of switchyard.local/audit proven under checkpoint 6"
+        ),
+        "{stdout}"
+    );
+    // One byte changed in record 2 (line 5: the header, a checkpoint, then records 0, 1, 2).
+    let text = std::fs::read_to_string(file).expect("export");
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines[4] = lines[4].replacen("\"status\":200", "\"status\":500", 1);
+    let tampered = folder.join("tampered.jsonl");
+    std::fs::write(&tampered, lines.join("\n")).expect("write");
+    let (ok, _, stderr) = verify(tampered.to_str().expect("path"));
+    assert!(!ok);
+    assert!(
+        stderr.starts_with("line 5: record 2: not in the log as checkpoint 6 signed it"),
+        "{stderr}"
+    );
+    // Checked with another key, nothing holds.
+    let output = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["audit", "new-key", "--name", "someone.else/audit"])
+        .output()
+        .expect("runs");
+    let stranger = String::from_utf8_lossy(&output.stderr)
+        .trim()
+        .trim_start_matches("public key: ")
+        .to_owned();
+    let output = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["audit", "verify", file, "--public-key", &stranger])
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    gateway.signal("TERM");
+    let _ = gateway.wait_exit().await;
+    let _ = std::fs::remove_dir_all(folder);
+}

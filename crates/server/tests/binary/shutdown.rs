@@ -76,10 +76,11 @@ async fn cooldowns_queued_just_before_sigterm_reach_redis() {
         .expect("cleanup");
 }
 
-/// Spend records of calls answered before and during a SIGTERM are all in the store after the
-/// gateway exits: the queue is written out after the in-flight calls drained.
+/// Spend and audit records of calls answered before and during a SIGTERM are all in the store
+/// after the gateway exits (the queues are written out after the in-flight calls drained), and
+/// the last checkpoint, signed at exit with the key made at start, covers every audit record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_under_load_loses_no_spend_record() {
+async fn sigterm_under_load_loses_no_spend_or_audit_record() {
     let mock = switchyard_mock::MockServer::start("127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("mock");
@@ -149,5 +150,44 @@ async fn sigterm_under_load_loses_no_spend_record() {
     let ok = records.iter().filter(|record| record.status == 200).count() as u64;
     assert_eq!(ok, answered, "every answered call has its record");
     assert!(records.iter().all(|record| record.cost_nanos > 0));
+
+    let mut audited = Vec::new();
+    loop {
+        let page = store
+            .audit_records(&switchyard_store::AuditQuery {
+                after: audited
+                    .last()
+                    .map(|r: &switchyard_store::AuditRecord| r.seq),
+                limit: 1000,
+                ..switchyard_store::AuditQuery::default()
+            })
+            .await
+            .expect("audit records");
+        if page.is_empty() {
+            break;
+        }
+        audited.extend(page);
+    }
+    let ok = audited
+        .iter()
+        .filter(|record| record.body.contains("\"status\":200"))
+        .count() as u64;
+    assert_eq!(ok, answered, "every answered call has its audit record");
+    let head = store.audit_head().await.expect("head");
+    assert_eq!(head.size, audited.len() as u64);
+    let checkpoint = store
+        .audit_latest_checkpoint()
+        .await
+        .expect("checkpoint")
+        .expect("one was signed at exit");
+    assert_eq!((checkpoint.size, checkpoint.root), (head.size, head.root));
+    let key = std::fs::read_to_string(gateway.dir.join("switchyard-data/audit-signing.key"))
+        .expect("the key made at start");
+    let verifier = switchyard_audit::Signer::parse(&key)
+        .expect("a key")
+        .verifier();
+    let (opened, _) =
+        switchyard_audit::Checkpoint::open(&checkpoint.note, &[verifier]).expect("signed by it");
+    assert_eq!(opened.size, head.size);
     store.close().await;
 }

@@ -124,6 +124,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     if let Some(ledger) = &state.shared.ledger {
         metrics.queue("spend_records", ledger.queued(), ledger.dropped());
     }
+    if let Some(audit) = &state.shared.audit {
+        metrics.queue("audit_records", audit.queued(), audit.dropped());
+    }
     let mut response = metrics.encode().into_response();
     response.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,

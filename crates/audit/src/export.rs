@@ -44,9 +44,14 @@ pub struct Header {
     pub anchor: u64,
     /// No filter by team, key or event: every record of the range is in the export.
     pub complete: bool,
-    /// Records from this time on (Unix milliseconds), when limited.
+    /// The range of records the export covers: from this one…
+    pub from_seq: u64,
+    /// …up to this one, not included (at most the anchor).
+    pub to_seq: u64,
+    /// The time the range was asked from (Unix milliseconds): it starts at the first record
+    /// written at or after it.
     pub since: Option<i64>,
-    /// Records before this time (Unix milliseconds), when limited.
+    /// The time the range was asked until: it ends after the last record written before it.
     pub until: Option<i64>,
     /// The first record the store still held (older ones were deleted by retention).
     pub retained_from: u64,
@@ -169,7 +174,7 @@ impl Report {
 fn record_seq(raw: &str) -> Result<Option<u64>, &'static str> {
     let value: serde_json::Value =
         serde_json::from_str(raw).map_err(|_| "the record is not JSON")?;
-    let canonical = serde_jcs::to_string(&value).map_err(|_| "the record is not JSON")?;
+    let canonical = crate::canonical::to_string(&value).map_err(|_| "the record is not JSON")?;
     if canonical != raw {
         return Err("the record is not in canonical form: it was edited");
     }
@@ -321,6 +326,16 @@ pub fn verify(input: impl BufRead, verifiers: &[Verifier]) -> Report {
         );
         return report;
     };
+    if header.from_seq > header.to_seq || header.to_seq > header.anchor {
+        report.problem(
+            Some(1),
+            None,
+            format!(
+                "the header's range ({} to {}) does not fit under the anchor ({})",
+                header.from_seq, header.to_seq, header.anchor
+            ),
+        );
+    }
     check_records(&mut report, &header, anchor_root, &records);
     report
 }
@@ -392,6 +407,17 @@ fn check_records(
             );
             continue;
         }
+        if !(header.from_seq..header.to_seq).contains(&seq) {
+            report.problem(
+                Some(line),
+                Some(seq),
+                format!(
+                    "outside the export's range ({} to {})",
+                    header.from_seq, header.to_seq
+                ),
+            );
+            continue;
+        }
         if !seen.insert(seq) {
             report.problem(Some(line), Some(seq), "appears twice");
             continue;
@@ -434,37 +460,34 @@ fn check_records(
             expected = Some(seq + 1);
         }
     }
-    if !header.complete {
+    if !header.complete || header.from_seq >= header.to_seq {
         return;
     }
-    let first = report.span.map(|(first, _)| first);
-    if header.since.is_none() && first != Some(header.retained_from) {
-        let end = first.unwrap_or(header.anchor);
-        if end > header.retained_from {
-            report.problem(
-                None,
-                None,
-                missing(header.retained_from, end - 1, "at the start"),
-            );
-        }
-    }
-    if header.until.is_none() {
-        let after = report
-            .span
-            .map_or(header.retained_from, |(_, last)| last + 1);
-        if after < header.anchor && report.span.is_some() {
-            report.problem(
-                None,
-                None,
-                missing(
-                    after,
-                    header.anchor - 1,
-                    &format!(
+    match report.span {
+        None => report.problem(
+            None,
+            None,
+            missing(header.from_seq, header.to_seq - 1, "the whole range"),
+        ),
+        Some((first, last)) => {
+            if first > header.from_seq {
+                report.problem(
+                    None,
+                    None,
+                    missing(header.from_seq, first - 1, "at the start of the range"),
+                );
+            }
+            if last + 1 < header.to_seq {
+                let place = if header.to_seq == header.anchor {
+                    format!(
                         "at the end, which checkpoint {} covers: truncated",
                         header.anchor
-                    ),
-                ),
-            );
+                    )
+                } else {
+                    "at the end of the range".to_owned()
+                };
+                report.problem(None, None, missing(last + 1, header.to_seq - 1, &place));
+            }
         }
     }
 }

@@ -12,11 +12,13 @@
 //! - [`export`]: the export's lines and their offline check.
 //! - [`canonical`]: a record's bytes (RFC 8785), the leaf's data.
 
+pub mod canonical;
 pub mod checkpoint;
 pub mod export;
 pub mod merkle;
 pub mod note;
 
+pub use canonical::Record;
 pub use checkpoint::Checkpoint;
 pub use merkle::{Frontier, Hash, Node};
 pub use note::{NoteError, Signer, Verifier};
@@ -24,6 +26,6 @@ pub use note::{NoteError, Signer, Verifier};
 /// A record as the log stores and hashes it: canonical JSON (RFC 8785: keys sorted, no
 /// spaces, one way to write each string and number). Numbers in records are integers within
 /// ±2^53 (larger amounts travel as decimal strings), which JSON carries exactly.
-pub fn canonical(record: &impl serde::Serialize) -> Result<String, serde_json::Error> {
-    serde_jcs::to_string(record)
+pub fn canonical(record: &serde_json::Value) -> Result<String, serde_json::Error> {
+    canonical::to_string(record)
 }

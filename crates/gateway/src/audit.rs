@@ -346,7 +346,7 @@ impl Writer {
         let entries: Vec<_> = calls.into_iter().map(CallAudit::entry).collect();
         let mut tries = 0;
         loop {
-            match self.store.audit_append(None, entries.clone()).await {
+            match self.store.audit_append(None, &entries).await {
                 Ok(head) => {
                     self.changes_seq = Some(head.changes_seq);
                     return;
@@ -386,7 +386,7 @@ impl Writer {
                 through,
                 entries,
             };
-            let head: AuditHead = self.store.audit_append(Some(batch), Vec::new()).await?;
+            let head: AuditHead = self.store.audit_append(Some(batch), &[]).await?;
             // Another instance may have folded them first: go on from where the head is.
             self.changes_seq = Some(head.changes_seq);
             if !full && head.changes_seq == through {

@@ -11,14 +11,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde_json::{Map, Value};
 use sqlx::Row;
-use switchyard_audit::{Frontier, Hash, Node, merkle};
+use switchyard_audit::{Frontier, Hash, Node, Record, merkle};
 
 use crate::{Kind, Store, StoreError, on_pool, plain_text};
 
 /// A record to append (its seq is given when it is appended).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct AuditEntry {
     /// When it happened, Unix milliseconds.
     pub at: i64,
@@ -28,12 +27,12 @@ pub struct AuditEntry {
     pub team_id: Option<String>,
     /// The key concerned.
     pub key_id: Option<String>,
-    /// The record's fields; `seq` is added.
-    pub body: Map<String, Value>,
+    /// The record, written as canonical JSON with its `seq` when appended.
+    pub body: Box<dyn Record>,
 }
 
 /// Admin changes to fold into the log, read after the head's last one.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct AdminBatch {
     /// The last change folded before these (the head's `changes_seq` when they were read).
     pub after: i64,
@@ -188,13 +187,9 @@ impl Store {
     pub async fn audit_append(
         &self,
         admin: Option<AdminBatch>,
-        entries: Vec<AuditEntry>,
+        entries: &[AuditEntry],
     ) -> Result<AuditHead, StoreError> {
-        for entry in admin
-            .iter()
-            .flat_map(|batch| &batch.entries)
-            .chain(&entries)
-        {
+        for entry in admin.iter().flat_map(|batch| &batch.entries).chain(entries) {
             plain_text([entry.team_id.as_deref(), entry.key_id.as_deref()])?;
         }
         let kind = self.kind();
@@ -233,20 +228,21 @@ impl Store {
                         column: "audit_nodes",
                         error: format!("the frontier of the tree of {size} is missing"),
                     })?;
-                let mut all = Vec::with_capacity(entries.len());
-                if let Some(batch) = admin
+                let mut all: Vec<&AuditEntry> = Vec::with_capacity(entries.len());
+                if let Some(batch) = &admin
                     && batch.after == changes_seq
                 {
                     changes_seq = batch.through;
-                    all.extend(batch.entries);
+                    all.extend(&batch.entries);
                 }
-                all.extend(entries);
+                all.extend(entries.iter());
                 let mut records = Vec::with_capacity(all.len());
                 let mut nodes = Vec::with_capacity(all.len() * 2);
-                for mut entry in all {
+                for entry in all {
                     let seq = frontier.size();
-                    entry.body.insert("seq".to_owned(), Value::from(seq));
-                    let body = switchyard_audit::canonical(&entry.body)
+                    let body = entry
+                        .body
+                        .canonical(seq)
                         .map_err(|error| StoreError::Invalid(error.to_string()))?;
                     nodes.extend(frontier.push(merkle::leaf_hash(body.as_bytes())));
                     records.push((db(seq), entry, body));
@@ -603,6 +599,31 @@ impl Store {
                 })
                 .collect::<Result<Vec<_>, StoreError>>()
         })
+    }
+
+    /// The first record written at or after `since` and the last written before `until`
+    /// (by the time each was written; `None` when there is none).
+    pub async fn audit_seq_bounds(
+        &self,
+        since: i64,
+        until: i64,
+    ) -> Result<(Option<u64>, Option<u64>), StoreError> {
+        let (first, last): (Option<i64>, Option<i64>) = on_pool!(self, |pool, _begin, _lock| {
+            let first = sqlx::query_scalar(
+                "SELECT seq FROM audit_log WHERE at >= $1 ORDER BY at, seq LIMIT 1",
+            )
+            .bind(since)
+            .fetch_optional(pool)
+            .await?;
+            let last = sqlx::query_scalar(
+                "SELECT seq FROM audit_log WHERE at < $1 ORDER BY at DESC, seq DESC LIMIT 1",
+            )
+            .bind(until)
+            .fetch_optional(pool)
+            .await?;
+            (first, last)
+        });
+        Ok((first.map(seq_of), last.map(seq_of)))
     }
 
     /// The first record still held (0 when none was deleted; the size when none is held).

@@ -54,6 +54,8 @@ impl Log {
             origin: ORIGIN.into(),
             anchor,
             complete,
+            from_seq: 0,
+            to_seq: anchor,
             since: None,
             until: None,
             retained_from: 0,
@@ -171,6 +173,25 @@ fn a_truncated_tail_is_named() {
     assert_eq!(
         messages(&report),
         ["records 16 to 19 are missing (at the end, which checkpoint 20 covers: truncated)"]
+    );
+}
+
+#[test]
+fn a_range_cut_short_is_named_and_records_outside_it_refused() {
+    let log = Log::new(30);
+    let mut lines = log.export(&[30], 10..18, true);
+    let mut header: Header = serde_json::from_str(&lines[0]).expect("header");
+    (header.from_seq, header.to_seq) = (10, 20);
+    lines[0] = serde_json::to_string(&header).expect("json");
+    assert_eq!(
+        messages(&log.check(&lines)),
+        ["records 18 to 19 are missing (at the end of the range)"]
+    );
+    let mut lines = log.export(&[30], 9..20, true);
+    lines[0] = serde_json::to_string(&header).expect("json");
+    assert_eq!(
+        messages(&log.check(&lines)),
+        ["line 3: record 9: outside the export's range (10 to 20)"]
     );
 }
 

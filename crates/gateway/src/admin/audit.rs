@@ -430,6 +430,8 @@ pub async fn export(
         origin: audit.origin().to_owned(),
         anchor: anchor.size,
         complete: filters.team.is_none() && filters.key.is_none() && filters.event.is_none(),
+        from_seq: 0,
+        to_seq: anchor.size,
         since: filters.since,
         until: filters.until,
         retained_from: 0,
@@ -463,7 +465,28 @@ async fn write_export(
     sender: mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) {
     let result = async {
+        // The range: from the first record written at or after `since` (else the first still
+        // held) to the last written before `until` (else all the anchor covers), every record
+        // between included whatever its time (instances' clocks and queues interleave times).
         header.retained_from = store.audit_retained_from().await?;
+        let (first, last) = store
+            .audit_seq_bounds(
+                filters.since.unwrap_or(i64::MIN),
+                filters.until.unwrap_or(i64::MAX),
+            )
+            .await?;
+        let from = match filters.since {
+            Some(_) => first.unwrap_or(anchor.size),
+            None => 0,
+        }
+        .max(header.retained_from);
+        let to = match filters.until {
+            Some(_) => last.map_or(from, |last| last + 1),
+            None => anchor.size,
+        }
+        .min(anchor.size)
+        .max(from);
+        (header.from_seq, header.to_seq) = (from, to);
         let mut out = serde_json::to_string(&header).unwrap_or_default();
         out.push('\n');
         // The checkpoints of the range (and the last one before it), then the anchor, each
@@ -504,10 +527,10 @@ async fn write_export(
         loop {
             let page = store
                 .audit_records(&AuditQuery {
-                    after,
-                    before: Some(anchor.size),
-                    since: filters.since,
-                    until: filters.until,
+                    after: after.or(from.checked_sub(1)),
+                    before: Some(to),
+                    since: None,
+                    until: None,
                     team_id: filters.team.clone(),
                     key_id: filters.key.clone(),
                     event: filters.event.clone(),

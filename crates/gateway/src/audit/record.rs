@@ -6,6 +6,8 @@
 
 use ring::hmac;
 use serde_json::{Map, Value, json};
+use switchyard_audit::Record;
+use switchyard_audit::canonical::ObjectWriter;
 use switchyard_store::{AuditEntry, Change};
 use switchyard_types::Usage;
 
@@ -56,50 +58,70 @@ pub struct CallAudit {
 impl CallAudit {
     /// The record to append.
     pub fn entry(self) -> AuditEntry {
-        let mut body = Map::new();
-        body.insert("v".into(), json!(1));
-        body.insert("event".into(), json!("call"));
-        body.insert("at".into(), json!(self.at));
-        body.insert("request_id".into(), json!(self.request_id));
-        insert_some(&mut body, "key", self.key_id.clone());
-        insert_some(&mut body, "team", self.team_id.clone());
-        insert_some(&mut body, "user", self.user_id);
-        body.insert("dialect".into(), json!(self.dialect));
-        body.insert("operation".into(), json!(self.operation));
-        body.insert("model".into(), json!(self.model));
-        insert_some(&mut body, "group", self.group);
-        insert_some(&mut body, "deployment", self.deployment);
-        body.insert("stream".into(), json!(self.stream));
-        body.insert("status".into(), json!(self.status));
-        body.insert("outcome".into(), json!(self.outcome));
-        insert_some(&mut body, "error", self.error);
-        insert_some(&mut body, "code", self.code);
-        let usage = &self.usage;
-        body.insert(
-            "tokens".into(),
-            json!({
-                "prompt": usage.prompt_tokens,
-                "completion": usage.completion_tokens,
-                "cache_read": usage.cache_read_tokens,
-                "cache_write": usage.cache_write_tokens,
-                "reasoning": usage.reasoning_tokens,
-            }),
-        );
-        if let Some(nanos) = self.cost_nanos {
-            // A decimal string: exact, and clear of JSON's 2^53 limit on integers.
-            let cost = switchyard_ledger::Usd::from_nanos(nanos).to_string();
-            body.insert("cost_usd".into(), json!(cost));
-        }
-        body.insert("cache_hit".into(), json!(false));
-        body.insert("attempts".into(), json!(self.attempts));
-        body.insert("latency_ms".into(), json!(self.latency_ms));
         AuditEntry {
             at: self.at,
             event: "call",
-            team_id: self.team_id,
-            key_id: self.key_id,
-            body,
+            team_id: self.team_id.clone(),
+            key_id: self.key_id.clone(),
+            body: Box::new(self),
         }
+    }
+}
+
+/// Written field by field in canonical order (no map built, nothing sorted): the same bytes
+/// as the record's fields put through RFC 8785 (checked in the tests).
+impl Record for CallAudit {
+    fn canonical(&self, seq: u64) -> Result<String, serde_json::Error> {
+        let mut record = ObjectWriter::new();
+        record.number("at", self.at)?;
+        record.number("attempts", self.attempts)?;
+        record.boolean("cache_hit", false)?;
+        if let Some(code) = &self.code {
+            record.text("code", code)?;
+        }
+        if let Some(nanos) = self.cost_nanos {
+            // A decimal string: exact, and clear of JSON's 2^53 limit on integers.
+            let cost = switchyard_ledger::Usd::from_nanos(nanos).to_string();
+            record.text("cost_usd", &cost)?;
+        }
+        if let Some(deployment) = &self.deployment {
+            record.text("deployment", deployment)?;
+        }
+        record.text("dialect", self.dialect)?;
+        if let Some(error) = self.error {
+            record.text("error", error)?;
+        }
+        record.text("event", "call")?;
+        if let Some(group) = &self.group {
+            record.text("group", group)?;
+        }
+        if let Some(key) = &self.key_id {
+            record.text("key", key)?;
+        }
+        record.number("latency_ms", self.latency_ms)?;
+        record.text("model", &self.model)?;
+        record.text("operation", self.operation)?;
+        record.text("outcome", self.outcome)?;
+        record.text("request_id", &self.request_id)?;
+        record.number("seq", seq)?;
+        record.number("status", self.status)?;
+        record.boolean("stream", self.stream)?;
+        if let Some(team) = &self.team_id {
+            record.text("team", team)?;
+        }
+        let usage = &self.usage;
+        let mut tokens = ObjectWriter::new();
+        tokens.number("cache_read", usage.cache_read_tokens)?;
+        tokens.number("cache_write", usage.cache_write_tokens)?;
+        tokens.number("completion", usage.completion_tokens)?;
+        tokens.number("prompt", usage.prompt_tokens)?;
+        tokens.number("reasoning", usage.reasoning_tokens)?;
+        record.object("tokens", tokens)?;
+        if let Some(user) = &self.user_id {
+            record.text("user", user)?;
+        }
+        record.number("v", 1u64)?;
+        Ok(record.finish())
     }
 }
 
@@ -177,13 +199,54 @@ pub fn admin_entry(change: Change, key: &hmac::Key) -> AuditEntry {
         event: "admin",
         team_id,
         key_id,
-        body,
+        body: Box::new(body),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_call_record_is_canonical_json_with_every_field() {
+        let call = CallAudit {
+            at: 1_796_610_014_340,
+            request_id: "req_1".into(),
+            key_id: Some("key_1".into()),
+            team_id: Some("team_1".into()),
+            user_id: Some("usr_1".into()),
+            dialect: "anthropic",
+            operation: "chat",
+            model: "claude \"sonnet\"\n\u{1F600}".into(),
+            group: Some("claude".into()),
+            deployment: Some("anthropic/claude-sonnet-4-5".into()),
+            stream: true,
+            status: 402,
+            outcome: "failed",
+            error: Some("budget_exceeded"),
+            code: Some("budget_exceeded".into()),
+            usage: Usage {
+                prompt_tokens: 12,
+                completion_tokens: 3,
+                cache_read_tokens: 4,
+                cache_write_tokens: 5,
+                reasoning_tokens: 1,
+            },
+            cost_nanos: Some(1_234_567),
+            attempts: 2,
+            latency_ms: 88,
+        };
+        let text = call.canonical(41).expect("json");
+        let parsed: Value = serde_json::from_str(&text).expect("valid JSON");
+        assert_eq!(
+            switchyard_audit::canonical(&parsed).expect("canonical"),
+            text
+        );
+        assert_eq!(parsed["seq"], 41);
+        assert_eq!(parsed["cost_usd"], "0.001234567");
+        assert_eq!(parsed["tokens"]["cache_write"], 5);
+        assert_eq!(parsed.as_object().map(Map::len), Some(23));
+    }
 
     #[test]
     fn an_admin_record_holds_no_secret_digest_and_no_address() {
@@ -199,7 +262,7 @@ mod tests {
             after: Some(json!({"id": "usr_1", "email": "ada@example.org", "hash": "abc"})),
         };
         let entry = admin_entry(change, &key);
-        let text = switchyard_audit::canonical(&entry.body).expect("json");
+        let text = entry.body.canonical(3).expect("json");
         assert!(!text.contains("ada@"), "{text}");
         assert!(!text.contains("\"hash\""), "{text}");
         assert!(text.contains(&pseudonym(&key, "ada@example.com")));

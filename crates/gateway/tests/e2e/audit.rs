@@ -184,6 +184,18 @@ async fn every_call_and_admin_change_is_recorded_once_and_proven_without_the_pro
         "a key's digest is in the log"
     );
 
+    // A time range: from the first record written at or after `since`, all of them after it.
+    let since = records[2]["at"].as_i64().expect("at");
+    let text = export_text(&setup, MASTER, &format!("?since={since}")).await;
+    let report = check(&text, &keys);
+    assert!(report.ok(), "{:?}", problems(&report));
+    let header = report.header.as_ref().expect("header");
+    assert!(
+        header.complete && header.from_seq <= 2 && header.to_seq == 7,
+        "{header:?}"
+    );
+    assert_eq!(report.span.map(|(_, last)| last), Some(6));
+
     // One team's records: a filtered export, which verifies but cannot claim completeness.
     let text = export_text(&setup, MASTER, &format!("?team={team_id}&event=call")).await;
     let report = check(&text, &keys);

@@ -307,3 +307,65 @@ async fn the_audit_log_is_exported_and_verified_from_the_command_line() {
     let _ = gateway.wait_exit().await;
     let _ = std::fs::remove_dir_all(folder);
 }
+
+/// What a checkpoint covered when it was acknowledged survives the process being killed: after
+/// a SIGKILL and a restart, the log still proves every record under it, and goes on from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_after_a_checkpoint_loses_nothing_it_covers() {
+    let mock = MockServer::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("mock");
+    let config = support::config(&mock.base_url(), 0);
+    let envs = [("SWITCHYARD_MASTER_KEY", MASTER)];
+    let mut gateway = Gateway::spawn("audit-crash", &config, &envs, Stdio::null());
+    let client = support::client();
+    assert!(gateway.wait_ready(&client).await, "never ready");
+    for _ in 0..20 {
+        assert_eq!(chat(&client, &gateway, MASTER).await, 200);
+    }
+    let (ok, acknowledged, stderr) = admin(&gateway, MASTER, &["audit", "checkpoint"]);
+    assert!(ok, "{stderr}");
+    let size = acknowledged["size"].as_u64().expect("size");
+    assert_eq!(size, 20);
+    gateway.signal("KILL");
+    let _ = gateway.wait_exit().await;
+
+    let mut gateway = Gateway::spawn("audit-crash", &config, &envs, Stdio::null());
+    assert!(
+        gateway.wait_ready(&client).await,
+        "never ready after the crash"
+    );
+    assert_eq!(chat(&client, &gateway, MASTER).await, 200);
+    let (ok, keys, _) = admin(&gateway, MASTER, &["audit", "keys"]);
+    assert!(ok);
+    let file = gateway.dir.join("after-crash.jsonl");
+    let file = file.to_str().expect("path").to_owned();
+    let (ok, _, stderr) = admin(&gateway, MASTER, &["audit", "export", "--out", &file]);
+    assert!(ok, "{stderr}");
+    let output = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["audit", "verify", &file, "--public-key"])
+        .arg(keys["key"].as_str().expect("key"))
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.starts_with("OK: 21 records 0 to 20"), "{stdout}");
+    let text = std::fs::read_to_string(&file).expect("export");
+    assert!(
+        text.contains(
+            acknowledged["note"]
+                .as_str()
+                .expect("note")
+                .replace('\n', "\\n")
+                .as_str()
+        ),
+        "the acknowledged checkpoint is in the export"
+    );
+    gateway.signal("TERM");
+    let _ = gateway.wait_exit().await;
+    let _ = std::fs::remove_dir_all(&gateway.dir);
+}

@@ -1,0 +1,21 @@
+//! Switchyard's guards, the pure part: what is sensitive in a text and what becomes of it.
+//!
+//! Recognizers find personal data (e-mail addresses, card numbers, IBANs, US SSNs, phone
+//! numbers, IP addresses, dates of birth, crypto wallets) and secrets (provider and cloud keys,
+//! private keys, JWTs, connection strings, high-entropy tokens), each a pattern checked by what
+//! the value itself carries (Luhn, mod-97, SSN ranges, address checksums) and raised by
+//! context words. Operators redact, mask, label, hash or tokenize what they find; a per-request
+//! vault restores tokenized values in answers, whole or streamed. No I/O, no state beyond a
+//! request.
+//!
+//! # Layout
+//! - [`scan`]: recognizers, scores, thresholds, overlaps.
+//! - [`validate`]: the checksums and registries.
+//! - [`vault`]: operators, placeholders and their restoration.
+
+pub mod scan;
+pub mod validate;
+pub mod vault;
+
+pub use scan::{Category, Finding, Recognizer, Scanner};
+pub use vault::{Operator, Restorer, Vault};

@@ -118,6 +118,24 @@ impl ObjectWriter {
         Ok(())
     }
 
+    /// A field holding an array of objects written by other writers.
+    pub fn objects(
+        &mut self,
+        name: &'static str,
+        values: Vec<ObjectWriter>,
+    ) -> Result<(), serde_json::Error> {
+        self.name(name)?;
+        self.out.push('[');
+        for (index, value) in values.into_iter().enumerate() {
+            if index > 0 {
+                self.out.push(',');
+            }
+            self.out.push_str(&value.finish());
+        }
+        self.out.push(']');
+        Ok(())
+    }
+
     /// The object's text.
     pub fn finish(mut self) -> String {
         self.out.push('}');

@@ -7,6 +7,7 @@
 //! - [`app`]: the axum router and transport layers (request id).
 //! - [`background`]: tracked background tasks and bounded queues, flushed on shutdown.
 //! - [`governance`]: keys, teams and model access (authenticate and authorize).
+//! - [`guards`]: the PII and secret guards as the config builds them.
 //! - [`headers`]: the gateway's own header names.
 //! - [`ledger`]: what each call cost, budgets, and spend records (queued, batched).
 //! - [`ingress`]: client-facing handlers: OpenAI and Anthropic chat, models, health.
@@ -28,6 +29,7 @@ pub mod background;
 pub mod config;
 pub mod error;
 pub mod governance;
+pub mod guards;
 pub mod headers;
 pub mod ingress;
 pub mod ledger;

@@ -24,6 +24,7 @@ pub mod budget;
 pub mod call;
 pub mod embed;
 pub mod finish;
+pub mod guard;
 pub mod hooks;
 pub mod intake;
 pub mod respond;
@@ -143,6 +144,10 @@ pub struct Ctx {
     /// tokens are estimated from when the upstream reports none (a stream cut short, a server
     /// that never sends usage).
     pub content_events: u64,
+    /// The placeholders the PII guard put in the request, restored in the answer.
+    pub vault: Option<Box<switchyard_guard::Vault>>,
+    /// What the guards found and did (counts per entity, never the values).
+    pub verdicts: Vec<guard::Verdict>,
     /// State every worker shares: hooks, health, background queues.
     pub shared: Arc<Shared>,
     /// `finish` ran.
@@ -252,6 +257,8 @@ impl Ctx {
             streamed: false,
             trace: None,
             content_events: 0,
+            vault: None,
+            verdicts: Vec::new(),
             shared,
             finished: false,
         }
@@ -352,11 +359,17 @@ pub async fn run(
     let started = ctx.stage_start();
     budget::reserve(runtime, ctx).await?;
     ctx.stage("budget", started);
-    // Hooks (and next the input guards and the cache lookup) see the request once it is
-    // decoded and its group known, and before the model: they may change it, refuse it, or
-    // answer it themselves (a cache hit, a 429). They also put their taps on the stream here,
-    // which decides whether a same-dialect answer may be relayed as written.
-    let answer = match hooks::before_model(ctx).await? {
+    // The input guards before any hook, cache or upstream sees the request: what they take
+    // out (a secret, personal data) is out for everything after them. Tokenizing puts a tap
+    // on the call, so its answer is decoded and restored rather than relayed.
+    let started = ctx.stage_start();
+    guard::input(runtime, ctx)?;
+    ctx.stage("guards", started);
+    // Hooks (and next the cache lookup) see the request once it is decoded and its group
+    // known, and before the model: they may change it, refuse it, or answer it themselves (a
+    // cache hit, a 429). They also put their taps on the stream here, which decides whether a
+    // same-dialect answer may be relayed as written.
+    let mut answer = match hooks::before_model(ctx).await? {
         Flow::Respond(answer) => *answer,
         // Route last among the stages before the model: it makes the upstream calls, with
         // retries and fallbacks, and needs everything above settled.
@@ -374,6 +387,8 @@ pub async fn run(
             Whole::Embeddings(_) => Vec::new(),
         };
     }
+    // Placeholders in a whole answer get their values back (a stream's, in the guard's tap).
+    guard::output(ctx, &mut answer);
     match &answer {
         Answer::Whole(whole) => ctx.usage = whole.usage(),
         // The stream's first event was read before the call returned.

@@ -33,6 +33,9 @@ pub enum BuildError {
     /// The in-process mock provider could not start.
     #[error("cannot start the built-in mock provider: {0}")]
     Mock(std::io::Error),
+    /// The guards could not be built (validation checks this first).
+    #[error("guards: {0}")]
+    Guards(String),
 }
 
 /// Server settings in runtime form.
@@ -143,6 +146,8 @@ pub struct Runtime {
     /// The smallest `max_input_tokens` of any deployment: a prompt whose byte length is
     /// above it is counted (off the worker) before routing.
     pub smallest_input_limit: Option<u64>,
+    /// The guards on requests (`None`: all off).
+    pub guards: Option<Arc<crate::guards::Guards>>,
     /// Lookup by name and alias.
     by_name: HashMap<String, Arc<ModelGroup>>,
     /// Kept alive while the runtime is: `mock` deployments point at it.
@@ -250,6 +255,17 @@ impl Runtime {
             health: Arc::clone(health),
             groups,
             smallest_input_limit,
+            guards: crate::guards::Guards::build(&config.guards)
+                .map_err(|problems| {
+                    BuildError::Guards(
+                        problems
+                            .into_iter()
+                            .map(|(path, message)| format!("{path}: {message}"))
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    )
+                })?
+                .map(Arc::new),
             by_name,
             _mock: mock,
         })

@@ -53,6 +53,8 @@ pub struct CallAudit {
     pub attempts: u32,
     /// From arrival to end, milliseconds.
     pub latency_ms: i64,
+    /// What the guards found and did: entity, count, action (never the values).
+    pub guards: Vec<(std::sync::Arc<str>, u32, &'static str)>,
 }
 
 impl CallAudit {
@@ -94,6 +96,17 @@ impl Record for CallAudit {
         record.text("event", "call")?;
         if let Some(group) = &self.group {
             record.text("group", group)?;
+        }
+        if !self.guards.is_empty() {
+            let mut verdicts = Vec::with_capacity(self.guards.len());
+            for (entity, count, action) in &self.guards {
+                let mut verdict = ObjectWriter::new();
+                verdict.text("action", action)?;
+                verdict.number("count", *count)?;
+                verdict.text("entity", entity)?;
+                verdicts.push(verdict);
+            }
+            record.objects("guards", verdicts)?;
         }
         if let Some(key) = &self.key_id {
             record.text("key", key)?;
@@ -235,6 +248,7 @@ mod tests {
             cost_nanos: Some(1_234_567),
             attempts: 2,
             latency_ms: 88,
+            guards: vec![(std::sync::Arc::from("EMAIL"), 2, "tokenize")],
         };
         let text = call.canonical(41).expect("json");
         let parsed: Value = serde_json::from_str(&text).expect("valid JSON");
@@ -245,7 +259,8 @@ mod tests {
         assert_eq!(parsed["seq"], 41);
         assert_eq!(parsed["cost_usd"], "0.001234567");
         assert_eq!(parsed["tokens"]["cache_write"], 5);
-        assert_eq!(parsed.as_object().map(Map::len), Some(23));
+        assert_eq!(parsed.as_object().map(Map::len), Some(24));
+        assert_eq!(parsed["guards"][0]["count"], 2);
     }
 
     #[test]

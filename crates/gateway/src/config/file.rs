@@ -46,6 +46,9 @@ pub struct ConfigFile {
     /// The tamper-evident audit log.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// Guards on what goes to the model: personal data and secrets.
+    #[serde(default)]
+    pub guards: GuardsConfig,
 }
 
 /// Whether model calls need a key.
@@ -191,6 +194,100 @@ impl Default for AuditConfig {
             checkpoint_interval_secs: 10.0,
             retention_days: 365,
             queue_capacity: 65_536,
+        }
+    }
+}
+
+/// Guards on every chat call's request: personal data and secrets found in its messages and
+/// tool calls, and what becomes of them.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuardsConfig {
+    /// Personal data.
+    pub pii: PiiConfig,
+    /// Credentials.
+    pub secrets: SecretsConfig,
+    /// The key of the `hash` operator's HMAC-SHA256 (at least 16 characters). Unset: a key
+    /// made for the process (hashes then differ across restarts and instances).
+    pub hash_key: Option<Secret>,
+}
+
+/// What the PII guard does.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PiiConfig {
+    /// `off`, `tokenize` (placeholders the answer gets its values back for), `redact`, `mask`,
+    /// `label`, `hash`, or `flag` (counted on the call's records, nothing changed).
+    pub action: String,
+    /// Built-in entities to look for (`EMAIL`, `PHONE`, `CREDIT_CARD`, `IBAN`, `US_SSN`,
+    /// `IP_ADDRESS`, `DATE_OF_BIRTH`, `CRYPTO_WALLET`); empty: all of them.
+    pub entities: Vec<String>,
+    /// The score a finding needs (0 to 1).
+    pub threshold: f32,
+    /// Per-entity thresholds over `threshold`.
+    pub thresholds: std::collections::HashMap<String, f32>,
+    /// Patterns of your own.
+    pub custom: Vec<CustomEntityConfig>,
+    /// Exact terms of your own (case-insensitive, whole words).
+    pub deny_lists: Vec<DenyListConfig>,
+}
+
+impl Default for PiiConfig {
+    fn default() -> PiiConfig {
+        PiiConfig {
+            action: "off".to_owned(),
+            entities: Vec::new(),
+            threshold: 0.5,
+            thresholds: std::collections::HashMap::new(),
+            custom: Vec::new(),
+            deny_lists: Vec::new(),
+        }
+    }
+}
+
+/// A pattern of one's own.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CustomEntityConfig {
+    /// The entity's name (`EMPLOYEE_ID`): letters, digits and `_`.
+    pub name: String,
+    /// A regular expression (linear-time syntax: no look-around, no back-references).
+    pub pattern: String,
+    /// Its score (default 1.0).
+    #[serde(default = "one")]
+    pub score: f32,
+    /// Words that raise the score when shortly before a match.
+    #[serde(default)]
+    pub context: Vec<String>,
+}
+
+fn one() -> f32 {
+    1.0
+}
+
+/// Terms of one's own.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DenyListConfig {
+    /// The entity's name (`PROJECT`).
+    pub name: String,
+    /// The terms.
+    pub terms: Vec<String>,
+}
+
+/// What the secrets guard does.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsConfig {
+    /// `off`, `block` (the call is refused, 400 `secret_detected`), `redact` (replaced by the
+    /// secret's kind), or `flag`.
+    pub action: String,
+}
+
+impl Default for SecretsConfig {
+    fn default() -> SecretsConfig {
+        SecretsConfig {
+            action: "off".to_owned(),
         }
     }
 }

@@ -11,9 +11,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::file::{
-    AuditConfig, AuthConfig, AuthMode, ConfigFile, DeploymentConfig, LedgerConfig, LimitsConfig,
-    MetricsConfig, ModelConfig, OtelConfig, RedisConfig, RoutingConfig, Secret, ServerConfig,
-    StoreConfig,
+    AuditConfig, AuthConfig, AuthMode, ConfigFile, DeploymentConfig, GuardsConfig, LedgerConfig,
+    LimitsConfig, MetricsConfig, ModelConfig, OtelConfig, RedisConfig, RoutingConfig, Secret,
+    ServerConfig, StoreConfig,
 };
 
 /// One problem in a config file.
@@ -160,6 +160,15 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
         }
         audit
     });
+    let guards = section::<GuardsConfig>(&mut root, "guards", &mut errors).inspect(|guards| {
+        if let Err(problems) = crate::guards::Guards::build(guards) {
+            errors.extend(
+                problems
+                    .into_iter()
+                    .map(|(path, message)| error_at(&path, message)),
+            );
+        }
+    });
     let mut models = Vec::new();
     match root.remove("models") {
         None | Some(Value::Null) => {}
@@ -224,7 +233,7 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
         ));
     }
     match (
-        server, routing, auth, store, limits, redis, ledger, metrics, otel, audit,
+        server, routing, auth, store, limits, redis, ledger, metrics, otel, audit, guards,
     ) {
         (
             Some(server),
@@ -237,6 +246,7 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
             Some(metrics),
             Some(otel),
             Some(audit),
+            Some(guards),
         ) if errors.is_empty() => Ok(ConfigFile {
             server,
             routing,
@@ -249,15 +259,16 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
             metrics,
             otel,
             audit,
+            guards,
         }),
         _ => Err(errors),
     }
 }
 
 /// The file's top-level sections.
-const SECTIONS: [&str; 11] = [
+const SECTIONS: [&str; 12] = [
     "server", "routing", "models", "auth", "store", "limits", "redis", "ledger", "metrics", "otel",
-    "audit",
+    "audit", "guards",
 ];
 
 /// The environment variable the audit log's signing key is read from when the file has none.

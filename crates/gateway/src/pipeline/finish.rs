@@ -5,6 +5,8 @@
 //! here, the call's rate-limit reservation is settled with its real usage here, and the
 //! hooks' `finished` run here; spend records and audit records are queued here.
 
+use std::sync::Arc;
+
 use switchyard_types::{ApiError, MAX_QUOTED, Origin, clip};
 use tracing::{info, warn};
 
@@ -97,6 +99,11 @@ impl Ctx {
             attempts: self.route.attempts,
             latency_ms: i64::try_from(self.route.received_at.elapsed().as_millis())
                 .unwrap_or(i64::MAX),
+            guards: self
+                .verdicts
+                .iter()
+                .map(|verdict| (Arc::clone(&verdict.entity), verdict.count, verdict.action))
+                .collect(),
         });
     }
 

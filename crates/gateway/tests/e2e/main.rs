@@ -13,6 +13,7 @@ mod clients;
 mod embeddings;
 mod errors;
 mod gemini;
+mod guards;
 mod hostile;
 mod keys;
 mod ledger;

@@ -1,0 +1,205 @@
+//! The guards as the config builds them: a scanner and an action for personal data, one for
+//! secrets, and the key of the keyed-hash operator. Built with the runtime (a reload builds
+//! them anew); the stage that runs them is `pipeline/guard.rs`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
+use switchyard_guard::scan::{pii_recognizers, secret_recognizers};
+use switchyard_guard::{Category, Operator, Recognizer, Scanner};
+
+use crate::config::file::GuardsConfig;
+
+/// What the PII guard does with what it finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PiiAction {
+    /// Rewrites it with this operator.
+    Operate(Operator),
+    /// Counts it on the call's records; changes nothing.
+    Flag,
+}
+
+/// What the secrets guard does with what it finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretAction {
+    /// Refuses the call.
+    Block,
+    /// Replaces it by its kind (`[OPENAI_KEY]`).
+    Redact,
+    /// Counts it on the call's records; changes nothing.
+    Flag,
+}
+
+/// The built guards.
+#[derive(Debug)]
+pub struct Guards {
+    /// Personal data: the scanner and its action.
+    pub pii: Option<(Scanner, PiiAction)>,
+    /// Secrets: the scanner and its action.
+    pub secrets: Option<(Scanner, SecretAction)>,
+    /// The `hash` operator's key.
+    pub hash_key: hmac::Key,
+}
+
+/// The built-in entity names of personal data.
+pub const PII_ENTITIES: [&str; 8] = [
+    "EMAIL",
+    "PHONE",
+    "CREDIT_CARD",
+    "IBAN",
+    "US_SSN",
+    "IP_ADDRESS",
+    "DATE_OF_BIRTH",
+    "CRYPTO_WALLET",
+];
+
+impl Guards {
+    /// The guards `config` asks for (`None`: every guard off), or every problem with its path.
+    pub fn build(config: &GuardsConfig) -> Result<Option<Guards>, Vec<(String, String)>> {
+        let mut problems = Vec::new();
+        let pii_action = match config.pii.action.as_str() {
+            "off" => None,
+            "flag" => Some(PiiAction::Flag),
+            other => match Operator::parse(other) {
+                Some(operator) => Some(PiiAction::Operate(operator)),
+                None => {
+                    problems.push((
+                        "guards.pii.action".to_owned(),
+                        "must be off, tokenize, redact, mask, label, hash or flag".to_owned(),
+                    ));
+                    None
+                }
+            },
+        };
+        let secret_action = match config.secrets.action.as_str() {
+            "off" => None,
+            "block" => Some(SecretAction::Block),
+            "redact" => Some(SecretAction::Redact),
+            "flag" => Some(SecretAction::Flag),
+            _ => {
+                problems.push((
+                    "guards.secrets.action".to_owned(),
+                    "must be off, block, redact or flag".to_owned(),
+                ));
+                None
+            }
+        };
+        for (index, entity) in config.pii.entities.iter().enumerate() {
+            if !PII_ENTITIES.contains(&entity.as_str()) {
+                problems.push((
+                    format!("guards.pii.entities[{index}]"),
+                    format!(
+                        "unknown entity (expected one of {})",
+                        PII_ENTITIES.join(", ")
+                    ),
+                ));
+            }
+        }
+        let mut recognizers: Vec<Recognizer> = pii_recognizers()
+            .into_iter()
+            .filter(|r| {
+                config.pii.entities.is_empty()
+                    || config.pii.entities.iter().any(|e| e == r.entity())
+            })
+            .collect();
+        let valid_name = |name: &str| {
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        };
+        for (index, custom) in config.pii.custom.iter().enumerate() {
+            if !valid_name(&custom.name) {
+                problems.push((
+                    format!("guards.pii.custom[{index}].name"),
+                    "letters, digits and _ only".to_owned(),
+                ));
+            }
+            match Recognizer::custom(
+                &custom.name.to_ascii_uppercase(),
+                Category::Pii,
+                &custom.pattern,
+                custom.score,
+                &custom.context,
+            ) {
+                Ok(recognizer) => recognizers.push(recognizer),
+                Err(error) => problems.push((
+                    format!("guards.pii.custom[{index}].pattern"),
+                    switchyard_types::clip(&error.to_string(), 300).into_owned(),
+                )),
+            }
+        }
+        for (index, list) in config.pii.deny_lists.iter().enumerate() {
+            if !valid_name(&list.name) || list.terms.is_empty() {
+                problems.push((
+                    format!("guards.pii.deny_lists[{index}]"),
+                    "a name (letters, digits and _) and at least one term".to_owned(),
+                ));
+                continue;
+            }
+            match Recognizer::deny_list(&list.name.to_ascii_uppercase(), Category::Pii, &list.terms)
+            {
+                Ok(recognizer) => recognizers.push(recognizer),
+                Err(error) => problems.push((
+                    format!("guards.pii.deny_lists[{index}].terms"),
+                    switchyard_types::clip(&error.to_string(), 300).into_owned(),
+                )),
+            }
+        }
+        if !(0.0..=1.0).contains(&config.pii.threshold) {
+            problems.push((
+                "guards.pii.threshold".to_owned(),
+                "must be between 0 and 1".to_owned(),
+            ));
+        }
+        let thresholds: HashMap<Arc<str>, f32> = config
+            .pii
+            .thresholds
+            .iter()
+            .map(|(entity, threshold)| (Arc::from(entity.to_ascii_uppercase()), *threshold))
+            .collect();
+        if let Some(key) = &config.hash_key
+            && key.expose().len() < 16
+        {
+            problems.push((
+                "guards.hash_key".to_owned(),
+                "at least 16 characters".to_owned(),
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let compile = |recognizers, threshold, thresholds| {
+            Scanner::new(recognizers, threshold, thresholds)
+                .map_err(|error| vec![("guards".to_owned(), error.to_string())])
+        };
+        let pii = match pii_action {
+            Some(action) => Some((
+                compile(recognizers, config.pii.threshold, thresholds)?,
+                action,
+            )),
+            None => None,
+        };
+        let secrets = match secret_action {
+            Some(action) => Some((compile(secret_recognizers(), 0.5, HashMap::new())?, action)),
+            None => None,
+        };
+        if pii.is_none() && secrets.is_none() {
+            return Ok(None);
+        }
+        let hash_key = match &config.hash_key {
+            Some(key) => hmac::Key::new(hmac::HMAC_SHA256, key.expose().as_bytes()),
+            None => {
+                let mut random = [0u8; 32];
+                SystemRandom::new().fill(&mut random).map_err(|_| {
+                    vec![("guards.hash_key".to_owned(), "no randomness".to_owned())]
+                })?;
+                hmac::Key::new(hmac::HMAC_SHA256, &random)
+            }
+        };
+        Ok(Some(Guards {
+            pii,
+            secrets,
+            hash_key,
+        }))
+    }
+}

@@ -1,0 +1,313 @@
+//! The guards on a chat call. Before the model: personal data and secrets in the request's
+//! messages (every role, tool results included) and tool-call arguments are found and dealt
+//! with as `guards` says: a secret refuses the call or is replaced by its kind; personal data
+//! is redacted, masked, labelled, hashed or tokenized, or only counted. A request with nothing
+//! to change is left as the client wrote it (its bytes still go upstream as they came). After:
+//! placeholders in the answer get their values back, in a whole answer here and in a stream by
+//! the tap this puts on the call. What was found goes on the call's records as counts per
+//! entity, never the values.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use switchyard_guard::{Finding, Operator, Restorer, Vault};
+use switchyard_types::{ApiError, ChatRequest, ContentPart, Delta, ErrorKind, Origin, StreamEvent};
+
+use super::hooks::{Step, Tap};
+use super::{Answer, Ctx, Whole};
+use crate::guards::{Guards, PiiAction, SecretAction};
+use crate::runtime::Runtime;
+
+/// What a guard found in a call and what it did: an entity, how many times, which action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// The entity (`EMAIL`, `OPENAI_KEY`).
+    pub entity: Arc<str>,
+    /// How many were found.
+    pub count: u32,
+    /// What was done (`tokenize`, `redact`, `block`, `flag`, …).
+    pub action: &'static str,
+}
+
+fn pii_action_name(action: PiiAction) -> &'static str {
+    match action {
+        PiiAction::Flag => "flag",
+        PiiAction::Operate(Operator::Redact) => "redact",
+        PiiAction::Operate(Operator::Mask) => "mask",
+        PiiAction::Operate(Operator::Label) => "label",
+        PiiAction::Operate(Operator::Hash) => "hash",
+        PiiAction::Operate(Operator::Tokenize) => "tokenize",
+    }
+}
+
+fn secret_action_name(action: SecretAction) -> &'static str {
+    match action {
+        SecretAction::Block => "block",
+        SecretAction::Redact => "redact",
+        SecretAction::Flag => "flag",
+    }
+}
+
+/// Every text of the request the guards read: message text (thinking is left alone: its
+/// signature covers it) and tool-call arguments (JSON).
+fn for_each_text(request: &ChatRequest, mut visit: impl FnMut(&str)) {
+    for message in &request.messages {
+        for part in &message.content {
+            if let ContentPart::Text { text, .. } = part {
+                visit(text);
+            }
+        }
+        for call in &message.tool_calls {
+            visit(&call.arguments);
+        }
+    }
+}
+
+fn for_each_text_mut(request: &mut ChatRequest, mut visit: impl FnMut(&mut String)) {
+    for message in &mut request.messages {
+        for part in &mut message.content {
+            if let ContentPart::Text { text, .. } = part {
+                visit(text);
+            }
+        }
+        for call in &mut message.tool_calls {
+            visit(&mut call.arguments);
+        }
+    }
+}
+
+fn count(findings: &[Finding], counts: &mut BTreeMap<Arc<str>, u32>) {
+    for finding in findings {
+        *counts.entry(Arc::clone(&finding.entity)).or_insert(0) += 1;
+    }
+}
+
+/// Runs the input guards on `ctx`'s chat request.
+pub(super) fn input(runtime: &Runtime, ctx: &mut Ctx) -> Result<(), ApiError> {
+    let Some(guards) = runtime.guards.clone() else {
+        return Ok(());
+    };
+    let Some(request) = ctx.chat() else {
+        return Ok(());
+    };
+    // Found first, on the request as it came: one with nothing to change stays untouched.
+    let (mut secrets, mut pii) = (BTreeMap::new(), BTreeMap::new());
+    for_each_text(request, |text| {
+        if let Some((scanner, _)) = &guards.secrets {
+            count(&scanner.scan(text), &mut secrets);
+        }
+        if let Some((scanner, _)) = &guards.pii {
+            count(&scanner.scan(text), &mut pii);
+        }
+    });
+    let secret_action = guards.secrets.as_ref().map(|(_, action)| *action);
+    let pii_action = guards.pii.as_ref().map(|(_, action)| *action);
+    for (entity, count) in &secrets {
+        ctx.verdicts.push(Verdict {
+            entity: Arc::clone(entity),
+            count: *count,
+            action: secret_action.map_or("flag", secret_action_name),
+        });
+    }
+    for (entity, count) in &pii {
+        ctx.verdicts.push(Verdict {
+            entity: Arc::clone(entity),
+            count: *count,
+            action: pii_action.map_or("flag", pii_action_name),
+        });
+    }
+    if !secrets.is_empty() && secret_action == Some(SecretAction::Block) {
+        let kinds: Vec<&str> = secrets.keys().map(|kind| &**kind).collect();
+        return Err(ApiError::new(
+            ErrorKind::InvalidRequest,
+            Origin::Client,
+            format!(
+                "The request holds what looks like a secret ({}); it was not sent to the model. \
+                 Remove it, or ask an admin about guards.secrets",
+                kinds.join(", ")
+            ),
+        )
+        .with_code("secret_detected"));
+    }
+    let rewrite_secrets = !secrets.is_empty() && secret_action == Some(SecretAction::Redact);
+    let rewrite_pii = !pii.is_empty() && matches!(pii_action, Some(PiiAction::Operate(_)));
+    if !rewrite_secrets && !rewrite_pii {
+        return Ok(());
+    }
+    let mut vault = Vault::default();
+    if let Some(request) = ctx.chat_mut() {
+        for_each_text_mut(request, |text| {
+            rewrite(&guards, text, rewrite_secrets, &mut vault)
+        });
+    }
+    if !vault.is_empty() {
+        ctx.vault = Some(Box::new(vault));
+        ctx.taps.push(Box::new(RestoreTap::default()));
+    }
+    Ok(())
+}
+
+/// Rewrites one text: secrets replaced by their kind, then personal data by its operator.
+fn rewrite(guards: &Guards, text: &mut String, secrets: bool, vault: &mut Vault) {
+    if secrets && let Some((scanner, _)) = &guards.secrets {
+        let found = scanner.scan(text);
+        if !found.is_empty() {
+            *text = switchyard_guard::vault::apply(
+                text,
+                &found,
+                Operator::Label,
+                vault,
+                &guards.hash_key,
+            );
+        }
+    }
+    if let Some((scanner, PiiAction::Operate(operator))) = &guards.pii {
+        let found = scanner.scan(text);
+        if !found.is_empty() {
+            *text =
+                switchyard_guard::vault::apply(text, &found, *operator, vault, &guards.hash_key);
+        }
+    }
+}
+
+/// Gives placeholders in a whole answer their values back.
+pub(super) fn output(ctx: &Ctx, answer: &mut Answer) {
+    let (Some(vault), Answer::Whole(Whole::Chat(response))) = (ctx.vault.as_deref(), answer) else {
+        return;
+    };
+    for choice in &mut response.choices {
+        for part in &mut choice.content {
+            if let ContentPart::Text { text, .. } = part {
+                *text = vault.restore(text, false).into_owned();
+            }
+        }
+        for call in &mut choice.tool_calls {
+            call.arguments = vault.restore(&call.arguments, true).into_owned();
+        }
+        if let Some(refusal) = &mut choice.refusal {
+            *refusal = vault.restore(refusal, false).into_owned();
+        }
+    }
+}
+
+/// Which part of a choice a held tail belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Part {
+    Text,
+    Refusal,
+    Arguments(u32),
+}
+
+/// Restores placeholders in a stream, per choice and part, holding back only a tail that may
+/// be the start of one; a held tail goes out before anything else of its choice does.
+#[derive(Debug, Default)]
+struct RestoreTap {
+    held: HashMap<(u32, Part), Restorer>,
+}
+
+impl RestoreTap {
+    /// Pushes what is held for `choice` in parts other than `except`.
+    fn flush(
+        &mut self,
+        vault: &Vault,
+        choice: u32,
+        except: Option<Part>,
+        out: &mut Vec<StreamEvent>,
+    ) {
+        let parts: Vec<(u32, Part)> = self
+            .held
+            .keys()
+            .filter(|(c, part)| *c == choice && Some(*part) != except)
+            .copied()
+            .collect();
+        for key in parts {
+            if let Some(mut restorer) = self.held.remove(&key) {
+                let json = matches!(key.1, Part::Arguments(_));
+                let rest = restorer.finish(vault, json);
+                if !rest.is_empty() {
+                    out.push(delta(choice, key.1, rest));
+                }
+            }
+        }
+    }
+}
+
+fn delta(choice: u32, part: Part, text: String) -> StreamEvent {
+    StreamEvent::Delta {
+        choice,
+        delta: match part {
+            Part::Text => Delta::Text(text),
+            Part::Refusal => Delta::Refusal(text),
+            Part::Arguments(index) => Delta::ToolCallArgs {
+                index,
+                arguments: text,
+            },
+        },
+    }
+}
+
+impl Tap for RestoreTap {
+    fn event(&mut self, ctx: &mut Ctx, event: StreamEvent, out: &mut Vec<StreamEvent>) -> Step {
+        let Some(vault) = ctx.vault.as_deref() else {
+            out.push(event);
+            return Step::Continue;
+        };
+        let (choice, part, text) = match event {
+            StreamEvent::Delta {
+                choice,
+                delta: Delta::Text(text),
+            } => (choice, Part::Text, text),
+            StreamEvent::Delta {
+                choice,
+                delta: Delta::Refusal(text),
+            } => (choice, Part::Refusal, text),
+            StreamEvent::Delta {
+                choice,
+                delta: Delta::ToolCallArgs { index, arguments },
+            } => (choice, Part::Arguments(index), arguments),
+            StreamEvent::Delta { choice, delta } => {
+                self.flush(vault, choice, None, out);
+                out.push(StreamEvent::Delta { choice, delta });
+                return Step::Continue;
+            }
+            StreamEvent::Finish {
+                choice,
+                reason,
+                stop_sequence,
+            } => {
+                self.flush(vault, choice, None, out);
+                out.push(StreamEvent::Finish {
+                    choice,
+                    reason,
+                    stop_sequence,
+                });
+                return Step::Continue;
+            }
+            other => {
+                out.push(other);
+                return Step::Continue;
+            }
+        };
+        self.flush(vault, choice, Some(part), out);
+        let json = matches!(part, Part::Arguments(_));
+        let restored = self
+            .held
+            .entry((choice, part))
+            .or_default()
+            .feed(vault, &text, json);
+        if !restored.is_empty() {
+            out.push(delta(choice, part, restored));
+        }
+        Step::Continue
+    }
+
+    fn end(&mut self, ctx: &mut Ctx, out: &mut Vec<StreamEvent>) {
+        let Some(vault) = ctx.vault.as_deref() else {
+            return;
+        };
+        let choices: Vec<u32> = self.held.keys().map(|(choice, _)| *choice).collect();
+        for choice in choices {
+            self.flush(vault, choice, None, out);
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! The input guards end to end: personal data tokenized before anything else sees it and its
+//! values back in the answer (whole and streamed, both dialects, the same value the same
+//! placeholder), redaction, secrets refused in the caller's error shape, flag-only counting
+//! without the values, and config problems named.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use switchyard_gateway::pipeline::hooks::HookFuture;
+use switchyard_gateway::pipeline::{Ctx, Flow, Hook};
+
+use crate::support::{Setup, openai_stream_text, parse_sse, start_with};
+
+const MODELS: &str = r#"
+models:
+  - name: gpt
+    deployments:
+      - provider: openai_compatible
+        model: echo
+        api_base: "{MOCK}"
+        api_key: test-key
+  - name: claude
+    deployments:
+      - provider: anthropic
+        model: echo
+        api_base: "{MOCK}"
+        api_key: test-key
+"#;
+
+const EMAIL: &str = "ada.lovelace@example.com";
+const CARD: &str = "4111 1111 1111 1111";
+
+/// Keeps the text of every request as the hooks (after the guards) see it.
+#[derive(Debug, Default)]
+struct Seen(Arc<Mutex<Vec<String>>>);
+
+impl Hook for Seen {
+    fn before_model<'a>(&'a self, ctx: &'a mut Ctx) -> HookFuture<'a> {
+        Box::pin(async move {
+            if let Some(request) = ctx.chat() {
+                let text: Vec<String> = request
+                    .messages
+                    .iter()
+                    .map(|message| message.text())
+                    .collect();
+                self.0.lock().expect("lock").push(text.join("\n"));
+            }
+            Ok(Flow::Continue)
+        })
+    }
+}
+
+async fn setup(guards: &str) -> (Setup, Arc<Mutex<Vec<String>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let hook: Arc<dyn Hook> = Arc::new(Seen(Arc::clone(&seen)));
+    (
+        start_with(&format!("{MODELS}\nguards:\n{guards}"), vec![hook]).await,
+        seen,
+    )
+}
+
+fn prompt() -> String {
+    format!("Mail {EMAIL} about card {CARD}; cc {EMAIL} again.")
+}
+
+#[tokio::test]
+async fn personal_data_is_tokenized_upstream_and_restored_in_every_answer() {
+    let (setup, seen) = setup("  pii:\n    action: tokenize\n").await;
+    // Whole, OpenAI.
+    let answer: Value = setup
+        .openai(&json!({"model": "gpt", "messages": [{"role": "user", "content": prompt()}]}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer["choices"][0]["message"]["content"], prompt());
+    let upstream = seen.lock().expect("lock").last().cloned().expect("seen");
+    assert_eq!(
+        upstream,
+        "Mail [EMAIL_1] about card [CREDIT_CARD_1]; cc [EMAIL_1] again."
+    );
+    // Streamed, OpenAI, and streamed across dialects (Anthropic client, OpenAI upstream).
+    let response = setup
+        .openai(&json!({"model": "gpt", "stream": true,
+            "messages": [{"role": "user", "content": prompt()}]}))
+        .await;
+    let text = response.text().await.expect("body");
+    assert_eq!(openai_stream_text(&parse_sse(&text)), prompt());
+    let response = setup
+        .anthropic(&json!({"model": "gpt", "stream": true, "max_tokens": 100,
+            "messages": [{"role": "user", "content": prompt()}]}))
+        .await;
+    let text = response.text().await.expect("body");
+    let streamed: String = parse_sse(&text)
+        .iter()
+        .filter_map(|(_, data)| serde_json::from_str::<Value>(data).ok())
+        .filter_map(|event| event["delta"]["text"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(streamed, prompt());
+    assert!(
+        !text.contains("[EMAIL_1]"),
+        "a placeholder reached the client"
+    );
+    // Whole, Anthropic to Anthropic (the same dialect: decoded and restored, not relayed).
+    let answer: Value = setup
+        .anthropic(&json!({"model": "claude", "max_tokens": 100,
+            "messages": [{"role": "user", "content": prompt()}]}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer["content"][0]["text"], prompt());
+    for upstream in seen.lock().expect("lock").iter() {
+        assert!(
+            !upstream.contains(EMAIL) && !upstream.contains(CARD),
+            "{upstream}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_request_without_personal_data_goes_as_the_client_wrote_it() {
+    let (setup, seen) = setup("  pii:\n    action: tokenize\n").await;
+    let answer: Value = setup
+        .openai(&json!({"model": "gpt", "messages": [{"role": "user", "content": "Hello there"}]}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer["choices"][0]["message"]["content"], "Hello there");
+    assert_eq!(seen.lock().expect("lock").as_slice(), ["Hello there"]);
+}
+
+#[tokio::test]
+async fn redaction_is_not_undone() {
+    let (setup, seen) = setup("  pii:\n    action: redact\n    entities: [EMAIL]\n").await;
+    let answer: Value = setup
+        .openai(&json!({"model": "gpt", "messages": [{"role": "user", "content": prompt()}]}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let expected = format!("Mail [REDACTED] about card {CARD}; cc [REDACTED] again.");
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        expected.as_str()
+    );
+    assert_eq!(seen.lock().expect("lock").as_slice(), [expected]);
+}
+
+#[tokio::test]
+async fn a_secret_is_refused_in_the_callers_shape_without_being_repeated() {
+    let (setup, seen) = setup("  secrets:\n    action: block\n").await;
+    let secret = "sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789";
+    let content = format!("use my key {secret} to call the API");
+    let response = setup
+        .openai(&json!({"model": "gpt", "messages": [{"role": "user", "content": content}]}))
+        .await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "secret_detected");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("OPENAI_KEY")
+    );
+    assert!(!body.to_string().contains(secret));
+    let response = setup
+        .anthropic(&json!({"model": "claude", "max_tokens": 10,
+            "messages": [{"role": "user", "content": content}]}))
+        .await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["type"], "error");
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    assert!(seen.lock().expect("lock").is_empty(), "nothing went on");
+}
+
+#[tokio::test]
+async fn a_secret_in_a_tool_result_is_replaced_by_its_kind() {
+    let (setup, seen) = setup("  secrets:\n    action: redact\n").await;
+    let secret = "AKIAIOSFODNN7EXAMPLE";
+    let response = setup
+        .openai(&json!({"model": "gpt", "messages": [
+            {"role": "user", "content": "read the env file"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+                "function": {"name": "read", "arguments": "{\"path\":\".env\"}"}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": format!("AWS_ACCESS_KEY_ID={secret}")},
+        ]}))
+        .await;
+    assert_eq!(response.status(), 200);
+    let seen = seen.lock().expect("lock").join("\n");
+    assert!(
+        seen.contains("AWS_ACCESS_KEY_ID=[AWS_ACCESS_KEY]"),
+        "{seen}"
+    );
+    assert!(!seen.contains(secret));
+}
+
+#[test]
+fn guard_config_problems_are_named_by_path() {
+    let text = "guards:\n  pii:\n    action: shred\n    entities: [EMAIL, SHOE_SIZE]\n    custom:\n      - name: EMP\n        pattern: \"(\"\n  secrets:\n    action: maybe\n";
+    let errors = switchyard_gateway::config::validate(
+        text,
+        &std::collections::HashMap::<String, String>::new(),
+    )
+    .expect_err("invalid");
+    let paths: Vec<&str> = errors.iter().map(|error| error.path.as_str()).collect();
+    for path in [
+        "guards.pii.action",
+        "guards.pii.entities[1]",
+        "guards.pii.custom[0].pattern",
+        "guards.secrets.action",
+    ] {
+        assert!(paths.contains(&path), "{path} in {paths:?}");
+    }
+}

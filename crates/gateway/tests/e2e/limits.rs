@@ -353,14 +353,20 @@ async fn two_instances_sharing_redis_admit_exactly_the_limit() {
             (response.status().as_u16(), header(&response, "retry-after"))
         }
     });
+    let started = std::time::Instant::now();
     let results = futures_util::future::join_all(calls).await;
+    // 100 a minute is one more every 0.6 s: a slow run may see a slot come back meanwhile.
+    let refilled = (started.elapsed().as_secs_f64() / 0.6).floor() as usize;
     let passed = results.iter().filter(|(status, _)| *status == 200).count();
     let refused: Vec<_> = results
         .iter()
         .filter(|(status, _)| *status == 429)
         .collect();
-    assert_eq!(passed, 100, "{results:?}");
-    assert_eq!(refused.len(), 100);
+    assert!(
+        (100..=100 + refilled).contains(&passed),
+        "{passed} admitted ({refilled} refilled): {results:?}"
+    );
+    assert_eq!(refused.len(), 200 - passed);
     // The next request is back 0.6 s after the last one admitted: Retry-After rounds it up.
     assert!(
         refused

@@ -20,6 +20,7 @@
 //! - [`error`]: the single mapping from an error to the client's status and body.
 //! - [`tokens`]: prompt token counting for the context-window check.
 //! - [`serve`]: listening, graceful shutdown, and a gateway on an ephemeral port for tests.
+//! - [`webhook`]: hooks that are HTTP services (allow, block, modify).
 //! - [`workers`]: thread-per-core serving, one runtime and listener per worker thread.
 
 pub mod admin;
@@ -40,6 +41,7 @@ pub mod serve;
 pub mod shared;
 pub mod telemetry;
 pub mod tokens;
+pub mod webhook;
 pub mod workers;
 
 pub use app::{AppState, build_router};

@@ -43,7 +43,7 @@ use tokio::time::Instant;
 
 pub use answer::{Answer, Events, Whole};
 pub use finish::End;
-pub use hooks::{Flow, Hook, Step, Tap};
+pub use hooks::{AfterFuture, Flow, Hook, Step, Tap};
 
 use crate::governance::{self, Principal, limits};
 use crate::ledger;
@@ -387,7 +387,9 @@ pub async fn run(
             Whole::Embeddings(_) => Vec::new(),
         };
     }
-    // Placeholders in a whole answer get their values back (a stream's, in the guard's tap).
+    // Hooks see a whole answer as the model gave it (placeholders and all), then its
+    // placeholders get their values back (a stream's, in the guard's tap).
+    hooks::after_model(ctx, &mut answer).await?;
     guard::output(ctx, &mut answer);
     match &answer {
         Answer::Whole(whole) => ctx.usage = whole.usage(),

@@ -297,6 +297,12 @@ fn run_serve(
             signer,
         )));
     }
+    for hook in &config.hooks {
+        let webhook = switchyard_gateway::webhook::Webhook::new(hook)
+            .map_err(|error| anyhow::anyhow!(error))?;
+        info!(hook = %hook.name, url = %hook.url, points = ?hook.points, "Calling a hook");
+        shared = shared.with_hook(Arc::new(webhook));
+    }
     if config.metrics.enabled {
         shared = shared.with_metrics(Arc::new(Metrics::new()));
     }
@@ -327,6 +333,7 @@ fn run_serve(
             config.otel.clone(),
             config.audit.clone(),
         ),
+        hooks: config.hooks.clone(),
     };
     let grace = std::time::Duration::try_from_secs_f64(config.server.shutdown_grace_secs)
         .unwrap_or(std::time::Duration::from_secs(30));

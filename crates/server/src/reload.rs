@@ -110,6 +110,8 @@ pub struct Started {
         switchyard_gateway::config::file::OtelConfig,
         switchyard_gateway::config::file::AuditConfig,
     ),
+    /// The hooks as they were at start.
+    pub hooks: Vec<switchyard_gateway::config::file::WebhookConfig>,
 }
 
 /// Reads the file at `path` and, if it is sound, hands it to `workers` (and a new master key
@@ -159,6 +161,9 @@ pub async fn reload(
         )
     {
         warn!("ledger, metrics, otel and audit changes need a restart; they stay as they were");
+    }
+    if config.hooks != started.hooks {
+        warn!("hooks changes need a restart; the hooks stay as they were");
     }
     if config.store.url != started.store_url {
         warn!("store.url changes need a restart; still using the old store");

@@ -49,6 +49,48 @@ pub struct ConfigFile {
     /// Guards on what goes to the model: personal data and secrets.
     #[serde(default)]
     pub guards: GuardsConfig,
+    /// HTTP services every call is shown to, in order (see the README's webhook contract).
+    #[serde(default)]
+    pub hooks: Vec<WebhookConfig>,
+}
+
+/// A hook that is an HTTP service: shown each call before the model and, if asked, its whole
+/// answer after; it allows, blocks or modifies.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// A name for logs and records.
+    pub name: String,
+    /// Where calls are POSTed (`http://` or `https://`).
+    pub url: String,
+    /// `before_model`, `after_model` (whole answers; streams are not sent), or both.
+    #[serde(default = "before_model")]
+    pub points: Vec<String>,
+    /// How long the service may take, milliseconds.
+    #[serde(default = "webhook_timeout")]
+    pub timeout_ms: u64,
+    /// When the service times out, fails or answers garbage: `closed` refuses the call (503
+    /// `hook_unavailable`), `open` lets it through (logged, and on the call's record).
+    #[serde(default = "closed")]
+    pub on_error: OutagePolicy,
+    /// Headers sent with every call (an `authorization`, say).
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, Secret>,
+    /// Only calls to these model groups (empty: all).
+    #[serde(default)]
+    pub models: Vec<String>,
+}
+
+fn before_model() -> Vec<String> {
+    vec!["before_model".to_owned()]
+}
+
+fn webhook_timeout() -> u64 {
+    1000
+}
+
+fn closed() -> OutagePolicy {
+    OutagePolicy::Closed
 }
 
 /// Whether model calls need a key.

@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::file::{
     AuditConfig, AuthConfig, AuthMode, ConfigFile, DeploymentConfig, GuardsConfig, LedgerConfig,
     LimitsConfig, MetricsConfig, ModelConfig, OtelConfig, RedisConfig, RoutingConfig, Secret,
-    ServerConfig, StoreConfig,
+    ServerConfig, StoreConfig, WebhookConfig,
 };
 
 /// One problem in a config file.
@@ -169,6 +169,52 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
             );
         }
     });
+    let hooks: Vec<WebhookConfig> = match root.remove("hooks") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(value) => {
+            parse_at::<Vec<WebhookConfig>>(value, "hooks", &mut errors).unwrap_or_default()
+        }
+    };
+    let mut hook_names = HashSet::new();
+    for (index, hook) in hooks.iter().enumerate() {
+        if hook.name.is_empty() || !hook_names.insert(hook.name.clone()) {
+            errors.push(error_at(
+                &format!("hooks[{index}].name"),
+                "empty, or used twice",
+            ));
+        }
+        if switchyard_providers::http::Target::parse(&hook.url).is_err() {
+            errors.push(error_at(
+                &format!("hooks[{index}].url"),
+                "not an http:// or https:// URL",
+            ));
+        }
+        if hook.points.is_empty()
+            || hook
+                .points
+                .iter()
+                .any(|point| !matches!(point.as_str(), "before_model" | "after_model"))
+        {
+            errors.push(error_at(
+                &format!("hooks[{index}].points"),
+                "before_model, after_model, or both",
+            ));
+        }
+        if hook.timeout_ms == 0 {
+            errors.push(error_at(
+                &format!("hooks[{index}].timeout_ms"),
+                "must be at least 1",
+            ));
+        }
+        for name in hook.headers.keys() {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                errors.push(error_at(
+                    &format!("hooks[{index}].headers"),
+                    format!("`{name}` is not a header name"),
+                ));
+            }
+        }
+    }
     let mut models = Vec::new();
     match root.remove("models") {
         None | Some(Value::Null) => {}
@@ -260,15 +306,16 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
             otel,
             audit,
             guards,
+            hooks,
         }),
         _ => Err(errors),
     }
 }
 
 /// The file's top-level sections.
-const SECTIONS: [&str; 12] = [
+const SECTIONS: [&str; 13] = [
     "server", "routing", "models", "auth", "store", "limits", "redis", "ledger", "metrics", "otel",
-    "audit", "guards",
+    "audit", "guards", "hooks",
 ];
 
 /// The environment variable the audit log's signing key is read from when the file has none.

@@ -1,8 +1,9 @@
 //! Hooks: code beside the gateway's own stages that sees every call, in order, at fixed points:
-//! before the model (`before_model`: change, refuse or answer the request), on each event of
+//! before the model (`before_model`: change, refuse or answer the request), after it on a
+//! whole answer (`after_model`: change or refuse it), on each event of
 //! its stream (a [`Tap`]: read, hold back, rewrite, or end the stream), and when it ended
 //! (`finished`, exactly once). Extensions registered in [`crate::shared::Shared`] implement
-//! it; the built-in guards and HTTP webhooks will too.
+//! it, and so do HTTP webhooks (`crate::webhook`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,6 +26,9 @@ pub enum Flow {
 /// What a hook's `before_model` returns.
 pub type HookFuture<'a> = Pin<Box<dyn Future<Output = Result<Flow, ApiError>> + Send + 'a>>;
 
+/// What a hook's `after_model` returns.
+pub type AfterFuture<'a> = Pin<Box<dyn Future<Output = Result<(), ApiError>> + Send + 'a>>;
+
 /// Code that sees every call at the pipeline's hook points. Every method has a default that
 /// does nothing, so a hook implements only the points it cares about.
 pub trait Hook: Send + Sync + std::fmt::Debug {
@@ -34,6 +38,13 @@ pub trait Hook: Send + Sync + std::fmt::Debug {
     fn before_model<'a>(&'a self, ctx: &'a mut Ctx) -> HookFuture<'a> {
         let _ = ctx;
         Box::pin(std::future::ready(Ok(Flow::Continue)))
+    }
+
+    /// After the model, with a whole answer (a stream is seen through a tap): may change the
+    /// answer or refuse it (an error in the client's shape).
+    fn after_model<'a>(&'a self, ctx: &'a mut Ctx, answer: &'a mut Answer) -> AfterFuture<'a> {
+        let _ = (ctx, answer);
+        Box::pin(std::future::ready(Ok(())))
     }
 
     /// A tap for this call's stream, if the hook wants to see or change its events. A call
@@ -72,6 +83,18 @@ pub trait Tap: Send {
     fn end(&mut self, ctx: &mut Ctx, out: &mut Vec<StreamEvent>) {
         let _ = (ctx, out);
     }
+}
+
+/// The `after_model` point: every hook in order, on a whole answer; the first refusal wins.
+pub(crate) async fn after_model(ctx: &mut Ctx, answer: &mut Answer) -> Result<(), ApiError> {
+    if ctx.shared.hooks.is_empty() || !matches!(answer, Answer::Whole(_)) {
+        return Ok(());
+    }
+    let shared = Arc::clone(&ctx.shared);
+    for hook in &shared.hooks {
+        hook.after_model(ctx, answer).await?;
+    }
+    Ok(())
 }
 
 /// The `before_model` point: every hook in order, the first answer or refusal wins; then the

@@ -26,3 +26,4 @@ mod support;
 mod traces;
 mod usage;
 mod vertex;
+mod webhooks;

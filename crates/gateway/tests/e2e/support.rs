@@ -46,6 +46,11 @@ pub async fn start_with(models_yaml: &str, hooks: Vec<Arc<dyn Hook>>) -> Setup {
     let config = validate(&text, &HashMap::<String, String>::new()).expect("valid test config");
     let mut shared = Shared::new(Background::on(tokio::runtime::Handle::current()));
     shared.hooks = hooks;
+    for hook in &config.hooks {
+        shared.hooks.push(Arc::new(
+            switchyard_gateway::webhook::Webhook::new(hook).expect("the hook builds"),
+        ));
+    }
     if config.metrics.enabled {
         shared = shared.with_metrics(Arc::new(Metrics::new()));
     }

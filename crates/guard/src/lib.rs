@@ -12,7 +12,9 @@
 //! - [`scan`]: recognizers, scores, thresholds, overlaps.
 //! - [`validate`]: the checksums and registries.
 //! - [`vault`]: operators, placeholders and their restoration.
+//! - [`eval`]: the labelled set and the scores (`switchyard eval guards`).
 
+pub mod eval;
 pub mod scan;
 pub mod validate;
 pub mod vault;

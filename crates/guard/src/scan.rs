@@ -82,7 +82,7 @@ impl Check {
     fn score(self, text: &str, base: f32) -> Option<f32> {
         match self {
             Check::None => Some(base),
-            Check::Luhn => validate::luhn(text).then_some(1.0),
+            Check::Luhn => validate::card(text).then_some(1.0),
             Check::Iban => None,
             Check::Ssn => validate::us_ssn(text).then_some(base),
             Check::Ipv4 => text.parse::<std::net::Ipv4Addr>().ok().map(|_| base),
@@ -90,14 +90,7 @@ impl Check {
             Check::BitcoinBase58 => validate::bitcoin_base58(text).then_some(1.0),
             Check::BitcoinBech32 => validate::bitcoin_bech32(text).then_some(1.0),
             Check::Jwt => validate::jwt(text).then_some(1.0),
-            Check::PhoneDigits => {
-                let digits = validate::digits(text).len();
-                match (text.starts_with('+'), digits) {
-                    (true, 8..=15) => Some(base + 0.2),
-                    (false, 10..=11) => Some(base),
-                    _ => None,
-                }
-            }
+            Check::PhoneDigits => validate::phone_score(text, base),
             Check::Entropy => {
                 let has = |f: fn(&u8) -> bool| text.as_bytes().iter().any(f);
                 let mixed = has(u8::is_ascii_digit)
@@ -194,86 +187,95 @@ pub fn pii_recognizers() -> Vec<Recognizer> {
     let recognizers = [
         pii(
             "EMAIL",
-            r"(?i)\b[a-z0-9][a-z0-9._%+-]{0,63}@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}\b",
+            r"(?i)(?-u:\b)[a-z0-9][a-z0-9._%+-]{0,63}@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}(?-u:\b)",
             1.0,
             Check::None,
             &[],
         ),
         pii(
             "CREDIT_CARD",
-            r"\b(?:\d[ -]?){12,18}\d\b",
+            r"(?-u:\b)(?:[0-9][ -]?){12,18}[0-9](?-u:\b)",
             0.3,
             Check::Luhn,
             &["card", "credit", "visa", "mastercard", "amex", "cc"],
         ),
         pii(
             "IBAN",
-            r"(?i)\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b",
+            r"(?i)(?-u:\b)[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}(?-u:\b)",
             0.5,
             Check::Iban,
             &["iban", "account", "bank"],
         ),
         pii(
             "US_SSN",
-            r"\b\d{3}([- ])\d{2}([- ])\d{4}\b",
+            r"(?-u:\b)[0-9]{3}([- ])[0-9]{2}([- ])[0-9]{4}(?-u:\b)",
             0.5,
             Check::Ssn,
             &["ssn", "social security", "social"],
         ),
         pii(
             "US_SSN",
-            r"\b\d{9}\b",
+            r"(?-u:\b)[0-9]{9}(?-u:\b)",
             0.15,
             Check::Ssn,
             &["ssn", "social security"],
         ),
         pii(
             "PHONE",
-            r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?\d{3,4}[ .-]?\d{3,4}|\b\d{2,4}[ .-]?\d{3,4}[ .-]?\d{3,4})\b",
-            0.4,
+            r"\+[0-9]{1,3}(?:[ .-]?(?:\([0-9]{1,4}\)|[0-9]{1,5})){1,6}(?-u:\b)",
+            0.7,
             Check::PhoneDigits,
             &[
-                "phone", "call", "tel", "mobile", "cell", "number", "whatsapp", "fax",
+                "phone", "call", "tel", "mobile", "cell", "number", "whatsapp", "fax", "reach",
+            ],
+        ),
+        pii(
+            "PHONE",
+            r"(?:\([0-9]{2,4}\)[ .-]?|(?-u:\b)[0-9]{2,4}[ .-])[0-9]{2,4}[ .-][0-9]{2,5}(?:[ .-][0-9]{2,4})?(?-u:\b)",
+            0.35,
+            Check::PhoneDigits,
+            &[
+                "phone", "call", "tel", "mobile", "cell", "number", "whatsapp", "fax", "reach",
             ],
         ),
         pii(
             "IP_ADDRESS",
-            r"\b(?:\d{1,3}\.){3}\d{1,3}\b",
+            r"(?-u:\b)(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?-u:\b)",
             0.6,
             Check::Ipv4,
             &["ip", "address", "server", "host"],
         ),
         pii(
             "IP_ADDRESS",
-            r"(?i)\b(?:[0-9a-f]{1,4}:){2,7}(?::?[0-9a-f]{1,4})+\b|(?i)\b(?:[0-9a-f]{1,4}:){1,7}:(?:[0-9a-f]{1,4}\b)?",
+            r"(?i)(?-u:\b)(?:[0-9a-f]{1,4}:){2,7}(?::?[0-9a-f]{1,4})+(?-u:\b)|(?i)(?-u:\b)(?:[0-9a-f]{1,4}:){1,7}:(?:[0-9a-f]{1,4}(?-u:\b))?",
             0.6,
             Check::Ipv6,
             &["ip", "address", "ipv6"],
         ),
         pii(
             "DATE_OF_BIRTH",
-            r"(?i)\b(?:\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})|\d{4}-\d{2}-\d{2}|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2},? \d{4}|\d{1,2} (?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{4})\b",
+            r"(?i)(?-u:\b)(?:[0-9]{1,2}[/.-][0-9]{1,2}[/.-](?:[0-9]{4}|[0-9]{2})|[0-9]{4}-[0-9]{2}-[0-9]{2}|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? [0-9]{1,2},? [0-9]{4}|[0-9]{1,2} (?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? [0-9]{4})(?-u:\b)",
             0.15,
             Check::None,
             &["born", "birth", "dob", "birthday", "b."],
         ),
         pii(
             "CRYPTO_WALLET",
-            r"\b[13][a-km-zA-HJ-NP-Z1-9]{25,34}\b",
+            r"(?-u:\b)[13][a-km-zA-HJ-NP-Z1-9]{25,34}(?-u:\b)",
             0.5,
             Check::BitcoinBase58,
             &[],
         ),
         pii(
             "CRYPTO_WALLET",
-            r"(?i)\bbc1[a-z0-9]{8,87}\b",
+            r"(?i)(?-u:\b)bc1[a-z0-9]{8,87}(?-u:\b)",
             0.5,
             Check::BitcoinBech32,
             &[],
         ),
         pii(
             "CRYPTO_WALLET",
-            r"\b0x[a-fA-F0-9]{40}\b",
+            r"(?-u:\b)0x[a-fA-F0-9]{40}(?-u:\b)",
             0.5,
             Check::None,
             &["wallet", "eth", "ethereum", "address", "send"],
@@ -288,28 +290,28 @@ pub fn secret_recognizers() -> Vec<Recognizer> {
         Recognizer::new(entity, Category::Secret, pattern, score, check, &[])
     };
     let mut recognizers: Vec<Recognizer> = [
-        secret("ANTHROPIC_KEY", r"\bsk-ant-[A-Za-z0-9_-]{20,}", 1.0, Check::None),
-        secret("OPENAI_KEY", r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}", 0.95, Check::None),
-        secret("SWITCHYARD_KEY", r"\bsy-[A-Za-z0-9_-]{32,}", 1.0, Check::None),
-        secret("AWS_ACCESS_KEY", r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b", 1.0, Check::None),
-        secret("GITHUB_TOKEN", r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{60,})", 1.0, Check::None),
-        secret("SLACK_TOKEN", r"\bxox[abposr]-[A-Za-z0-9-]{10,}", 1.0, Check::None),
-        secret("STRIPE_KEY", r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}", 1.0, Check::None),
-        secret("GOOGLE_API_KEY", r"\bAIza[0-9A-Za-z_-]{35}", 1.0, Check::None),
+        secret("ANTHROPIC_KEY", r"(?-u:\b)sk-ant-[A-Za-z0-9_-]{20,}", 1.0, Check::None),
+        secret("OPENAI_KEY", r"(?-u:\b)sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}", 0.95, Check::None),
+        secret("SWITCHYARD_KEY", r"(?-u:\b)sy-[A-Za-z0-9_-]{32,}", 1.0, Check::None),
+        secret("AWS_ACCESS_KEY", r"(?-u:\b)(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?-u:\b)", 1.0, Check::None),
+        secret("GITHUB_TOKEN", r"(?-u:\b)(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{60,})", 1.0, Check::None),
+        secret("SLACK_TOKEN", r"(?-u:\b)xox[abposr]-[A-Za-z0-9-]{10,}", 1.0, Check::None),
+        secret("STRIPE_KEY", r"(?-u:\b)(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}", 1.0, Check::None),
+        secret("GOOGLE_API_KEY", r"(?-u:\b)AIza[0-9A-Za-z_-]{35}", 1.0, Check::None),
         secret(
             "PRIVATE_KEY",
             r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----",
             1.0,
             Check::None,
         ),
-        secret("JWT", r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{10,}", 0.5, Check::Jwt),
+        secret("JWT", r"(?-u:\b)eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{10,}", 0.5, Check::Jwt),
         secret(
             "CONNECTION_STRING",
-            r"(?i)\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver)://[^\s:/@]+:[^\s@/]+@[^\s/?#]+",
+            r"(?i)(?-u:\b)(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver)://[^\s:/@]+:[^\s@/]+@[^\s/?#]+",
             1.0,
             Check::None,
         ),
-        secret("HIGH_ENTROPY_TOKEN", r"\b[A-Za-z0-9+/_-]{32,}={0,2}", 0.7, Check::Entropy),
+        secret("HIGH_ENTROPY_TOKEN", r"(?-u:\b)[A-Za-z0-9+/_-]{32,}={0,2}", 0.7, Check::Entropy),
     ]
     .into_iter()
     .filter_map(Result::ok)
@@ -317,7 +319,7 @@ pub fn secret_recognizers() -> Vec<Recognizer> {
     if let Ok(aws) = Recognizer::new(
         "AWS_SECRET_KEY",
         Category::Secret,
-        r#"(?i)aws.{0,24}?(?:secret|private).{0,24}?[=:"' ]+([A-Za-z0-9/+]{40})\b"#,
+        r#"(?i)aws.{0,24}?(?:secret|private).{0,24}?[=:"' ]+([A-Za-z0-9/+]{40})(?-u:\b)"#,
         1.0,
         Check::None,
         &[],
@@ -367,10 +369,21 @@ impl Scanner {
         let mut found = Vec::new();
         for index in self.set.matches(text).iter() {
             let recognizer = &self.recognizers[index];
-            for captures in recognizer.regex.captures_iter(text) {
-                let Some(value) = captures.get(recognizer.group) else {
+            let values: Box<dyn Iterator<Item = regex::Match<'_>>> = if recognizer.group == 0 {
+                Box::new(recognizer.regex.find_iter(text))
+            } else {
+                Box::new(
+                    recognizer
+                        .regex
+                        .captures_iter(text)
+                        .filter_map(|captures| captures.get(recognizer.group)),
+                )
+            };
+            for value in values {
+                // A number after `+` is a phone number's, whatever its checksum.
+                if recognizer.check == Check::Luhn && text[..value.start()].ends_with('+') {
                     continue;
-                };
+                }
                 let Some((mut score, length)) =
                     recognizer.check.apply(value.as_str(), recognizer.score)
                 else {

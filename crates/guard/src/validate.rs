@@ -10,6 +10,23 @@ pub fn digits(text: &str) -> String {
     text.chars().filter(char::is_ascii_digit).collect()
 }
 
+/// A card number as cards are written: one run of digits, groups of four (the last one or
+/// more shorter), or American Express's and Diners Club's 4-6-5 and 4-6-4; and its Luhn
+/// checksum holds.
+pub fn card(text: &str) -> bool {
+    let groups: Vec<usize> = text
+        .split([' ', '-'])
+        .filter(|group| !group.is_empty())
+        .map(str::len)
+        .collect();
+    let shaped = match groups.as_slice() {
+        [_] | [4, 6, 5] | [4, 6, 4] => true,
+        [rest @ .., last] => rest.iter().all(|&len| len == 4) && (1..=4).contains(last),
+        [] => false,
+    };
+    shaped && luhn(text)
+}
+
 /// The Luhn checksum of a card number (13 to 19 digits) holds.
 pub fn luhn(text: &str) -> bool {
     let digits = digits(text);
@@ -31,6 +48,30 @@ pub fn luhn(text: &str) -> bool {
         })
         .sum();
     sum.is_multiple_of(10)
+}
+
+/// A phone number's score by its shape: an international number (`+` and 8 to 15 digits)
+/// keeps `base`; a national one with the North American grouping (`(415) 555-2671`,
+/// `415-555-2671`) is raised to 0.6; other groupings of 7 to 12 digits keep `base`; dates
+/// (`2024-03-14`, `14.03.2024`) and anything else are not phone numbers.
+pub fn phone_score(text: &str, base: f32) -> Option<f32> {
+    let digits = digits(text);
+    if text.starts_with('+') {
+        return (8..=15).contains(&digits.len()).then_some(base);
+    }
+    let groups: Vec<usize> = text
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|group| !group.is_empty())
+        .map(str::len)
+        .collect();
+    let looks_like_date = matches!(groups.as_slice(), [4, 2, 2] | [2, 2, 4] | [1 | 2, 1 | 2, 4]);
+    if looks_like_date || !(7..=12).contains(&digits.len()) {
+        return None;
+    }
+    if groups == [3, 3, 4] {
+        return Some(base.max(0.6));
+    }
+    Some(base)
 }
 
 /// IBAN lengths by country (the SWIFT registry).

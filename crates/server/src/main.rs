@@ -22,6 +22,7 @@ use tracing::{info, warn};
 
 mod audit;
 mod cli;
+mod eval;
 mod logs;
 mod reload;
 
@@ -89,6 +90,11 @@ enum Command {
         command: audit::Audit,
         #[command(flatten)]
         remote: cli::Remote,
+    },
+    /// Measures the guards on a labelled set: scores per entity and scan time.
+    Eval {
+        #[command(subcommand)]
+        command: eval::Eval,
     },
     /// Reports spend and tokens, day by day, through a running gateway's admin API.
     Spend {
@@ -158,6 +164,7 @@ fn main() -> ExitCode {
         Command::Whoami { remote } => cli::run(&remote, cli::Admin::Whoami),
         Command::Spend { report, remote } => cli::run(&remote, cli::Admin::Spend(report)),
         Command::Audit { command, remote } => audit::run(&remote, command),
+        Command::Eval { command } => eval::run(command),
         Command::PrintDefaults => {
             use std::io::Write;
             let _ = std::io::stdout().write_all(DEFAULT_CONFIG.as_bytes());

@@ -80,6 +80,18 @@ fn look_alikes_are_not_findings() {
 }
 
 #[test]
+fn a_phone_number_that_passes_luhn_is_still_a_phone_number() {
+    assert_eq!(
+        found("fax +44 079 3398 9140 today"),
+        one("PHONE", "+44 079 3398 9140")
+    );
+    assert_eq!(
+        found("card 4111 1111 1111 1111"),
+        one("CREDIT_CARD", "4111 1111 1111 1111")
+    );
+}
+
+#[test]
 fn context_words_raise_a_weak_match_over_the_threshold() {
     assert_eq!(found("ssn 536221987"), one("US_SSN", "536221987"));
     assert_eq!(found("536221987"), vec![]);

@@ -32,6 +32,8 @@ pub enum SecretAction {
     Flag,
 }
 
+pub use switchyard_guard::stream::OutputAction;
+
 /// The built guards.
 #[derive(Debug)]
 pub struct Guards {
@@ -41,6 +43,8 @@ pub struct Guards {
     pub secrets: Option<(Scanner, SecretAction)>,
     /// The `hash` operator's key.
     pub hash_key: hmac::Key,
+    /// On answers: the scanner (the chosen kinds' recognizers) and, per category, what to do.
+    pub output: Option<(Scanner, HashMap<Category, OutputAction>)>,
 }
 
 /// The built-in entity names of personal data.
@@ -165,8 +169,43 @@ impl Guards {
                 "at least 16 characters".to_owned(),
             ));
         }
+        let mut output_actions = HashMap::new();
+        for (path, value, category) in [
+            (
+                "guards.output.secrets",
+                &config.output.secrets,
+                Category::Secret,
+            ),
+            ("guards.output.pii", &config.output.pii, Category::Pii),
+            (
+                "guards.output.markdown_images",
+                &config.output.markdown_images,
+                Category::Link,
+            ),
+        ] {
+            match value.as_str() {
+                "off" => {}
+                "redact" => {
+                    output_actions.insert(category, OutputAction::Redact);
+                }
+                "block" => {
+                    output_actions.insert(category, OutputAction::Block);
+                }
+                _ => problems.push((path.to_owned(), "must be off, redact or block".to_owned())),
+            }
+        }
         if !problems.is_empty() {
             return Err(problems);
+        }
+        let mut output_recognizers = Vec::new();
+        if output_actions.contains_key(&Category::Secret) {
+            output_recognizers.extend(secret_recognizers());
+        }
+        if output_actions.contains_key(&Category::Pii) {
+            output_recognizers.extend(recognizers.iter().cloned());
+        }
+        if output_actions.contains_key(&Category::Link) {
+            output_recognizers.extend(switchyard_guard::scan::link_recognizers());
         }
         let compile = |recognizers, threshold, thresholds| {
             Scanner::new(recognizers, threshold, thresholds)
@@ -174,7 +213,7 @@ impl Guards {
         };
         let pii = match pii_action {
             Some(action) => Some((
-                compile(recognizers, config.pii.threshold, thresholds)?,
+                compile(recognizers, config.pii.threshold, thresholds.clone())?,
                 action,
             )),
             None => None,
@@ -183,7 +222,15 @@ impl Guards {
             Some(action) => Some((compile(secret_recognizers(), 0.5, HashMap::new())?, action)),
             None => None,
         };
-        if pii.is_none() && secrets.is_none() {
+        let output = if output_actions.is_empty() {
+            None
+        } else {
+            Some((
+                compile(output_recognizers, config.pii.threshold, thresholds)?,
+                output_actions,
+            ))
+        };
+        if pii.is_none() && secrets.is_none() && output.is_none() {
             return Ok(None);
         }
         let hash_key = match &config.hash_key {
@@ -200,6 +247,7 @@ impl Guards {
             pii,
             secrets,
             hash_key,
+            output,
         }))
     }
 }

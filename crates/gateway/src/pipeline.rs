@@ -390,7 +390,7 @@ pub async fn run(
     // Hooks see a whole answer as the model gave it (placeholders and all), then its
     // placeholders get their values back (a stream's, in the guard's tap).
     hooks::after_model(ctx, &mut answer).await?;
-    guard::output(ctx, &mut answer);
+    guard::output(runtime, ctx, &mut answer);
     match &answer {
         Answer::Whole(whole) => ctx.usage = whole.usage(),
         // The stream's first event was read before the call returned.

@@ -11,11 +11,13 @@
 //! # Layout
 //! - [`scan`]: recognizers, scores, thresholds, overlaps.
 //! - [`validate`]: the checksums and registries.
+//! - [`stream`]: output guards on a stream: hold back, redact, block.
 //! - [`vault`]: operators, placeholders and their restoration.
 //! - [`eval`]: the labelled set and the scores (`switchyard eval guards`).
 
 pub mod eval;
 pub mod scan;
+pub mod stream;
 pub mod validate;
 pub mod vault;
 

@@ -27,6 +27,8 @@ pub enum Category {
     Pii,
     /// Credentials: blocked or redacted, never restored.
     Secret,
+    /// Links that carry data out (markdown images in an answer).
+    Link,
 }
 
 /// Something found in a text.
@@ -327,6 +329,21 @@ pub fn secret_recognizers() -> Vec<Recognizer> {
         recognizers.push(aws.with_group(1));
     }
     recognizers
+}
+
+/// Markdown images that point at a URL: in an answer, the way injected instructions make a
+/// client fetch `https://attacker/?data=…` and so carry the conversation out.
+pub fn link_recognizers() -> Vec<Recognizer> {
+    Recognizer::new(
+        "MARKDOWN_IMAGE",
+        Category::Link,
+        r"!\[[^\]\n]{0,200}\]\(\s*<?(?i:https?|ftp)://[^)\s]{1,2048}(?:\s+[^)]{0,200})?\)",
+        1.0,
+        Check::None,
+        &[],
+    )
+    .into_iter()
+    .collect()
 }
 
 /// Recognizers run together, with their thresholds.

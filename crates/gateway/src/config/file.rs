@@ -252,6 +252,33 @@ pub struct GuardsConfig {
     /// The key of the `hash` operator's HMAC-SHA256 (at least 16 characters). Unset: a key
     /// made for the process (hashes then differ across restarts and instances).
     pub hash_key: Option<Secret>,
+    /// Guards on what the model answers.
+    pub output: OutputGuardsConfig,
+}
+
+/// What the output guards do with what the model wrote (whole answers and streams).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputGuardsConfig {
+    /// Credentials in the answer: `off`, `redact` (replaced by their kind) or `block` (the
+    /// answer ends with a `content_filter` finish).
+    pub secrets: String,
+    /// Personal data the model wrote (the PII guard's entities and thresholds; values it was
+    /// given as placeholders are not counted): `off`, `redact` or `block`.
+    pub pii: String,
+    /// Markdown images pointing at a URL (`![x](https://…)`), the way injected instructions
+    /// carry data out of a chat: `off`, `redact` or `block`.
+    pub markdown_images: String,
+}
+
+impl Default for OutputGuardsConfig {
+    fn default() -> OutputGuardsConfig {
+        OutputGuardsConfig {
+            secrets: "off".to_owned(),
+            pii: "off".to_owned(),
+            markdown_images: "off".to_owned(),
+        }
+    }
 }
 
 /// What the PII guard does.

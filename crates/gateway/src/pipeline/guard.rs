@@ -15,7 +15,7 @@ use switchyard_types::{ApiError, ChatRequest, ContentPart, Delta, ErrorKind, Ori
 
 use super::hooks::{Step, Tap};
 use super::{Answer, Ctx, Whole};
-use crate::guards::{Guards, PiiAction, SecretAction};
+use crate::guards::{Guards, OutputAction, PiiAction, SecretAction};
 use crate::runtime::Runtime;
 
 /// What a guard found in a call and what it did: an entity, how many times, which action.
@@ -87,7 +87,21 @@ pub(super) fn input(runtime: &Runtime, ctx: &mut Ctx) -> Result<(), ApiError> {
     let Some(guards) = runtime.guards.clone() else {
         return Ok(());
     };
-    let Some(request) = ctx.chat() else {
+    if ctx.chat().is_none() {
+        return Ok(());
+    }
+    // The output guards' tap goes first among taps: it reads the model's own text, before any
+    // placeholder gets its value back.
+    if guards.output.is_some() {
+        ctx.taps.push(Box::new(OutputTap {
+            guards: Arc::clone(&guards),
+            held: HashMap::new(),
+        }));
+    }
+    let Some(request) = ctx
+        .chat()
+        .filter(|_| guards.pii.is_some() || guards.secrets.is_some())
+    else {
         return Ok(());
     };
     // Found first, on the request as it came: one with nothing to change stays untouched.
@@ -170,8 +184,58 @@ fn rewrite(guards: &Guards, text: &mut String, secrets: bool, vault: &mut Vault)
     }
 }
 
-/// Gives placeholders in a whole answer their values back.
-pub(super) fn output(ctx: &Ctx, answer: &mut Answer) {
+/// The output guards on a whole answer (on the model's own text), then its placeholders get
+/// their values back.
+pub(super) fn output(runtime: &Runtime, ctx: &mut Ctx, answer: &mut Answer) {
+    if let (Some(guards), Answer::Whole(Whole::Chat(response))) = (&runtime.guards, &mut *answer)
+        && let Some((scanner, actions)) = &guards.output
+    {
+        for choice in &mut response.choices {
+            let mut blocked = false;
+            let mut check = |text: &mut String, verdicts: &mut Vec<Verdict>| {
+                let found = scanner.scan(text);
+                if found.is_empty() {
+                    return;
+                }
+                let mut redact = Vec::new();
+                for finding in found {
+                    let action = actions.get(&finding.category).copied();
+                    note_output(verdicts, &finding, action);
+                    match action {
+                        Some(OutputAction::Block) => blocked = true,
+                        Some(OutputAction::Redact) => redact.push(finding),
+                        None => {}
+                    }
+                }
+                if !redact.is_empty() {
+                    *text = switchyard_guard::vault::apply(
+                        text,
+                        &redact,
+                        Operator::Label,
+                        &mut Vault::default(),
+                        &guards.hash_key,
+                    );
+                }
+            };
+            for part in &mut choice.content {
+                if let ContentPart::Text { text, .. } = part {
+                    check(text, &mut ctx.verdicts);
+                }
+            }
+            for call in &mut choice.tool_calls {
+                check(&mut call.arguments, &mut ctx.verdicts);
+            }
+            if let Some(refusal) = &mut choice.refusal {
+                check(refusal, &mut ctx.verdicts);
+            }
+            if blocked {
+                choice.content.clear();
+                choice.tool_calls.clear();
+                choice.refusal = None;
+                choice.finish_reason = switchyard_types::FinishReason::ContentFilter;
+            }
+        }
+    }
     let (Some(vault), Answer::Whole(Whole::Chat(response))) = (ctx.vault.as_deref(), answer) else {
         return;
     };
@@ -186,6 +250,156 @@ pub(super) fn output(ctx: &Ctx, answer: &mut Answer) {
         }
         if let Some(refusal) = &mut choice.refusal {
             *refusal = vault.restore(refusal, false).into_owned();
+        }
+    }
+}
+
+/// Counts a finding in an answer on the call's verdicts.
+fn note_output(verdicts: &mut Vec<Verdict>, finding: &Finding, action: Option<OutputAction>) {
+    let action = match action {
+        Some(OutputAction::Block) => "output_block",
+        Some(OutputAction::Redact) => "output_redact",
+        None => "output_flag",
+    };
+    match verdicts
+        .iter_mut()
+        .find(|verdict| verdict.entity == finding.entity && verdict.action == action)
+    {
+        Some(verdict) => verdict.count += 1,
+        None => verdicts.push(Verdict {
+            entity: Arc::clone(&finding.entity),
+            count: 1,
+            action,
+        }),
+    }
+}
+
+/// The output guards on a stream: each part of each choice is held back by a short tail,
+/// scanned, and let out redacted; a finding to block ends the stream (`content_filter`)
+/// before any of it goes out.
+#[derive(Debug)]
+struct OutputTap {
+    guards: Arc<Guards>,
+    held: HashMap<(u32, Part), String>,
+}
+
+impl OutputTap {
+    /// Lets out what may go of one part (all of it when `last`); `Stop` to end the stream.
+    fn release(
+        &mut self,
+        ctx: &mut Ctx,
+        key: (u32, Part),
+        last: bool,
+        out: &mut Vec<StreamEvent>,
+    ) -> Step {
+        let Some((scanner, actions)) = &self.guards.output else {
+            return Step::Continue;
+        };
+        let Some(held) = self.held.get_mut(&key) else {
+            return Step::Continue;
+        };
+        let released = switchyard_guard::stream::release(
+            held,
+            scanner,
+            |category| actions.get(&category).copied(),
+            last,
+        );
+        for (finding, action) in &released.findings {
+            note_output(&mut ctx.verdicts, finding, *action);
+        }
+        if released.blocked {
+            self.held.clear();
+            return Step::Stop;
+        }
+        if !released.text.is_empty() {
+            out.push(delta(key.0, key.1, released.text));
+        }
+        Step::Continue
+    }
+
+    /// Lets out everything held for `choice`.
+    fn finish_choice(&mut self, ctx: &mut Ctx, choice: u32, out: &mut Vec<StreamEvent>) -> Step {
+        let keys: Vec<(u32, Part)> = self
+            .held
+            .keys()
+            .filter(|(c, _)| *c == choice)
+            .copied()
+            .collect();
+        for key in keys {
+            if self.release(ctx, key, true, out) == Step::Stop {
+                return Step::Stop;
+            }
+            self.held.remove(&key);
+        }
+        Step::Continue
+    }
+}
+
+impl Tap for OutputTap {
+    fn event(&mut self, ctx: &mut Ctx, event: StreamEvent, out: &mut Vec<StreamEvent>) -> Step {
+        let (choice, part, text) = match event {
+            StreamEvent::Delta {
+                choice,
+                delta: Delta::Text(text),
+            } => (choice, Part::Text, text),
+            StreamEvent::Delta {
+                choice,
+                delta: Delta::Refusal(text),
+            } => (choice, Part::Refusal, text),
+            StreamEvent::Delta {
+                choice,
+                delta: Delta::ToolCallArgs { index, arguments },
+            } => (choice, Part::Arguments(index), arguments),
+            StreamEvent::Delta { choice, delta } => {
+                if self.finish_choice(ctx, choice, out) == Step::Stop {
+                    return Step::Stop;
+                }
+                out.push(StreamEvent::Delta { choice, delta });
+                return Step::Continue;
+            }
+            StreamEvent::Finish {
+                choice,
+                reason,
+                stop_sequence,
+            } => {
+                if self.finish_choice(ctx, choice, out) == Step::Stop {
+                    return Step::Stop;
+                }
+                out.push(StreamEvent::Finish {
+                    choice,
+                    reason,
+                    stop_sequence,
+                });
+                return Step::Continue;
+            }
+            other => {
+                out.push(other);
+                return Step::Continue;
+            }
+        };
+        // Another part of the same choice starting lets the held ones out first.
+        let others: Vec<(u32, Part)> = self
+            .held
+            .keys()
+            .filter(|(c, p)| *c == choice && *p != part)
+            .copied()
+            .collect();
+        for key in others {
+            if self.release(ctx, key, true, out) == Step::Stop {
+                return Step::Stop;
+            }
+            self.held.remove(&key);
+        }
+        self.held.entry((choice, part)).or_default().push_str(&text);
+        self.release(ctx, (choice, part), false, out)
+    }
+
+    fn end(&mut self, ctx: &mut Ctx, out: &mut Vec<StreamEvent>) {
+        let choices: Vec<u32> = self.held.keys().map(|(choice, _)| *choice).collect();
+        for choice in choices {
+            if self.finish_choice(ctx, choice, out) == Step::Stop {
+                return;
+            }
         }
     }
 }

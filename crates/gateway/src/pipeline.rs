@@ -148,6 +148,10 @@ pub struct Ctx {
     pub vault: Option<Box<switchyard_guard::Vault>>,
     /// What the guards found and did (counts per entity, never the values).
     pub verdicts: Vec<guard::Verdict>,
+    /// The guards this call runs under (the caller's or the group's policy, or the default).
+    pub guards: Option<Arc<crate::guards::Guards>>,
+    /// The caller asked for no guards (`x-switchyard-guards: off`).
+    pub guards_off: bool,
     /// State every worker shares: hooks, health, background queues.
     pub shared: Arc<Shared>,
     /// `finish` ran.
@@ -259,6 +263,8 @@ impl Ctx {
             content_events: 0,
             vault: None,
             verdicts: Vec::new(),
+            guards: None,
+            guards_off: false,
             shared,
             finished: false,
         }
@@ -390,7 +396,7 @@ pub async fn run(
     // Hooks see a whole answer as the model gave it (placeholders and all), then its
     // placeholders get their values back (a stream's, in the guard's tap).
     hooks::after_model(ctx, &mut answer).await?;
-    guard::output(runtime, ctx, &mut answer);
+    guard::output(ctx, &mut answer);
     match &answer {
         Answer::Whole(whole) => ctx.usage = whole.usage(),
         // The stream's first event was read before the call returned.

@@ -111,6 +111,8 @@ pub struct ModelGroup {
     pub content_policy_fallbacks: Vec<String>,
     /// Interval of active health checks, when the group wants them.
     pub health_check_interval: Option<Duration>,
+    /// The guard policy for calls to this group (`guards.policies`), unless the caller names one.
+    pub guard_policy: Option<String>,
 }
 
 /// The outcome of choosing a deployment for one attempt.
@@ -286,6 +288,7 @@ mod tests {
             context_window_fallbacks: Vec::new(),
             content_policy_fallbacks: Vec::new(),
             health_check_interval: None,
+            guard_policy: None,
         }
     }
 

@@ -148,6 +148,8 @@ pub struct Runtime {
     pub smallest_input_limit: Option<u64>,
     /// The guards on requests (`None`: all off).
     pub guards: Option<Arc<crate::guards::Guards>>,
+    /// The named guard policies (`None`: a policy with every guard off).
+    pub guard_policies: HashMap<String, Option<Arc<crate::guards::Guards>>>,
     /// Lookup by name and alias.
     by_name: HashMap<String, Arc<ModelGroup>>,
     /// Kept alive while the runtime is: `mock` deployments point at it.
@@ -224,6 +226,7 @@ impl Runtime {
                 context_window_fallbacks: model.context_window_fallbacks.clone(),
                 content_policy_fallbacks: model.content_policy_fallbacks.clone(),
                 health_check_interval: model.health_check_interval_secs.map(secs),
+                guard_policy: model.guard_policy.clone(),
             });
             for name in std::iter::once(&model.name).chain(&model.aliases) {
                 by_name.insert(name.clone(), Arc::clone(&group));
@@ -255,6 +258,16 @@ impl Runtime {
             health: Arc::clone(health),
             groups,
             smallest_input_limit,
+            guard_policies: config
+                .guards
+                .policies
+                .iter()
+                .map(|(name, policy)| {
+                    crate::guards::Guards::build(policy)
+                        .map(|guards| (name.clone(), guards.map(Arc::new)))
+                        .map_err(|problems| BuildError::Guards(format!("{name}: {problems:?}")))
+                })
+                .collect::<Result<_, _>>()?,
             guards: crate::guards::Guards::build(&config.guards)
                 .map_err(|problems| {
                     BuildError::Guards(

@@ -94,6 +94,30 @@ async fn owners(
         })
 }
 
+/// The metadata fields that set a key's guards: only admins grant or change them.
+const GUARD_FIELDS: [&str; 2] = ["guard_policy", "guards_opt_out"];
+
+/// Refuses a change to a key's guard fields (`guard_policy`, `guards_opt_out`) by anyone but
+/// an admin.
+fn guard_grants(
+    caller: &Caller,
+    before: Option<&Map<String, Value>>,
+    after: &Map<String, Value>,
+) -> Result<(), ApiError> {
+    if caller.principal.role == Role::Admin {
+        return Ok(());
+    }
+    let changed = GUARD_FIELDS
+        .iter()
+        .any(|field| before.and_then(|before| before.get(*field)) != after.get(*field));
+    if changed {
+        return Err(forbidden(
+            "Only admins set a key's guard_policy or guards_opt_out metadata",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a key as it would be stored, with its team and user, for `caller`.
 fn validate(
     key: &Key,
@@ -208,6 +232,7 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, bytes: By
             updated_at: now,
         };
         validate(&key, team.as_ref(), user.as_ref(), &caller)?;
+        guard_grants(&caller, None, &key.metadata)?;
         let (stored, actor) = (key.clone(), caller.actor().to_owned());
         caller
             .governance
@@ -307,6 +332,7 @@ async fn change<T: Send + 'static>(
     )
     .await?;
     validate(&preview, team.as_ref(), user.as_ref(), caller)?;
+    guard_grants(caller, Some(&current.metadata), &preview.metadata)?;
     let (id, actor) = (id.to_owned(), caller.actor().to_owned());
     let (before, after) = caller
         .governance

@@ -254,6 +254,9 @@ pub struct GuardsConfig {
     pub hash_key: Option<Secret>,
     /// Guards on what the model answers.
     pub output: OutputGuardsConfig,
+    /// Named policies (each a `guards` section of its own, without `policies`), chosen by a
+    /// key's or team's `metadata.guard_policy` or a model group's `guard_policy`.
+    pub policies: std::collections::BTreeMap<String, GuardsConfig>,
 }
 
 /// What the output guards do with what the model wrote (whole answers and streams).
@@ -262,13 +265,31 @@ pub struct GuardsConfig {
 pub struct OutputGuardsConfig {
     /// Credentials in the answer: `off`, `redact` (replaced by their kind) or `block` (the
     /// answer ends with a `content_filter` finish).
+    #[serde(deserialize_with = "switch")]
     pub secrets: String,
     /// Personal data the model wrote (the PII guard's entities and thresholds; values it was
     /// given as placeholders are not counted): `off`, `redact` or `block`.
+    #[serde(deserialize_with = "switch")]
     pub pii: String,
     /// Markdown images pointing at a URL (`![x](https://…)`), the way injected instructions
     /// carry data out of a chat: `off`, `redact` or `block`.
+    #[serde(deserialize_with = "switch")]
     pub markdown_images: String,
+}
+
+/// A guard's action as text; YAML's `off` (which YAML 1.1 reads as `false`) is `off`.
+fn switch<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Switch {
+        Flag(bool),
+        Text(String),
+    }
+    Ok(match Switch::deserialize(deserializer)? {
+        Switch::Flag(false) => "off".to_owned(),
+        Switch::Flag(true) => "on".to_owned(),
+        Switch::Text(text) => text,
+    })
 }
 
 impl Default for OutputGuardsConfig {
@@ -287,6 +308,7 @@ impl Default for OutputGuardsConfig {
 pub struct PiiConfig {
     /// `off`, `tokenize` (placeholders the answer gets its values back for), `redact`, `mask`,
     /// `label`, `hash`, or `flag` (counted on the call's records, nothing changed).
+    #[serde(deserialize_with = "switch")]
     pub action: String,
     /// Built-in entities to look for (`EMAIL`, `PHONE`, `CREDIT_CARD`, `IBAN`, `US_SSN`,
     /// `IP_ADDRESS`, `DATE_OF_BIRTH`, `CRYPTO_WALLET`); empty: all of them.
@@ -350,6 +372,7 @@ pub struct DenyListConfig {
 pub struct SecretsConfig {
     /// `off`, `block` (the call is refused, 400 `secret_detected`), `redact` (replaced by the
     /// secret's kind), or `flag`.
+    #[serde(deserialize_with = "switch")]
     pub action: String,
 }
 
@@ -536,6 +559,10 @@ pub struct ModelConfig {
     /// absent.
     #[serde(default)]
     pub health_check_interval_secs: Option<f64>,
+    /// The guard policy (a name under `guards.policies`) for calls to this group, unless the
+    /// caller's key or team names one.
+    #[serde(default)]
+    pub guard_policy: Option<String>,
 }
 
 /// Two retries: three attempts in all.

@@ -278,6 +278,18 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
             "not an http:// or https:// URL",
         ));
     }
+    if let Some(guards) = &guards {
+        for (index, (_, model, _)) in models.iter().enumerate() {
+            if let Some(policy) = &model.guard_policy
+                && !guards.policies.contains_key(policy)
+            {
+                errors.push(error_at(
+                    &format!("models[{index}].guard_policy"),
+                    format!("no policy `{policy}` under guards.policies"),
+                ));
+            }
+        }
+    }
     match (
         server, routing, auth, store, limits, redis, ledger, metrics, otel, audit, guards,
     ) {

@@ -39,6 +39,10 @@ pub struct Principal {
     /// The SHA-256 (hex) of the key's current secret and of its previous one in its grace
     /// period: the cache entries to drop when the key changes.
     pub hashes: Vec<String>,
+    /// The named guard policy the key (else its team) calls for (`metadata.guard_policy`).
+    pub guard_policy: Option<String>,
+    /// An admin let this key turn the guards off per request (`metadata.guards_opt_out`).
+    pub guards_opt_out: bool,
 }
 
 /// The id the master key acts under.
@@ -63,6 +67,8 @@ impl Principal {
             blocked: None,
             plan: super::limits::Plan::default(),
             hashes: Vec::new(),
+            guard_policy: None,
+            guards_opt_out: true,
         }
     }
 
@@ -77,6 +83,18 @@ impl Principal {
         };
         let mut hashes = vec![key.hash];
         hashes.extend(key.previous_hash);
+        let text = |metadata: &serde_json::Map<String, serde_json::Value>, field: &str| {
+            metadata
+                .get(field)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        };
+        let guard_policy = text(&key.metadata, "guard_policy").or_else(|| {
+            team.as_ref()
+                .and_then(|team| text(&team.metadata, "guard_policy"))
+        });
+        let guards_opt_out =
+            key.metadata.get("guards_opt_out") == Some(&serde_json::Value::Bool(true));
         let (team_models, team_limits) =
             team.map_or_else(Default::default, |team| (team.models, team.limits));
         let mut principal = Principal {
@@ -95,6 +113,8 @@ impl Principal {
             blocked,
             plan: super::limits::Plan::default(),
             hashes,
+            guard_policy,
+            guards_opt_out,
         };
         principal.plan = super::limits::Plan::of(&principal);
         principal

@@ -82,11 +82,60 @@ fn count(findings: &[Finding], counts: &mut BTreeMap<Arc<str>, u32>) {
     }
 }
 
+/// The guards a call runs under: the policy its key (else its team) names, else its group's,
+/// else the default. A policy name nothing defines falls back to the default (and says so).
+fn select(runtime: &Runtime, ctx: &Ctx) -> Option<Arc<Guards>> {
+    let name = ctx
+        .principal
+        .as_deref()
+        .and_then(|principal| principal.guard_policy.as_deref())
+        .or_else(|| {
+            ctx.group
+                .as_deref()
+                .and_then(|group| group.guard_policy.as_deref())
+        });
+    match name.map(|name| (name, runtime.guard_policies.get(name))) {
+        Some((_, Some(policy))) => policy.clone(),
+        Some((name, None)) => {
+            tracing::warn!(
+                policy = %switchyard_types::clip(name, 64),
+                request_id = %ctx.request_id,
+                "No such guard policy; the default guards apply"
+            );
+            runtime.guards.clone()
+        }
+        None => runtime.guards.clone(),
+    }
+}
+
 /// Runs the input guards on `ctx`'s chat request.
 pub(super) fn input(runtime: &Runtime, ctx: &mut Ctx) -> Result<(), ApiError> {
-    let Some(guards) = runtime.guards.clone() else {
+    if ctx.guards_off {
+        // Only for keys an admin granted it; without keys, nobody has.
+        let granted = ctx
+            .principal
+            .as_deref()
+            .is_some_and(|principal| principal.guards_opt_out);
+        if !granted {
+            return Err(ApiError::new(
+                ErrorKind::PermissionDenied,
+                Origin::Client,
+                "This key may not turn the guards off (x-switchyard-guards: off needs an \
+                 admin's guards_opt_out grant)",
+            )
+            .with_code("guards_opt_out_not_granted"));
+        }
+        ctx.verdicts.push(Verdict {
+            entity: Arc::from("guards"),
+            count: 1,
+            action: "off_by_request",
+        });
+        return Ok(());
+    }
+    let Some(guards) = select(runtime, ctx) else {
         return Ok(());
     };
+    ctx.guards = Some(Arc::clone(&guards));
     if ctx.chat().is_none() {
         return Ok(());
     }
@@ -186,8 +235,8 @@ fn rewrite(guards: &Guards, text: &mut String, secrets: bool, vault: &mut Vault)
 
 /// The output guards on a whole answer (on the model's own text), then its placeholders get
 /// their values back.
-pub(super) fn output(runtime: &Runtime, ctx: &mut Ctx, answer: &mut Answer) {
-    if let (Some(guards), Answer::Whole(Whole::Chat(response))) = (&runtime.guards, &mut *answer)
+pub(super) fn output(ctx: &mut Ctx, answer: &mut Answer) {
+    if let (Some(guards), Answer::Whole(Whole::Chat(response))) = (ctx.guards.clone(), &mut *answer)
         && let Some((scanner, actions)) = &guards.output
     {
         for choice in &mut response.choices {

@@ -18,7 +18,8 @@ use crate::runtime::Runtime;
 
 /// `x-switchyard-timeout` (seconds, capped by `routing.max_timeout_secs`),
 /// `x-switchyard-provider-key`, `x-switchyard-fallbacks` (`off` disables fallback groups
-/// for this request) and `x-switchyard-tags`.
+/// for this request), `x-switchyard-guards` (`off`, for keys granted it) and
+/// `x-switchyard-tags`.
 pub fn headers(runtime: &Runtime, ctx: &mut Ctx, request: &HeaderMap) -> Result<(), ApiError> {
     // One pass over the request's few headers rather than a hashed lookup per name (most
     // requests carry none of these); the first value of each counts, as with `get`.
@@ -32,6 +33,17 @@ pub fn headers(runtime: &Runtime, ctx: &mut Ctx, request: &HeaderMap) -> Result<
             provider_key.get_or_insert(value);
         } else if *name == headers::FALLBACKS {
             fallbacks.get_or_insert(value);
+        } else if *name == headers::GUARDS {
+            ctx.guards_off = match value.to_str().map(str::trim) {
+                Ok("off") => true,
+                Ok("on") => false,
+                _ => {
+                    return Err(ApiError::invalid_request(
+                        "x-switchyard-guards must be `on` or `off`",
+                        Some("x-switchyard-guards".into()),
+                    ));
+                }
+            };
         } else if ctx.client_format == WireFormat::Anthropic
             && (*name == headers::ANTHROPIC_BETA
                 || (*name == headers::ANTHROPIC_VERSION && value != anthropic::API_VERSION))

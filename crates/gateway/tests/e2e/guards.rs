@@ -308,3 +308,153 @@ async fn tokenized_values_are_not_taken_for_the_models_own_personal_data() {
     // The model saw and echoed placeholders: nothing of its own to redact, all restored.
     assert_eq!(answer["choices"][0]["message"]["content"], prompt());
 }
+
+const POLICIES: &str = r#"
+guards:
+  pii:
+    action: off
+  policies:
+    strict:
+      pii:
+        action: redact
+        entities: [EMAIL]
+"#;
+
+async fn content(setup: &Setup, key: Option<&str>, model: &str, off: bool) -> (u16, Value) {
+    let mut request = setup
+        .client
+        .post(setup.url("/v1/chat/completions"))
+        .json(&json!({
+        "model": model, "messages": [{"role": "user", "content": format!("mail {EMAIL}")}]}));
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    if off {
+        request = request.header("x-switchyard-guards", "off");
+    }
+    let response = request.send().await.expect("call");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json"))
+}
+
+#[tokio::test]
+async fn a_model_group_names_its_guard_policy() {
+    let yaml = format!(
+        "{MODELS}  - name: gpt-strict\n    guard_policy: strict\n    deployments:\n      - provider: openai_compatible\n        model: echo\n        api_base: \"{{MOCK}}\"\n        api_key: test-key\n{POLICIES}"
+    );
+    let setup = crate::support::start(&yaml).await;
+    let (_, plain) = content(&setup, None, "gpt", false).await;
+    assert_eq!(
+        plain["choices"][0]["message"]["content"],
+        format!("mail {EMAIL}")
+    );
+    let (_, strict) = content(&setup, None, "gpt-strict", false).await;
+    assert_eq!(
+        strict["choices"][0]["message"]["content"],
+        "mail [REDACTED]"
+    );
+    // Without keys nobody may turn the guards off.
+    let (status, refused) = content(&setup, None, "gpt-strict", true).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (403, Some("guards_opt_out_not_granted"))
+    );
+}
+
+#[tokio::test]
+async fn keys_name_their_policy_and_only_admins_grant_turning_guards_off() {
+    use crate::support::MASTER;
+    use reqwest::Method;
+    let setup = crate::support::start_keys(&format!("{MODELS}{POLICIES}")).await;
+    let key = |metadata: Value| {
+        let setup = &setup;
+        async move {
+            let (status, key) = setup
+                .admin(
+                    MASTER,
+                    Method::POST,
+                    "/admin/keys",
+                    &json!({"metadata": metadata}),
+                )
+                .await;
+            assert_eq!(status, 201, "{key}");
+            key["key"].as_str().expect("secret").to_owned()
+        }
+    };
+    let strict = key(json!({"guard_policy": "strict"})).await;
+    let plain = key(json!({})).await;
+    let trusted = key(json!({"guard_policy": "strict", "guards_opt_out": true})).await;
+    let text = |answer: &Value| {
+        answer["choices"][0]["message"]["content"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        text(&content(&setup, Some(&strict), "gpt", false).await.1).as_deref(),
+        Some("mail [REDACTED]")
+    );
+    assert_eq!(
+        text(&content(&setup, Some(&plain), "gpt", false).await.1),
+        Some(format!("mail {EMAIL}"))
+    );
+    assert_eq!(content(&setup, Some(&strict), "gpt", true).await.0, 403);
+    assert_eq!(
+        text(&content(&setup, Some(&trusted), "gpt", true).await.1),
+        Some(format!("mail {EMAIL}"))
+    );
+    assert_eq!(
+        text(&content(&setup, Some(&trusted), "gpt", false).await.1).as_deref(),
+        Some("mail [REDACTED]")
+    );
+
+    // A team admin may manage its team's keys, but not grant or change their guards.
+    let (_, team) = setup
+        .admin(MASTER, Method::POST, "/admin/teams", &json!({"name": "t"}))
+        .await;
+    let team = team["id"].as_str().expect("id");
+    let (_, lead) = setup
+        .admin(
+            MASTER,
+            Method::POST,
+            "/admin/keys",
+            &json!({"team_id": team, "role": "team_admin"}),
+        )
+        .await;
+    let lead = lead["key"].as_str().expect("secret");
+    let (status, _) = setup
+        .admin(
+            lead,
+            Method::POST,
+            "/admin/keys",
+            &json!({"team_id": team, "metadata": {"guards_opt_out": true}}),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = setup
+        .admin(
+            lead,
+            Method::POST,
+            "/admin/keys",
+            &json!({"team_id": team, "metadata": {"owner": "x"}}),
+        )
+        .await;
+    assert_eq!(status, 201);
+}
+
+#[test]
+fn a_group_naming_an_unknown_policy_is_a_config_problem() {
+    let text = format!(
+        "{MODELS}  - name: g\n    guard_policy: nope\n    deployments:\n      - provider: mock\n        model: echo\n"
+    );
+    let errors = switchyard_gateway::config::validate(
+        &text,
+        &std::collections::HashMap::<String, String>::new(),
+    )
+    .expect_err("invalid");
+    assert!(
+        errors
+            .iter()
+            .any(|error| error.path == "models[2].guard_policy"),
+        "{errors:?}"
+    );
+}

@@ -6,7 +6,8 @@
 # in-process rate limits (requests, tokens, calls in flight: every check runs, none refuses),
 # then with the ledger and metrics on (each call priced, its spend record queued and written to
 # SQLite, and recorded in the Prometheus metrics), then with the audit log on (each call's record
-# queued and appended to the Merkle tree in SQLite, checkpoints signed).
+# queued and appended to the Merkle tree in SQLite, checkpoints signed), then with the guards on
+# (PII tokenized, secrets blocked, secrets and image links redacted in answers).
 #
 #   bench/instructions.sh            # from the repo root; prints one line per call kind
 #
@@ -18,8 +19,9 @@
 # Environment:
 #   BENCH_N           requests counted per call kind (default 2000)
 #   BENCH_SKIP_BUILD  1 = use the existing target/release binaries as they are
-#   BENCH_KINDS       the call kinds to count (default: all eight, "plain stream plain-keys
-#                     stream-keys plain-ledger stream-ledger plain-audit stream-audit")
+#   BENCH_KINDS       the call kinds to count (default: all ten, "plain stream plain-keys
+#                     stream-keys plain-ledger stream-ledger plain-audit stream-audit
+#                     plain-guards stream-guards")
 #   BENCH_RUST_LOG    the gateway's log filter (default info, as it ships: a line per request)
 #   BENCH_KEEP        a directory to keep the callgrind profiles in (callgrind.plain,
 #                     callgrind.stream), for callgrind_annotate or kcachegrind
@@ -93,6 +95,9 @@ YAML
     if [[ $1 != audit ]]; then
         printf 'audit:\n  enabled: false\n' >>"$TMP/gateway.yaml"
     fi
+    if [[ $1 == guards ]]; then
+        printf 'guards:\n  pii:\n    action: tokenize\n  secrets:\n    action: block\n  output:\n    secrets: redact\n    markdown_images: redact\n' >>"$TMP/gateway.yaml"
+    fi
 }
 URL="http://127.0.0.1:$GATEWAY_PORT/v1/chat/completions"
 
@@ -134,3 +139,5 @@ count plain-ledger "" ledger
 count stream-ledger --stream ledger
 count plain-audit "" audit
 count stream-audit --stream audit
+count plain-guards "" guards
+count stream-guards --stream guards

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
+use switchyard_guard::injection::Detector;
 use switchyard_guard::scan::{pii_recognizers, secret_recognizers};
 use switchyard_guard::{Category, Operator, Recognizer, Scanner};
 
@@ -45,6 +46,8 @@ pub struct Guards {
     pub hash_key: hmac::Key,
     /// On answers: the scanner (the chosen kinds' recognizers) and, per category, what to do.
     pub output: Option<(Scanner, HashMap<Category, OutputAction>)>,
+    /// Injection detection: the detector, whether it blocks (else flags), its threshold.
+    pub injection: Option<(Detector, bool, f32)>,
 }
 
 /// The built-in entity names of personal data.
@@ -194,9 +197,36 @@ impl Guards {
                 _ => problems.push((path.to_owned(), "must be off, redact or block".to_owned())),
             }
         }
+        let injection_blocks = match config.injection.action.as_str() {
+            "off" => None,
+            "block" => Some(true),
+            "flag" => Some(false),
+            _ => {
+                problems.push((
+                    "guards.injection.action".to_owned(),
+                    "must be off, block or flag".to_owned(),
+                ));
+                None
+            }
+        };
+        if !(0.0..=1.0).contains(&config.injection.threshold) {
+            problems.push((
+                "guards.injection.threshold".to_owned(),
+                "must be between 0 and 1".to_owned(),
+            ));
+        }
         if !problems.is_empty() {
             return Err(problems);
         }
+        let injection = match injection_blocks {
+            Some(blocks) => Some((
+                Detector::new()
+                    .map_err(|error| vec![("guards.injection".to_owned(), error.to_string())])?,
+                blocks,
+                config.injection.threshold,
+            )),
+            None => None,
+        };
         let mut output_recognizers = Vec::new();
         if output_actions.contains_key(&Category::Secret) {
             output_recognizers.extend(secret_recognizers());
@@ -230,7 +260,7 @@ impl Guards {
                 output_actions,
             ))
         };
-        if pii.is_none() && secrets.is_none() && output.is_none() {
+        if pii.is_none() && secrets.is_none() && output.is_none() && injection.is_none() {
             return Ok(None);
         }
         let hash_key = match &config.hash_key {
@@ -248,6 +278,7 @@ impl Guards {
             secrets,
             hash_key,
             output,
+            injection,
         }))
     }
 }

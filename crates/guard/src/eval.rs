@@ -550,6 +550,23 @@ pub fn latency(
     (at(0.5), at(0.99))
 }
 
+/// The benign prompts shipped with the crate (ordinary chat, coding and business requests, and
+/// some that talk about security without attacking), one per line.
+pub const BENIGN_PROMPTS: &str = include_str!("../data/benign-prompts.txt");
+
+/// The share of `prompts` the detector scores at or above `threshold`.
+pub fn detection_rate(
+    detector: &crate::injection::Detector,
+    prompts: &[String],
+    threshold: f32,
+) -> (usize, usize) {
+    let hits = prompts
+        .iter()
+        .filter(|prompt| detector.detect(prompt).score >= threshold)
+        .count();
+    (hits, prompts.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

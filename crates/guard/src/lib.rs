@@ -9,6 +9,7 @@
 //! request.
 //!
 //! # Layout
+//! - [`injection`]: prompt-injection and jailbreak detection (normalisation, phrases, decoding).
 //! - [`scan`]: recognizers, scores, thresholds, overlaps.
 //! - [`validate`]: the checksums and registries.
 //! - [`stream`]: output guards on a stream: hold back, redact, block.
@@ -16,6 +17,7 @@
 //! - [`eval`]: the labelled set and the scores (`switchyard eval guards`).
 
 pub mod eval;
+pub mod injection;
 pub mod scan;
 pub mod stream;
 pub mod validate;

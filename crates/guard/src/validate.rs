@@ -189,12 +189,18 @@ pub fn iban(text: &str) -> bool {
         return false;
     }
     let (head, tail) = compact.split_at(4);
+    mod97(tail.bytes().chain(head.bytes())) == 1
+}
+
+/// ISO 7064 mod 97-10 of uppercase letters and digits, a letter counting as two digits
+/// (A = 10 … Z = 35): what an IBAN's check digits make 1.
+pub fn mod97(bytes: impl Iterator<Item = u8>) -> u32 {
     let mut remainder: u32 = 0;
-    for byte in tail.bytes().chain(head.bytes()) {
+    for byte in bytes {
         let value = if byte.is_ascii_digit() {
             u32::from(byte - b'0')
         } else {
-            u32::from(byte - b'A') + 10
+            u32::from(byte.to_ascii_uppercase() - b'A') + 10
         };
         remainder = if value >= 10 {
             (remainder * 100 + value) % 97
@@ -202,7 +208,7 @@ pub fn iban(text: &str) -> bool {
             (remainder * 10 + value) % 97
         };
     }
-    remainder == 1
+    remainder
 }
 
 /// A US Social Security number that could be issued: not area 000, 666 or 9xx, group 00 or

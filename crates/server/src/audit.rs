@@ -218,12 +218,7 @@ fn export_to(
     let written = runtime.block_on(async {
         let client = Client::new(Duration::from_secs(10))
             .map_err(|error| format!("cannot make a client: {error}"))?;
-        let mut headers = http::HeaderMap::new();
-        headers.insert(
-            http::header::AUTHORIZATION,
-            http::HeaderValue::try_from(format!("Bearer {key}"))
-                .map_err(|_| "the key is not a valid header value")?,
-        );
+        let headers = cli::bearer(&key)?;
         let mut response = tokio::time::timeout(
             EXPORT_IDLE,
             client.send(http::Method::GET, &target, headers, bytes::Bytes::new()),

@@ -519,17 +519,23 @@ pub fn run(remote: &Remote, command: Admin) -> ExitCode {
     }
 }
 
-async fn send(remote: &Remote, key: &str, call: Call) -> Result<(u16, Value), String> {
-    let url = format!("{}{}", remote.url.trim_end_matches('/'), call.path);
-    let target = Target::parse(&url).map_err(|error| format!("invalid --url: {error}"))?;
-    let client = Client::new(Duration::from_secs(10))
-        .map_err(|error| format!("cannot make a client: {error}"))?;
+/// Headers carrying `key` as a bearer token.
+pub(crate) fn bearer(key: &str) -> Result<http::HeaderMap, String> {
     let mut headers = http::HeaderMap::new();
     headers.insert(
         http::header::AUTHORIZATION,
         http::HeaderValue::try_from(format!("Bearer {key}"))
             .map_err(|_| "the key is not a valid header value")?,
     );
+    Ok(headers)
+}
+
+async fn send(remote: &Remote, key: &str, call: Call) -> Result<(u16, Value), String> {
+    let url = format!("{}{}", remote.url.trim_end_matches('/'), call.path);
+    let target = Target::parse(&url).map_err(|error| format!("invalid --url: {error}"))?;
+    let client = Client::new(Duration::from_secs(10))
+        .map_err(|error| format!("cannot make a client: {error}"))?;
+    let mut headers = bearer(key)?;
     let body = match &call.body {
         Some(body) => {
             headers.insert(

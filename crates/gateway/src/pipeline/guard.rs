@@ -430,42 +430,16 @@ impl OutputTap {
 
 impl Tap for OutputTap {
     fn event(&mut self, ctx: &mut Ctx, event: StreamEvent, out: &mut Vec<StreamEvent>) -> Step {
-        let (choice, part, text) = match event {
-            StreamEvent::Delta {
-                choice,
-                delta: Delta::Text(text),
-            } => (choice, Part::Text, text),
-            StreamEvent::Delta {
-                choice,
-                delta: Delta::Refusal(text),
-            } => (choice, Part::Refusal, text),
-            StreamEvent::Delta {
-                choice,
-                delta: Delta::ToolCallArgs { index, arguments },
-            } => (choice, Part::Arguments(index), arguments),
-            StreamEvent::Delta { choice, delta } => {
-                if self.finish_choice(ctx, choice, out) == Step::Stop {
+        let (choice, part, text) = match split(event) {
+            Ok(held) => held,
+            Err(other) => {
+                // Anything else of a choice (a tool call starting, its finish) lets out what
+                // is held for it first.
+                if let Some(choice) = choice_of(&other)
+                    && self.finish_choice(ctx, choice, out) == Step::Stop
+                {
                     return Step::Stop;
                 }
-                out.push(StreamEvent::Delta { choice, delta });
-                return Step::Continue;
-            }
-            StreamEvent::Finish {
-                choice,
-                reason,
-                stop_sequence,
-            } => {
-                if self.finish_choice(ctx, choice, out) == Step::Stop {
-                    return Step::Stop;
-                }
-                out.push(StreamEvent::Finish {
-                    choice,
-                    reason,
-                    stop_sequence,
-                });
-                return Step::Continue;
-            }
-            other => {
                 out.push(other);
                 return Step::Continue;
             }
@@ -494,6 +468,34 @@ impl Tap for OutputTap {
                 return;
             }
         }
+    }
+}
+
+/// A delta of text (answer, refusal, tool-call arguments) as its choice, part and text; any
+/// other event as it is.
+fn split(event: StreamEvent) -> Result<(u32, Part, String), StreamEvent> {
+    match event {
+        StreamEvent::Delta {
+            choice,
+            delta: Delta::Text(text),
+        } => Ok((choice, Part::Text, text)),
+        StreamEvent::Delta {
+            choice,
+            delta: Delta::Refusal(text),
+        } => Ok((choice, Part::Refusal, text)),
+        StreamEvent::Delta {
+            choice,
+            delta: Delta::ToolCallArgs { index, arguments },
+        } => Ok((choice, Part::Arguments(index), arguments)),
+        other => Err(other),
+    }
+}
+
+/// The choice an event belongs to, if it belongs to one.
+fn choice_of(event: &StreamEvent) -> Option<u32> {
+    match event {
+        StreamEvent::Delta { choice, .. } | StreamEvent::Finish { choice, .. } => Some(*choice),
+        _ => None,
     }
 }
 
@@ -559,38 +561,12 @@ impl Tap for RestoreTap {
             out.push(event);
             return Step::Continue;
         };
-        let (choice, part, text) = match event {
-            StreamEvent::Delta {
-                choice,
-                delta: Delta::Text(text),
-            } => (choice, Part::Text, text),
-            StreamEvent::Delta {
-                choice,
-                delta: Delta::Refusal(text),
-            } => (choice, Part::Refusal, text),
-            StreamEvent::Delta {
-                choice,
-                delta: Delta::ToolCallArgs { index, arguments },
-            } => (choice, Part::Arguments(index), arguments),
-            StreamEvent::Delta { choice, delta } => {
-                self.flush(vault, choice, None, out);
-                out.push(StreamEvent::Delta { choice, delta });
-                return Step::Continue;
-            }
-            StreamEvent::Finish {
-                choice,
-                reason,
-                stop_sequence,
-            } => {
-                self.flush(vault, choice, None, out);
-                out.push(StreamEvent::Finish {
-                    choice,
-                    reason,
-                    stop_sequence,
-                });
-                return Step::Continue;
-            }
-            other => {
+        let (choice, part, text) = match split(event) {
+            Ok(held) => held,
+            Err(other) => {
+                if let Some(choice) = choice_of(&other) {
+                    self.flush(vault, choice, None, out);
+                }
                 out.push(other);
                 return Step::Continue;
             }

@@ -62,6 +62,10 @@ pub fn release(
     action: impl Fn(Category) -> Option<OutputAction>,
     last: bool,
 ) -> Released {
+    // Nothing can go out of a part shorter than the hold: no need to look yet.
+    if !last && held.len() <= HOLD {
+        return Released::default();
+    }
     let found = scanner.scan(held);
     let mut cut = cut_point(held, last);
     // A finding that reaches the end may still grow: held whole.

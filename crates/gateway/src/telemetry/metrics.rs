@@ -57,6 +57,12 @@ struct RejectionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GuardLabels {
+    entity: String,
+    action: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct QueueLabels {
     queue: &'static str,
 }
@@ -101,6 +107,7 @@ pub struct Metrics {
     attempts: Family<ModelLabels, Counter>,
     queue_depth: Family<QueueLabels, Gauge>,
     queue_dropped: Family<QueueLabels, Gauge>,
+    guard_verdicts: Family<GuardLabels, Counter>,
     deployment_up: Family<DeploymentLabels, Gauge>,
     deployment_in_flight: Family<DeploymentLabels, Gauge>,
     genai_tokens: Histograms<GenAiTokenLabels>,
@@ -200,6 +207,7 @@ impl Metrics {
             attempts: Family::default(),
             queue_depth: Family::default(),
             queue_dropped: Family::default(),
+            guard_verdicts: Family::default(),
             deployment_up: Family::default(),
             deployment_in_flight: Family::default(),
             genai_tokens: Family::new_with_constructor(genai_tokens as fn() -> Histogram),
@@ -272,6 +280,11 @@ impl Metrics {
             "switchyard_queue_dropped",
             "Items a full background queue refused since start",
             metrics.queue_dropped.clone(),
+        );
+        registry.register(
+            "switchyard_guard_verdicts",
+            "What the guards and hooks found and did: entity (or hook) and action, counted",
+            metrics.guard_verdicts.clone(),
         );
         registry.register(
             "switchyard_deployment_available",
@@ -392,6 +405,14 @@ impl Metrics {
     /// `ctx`'s request ended with `end`.
     pub fn ended(&self, ctx: &Ctx, end: &End) {
         self.in_flight.dec();
+        for verdict in &ctx.verdicts {
+            self.guard_verdicts
+                .get_or_create(&GuardLabels {
+                    entity: verdict.entity.to_string(),
+                    action: verdict.action,
+                })
+                .inc_by(u64::from(verdict.count));
+        }
         let model = ctx.group.as_ref().map_or_else(
             || Arc::clone(&self.unknown),
             |group| Arc::clone(&group.label),

@@ -146,6 +146,13 @@ async fn redaction_is_not_undone() {
         expected.as_str()
     );
     assert_eq!(seen.lock().expect("lock").as_slice(), [expected]);
+    // Counted in the metrics by entity and action, never with the values.
+    let metrics = setup.get("/metrics").await.text().await.expect("metrics");
+    assert!(
+        metrics.contains(r#"switchyard_guard_verdicts_total{entity="EMAIL",action="redact"} 2"#),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("ada.lovelace"));
 }
 
 #[tokio::test]

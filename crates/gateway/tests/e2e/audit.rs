@@ -13,21 +13,7 @@ use switchyard_audit::{Signer, Verifier};
 
 use crate::support::{MASTER, Setup, start_keys};
 
-const MODELS: &str = r#"
-models:
-  - name: gpt
-    deployments:
-      - provider: openai_compatible
-        model: echo
-        api_base: "{MOCK}"
-        api_key: test-key
-  - name: claude
-    deployments:
-      - provider: anthropic
-        model: echo
-        api_base: "{MOCK}"
-        api_key: test-key
-"#;
+use crate::support::ECHO_MODELS as MODELS;
 
 /// A prompt that must never reach the log.
 const PROMPT: &str = "the launch code is 0000 (audit-test-secret)";

@@ -11,21 +11,7 @@ use switchyard_gateway::pipeline::{Ctx, Flow, Hook};
 
 use crate::support::{Setup, openai_stream_text, parse_sse, start_with};
 
-const MODELS: &str = r#"
-models:
-  - name: gpt
-    deployments:
-      - provider: openai_compatible
-        model: echo
-        api_base: "{MOCK}"
-        api_key: test-key
-  - name: claude
-    deployments:
-      - provider: anthropic
-        model: echo
-        api_base: "{MOCK}"
-        api_key: test-key
-"#;
+use crate::support::ECHO_MODELS as MODELS;
 
 const EMAIL: &str = "ada.lovelace@example.com";
 const CARD: &str = "4111 1111 1111 1111";

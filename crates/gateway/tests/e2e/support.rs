@@ -77,6 +77,24 @@ pub async fn start_with(models_yaml: &str, hooks: Vec<Arc<dyn Hook>>) -> Setup {
 pub const AUDIT_KEY: &str =
     "PRIVATE+KEY+switchyard.test/audit+3fafa11e+AXHf2X892WR9j2LoaMo5t7Ce2dg0JUDaspiyFTxJbQwd";
 
+/// Two groups on the test mock's echo model, one per dialect: `gpt` (OpenAI) and `claude`
+/// (Anthropic).
+pub const ECHO_MODELS: &str = r#"
+models:
+  - name: gpt
+    deployments:
+      - provider: openai_compatible
+        model: echo
+        api_base: "{MOCK}"
+        api_key: test-key
+  - name: claude
+    deployments:
+      - provider: anthropic
+        model: echo
+        api_base: "{MOCK}"
+        api_key: test-key
+"#;
+
 /// The master key of [`start_keys`] gateways.
 pub const MASTER: &str = "sy-master-key-for-tests-0123456789";
 

@@ -11,21 +11,7 @@ use serde_json::{Value, json};
 
 use crate::support::{Setup, start};
 
-const MODELS: &str = r#"
-models:
-  - name: gpt
-    deployments:
-      - provider: openai_compatible
-        model: echo
-        api_base: "{MOCK}"
-        api_key: test-key
-  - name: claude
-    deployments:
-      - provider: anthropic
-        model: echo
-        api_base: "{MOCK}"
-        api_key: test-key
-"#;
+use crate::support::ECHO_MODELS as MODELS;
 
 type Received = Arc<Mutex<Vec<Value>>>;
 

@@ -123,98 +123,16 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
         }
         otel
     });
-    let audit = section::<AuditConfig>(&mut root, "audit", &mut errors).map(|mut audit| {
-        if audit.signing_key.is_none() {
-            audit.signing_key = env
-                .var(AUDIT_KEY_VAR)
-                .filter(|key| !key.trim().is_empty())
-                .map(Secret::from);
-        }
-        if let Some(key) = &audit.signing_key
-            && let Err(error) = switchyard_audit::Signer::parse(key.expose())
-        {
-            // Never the key itself in the message.
-            errors.push(error_at("audit.signing_key", error.to_string()));
-        }
-        if audit.signing_key.is_some() && audit.signing_key_file.is_some() {
-            errors.push(error_at(
-                "audit.signing_key_file",
-                "set either audit.signing_key or audit.signing_key_file, not both",
-            ));
-        }
-        let origin = &audit.origin;
-        if origin.is_empty() || origin.contains('+') || origin.chars().any(char::is_whitespace) {
-            errors.push(error_at(
-                "audit.origin",
-                "must be a non-empty name without spaces or '+' (a URL without scheme)",
-            ));
-        }
-        if !(audit.checkpoint_interval_secs.is_finite() && audit.checkpoint_interval_secs >= 0.1) {
-            errors.push(error_at(
-                "audit.checkpoint_interval_secs",
-                "must be at least 0.1",
-            ));
-        }
-        if audit.queue_capacity == 0 {
-            errors.push(error_at("audit.queue_capacity", "must be at least 1"));
-        }
-        audit
-    });
-    let guards = section::<GuardsConfig>(&mut root, "guards", &mut errors).inspect(|guards| {
-        if let Err(problems) = crate::guards::Guards::build(guards) {
-            errors.extend(
-                problems
-                    .into_iter()
-                    .map(|(path, message)| error_at(&path, message)),
-            );
-        }
-    });
+    let audit = section::<AuditConfig>(&mut root, "audit", &mut errors)
+        .map(|audit| control::check_audit(audit, env, &mut errors));
+    let guards = section::<GuardsConfig>(&mut root, "guards", &mut errors);
     let hooks: Vec<WebhookConfig> = match root.remove("hooks") {
         None | Some(Value::Null) => Vec::new(),
         Some(value) => {
             parse_at::<Vec<WebhookConfig>>(value, "hooks", &mut errors).unwrap_or_default()
         }
     };
-    let mut hook_names = HashSet::new();
-    for (index, hook) in hooks.iter().enumerate() {
-        if hook.name.is_empty() || !hook_names.insert(hook.name.clone()) {
-            errors.push(error_at(
-                &format!("hooks[{index}].name"),
-                "empty, or used twice",
-            ));
-        }
-        if switchyard_providers::http::Target::parse(&hook.url).is_err() {
-            errors.push(error_at(
-                &format!("hooks[{index}].url"),
-                "not an http:// or https:// URL",
-            ));
-        }
-        if hook.points.is_empty()
-            || hook
-                .points
-                .iter()
-                .any(|point| !matches!(point.as_str(), "before_model" | "after_model"))
-        {
-            errors.push(error_at(
-                &format!("hooks[{index}].points"),
-                "before_model, after_model, or both",
-            ));
-        }
-        if hook.timeout_ms == 0 {
-            errors.push(error_at(
-                &format!("hooks[{index}].timeout_ms"),
-                "must be at least 1",
-            ));
-        }
-        for name in hook.headers.keys() {
-            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                errors.push(error_at(
-                    &format!("hooks[{index}].headers"),
-                    format!("`{name}` is not a header name"),
-                ));
-            }
-        }
-    }
+    control::check_hooks(&hooks, &mut errors);
     let mut models = Vec::new();
     match root.remove("models") {
         None | Some(Value::Null) => {}
@@ -262,7 +180,6 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
             errors.push(error_at("redis.url", "not a redis:// URL"));
         }
     }
-    errors.sort_by_cached_key(|error| path_order(&error.path));
     if let Some(ledger) = &ledger
         && ledger.queue_capacity == 0
     {
@@ -279,17 +196,9 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
         ));
     }
     if let Some(guards) = &guards {
-        for (index, (_, model, _)) in models.iter().enumerate() {
-            if let Some(policy) = &model.guard_policy
-                && !guards.policies.contains_key(policy)
-            {
-                errors.push(error_at(
-                    &format!("models[{index}].guard_policy"),
-                    format!("no policy `{policy}` under guards.policies"),
-                ));
-            }
-        }
+        control::check_guards(guards, &models, &mut errors);
     }
+    errors.sort_by_cached_key(|error| path_order(&error.path));
     match (
         server, routing, auth, store, limits, redis, ledger, metrics, otel, audit, guards,
     ) {
@@ -875,5 +784,6 @@ fn check_provider_keys(deployment: &DeploymentConfig, path: &str, errors: &mut V
     }
 }
 
+mod control;
 #[cfg(test)]
 mod tests;

@@ -439,11 +439,19 @@ fn a_group_naming_an_unknown_policy_is_a_config_problem() {
     let text = format!(
         "{MODELS}  - name: g\n    guard_policy: nope\n    deployments:\n      - provider: mock\n        model: echo\n"
     );
+    let text =
+        format!("{text}guards:\n  policies:\n    strict:\n      pii:\n        action: shred\n");
     let errors = switchyard_gateway::config::validate(
         &text,
         &std::collections::HashMap::<String, String>::new(),
     )
     .expect_err("invalid");
+    assert!(
+        errors
+            .iter()
+            .any(|error| error.path == "guards.policies.strict.pii.action"),
+        "{errors:?}"
+    );
     assert!(
         errors
             .iter()

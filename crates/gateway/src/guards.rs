@@ -220,8 +220,12 @@ impl Guards {
         }
         let injection = match injection_blocks {
             Some(blocks) => Some((
-                Detector::new()
-                    .map_err(|error| vec![("guards.injection".to_owned(), error.to_string())])?,
+                if config.injection.model {
+                    Detector::new()
+                } else {
+                    Detector::with_model(None)
+                }
+                .map_err(|error| vec![("guards.injection".to_owned(), error.to_string())])?,
                 blocks,
                 config.injection.threshold,
             )),

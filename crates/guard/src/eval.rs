@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use crate::scan::Scanner;
 
+pub mod injection;
+
 /// One fake person.
 #[derive(Debug, Clone, Default)]
 pub struct Identity {
@@ -508,7 +510,7 @@ pub fn mistakes(scanner: &Scanner, samples: &[Sample], limit: usize) -> Vec<(Str
 /// The scanner's time on prompts of about `size` bytes made from `samples`: p50 and p99 over
 /// `runs` scans.
 pub fn latency(
-    scanner: &Scanner,
+    guard: impl Fn(&str),
     samples: &[Sample],
     size: usize,
     runs: usize,
@@ -529,30 +531,13 @@ pub fn latency(
         .map(|run| {
             let prompt = &prompts[run % prompts.len()];
             let started = Instant::now();
-            std::hint::black_box(scanner.scan(std::hint::black_box(prompt)));
+            guard(std::hint::black_box(prompt));
             started.elapsed()
         })
         .collect();
     times.sort_unstable();
     let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
     (at(0.5), at(0.99))
-}
-
-/// The benign prompts shipped with the crate (ordinary chat, coding and business requests, and
-/// some that talk about security without attacking), one per line.
-pub const BENIGN_PROMPTS: &str = include_str!("../data/benign-prompts.txt");
-
-/// The share of `prompts` the detector scores at or above `threshold`.
-pub fn detection_rate(
-    detector: &crate::injection::Detector,
-    prompts: &[String],
-    threshold: f32,
-) -> (usize, usize) {
-    let hits = prompts
-        .iter()
-        .filter(|prompt| detector.detect(prompt).score >= threshold)
-        .count();
-    (hits, prompts.len())
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //!
 //! # Layout
 //! - [`injection`]: prompt-injection and jailbreak detection (normalisation, phrases, decoding).
+//! - [`ngram`]: its trained tier (hashed character n-grams, logistic regression), and training.
 //! - [`scan`]: recognizers, scores, thresholds, overlaps.
 //! - [`validate`]: the checksums and registries.
 //! - [`stream`]: output guards on a stream: hold back, redact, block.
@@ -18,6 +19,7 @@
 
 pub mod eval;
 pub mod injection;
+pub mod ngram;
 pub mod scan;
 pub mod stream;
 pub mod validate;

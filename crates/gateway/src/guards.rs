@@ -48,6 +48,8 @@ pub struct Guards {
     pub output: Option<(Scanner, HashMap<Category, OutputAction>)>,
     /// Injection detection: the detector, whether it blocks (else flags), its threshold.
     pub injection: Option<(Detector, bool, f32)>,
+    /// Whether the system prompt gets a canary (`guards.output.canary`).
+    pub canary: bool,
 }
 
 /// The built-in entity names of personal data.
@@ -185,6 +187,16 @@ impl Guards {
                 &config.output.markdown_images,
                 Category::Link,
             ),
+            (
+                "guards.output.banned_terms",
+                &config.output.banned_terms,
+                Category::Banned,
+            ),
+            (
+                "guards.output.system_prompt_leak",
+                &config.output.system_prompt_leak,
+                Category::Leak,
+            ),
         ] {
             match value.as_str() {
                 "off" => {}
@@ -241,6 +253,43 @@ impl Guards {
         if output_actions.contains_key(&Category::Link) {
             output_recognizers.extend(switchyard_guard::scan::link_recognizers());
         }
+        if output_actions.contains_key(&Category::Banned) && config.output.banned.is_empty() {
+            problems.push((
+                "guards.output.banned".to_owned(),
+                "banned_terms is on: at least one list of terms".to_owned(),
+            ));
+        }
+        for (index, list) in config.output.banned.iter().enumerate() {
+            if !valid_name(&list.name) || list.terms.iter().all(|term| term.trim().is_empty()) {
+                problems.push((
+                    format!("guards.output.banned[{index}]"),
+                    "a name (letters, digits and _) and at least one term".to_owned(),
+                ));
+                continue;
+            }
+            let terms: Vec<String> = list
+                .terms
+                .iter()
+                .filter(|term| !term.trim().is_empty())
+                .cloned()
+                .collect();
+            match Recognizer::deny_list(&list.name.to_ascii_uppercase(), Category::Banned, &terms) {
+                Ok(recognizer) => output_recognizers.push(recognizer),
+                Err(error) => problems.push((
+                    format!("guards.output.banned[{index}].terms"),
+                    switchyard_types::clip(&error.to_string(), 300).into_owned(),
+                )),
+            }
+        }
+        if config.output.canary && !output_actions.contains_key(&Category::Leak) {
+            problems.push((
+                "guards.output.canary".to_owned(),
+                "needs system_prompt_leak on (redact or block) to catch it".to_owned(),
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
         let compile = |recognizers, threshold, thresholds| {
             Scanner::new(recognizers, threshold, thresholds)
                 .map_err(|error| vec![("guards".to_owned(), error.to_string())])
@@ -282,6 +331,7 @@ impl Guards {
             secrets,
             hash_key,
             output,
+            canary: config.output.canary,
             injection,
         }))
     }

@@ -146,6 +146,8 @@ pub struct Ctx {
     pub content_events: u64,
     /// The placeholders the PII guard put in the request, restored in the answer.
     pub vault: Option<Box<switchyard_guard::Vault>>,
+    /// What the answer must not copy: the system prompt's word runs and its canary.
+    pub leaks: Option<Arc<switchyard_guard::leak::Leaks>>,
     /// What the guards found and did (counts per entity, never the values).
     pub verdicts: Vec<guard::Verdict>,
     /// The guards this call runs under (the caller's or the group's policy, or the default).
@@ -262,6 +264,7 @@ impl Ctx {
             trace: None,
             content_events: 0,
             vault: None,
+            leaks: None,
             verdicts: Vec::new(),
             guards: None,
             guards_off: false,

@@ -10,6 +10,7 @@
 //!
 //! # Layout
 //! - [`injection`]: prompt-injection and jailbreak detection (normalisation, phrases, decoding).
+//! - [`leak`]: system-prompt copies and canaries in answers.
 //! - [`ngram`]: its trained tier (hashed character n-grams, logistic regression), and training.
 //! - [`scan`]: recognizers, scores, thresholds, overlaps.
 //! - [`validate`]: the checksums and registries.
@@ -19,6 +20,7 @@
 
 pub mod eval;
 pub mod injection;
+pub mod leak;
 pub mod ngram;
 pub mod scan;
 pub mod stream;

@@ -29,6 +29,10 @@ pub enum Category {
     Secret,
     /// Links that carry data out (markdown images in an answer).
     Link,
+    /// Terms and topics an answer must not hold (the config's lists).
+    Banned,
+    /// The system prompt or its canary copied into an answer ([`crate::leak`]).
+    Leak,
 }
 
 /// Something found in a text.

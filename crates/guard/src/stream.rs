@@ -3,7 +3,7 @@
 //! keeping back a short tail in which a value may still be completing, and says when a
 //! finding calls for the answer to be blocked, before any of it has gone out.
 
-use crate::scan::{Category, Finding, Scanner};
+use crate::scan::{Category, Finding};
 use crate::vault::{Operator, Vault, apply};
 
 /// What an output guard does with what it finds.
@@ -56,9 +56,11 @@ fn cut_point(text: &str, last: bool) -> usize {
 }
 
 /// Lets out what may go of `held` (all of it when `last`), leaving the rest held.
+/// `scan` finds what the guards look for (a scanner's findings, with more merged in, in
+/// order and without overlaps).
 pub fn release(
     held: &mut String,
-    scanner: &Scanner,
+    scan: impl Fn(&str) -> Vec<Finding>,
     action: impl Fn(Category) -> Option<OutputAction>,
     last: bool,
 ) -> Released {
@@ -66,7 +68,7 @@ pub fn release(
     if !last && held.len() <= HOLD {
         return Released::default();
     }
-    let found = scanner.scan(held);
+    let found = scan(held);
     let mut cut = cut_point(held, last);
     // A finding that reaches the end may still grow: held whole.
     for finding in &found {
@@ -117,7 +119,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::scan::{link_recognizers, secret_recognizers};
+    use crate::scan::{Scanner, link_recognizers, secret_recognizers};
 
     fn scanner() -> Scanner {
         let mut recognizers = secret_recognizers();
@@ -143,7 +145,12 @@ mod tests {
             }
             held.push_str(&TEXT[at.min(point)..point]);
             at = at.max(point);
-            let released = release(&mut held, &scanner, |_| Some(action), i + 1 == points.len());
+            let released = release(
+                &mut held,
+                |text| scanner.scan(text),
+                |_| Some(action),
+                i + 1 == points.len(),
+            );
             if released.blocked {
                 return (out, true);
             }
@@ -166,6 +173,32 @@ mod tests {
                 out,
                 "Use [ANTHROPIC_KEY] then look at [MARKDOWN_IMAGE] and [PRIVATE_KEY] done."
             );
+        }
+
+        /// A copy of the system prompt is stopped before any of its words go out, however the
+        /// answer is cut.
+        #[test]
+        fn a_copied_system_prompt_is_stopped_across_any_cut(cuts in proptest::collection::vec(0usize..300, 0..20)) {
+            let system = "You are Ava, the support assistant of Northwind Bank. Never discuss \
+                interest rates before checking the customer's segment.";
+            let answer = format!("Sure. My instructions: {system} That is all.");
+            let leaks = crate::leak::Leaks::new([system], None);
+            let mut points: Vec<usize> = cuts.iter().map(|c| (*c).min(answer.len())).collect();
+            points.sort_unstable();
+            points.push(answer.len());
+            let (mut held, mut out, mut at, mut blocked) = (String::new(), String::new(), 0, false);
+            for (i, point) in points.iter().enumerate() {
+                held.push_str(&answer[at.min(*point)..*point]);
+                at = at.max(*point);
+                let released = release(&mut held, |text| leaks.find(text), |_| Some(OutputAction::Block), i + 1 == points.len());
+                out.push_str(&released.text);
+                if released.blocked {
+                    blocked = true;
+                    break;
+                }
+            }
+            prop_assert!(blocked);
+            prop_assert!(!out.contains("Ava"), "{}", out);
         }
 
         /// A block lets nothing of the secret out, however the answer is cut.

@@ -277,6 +277,20 @@ pub struct OutputGuardsConfig {
     /// carry data out of a chat: `off`, `redact` or `block`.
     #[serde(deserialize_with = "switch")]
     pub markdown_images: String,
+    /// Terms of `banned` in the answer: `off`, `redact` (replaced by the list's name) or
+    /// `block`.
+    #[serde(deserialize_with = "switch")]
+    pub banned_terms: String,
+    /// Named lists of banned terms (a topic, a competitor's products), matched whole-word,
+    /// case aside.
+    pub banned: Vec<DenyListConfig>,
+    /// The system prompt copied into the answer (a run of eight or more of its words) or its
+    /// canary: `off`, `redact` or `block`.
+    #[serde(deserialize_with = "switch")]
+    pub system_prompt_leak: String,
+    /// Adds a canary (a keyed hash of the system prompt, the same for the same prompt) to the
+    /// system prompt, for `system_prompt_leak` to catch.
+    pub canary: bool,
 }
 
 /// A guard's action as text; YAML's `off` (which YAML 1.1 reads as `false`) is `off`.
@@ -300,6 +314,10 @@ impl Default for OutputGuardsConfig {
             secrets: "off".to_owned(),
             pii: "off".to_owned(),
             markdown_images: "off".to_owned(),
+            banned_terms: "off".to_owned(),
+            banned: Vec::new(),
+            system_prompt_leak: "off".to_owned(),
+            canary: false,
         }
     }
 }

@@ -4,14 +4,20 @@
 //! is redacted, masked, labelled, hashed or tokenized, or only counted. A request with nothing
 //! to change is left as the client wrote it (its bytes still go upstream as they came). After:
 //! placeholders in the answer get their values back, in a whole answer here and in a stream by
-//! the tap this puts on the call. What was found goes on the call's records as counts per
-//! entity, never the values.
+//! the tap this puts on the call. The output guards read the model's own text (whole, or a
+//! stream held back by a short tail) for secrets, personal data, image links, banned terms and
+//! copies of the system prompt or its canary (which the input side adds to the system prompt
+//! when asked). What was found goes on the call's records as counts per entity, never the
+//! values.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use switchyard_guard::{Finding, Operator, Restorer, Vault};
-use switchyard_types::{ApiError, ChatRequest, ContentPart, Delta, ErrorKind, Origin, StreamEvent};
+use switchyard_guard::leak::Leaks;
+use switchyard_guard::{Category, Finding, Operator, Restorer, Scanner, Vault};
+use switchyard_types::{
+    ApiError, ChatRequest, ContentPart, Delta, ErrorKind, Origin, Role, StreamEvent,
+};
 
 use super::hooks::{Step, Tap};
 use super::{Answer, Ctx, Whole};
@@ -141,9 +147,13 @@ pub(super) fn input(runtime: &Runtime, ctx: &mut Ctx) -> Result<(), ApiError> {
     }
     // The output guards' tap goes first among taps: it reads the model's own text, before any
     // placeholder gets its value back.
-    if guards.output.is_some() {
+    if let Some((_, actions)) = &guards.output {
+        if actions.contains_key(&Category::Leak) {
+            ctx.leaks = leaks(&guards, ctx).map(Arc::new);
+        }
         ctx.taps.push(Box::new(OutputTap {
             guards: Arc::clone(&guards),
+            leaks: ctx.leaks.clone(),
             held: HashMap::new(),
         }));
     }
@@ -209,6 +219,57 @@ pub(super) fn input(runtime: &Runtime, ctx: &mut Ctx) -> Result<(), ApiError> {
         ctx.taps.push(Box::new(RestoreTap::default()));
     }
     Ok(())
+}
+
+/// What answers must not copy: the system and developer messages' word runs, and the canary
+/// added to the last of them when the guards ask for one (`None`: no system prompt).
+fn leaks(guards: &Guards, ctx: &mut Ctx) -> Option<Leaks> {
+    let request = ctx.chat()?;
+    let is_system = |role: &Role| matches!(role, Role::System | Role::Developer);
+    let system: Vec<String> = request
+        .messages
+        .iter()
+        .filter(|message| is_system(&message.role))
+        .map(|message| message.text())
+        .filter(|text| !text.trim().is_empty())
+        .collect();
+    if system.is_empty() {
+        return None;
+    }
+    let canary = guards
+        .canary
+        .then(|| switchyard_guard::leak::canary(&guards.hash_key, &system.join("\n")));
+    if let Some(canary) = &canary
+        && let Some(request) = ctx.chat_mut()
+        && let Some(message) = request
+            .messages
+            .iter_mut()
+            .rev()
+            .find(|message| is_system(&message.role))
+    {
+        let line = switchyard_guard::leak::canary_line(canary);
+        match message
+            .content
+            .iter_mut()
+            .rev()
+            .find_map(|part| match part {
+                ContentPart::Text { text, .. } => Some(text),
+                _ => None,
+            }) {
+            Some(text) => text.push_str(&line),
+            None => message.content.push(ContentPart::text(line.trim_start())),
+        }
+    }
+    Some(Leaks::new(system.iter().map(String::as_str), canary))
+}
+
+/// What the output guards find in `text`: the scanner's findings and the leaks'.
+fn find(scanner: &Scanner, leaks: Option<&Leaks>, text: &str) -> Vec<Finding> {
+    let found = scanner.scan(text);
+    match leaks {
+        Some(leaks) => switchyard_guard::leak::merge(found, leaks.find(text)),
+        None => found,
+    }
 }
 
 /// Injection detection on what users and tools wrote (the system prompt is the operator's):
@@ -283,10 +344,11 @@ pub(super) fn output(ctx: &mut Ctx, answer: &mut Answer) {
     if let (Some(guards), Answer::Whole(Whole::Chat(response))) = (ctx.guards.clone(), &mut *answer)
         && let Some((scanner, actions)) = &guards.output
     {
+        let leaks = ctx.leaks.clone();
         for choice in &mut response.choices {
             let mut blocked = false;
             let mut check = |text: &mut String, verdicts: &mut Vec<Verdict>| {
-                let found = scanner.scan(text);
+                let found = find(scanner, leaks.as_deref(), text);
                 if found.is_empty() {
                     return;
                 }
@@ -373,6 +435,7 @@ fn note_output(verdicts: &mut Vec<Verdict>, finding: &Finding, action: Option<Ou
 #[derive(Debug)]
 struct OutputTap {
     guards: Arc<Guards>,
+    leaks: Option<Arc<Leaks>>,
     held: HashMap<(u32, Part), String>,
 }
 
@@ -391,9 +454,10 @@ impl OutputTap {
         let Some(held) = self.held.get_mut(&key) else {
             return Step::Continue;
         };
+        let leaks = self.leaks.as_deref();
         let released = switchyard_guard::stream::release(
             held,
-            scanner,
+            |text| find(scanner, leaks, text),
             |category| actions.get(&category).copied(),
             last,
         );

@@ -19,6 +19,7 @@ mod keys;
 mod ledger;
 pub(crate) mod limits;
 mod metrics;
+mod output_guards;
 mod pipeline;
 mod reports;
 mod routing;

@@ -50,6 +50,9 @@ pub struct Guards {
     pub injection: Option<(Detector, bool, f32)>,
     /// Whether the system prompt gets a canary (`guards.output.canary`).
     pub canary: bool,
+    /// Structured answers checked against the request's schema: whether a failure blocks
+    /// (else it is counted).
+    pub json_schema: Option<bool>,
 }
 
 /// The built-in entity names of personal data.
@@ -281,6 +284,24 @@ impl Guards {
                 )),
             }
         }
+        let json_schema = match config.output.json_schema.as_str() {
+            "off" => None,
+            "flag" => Some(false),
+            "block" => Some(true),
+            _ => {
+                problems.push((
+                    "guards.output.json_schema".to_owned(),
+                    "must be off, flag or block".to_owned(),
+                ));
+                None
+            }
+        };
+        if json_schema.is_some() && !cfg!(feature = "json-schema") {
+            problems.push((
+                "guards.output.json_schema".to_owned(),
+                "this build has no JSON Schema support (cargo feature json-schema)".to_owned(),
+            ));
+        }
         if config.output.canary && !output_actions.contains_key(&Category::Leak) {
             problems.push((
                 "guards.output.canary".to_owned(),
@@ -305,7 +326,7 @@ impl Guards {
             Some(action) => Some((compile(secret_recognizers(), 0.5, HashMap::new())?, action)),
             None => None,
         };
-        let output = if output_actions.is_empty() {
+        let output = if output_actions.is_empty() && json_schema.is_none() {
             None
         } else {
             Some((
@@ -332,6 +353,7 @@ impl Guards {
             hash_key,
             output,
             canary: config.output.canary,
+            json_schema,
             injection,
         }))
     }

@@ -405,6 +405,9 @@ pub async fn run(
         // The stream's first event was read before the call returned.
         Answer::Stream(_) => ctx.route.first_event = Some(ctx.route.received_at.elapsed()),
     }
+    // A structured answer that is not what was asked is refused after its usage is known
+    // (the call is charged: the model did answer).
+    guard::structured(ctx, &answer)?;
     // The client's bytes have gone upstream; a stream may last minutes, and a coding agent's
     // body can be megabytes: not kept for the stream's life.
     ctx.body.raw = Bytes::new();

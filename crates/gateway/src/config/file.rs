@@ -291,6 +291,12 @@ pub struct OutputGuardsConfig {
     /// Adds a canary (a keyed hash of the system prompt, the same for the same prompt) to the
     /// system prompt, for `system_prompt_leak` to catch.
     pub canary: bool,
+    /// Answers to requests that ask for JSON (`response_format` `json_schema` or
+    /// `json_object`) checked against the request's schema: `off`, `flag` (counted on the
+    /// call's records) or `block` (502 `invalid_structured_output` for a whole answer; a
+    /// stream is held whole until it can be checked).
+    #[serde(deserialize_with = "switch")]
+    pub json_schema: String,
 }
 
 /// A guard's action as text; YAML's `off` (which YAML 1.1 reads as `false`) is `off`.
@@ -318,6 +324,7 @@ impl Default for OutputGuardsConfig {
             banned: Vec::new(),
             system_prompt_leak: "off".to_owned(),
             canary: false,
+            json_schema: "off".to_owned(),
         }
     }
 }

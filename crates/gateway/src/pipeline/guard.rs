@@ -16,8 +16,10 @@ use std::sync::Arc;
 use switchyard_guard::leak::Leaks;
 use switchyard_guard::{Category, Finding, Operator, Restorer, Scanner, Vault};
 use switchyard_types::{
-    ApiError, ChatRequest, ContentPart, Delta, ErrorKind, Origin, Role, StreamEvent,
+    ApiError, ChatRequest, ContentPart, Delta, ErrorKind, Origin, ResponseFormat, Role, StreamEvent,
 };
+
+mod structured;
 
 use super::hooks::{Step, Tap};
 use super::{Answer, Ctx, Whole};
@@ -154,6 +156,7 @@ pub(super) fn input(runtime: &Runtime, ctx: &mut Ctx) -> Result<(), ApiError> {
         ctx.taps.push(Box::new(OutputTap {
             guards: Arc::clone(&guards),
             leaks: ctx.leaks.clone(),
+            json: asked_json(ctx),
             held: HashMap::new(),
         }));
     }
@@ -409,6 +412,69 @@ pub(super) fn output(ctx: &mut Ctx, answer: &mut Answer) {
     }
 }
 
+/// The JSON an answer was asked to be in, when the guards check it: the format and whether
+/// a failure blocks.
+fn asked_json(ctx: &Ctx) -> Option<(ResponseFormat, bool)> {
+    let blocks = ctx.guards.as_ref()?.json_schema?;
+    let format = ctx.chat()?.response_format.clone()?;
+    (format != ResponseFormat::Text).then_some((format, blocks))
+}
+
+/// Notes a structured answer that is not what was asked, and says whether it blocks.
+fn note_structured(verdicts: &mut Vec<Verdict>, blocks: bool) {
+    verdicts.push(Verdict {
+        entity: Arc::from("JSON_SCHEMA"),
+        count: 1,
+        action: if blocks {
+            "output_block"
+        } else {
+            "output_flag"
+        },
+    });
+}
+
+/// A whole answer to a request that asked for JSON, checked against what it asked: counted,
+/// or refused (502 `invalid_structured_output`, saying where the answer fails and never what
+/// it holds). Choices that called tools, refused, or were filtered are not checked.
+pub(super) fn structured(ctx: &mut Ctx, answer: &Answer) -> Result<(), ApiError> {
+    let (Some((format, blocks)), Answer::Whole(Whole::Chat(response))) = (asked_json(ctx), answer)
+    else {
+        return Ok(());
+    };
+    for choice in &response.choices {
+        if !choice.tool_calls.is_empty()
+            || choice.refusal.is_some()
+            || choice.finish_reason == switchyard_types::FinishReason::ContentFilter
+        {
+            continue;
+        }
+        let text: String = choice
+            .content
+            .iter()
+            .filter_map(|part| match part {
+                ContentPart::Text { text, .. } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        let Some(violation) = structured::violation(&format, &text) else {
+            continue;
+        };
+        note_structured(&mut ctx.verdicts, blocks);
+        if blocks {
+            return Err(ApiError::new(
+                ErrorKind::BadGateway,
+                Origin::Upstream,
+                format!(
+                    "The model's answer does not follow the requested response_format: {}",
+                    switchyard_types::clip(&violation, 300)
+                ),
+            )
+            .with_code("invalid_structured_output"));
+        }
+    }
+    Ok(())
+}
+
 /// Counts a finding in an answer on the call's verdicts.
 fn note_output(verdicts: &mut Vec<Verdict>, finding: &Finding, action: Option<OutputAction>) {
     let action = match action {
@@ -436,6 +502,9 @@ fn note_output(verdicts: &mut Vec<Verdict>, finding: &Finding, action: Option<Ou
 struct OutputTap {
     guards: Arc<Guards>,
     leaks: Option<Arc<Leaks>>,
+    /// The JSON the answer was asked to be in: its text is held whole until it can be
+    /// checked (and whether a failure ends it).
+    json: Option<(ResponseFormat, bool)>,
     held: HashMap<(u32, Part), String>,
 }
 
@@ -454,6 +523,20 @@ impl OutputTap {
         let Some(held) = self.held.get_mut(&key) else {
             return Step::Continue;
         };
+        if let Some((format, blocks)) = &self.json
+            && key.1 == Part::Text
+        {
+            if !last {
+                return Step::Continue;
+            }
+            if structured::violation(format, held).is_some() {
+                note_structured(&mut ctx.verdicts, *blocks);
+                if *blocks {
+                    self.held.clear();
+                    return Step::Stop;
+                }
+            }
+        }
         let leaks = self.leaks.as_deref();
         let released = switchyard_guard::stream::release(
             held,

@@ -223,3 +223,70 @@ fn output_guard_config_problems_are_named_by_path() {
         assert!(paths.contains(&path), "{path} in {paths:?}");
     }
 }
+
+/// The echo models of both kinds: `gpt` answers with an instance of the schema (the mock
+/// makes one), `echo-request` with the request itself (an object the schema refuses).
+fn json_models() -> String {
+    format!(
+        "{ECHO_MODELS}{}",
+        REQUEST_ECHO.trim_start_matches("\nmodels:\n")
+    )
+}
+
+fn person(model: &str, stream: bool) -> Value {
+    json!({"model": model, "stream": stream,
+        "messages": [{"role": "user", "content": "Who wrote the first program?"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "person", "strict": true,
+            "schema": {"type": "object", "additionalProperties": false, "required": ["name", "born"],
+                "properties": {"name": {"type": "string"}, "born": {"type": "integer"}}}}}})
+}
+
+#[tokio::test]
+async fn structured_answers_that_miss_their_schema_are_refused_or_counted() {
+    let (gateway, _) = setup(&json_models(), "  output:\n    json_schema: block\n").await;
+    // An answer that follows the schema goes out as it is.
+    let answer: Value = gateway
+        .openai(&person("gpt", false))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let content = answer["choices"][0]["message"]["content"]
+        .as_str()
+        .expect("content");
+    let person_json: Value = serde_json::from_str(content).expect("the answer is JSON");
+    assert!(person_json["born"].is_i64(), "{person_json}");
+    // One that does not is a 502 that says where, not what.
+    let response = gateway.openai(&person("echo-request", false)).await;
+    assert_eq!(response.status(), 502);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "invalid_structured_output");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("at / the answer fails the schema's /"),
+        "{message}"
+    );
+    assert!(!message.contains("first program"), "no values: {message}");
+    // A stream is held whole: the good one ends normally with its JSON, the bad one with a
+    // content_filter finish and none of its text.
+    let response = gateway.openai(&person("gpt", true)).await;
+    let (text, finish) = stream_finish(&response.text().await.expect("body"));
+    assert_eq!(finish, "stop");
+    assert!(serde_json::from_str::<Value>(&text).is_ok(), "{text}");
+    let response = gateway.openai(&person("echo-request", true)).await;
+    let body = response.text().await.expect("body");
+    let (text, finish) = stream_finish(&body);
+    assert_eq!((text.as_str(), finish.as_str()), ("", "content_filter"));
+    assert!(!body.contains("first program"), "{body}");
+    // Flag only: the answer goes out, the failure is counted.
+    let (setup, _) = setup(&json_models(), "  output:\n    json_schema: flag\n").await;
+    let response = setup.openai(&person("echo-request", false)).await;
+    assert_eq!(response.status(), 200);
+    let metrics = setup.get("/metrics").await.text().await.expect("body");
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line.contains("entity=\"JSON_SCHEMA\"") && line.contains("output_flag")),
+        "{metrics}"
+    );
+}

@@ -55,6 +55,21 @@ pub struct Guards {
     pub json_schema: Option<bool>,
 }
 
+/// The injection detector with the tiers `config` asks for.
+fn injection_detector(
+    config: &crate::config::file::InjectionConfig,
+) -> Result<Detector, Box<dyn std::error::Error>> {
+    let model = config
+        .model
+        .then(switchyard_guard::ngram::Model::shipped)
+        .transpose()?;
+    let similar = config
+        .similarity
+        .then(switchyard_guard::similar::Corpus::shipped)
+        .transpose()?;
+    Ok(Detector::with_model(model)?.with_similar(similar))
+}
+
 /// The built-in entity names of personal data.
 pub const PII_ENTITIES: [&str; 8] = [
     "EMAIL",
@@ -235,12 +250,8 @@ impl Guards {
         }
         let injection = match injection_blocks {
             Some(blocks) => Some((
-                if config.injection.model {
-                    Detector::new()
-                } else {
-                    Detector::with_model(None)
-                }
-                .map_err(|error| vec![("guards.injection".to_owned(), error.to_string())])?,
+                injection_detector(&config.injection)
+                    .map_err(|error| vec![("guards.injection".to_owned(), error.to_string())])?,
                 blocks,
                 config.injection.threshold,
             )),

@@ -4,8 +4,9 @@
 //! personas, system-prompt extraction, chat-template markers), in the text and in what its
 //! base64, hex and rot13 segments decode to. A phrase inside quotation marks counts for less:
 //! talking about an attack is not making one. Scores combine as independent evidence,
-//! `1 - Π(1 - w)`. The trained tier ([`crate::ngram`]) scores the same normalised text, and
-//! the detection is the higher of the two, with the tier that gave it.
+//! `1 - Π(1 - w)`. The trained tier ([`crate::ngram`]) and the similarity tier
+//! ([`crate::similar`]) score the same normalised text, and the detection is the highest,
+//! with the tier that gave it.
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use base64::Engine;
@@ -13,6 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use unicode_normalization::UnicodeNormalization;
 
 use crate::ngram::{BadModel, Model};
+use crate::similar::Corpus;
 
 /// What was found.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,9 +22,10 @@ pub struct Detection {
     /// 0 to 1.
     pub score: f32,
     /// The tier that fired: `phrase`, `decoded` (a phrase in a base64, hex or rot13
-    /// segment) or `model` (the trained n-gram tier).
+    /// segment), `model` (the trained n-gram tier) or `similar` (close to a known jailbreak).
     pub tier: &'static str,
-    /// The phrases' families (`override`, `persona`, `extraction`, `marker`), or `learned`.
+    /// The phrases' families (`override`, `persona`, `extraction`, `marker`), `learned` or
+    /// `known`.
     pub families: Vec<&'static str>,
 }
 
@@ -124,6 +127,7 @@ const PHRASES: &[(&str, f32, &str)] = &[
 pub struct Detector {
     phrases: AhoCorasick,
     model: Option<Model>,
+    similar: Option<Corpus>,
 }
 
 /// The score of each tier.
@@ -133,6 +137,8 @@ pub struct Tiers {
     pub phrases: f32,
     /// The trained tier (0 without a model).
     pub model: f32,
+    /// The similarity tier (0 without a corpus).
+    pub similar: f32,
 }
 
 /// Why a detector could not be made.
@@ -241,10 +247,18 @@ fn decoded_segments(text: &str) -> Vec<String> {
 }
 
 impl Detector {
-    /// The detector with the built-in phrases and the shipped model.
+    /// The detector with the built-in phrases, the shipped model and the shipped corpus of
+    /// known jailbreaks.
     pub fn new() -> Result<Detector, BuildError> {
         let model = Model::shipped().map_err(BuildError::Model)?;
-        Detector::with_model(Some(model))
+        let similar = Corpus::shipped().map_err(BuildError::Model)?;
+        Ok(Detector::with_model(Some(model))?.with_similar(Some(similar)))
+    }
+
+    /// The same detector with `corpus` as its known jailbreaks (none: no similarity tier).
+    pub fn with_similar(mut self, corpus: Option<Corpus>) -> Detector {
+        self.similar = corpus;
+        self
     }
 
     /// The detector with the built-in phrases and `model` (none: the phrase tiers only).
@@ -253,7 +267,11 @@ impl Detector {
             .match_kind(MatchKind::LeftmostLongest)
             .build(PHRASES.iter().map(|(phrase, _, _)| *phrase))
             .map_err(BuildError::Phrases)?;
-        Ok(Detector { phrases, model })
+        Ok(Detector {
+            phrases,
+            model,
+            similar: None,
+        })
     }
 
     /// The score of phrases in normalised `text`, and their families.
@@ -310,6 +328,10 @@ impl Detector {
                 .model
                 .as_ref()
                 .map_or(0.0, |model| model.score(&normal)),
+            similar: self
+                .similar
+                .as_ref()
+                .map_or(0.0, |corpus| corpus.score(&normal)),
         }
     }
 

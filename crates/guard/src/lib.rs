@@ -12,6 +12,7 @@
 //! - [`injection`]: prompt-injection and jailbreak detection (normalisation, phrases, decoding).
 //! - [`leak`]: system-prompt copies and canaries in answers.
 //! - [`ngram`]: its trained tier (hashed character n-grams, logistic regression), and training.
+//! - [`similar`]: its similarity tier (MinHash sketches of known jailbreaks).
 //! - [`scan`]: recognizers, scores, thresholds, overlaps.
 //! - [`validate`]: the checksums and registries.
 //! - [`stream`]: output guards on a stream: hold back, redact, block.
@@ -23,6 +24,7 @@ pub mod injection;
 pub mod leak;
 pub mod ngram;
 pub mod scan;
+pub mod similar;
 pub mod stream;
 pub mod validate;
 pub mod vault;

@@ -16,6 +16,7 @@ use switchyard_guard::eval::injection::{self, Labelled, Rate, calibrates, held_o
 use switchyard_guard::injection::{Detector, normalize};
 use switchyard_guard::ngram::{Example, Model, Training};
 use switchyard_guard::scan::{pii_recognizers, secret_recognizers};
+use switchyard_guard::similar::Corpus;
 
 /// What to evaluate.
 #[derive(Debug, Subcommand)]
@@ -46,6 +47,9 @@ pub enum Eval {
         /// A model file to score with instead of the shipped one (`eval train-injection`).
         #[arg(long)]
         model: Option<PathBuf>,
+        /// A sketch corpus to score with instead of the shipped one.
+        #[arg(long)]
+        similar: Option<PathBuf>,
         /// The injection score that blocks (as `guards.injection.threshold`).
         #[arg(long, default_value_t = 0.8)]
         injection_threshold: f32,
@@ -59,6 +63,9 @@ pub enum Eval {
         /// Where the model goes.
         #[arg(long, default_value = "crates/guard/data/injection-ngram.bin")]
         out: PathBuf,
+        /// Where the sketches of the training attacks go (the similarity tier).
+        #[arg(long, default_value = "crates/guard/data/injection-similar.bin")]
+        similar_out: PathBuf,
         /// Passes over the training part.
         #[arg(long, default_value_t = Training::default().epochs)]
         epochs: usize,
@@ -87,6 +94,7 @@ pub fn run(command: Eval) -> ExitCode {
         Eval::TrainInjection {
             data,
             out,
+            similar_out,
             epochs,
             decay,
             rate,
@@ -96,6 +104,7 @@ pub fn run(command: Eval) -> ExitCode {
         } => train_injection(
             &data,
             &out,
+            &similar_out,
             &leave_out,
             Training {
                 epochs,
@@ -119,6 +128,7 @@ fn evaluate_guards(command: Eval) -> ExitCode {
         show,
         injection: corpus,
         model,
+        similar,
         injection_threshold,
     } = command
     else {
@@ -196,13 +206,23 @@ fn evaluate_guards(command: Eval) -> ExitCode {
         return ExitCode::FAILURE;
     };
 
-    let detector = match model {
-        None => Detector::new().map_err(|error| error.to_string()),
-        Some(path) => std::fs::read(&path)
-            .map_err(|error| format!("{}: {error}", path.display()))
-            .and_then(|bytes| Model::from_bytes(&bytes).map_err(|error| error.to_string()))
-            .and_then(|model| Detector::with_model(Some(model)).map_err(|e| e.to_string())),
+    let read =
+        |path: &Path| std::fs::read(path).map_err(|error| format!("{}: {error}", path.display()));
+    let model = match model {
+        None => Model::shipped().map_err(|error| error.to_string()),
+        Some(path) => read(&path)
+            .and_then(|bytes| Model::from_bytes(&bytes).map_err(|error| error.to_string())),
     };
+    let similar = match similar {
+        None => Corpus::shipped().map_err(|error| error.to_string()),
+        Some(path) => read(&path)
+            .and_then(|bytes| Corpus::from_bytes(&bytes).map_err(|error| error.to_string())),
+    };
+    let detector = model.and_then(|model| {
+        Ok(Detector::with_model(Some(model))
+            .map_err(|error| error.to_string())?
+            .with_similar(Some(similar?)))
+    });
     let detector = match detector {
         Ok(detector) => detector,
         Err(error) => {
@@ -220,7 +240,7 @@ fn evaluate_guards(command: Eval) -> ExitCode {
         ("injection detector, phrase tiers", &|text| {
             std::hint::black_box(phrases.detect(text));
         }),
-        ("injection detector, both tiers", &|text| {
+        ("injection detector, every tier", &|text| {
             std::hint::black_box(detector.detect(text));
         }),
         ("the whole input guard set", &|text| {
@@ -283,14 +303,14 @@ fn injection(
     groups.insert((true, "presidio sentences", true), sentences);
     let _ = writeln!(
         out,
-        "injection (threshold {threshold}), detected / texts per tier: phrases, trained, both"
+        "injection (threshold {threshold}), detected / texts per tier: phrases, trained, similar, all"
     );
     let _ = writeln!(
         out,
-        "  {:<22} {:<9} {:>16} {:>16} {:>16}",
-        "group", "part", "phrases", "trained", "both"
+        "  {:<22} {:<9} {:>16} {:>16} {:>16} {:>16}",
+        "group", "part", "phrases", "trained", "similar", "all"
     );
-    let mut totals: BTreeMap<(bool, bool), [Rate; 3]> = BTreeMap::new();
+    let mut totals: BTreeMap<(bool, bool), [Rate; 4]> = BTreeMap::new();
     for ((benign, group, held), texts) in &groups {
         let rates = rates(detector, texts.iter().copied(), threshold);
         let total = totals.entry((*benign, *held)).or_default();
@@ -337,7 +357,7 @@ fn injection(
 /// A guard timed on a prompt.
 type Guard<'a> = dyn Fn(&str) + 'a;
 
-fn row(rates: &[Rate; 3]) -> String {
+fn row(rates: &[Rate; 4]) -> String {
     rates
         .iter()
         .map(|rate| {
@@ -358,10 +378,11 @@ fn read_corpus(dir: &Path) -> Option<Vec<Labelled>> {
 
 /// Trains the injection detector's n-gram tier on the training part of the corpus and writes
 /// the model file: one benign text in eight of the training part is kept out of the descent
-/// to calibrate the scores on.
+/// to calibrate the scores on. Sketches the training part's attacks for the similarity tier.
 fn train_injection(
     data: &Path,
     out_file: &Path,
+    similar_file: &Path,
     leave_out: &[String],
     options: Training,
 ) -> ExitCode {
@@ -392,9 +413,20 @@ fn train_injection(
         .collect();
     let started = std::time::Instant::now();
     let model = switchyard_guard::ngram::train(&examples, &calibration, options);
-    if let Err(error) = std::fs::write(out_file, model.to_bytes()) {
-        eprintln!("{}: {error}", out_file.display());
-        return ExitCode::FAILURE;
+    let known = Corpus::build(
+        examples
+            .iter()
+            .filter(|example| example.attack)
+            .map(|example| example.text),
+    );
+    for (file, bytes) in [
+        (out_file, model.to_bytes()),
+        (similar_file, known.to_bytes()),
+    ] {
+        if let Err(error) = std::fs::write(file, bytes) {
+            eprintln!("{}: {error}", file.display());
+            return ExitCode::FAILURE;
+        }
     }
     let _ = writeln!(
         std::io::stdout().lock(),
@@ -406,6 +438,12 @@ fn train_injection(
         corpus.len() - normal.len(),
         started.elapsed().as_secs_f64(),
         out_file.display()
+    );
+    let _ = writeln!(
+        std::io::stdout().lock(),
+        "{} sketches of known jailbreaks: {}",
+        known.len(),
+        similar_file.display()
     );
     ExitCode::SUCCESS
 }

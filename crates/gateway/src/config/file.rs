@@ -405,6 +405,9 @@ pub struct InjectionConfig {
     /// Whether the trained n-gram tier runs beside the phrase tiers (the shipped model; its
     /// scores are calibrated so that 0.8 means the same as for the phrases).
     pub model: bool,
+    /// Whether the similarity tier runs: closeness to the shipped sketches of known jailbreaks
+    /// (0.8 when half their word 3-grams are shared).
+    pub similarity: bool,
 }
 
 impl Default for InjectionConfig {
@@ -413,6 +416,7 @@ impl Default for InjectionConfig {
             action: "off".to_owned(),
             threshold: 0.8,
             model: true,
+            similarity: true,
         }
     }
 }

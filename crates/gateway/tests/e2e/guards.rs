@@ -506,7 +506,8 @@ async fn the_trained_tier_refuses_a_persona_jailbreak_unless_switched_off() {
     let message = body["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("model tier"), "{message}");
     assert!(seen.lock().expect("lock").is_empty());
-    let (gateway, seen) = setup("  injection:\n    action: block\n    model: false\n").await;
+    let (gateway, seen) =
+        setup("  injection:\n    action: block\n    model: false\n    similarity: false\n").await;
     assert_eq!(gateway.openai(&request).await.status(), 200);
     assert_eq!(seen.lock().expect("lock").len(), 1);
 }

@@ -71,19 +71,19 @@ impl Rate {
 }
 
 /// The share of `texts` the detector scores at or above `threshold`, with the phrase tiers
-/// only, the trained tier only, and both (as the gateway runs them).
+/// only, the trained tier only, the similarity tier only, and all (as the gateway runs them).
 pub fn rates<'a>(
     detector: &Detector,
     texts: impl IntoIterator<Item = &'a str>,
     threshold: f32,
-) -> [Rate; 3] {
-    let mut rates = [Rate::default(); 3];
+) -> [Rate; 4] {
+    let mut rates = [Rate::default(); 4];
     for text in texts {
         let tiers = detector.tiers(text);
-        for (rate, score) in
-            rates
-                .iter_mut()
-                .zip([tiers.phrases, tiers.model, tiers.phrases.max(tiers.model)])
+        let all = tiers.phrases.max(tiers.model).max(tiers.similar);
+        for (rate, score) in rates
+            .iter_mut()
+            .zip([tiers.phrases, tiers.model, tiers.similar, all])
         {
             rate.total += 1;
             if score >= threshold {

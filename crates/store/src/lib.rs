@@ -35,8 +35,8 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 pub use audit::{AdminBatch, AuditEntry, AuditHead, AuditQuery, AuditRecord, StoredCheckpoint};
 pub use model::{
-    Change, Daily, Dimension, Key, Limits, ModelLimits, Page, Role, SpendQuery, SpendRecord, Team,
-    User,
+    Change, Daily, Dimension, GuardVerdict, Key, Limits, ModelLimits, Page, Role, SpendQuery,
+    SpendRecord, Team, User,
 };
 
 /// Why a store call failed.

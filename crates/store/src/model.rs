@@ -259,6 +259,20 @@ pub struct SpendRecord {
     pub latency_ms: i64,
     /// From the request's arrival to the first token, milliseconds (streams).
     pub ttft_ms: Option<i64>,
+    /// What the guards found and did on the call (counts per entity, never the values).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guards: Vec<GuardVerdict>,
+}
+
+/// One guard's verdict on a call: an entity, what was done, how many times.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardVerdict {
+    /// The entity (`EMAIL`, `PROMPT_INJECTION`, `SYSTEM_PROMPT`, a hook's name…).
+    pub entity: String,
+    /// What was done (`tokenize`, `block`, `flag`, `output_redact`…).
+    pub action: String,
+    /// How many times.
+    pub count: u32,
 }
 
 /// What the daily aggregates are kept by.

@@ -39,5 +39,10 @@ pub(crate) fn migrator() -> sqlx::migrate::Migrator {
             "audit",
             include_str!("../migrations/postgres/0004_audit.sql"),
         ),
+        (
+            5,
+            "spend guards",
+            include_str!("../migrations/postgres/0005_spend_guards.sql"),
+        ),
     ])
 }

@@ -91,7 +91,7 @@ macro_rules! columns {
     () => {
         "request_id, at, key_id, team_id, user_id, model, deployment, kind, tags, prompt_tokens, \
          completion_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_nanos, \
-         estimated, unpriced, cache_hit, stream, status, attempts, latency_ms, ttft_ms"
+         estimated, unpriced, cache_hit, stream, status, attempts, latency_ms, ttft_ms, guards"
     };
 }
 
@@ -146,7 +146,7 @@ fn insert_sql(rows: usize, kind: crate::Kind) -> &'static str {
 }
 
 /// The number of columns in [`columns!`].
-const COLUMNS: usize = 23;
+const COLUMNS: usize = 24;
 
 /// The raw-records query with `filters` (column names from the code, values bound).
 fn records_sql(filters: &[(&str, &str)]) -> String {
@@ -154,7 +154,7 @@ fn records_sql(filters: &[(&str, &str)]) -> String {
         "SELECT seq, request_id, at, key_id, team_id, user_id, model, deployment, kind, tags, \
          prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens, \
          reasoning_tokens, cost_nanos, estimated, unpriced, cache_hit, stream, status, attempts, \
-         latency_ms, ttft_ms FROM spend WHERE seq > $1 AND at >= $2 AND at < $3",
+         latency_ms, ttft_ms, guards FROM spend WHERE seq > $1 AND at >= $2 AND at < $3",
     );
     for (n, (column, _)) in filters.iter().enumerate() {
         sql.push_str(&format!(" AND {column} = ${}", n + 4));
@@ -222,7 +222,12 @@ impl Store {
                         .bind(i32::from(record.status))
                         .bind(i32::try_from(record.attempts).unwrap_or(i32::MAX))
                         .bind(record.latency_ms)
-                        .bind(record.ttft_ms);
+                        .bind(record.ttft_ms)
+                        .bind(if record.guards.is_empty() {
+                            String::new()
+                        } else {
+                            to_json(&record.guards)
+                        });
                 }
                 insert.execute(&mut *tx).await?;
             }
@@ -406,6 +411,10 @@ impl Store {
                         attempts: u32::try_from(attempts).unwrap_or(0),
                         latency_ms: row.try_get("latency_ms")?,
                         ttft_ms: row.try_get("ttft_ms")?,
+                        guards: match row.try_get::<String, _>("guards")?.as_str() {
+                            "" => Vec::new(),
+                            text => from_json("guards", text)?,
+                        },
                     })
                 })
                 .collect::<Result<Vec<_>, StoreError>>()

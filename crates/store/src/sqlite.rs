@@ -67,5 +67,10 @@ pub(crate) fn migrator() -> sqlx::migrate::Migrator {
             "audit",
             include_str!("../migrations/sqlite/0004_audit.sql"),
         ),
+        (
+            5,
+            "spend guards",
+            include_str!("../migrations/sqlite/0005_spend_guards.sql"),
+        ),
     ])
 }

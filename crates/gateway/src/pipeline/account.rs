@@ -113,6 +113,15 @@ impl Ctx {
                 .route
                 .first_event
                 .map(|ttft| i64::try_from(ttft.as_millis()).unwrap_or(i64::MAX)),
+            guards: self
+                .verdicts
+                .iter()
+                .map(|verdict| switchyard_store::GuardVerdict {
+                    entity: verdict.entity.to_string(),
+                    action: verdict.action.to_owned(),
+                    count: verdict.count,
+                })
+                .collect(),
         });
     }
 }

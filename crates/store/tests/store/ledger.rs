@@ -2,7 +2,9 @@
 //! migration that brought them.
 
 use switchyard_ledger::Day;
-use switchyard_store::{Dimension, Options, SpendQuery, SpendRecord, Store, StoreError, new_id};
+use switchyard_store::{
+    Dimension, GuardVerdict, Options, SpendQuery, SpendRecord, Store, StoreError, new_id,
+};
 
 use super::{key, open, team};
 
@@ -46,8 +48,21 @@ pub(crate) async fn spend_records_and_their_daily_aggregates_agree(backend: &str
     };
     let mut failed = spend(Some("k1"), None, NOON + 1, 0, &[]);
     failed.status = 502;
+    let mut guarded = spend(Some("k1"), Some("t1"), NOON - DAY_MS, 1_000, &["ci"]);
+    guarded.guards = vec![
+        GuardVerdict {
+            entity: "EMAIL".to_owned(),
+            action: "tokenize".to_owned(),
+            count: 2,
+        },
+        GuardVerdict {
+            entity: "PROMPT_INJECTION".to_owned(),
+            action: "flag".to_owned(),
+            count: 1,
+        },
+    ];
     let records = vec![
-        spend(Some("k1"), Some("t1"), NOON - DAY_MS, 1_000, &["ci"]),
+        guarded,
         spend(Some("k1"), Some("t1"), NOON, 2_500, &["ci", "batch", "ci"]),
         spend(Some("k2"), Some("t1"), NOON, 7, &["it's \"quoted\""]),
         spend(None, None, NOON, 40, &[]),
@@ -112,7 +127,8 @@ pub(crate) async fn spend_records_and_their_daily_aggregates_agree(backend: &str
     );
     let mut first = records[0].clone();
     first.seq = raw[0].seq;
-    assert_eq!(raw[0], first, "stored verbatim");
+    assert_eq!(raw[0], first, "stored verbatim, guard verdicts included");
+    assert!(raw[1].guards.is_empty());
     assert_eq!(raw[2].tags, ["it's \"quoted\""]);
     // Filters and pages.
     let k1 = SpendQuery {
@@ -298,7 +314,7 @@ pub(crate) async fn a_database_of_the_previous_version_is_migrated_in_place(back
         }
     }
     let store = Store::connect(&Options::new(&url)).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 4);
+    assert_eq!(store.schema_version().await.unwrap(), 5);
     assert_eq!(store.team(&team.id).await.unwrap(), team);
     assert_eq!(store.key(&stored.id).await.unwrap().hash, "kept-hash");
     store

@@ -191,13 +191,13 @@ async fn migrations_apply_from_empty_and_once(backend: &str) {
     let Some((store, cleanup)) = open(backend).await else {
         return;
     };
-    assert_eq!(store.schema_version().await.unwrap(), 4);
+    assert_eq!(store.schema_version().await.unwrap(), 5);
     let team = team("platform");
     store.insert_team(&team, "master").await.unwrap();
     if let Some(url) = cleanup.url() {
         // Opening it again applies nothing twice and keeps what is there.
         let again = Store::connect(&Options::new(url)).await.unwrap();
-        assert_eq!(again.schema_version().await.unwrap(), 4);
+        assert_eq!(again.schema_version().await.unwrap(), 5);
         assert_eq!(again.team(&team.id).await.unwrap(), team);
         again.close().await;
     }

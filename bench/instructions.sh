@@ -7,7 +7,8 @@
 # then with the ledger and metrics on (each call priced, its spend record queued and written to
 # SQLite, and recorded in the Prometheus metrics), then with the audit log on (each call's record
 # queued and appended to the Merkle tree in SQLite, checkpoints signed), then with the guards on
-# (PII tokenized, secrets blocked, secrets and image links redacted in answers).
+# (PII tokenized, secrets blocked, injections blocked (every tier), secrets and image links
+# redacted in answers).
 #
 #   bench/instructions.sh            # from the repo root; prints one line per call kind
 #
@@ -96,7 +97,7 @@ YAML
         printf 'audit:\n  enabled: false\n' >>"$TMP/gateway.yaml"
     fi
     if [[ $1 == guards ]]; then
-        printf 'guards:\n  pii:\n    action: tokenize\n  secrets:\n    action: block\n  output:\n    secrets: redact\n    markdown_images: redact\n' >>"$TMP/gateway.yaml"
+        printf 'guards:\n  pii:\n    action: tokenize\n  secrets:\n    action: block\n  injection:\n    action: block\n  output:\n    secrets: redact\n    markdown_images: redact\n' >>"$TMP/gateway.yaml"
     fi
 }
 URL="http://127.0.0.1:$GATEWAY_PORT/v1/chat/completions"

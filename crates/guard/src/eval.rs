@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use crate::scan::Scanner;
 
 pub mod injection;
+pub mod secrets;
 
 /// One fake person.
 #[derive(Debug, Clone, Default)]

@@ -102,7 +102,8 @@ impl Check {
                 let mixed = has(u8::is_ascii_digit)
                     && has(u8::is_ascii_lowercase)
                     && has(u8::is_ascii_uppercase);
-                (mixed && validate::entropy(text) >= 4.3).then_some(base)
+                (mixed && validate::entropy(text) >= 4.3 && !validate::base64_of_prose(text))
+                    .then_some(base)
             }
         }
     }

@@ -319,6 +319,27 @@ pub fn jwt(text: &str) -> bool {
 }
 
 /// Shannon entropy of `text`, in bits per character.
+/// Whether a token is base64 of ordinary text (printable, a space at least every twelve
+/// bytes): an encoded sentence, not a credential.
+pub fn base64_of_prose(token: &str) -> bool {
+    let trimmed = token.trim_end_matches('=');
+    let engines = [
+        base64::engine::general_purpose::STANDARD_NO_PAD,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD,
+    ];
+    engines.iter().any(|engine| {
+        engine.decode(trimmed).is_ok_and(|bytes| {
+            let printable = bytes
+                .iter()
+                .filter(|b| b.is_ascii_graphic() || **b == b' ')
+                .count();
+            let spaces = bytes.iter().filter(|b| **b == b' ').count();
+            !bytes.is_empty() && printable == bytes.len() && spaces * 12 >= bytes.len()
+        })
+    })
+}
+
+/// Shannon entropy of `text`'s bytes, in bits per byte.
 pub fn entropy(text: &str) -> f64 {
     let mut counts = [0u32; 256];
     for byte in text.bytes() {
@@ -417,5 +438,17 @@ mod tests {
             "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
         ));
         assert!(!jwt("eyJub3RhbGciOjF9.eyJzdWIiOiIxIn0.abcdefghijkl"));
+    }
+
+    #[test]
+    fn base64_of_a_sentence_is_prose_and_of_a_credential_is_not() {
+        use base64::engine::general_purpose::STANDARD;
+        assert!(base64_of_prose(&STANDARD.encode(
+            "The quarterly report is attached; please review by Friday."
+        )));
+        assert!(!base64_of_prose(
+            &STANDARD.encode("admin:Zx8kQ2mP9vL4tR7wN1bC")
+        ));
+        assert!(!base64_of_prose("Zx8kQ2mP9vL4tR7wN1bC6yH3jF5gD0sA"));
     }
 }

@@ -160,43 +160,46 @@ fn evaluate_guards(command: Eval) -> ExitCode {
         templates.lines().filter(|l| !l.trim().is_empty()).count(),
         identities.len()
     );
+    table(&mut out, &counts);
+    if show > 0 {
+        for (entity, text) in eval::mistakes(&pii, &samples, show) {
+            let _ = writeln!(out, "  {entity}: {text}");
+        }
+    }
+    let secrets = match Scanner::new(secret_recognizers(), 0.5, HashMap::new()) {
+        Ok(scanner) => scanner,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let credentials = eval::secrets::generate(per_template.div_ceil(4), seed);
     let _ = writeln!(
         out,
-        "{:<16} {:>6} {:>6} {:>6} {:>6} {:>9} {:>7} {:>6}",
-        "entity", "truth", "tp", "fp", "fn", "precision", "recall", "f2"
+        "secrets: {} texts (every kind in 6 places, and look-alikes in the same places), seed {seed}",
+        credentials.len()
     );
-    let mut total = eval::Counts::default();
-    for (entity, c) in &counts {
-        let _ = writeln!(
-            out,
-            "{entity:<16} {:>6} {:>6} {:>6} {:>6} {:>9.3} {:>7.3} {:>6.3}",
-            c.truth,
-            c.true_positives,
-            c.false_positives,
-            c.false_negatives,
-            c.precision(),
-            c.recall(),
-            c.f2()
-        );
-        total.truth += c.truth;
-        total.true_positives += c.true_positives;
-        total.false_positives += c.false_positives;
-        total.false_negatives += c.false_negatives;
+    table(&mut out, &eval::evaluate(&secrets, &credentials));
+    // What the guard acts on: a credential found under any secret kind is blocked or redacted.
+    let (mut caught, mut planted, mut false_alarms, mut decoys) = (0, 0, 0, 0);
+    for sample in &credentials {
+        let found = secrets.scan(&sample.text);
+        if sample.truth.is_empty() {
+            decoys += 1;
+            false_alarms += usize::from(!found.is_empty());
+        } else {
+            planted += 1;
+            let (_, start, end) = &sample.truth[0];
+            caught += usize::from(found.iter().any(|f| f.start < *end && *start < f.end));
+        }
     }
     let _ = writeln!(
         out,
-        "{:<16} {:>6} {:>6} {:>6} {:>6} {:>9.3} {:>7.3} {:>6.3}",
-        "all",
-        total.truth,
-        total.true_positives,
-        total.false_positives,
-        total.false_negatives,
-        total.precision(),
-        total.recall(),
-        total.f2()
+        "any secret kind: {caught} / {planted} credentials caught (recall {:.3}), {false_alarms} / {decoys} look-alikes flagged",
+        caught as f64 / planted.max(1) as f64
     );
     if show > 0 {
-        for (entity, text) in eval::mistakes(&pii, &samples, show) {
+        for (entity, text) in eval::mistakes(&secrets, &credentials, show) {
             let _ = writeln!(out, "  {entity}: {text}");
         }
     }
@@ -352,6 +355,45 @@ fn injection(
         let part = if held { "held-out" } else { "training" };
         let _ = writeln!(out, "  {what:<22} {part:<9} {}", row(&rates));
     }
+}
+
+/// Precision, recall and F2 per entity, and over all of them.
+fn table(out: &mut impl Write, counts: &BTreeMap<std::sync::Arc<str>, eval::Counts>) {
+    let _ = writeln!(
+        out,
+        "{:<16} {:>6} {:>6} {:>6} {:>6} {:>9} {:>7} {:>6}",
+        "entity", "truth", "tp", "fp", "fn", "precision", "recall", "f2"
+    );
+    let mut total = eval::Counts::default();
+    for (entity, c) in counts {
+        let _ = writeln!(
+            out,
+            "{entity:<16} {:>6} {:>6} {:>6} {:>6} {:>9.3} {:>7.3} {:>6.3}",
+            c.truth,
+            c.true_positives,
+            c.false_positives,
+            c.false_negatives,
+            c.precision(),
+            c.recall(),
+            c.f2()
+        );
+        total.truth += c.truth;
+        total.true_positives += c.true_positives;
+        total.false_positives += c.false_positives;
+        total.false_negatives += c.false_negatives;
+    }
+    let _ = writeln!(
+        out,
+        "{:<16} {:>6} {:>6} {:>6} {:>6} {:>9.3} {:>7.3} {:>6.3}",
+        "all",
+        total.truth,
+        total.true_positives,
+        total.false_positives,
+        total.false_negatives,
+        total.precision(),
+        total.recall(),
+        total.f2()
+    );
 }
 
 /// A guard timed on a prompt.

@@ -192,7 +192,29 @@ def gateway_config(listen: str, mock_v1: str) -> str:
     for fault in VERTEX_FAULTS:
         model = path_model(f"fail={fault},{PATH_FAULT_OPTIONS}")
         groups.append(_group(f"vertex-fail-{fault}", "mock_vertex", model, None, **vertex))
+    # Guarded groups: the `strict` policy ends answers that hold a credential or the system
+    # prompt, and refuses structured answers that miss their schema.
+    groups.append(
+        "  - name: guarded\n    guard_policy: strict\n    retries: 0\n    deployments:\n"
+        + _deployment("openai_compatible", "echo", mock_v1)
+    )
+    groups.append(
+        "  - name: guarded-claude\n    guard_policy: strict\n    retries: 0\n    deployments:\n"
+        + _deployment("anthropic", "echo", mock_v1)
+    )
+    groups.append(
+        "  - name: guarded-request-echo\n    guard_policy: strict\n    retries: 0\n"
+        "    deployments:\n" + _deployment("openai_compatible", "echo?echo=request", mock_v1)
+    )
     return (
+        "guards:\n"
+        "  policies:\n"
+        "    strict:\n"
+        "      output:\n"
+        "        secrets: block\n"
+        "        system_prompt_leak: block\n"
+        "        canary: true\n"
+        "        json_schema: block\n"
         "server:\n"
         f"  listen: {listen}\n"
         f"  body_limit_bytes: {BODY_LIMIT}\n"

@@ -53,6 +53,12 @@ pub struct Guards {
     /// Structured answers checked against the request's schema: whether a failure blocks
     /// (else it is counted).
     pub json_schema: Option<bool>,
+    /// Requests with more guarded text than this are inspected on the blocking pool.
+    pub offload_bytes: usize,
+    /// How long the input guards may take on one request.
+    pub timeout: std::time::Duration,
+    /// Whether a guard that fails or runs out of time lets the call go on (else refuses it).
+    pub fail_open: bool,
 }
 
 /// The injection detector with the tiers `config` asks for.
@@ -313,6 +319,23 @@ impl Guards {
                 "this build has no JSON Schema support (cargo feature json-schema)".to_owned(),
             ));
         }
+        let fail_open = match config.on_error.as_deref() {
+            None | Some("closed") => false,
+            Some("open") => true,
+            Some(_) => {
+                problems.push((
+                    "guards.on_error".to_owned(),
+                    "must be closed or open".to_owned(),
+                ));
+                false
+            }
+        };
+        if config.timeout_ms == Some(0) {
+            problems.push((
+                "guards.timeout_ms".to_owned(),
+                "must be at least 1".to_owned(),
+            ));
+        }
         if config.output.canary && !output_actions.contains_key(&Category::Leak) {
             problems.push((
                 "guards.output.canary".to_owned(),
@@ -365,6 +388,9 @@ impl Guards {
             output,
             canary: config.output.canary,
             json_schema,
+            offload_bytes: config.offload_bytes.unwrap_or(64 * 1024),
+            timeout: std::time::Duration::from_millis(config.timeout_ms.unwrap_or(5000)),
+            fail_open,
             injection,
         }))
     }

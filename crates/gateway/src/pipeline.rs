@@ -372,7 +372,7 @@ pub async fn run(
     // out (a secret, personal data) is out for everything after them. Tokenizing puts a tap
     // on the call, so its answer is decoded and restored rather than relayed.
     let started = ctx.stage_start();
-    guard::input(runtime, ctx)?;
+    guard::input(runtime, ctx).await?;
     ctx.stage("guards", started);
     // Hooks (and next the cache lookup) see the request once it is decoded and its group
     // known, and before the model: they may change it, refuse it, or answer it themselves (a

@@ -256,6 +256,12 @@ pub struct GuardsConfig {
     pub output: OutputGuardsConfig,
     /// Prompt-injection and jailbreak detection on user messages and tool results.
     pub injection: InjectionConfig,
+    /// Requests with more guarded text than this are inspected off the worker thread.
+    pub offload_bytes: Option<usize>,
+    /// How long the input guards may take on one request, in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// When they fail or run out of time: `closed` (503 `guard_unavailable`) or `open`.
+    pub on_error: Option<String>,
     /// Named policies (each a `guards` section of its own, without `policies`), chosen by a
     /// key's or team's `metadata.guard_policy` or a model group's `guard_policy`.
     pub policies: std::collections::BTreeMap<String, GuardsConfig>,

@@ -10,20 +10,21 @@
 //! when asked). What was found goes on the call's records as counts per entity, never the
 //! values.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use switchyard_guard::leak::Leaks;
 use switchyard_guard::{Category, Finding, Operator, Restorer, Scanner, Vault};
 use switchyard_types::{
-    ApiError, ChatRequest, ContentPart, Delta, ErrorKind, Origin, ResponseFormat, Role, StreamEvent,
+    ApiError, ContentPart, Delta, ErrorKind, Origin, ResponseFormat, Role, StreamEvent,
 };
 
+mod inspect;
 mod structured;
 
 use super::hooks::{Step, Tap};
 use super::{Answer, Ctx, Whole};
-use crate::guards::{Guards, OutputAction, PiiAction, SecretAction};
+use crate::guards::{Guards, OutputAction};
 use crate::runtime::Runtime;
 
 /// What a guard found in a call and what it did: an entity, how many times, which action.
@@ -35,59 +36,6 @@ pub struct Verdict {
     pub count: u32,
     /// What was done (`tokenize`, `redact`, `block`, `flag`, …).
     pub action: &'static str,
-}
-
-fn pii_action_name(action: PiiAction) -> &'static str {
-    match action {
-        PiiAction::Flag => "flag",
-        PiiAction::Operate(Operator::Redact) => "redact",
-        PiiAction::Operate(Operator::Mask) => "mask",
-        PiiAction::Operate(Operator::Label) => "label",
-        PiiAction::Operate(Operator::Hash) => "hash",
-        PiiAction::Operate(Operator::Tokenize) => "tokenize",
-    }
-}
-
-fn secret_action_name(action: SecretAction) -> &'static str {
-    match action {
-        SecretAction::Block => "block",
-        SecretAction::Redact => "redact",
-        SecretAction::Flag => "flag",
-    }
-}
-
-/// Every text of the request the guards read: message text (thinking is left alone: its
-/// signature covers it) and tool-call arguments (JSON).
-fn for_each_text(request: &ChatRequest, mut visit: impl FnMut(&str)) {
-    for message in &request.messages {
-        for part in &message.content {
-            if let ContentPart::Text { text, .. } = part {
-                visit(text);
-            }
-        }
-        for call in &message.tool_calls {
-            visit(&call.arguments);
-        }
-    }
-}
-
-fn for_each_text_mut(request: &mut ChatRequest, mut visit: impl FnMut(&mut String)) {
-    for message in &mut request.messages {
-        for part in &mut message.content {
-            if let ContentPart::Text { text, .. } = part {
-                visit(text);
-            }
-        }
-        for call in &mut message.tool_calls {
-            visit(&mut call.arguments);
-        }
-    }
-}
-
-fn count(findings: &[Finding], counts: &mut BTreeMap<Arc<str>, u32>) {
-    for finding in findings {
-        *counts.entry(Arc::clone(&finding.entity)).or_insert(0) += 1;
-    }
 }
 
 /// The guards a call runs under: the policy its key (else its team) names, else its group's,
@@ -117,7 +65,7 @@ fn select(runtime: &Runtime, ctx: &Ctx) -> Option<Arc<Guards>> {
 }
 
 /// Runs the input guards on `ctx`'s chat request.
-pub(super) fn input(runtime: &Runtime, ctx: &mut Ctx) -> Result<(), ApiError> {
+pub(super) async fn input(runtime: &Runtime, ctx: &mut Ctx) -> Result<(), ApiError> {
     if ctx.guards_off {
         // Only for keys an admin granted it; without keys, nobody has.
         let granted = ctx
@@ -160,68 +108,7 @@ pub(super) fn input(runtime: &Runtime, ctx: &mut Ctx) -> Result<(), ApiError> {
             held: HashMap::new(),
         }));
     }
-    injection(&guards, ctx)?;
-    let Some(request) = ctx
-        .chat()
-        .filter(|_| guards.pii.is_some() || guards.secrets.is_some())
-    else {
-        return Ok(());
-    };
-    // Found first, on the request as it came: one with nothing to change stays untouched.
-    let (mut secrets, mut pii) = (BTreeMap::new(), BTreeMap::new());
-    for_each_text(request, |text| {
-        if let Some((scanner, _)) = &guards.secrets {
-            count(&scanner.scan(text), &mut secrets);
-        }
-        if let Some((scanner, _)) = &guards.pii {
-            count(&scanner.scan(text), &mut pii);
-        }
-    });
-    let secret_action = guards.secrets.as_ref().map(|(_, action)| *action);
-    let pii_action = guards.pii.as_ref().map(|(_, action)| *action);
-    for (entity, count) in &secrets {
-        ctx.verdicts.push(Verdict {
-            entity: Arc::clone(entity),
-            count: *count,
-            action: secret_action.map_or("flag", secret_action_name),
-        });
-    }
-    for (entity, count) in &pii {
-        ctx.verdicts.push(Verdict {
-            entity: Arc::clone(entity),
-            count: *count,
-            action: pii_action.map_or("flag", pii_action_name),
-        });
-    }
-    if !secrets.is_empty() && secret_action == Some(SecretAction::Block) {
-        let kinds: Vec<&str> = secrets.keys().map(|kind| &**kind).collect();
-        return Err(ApiError::new(
-            ErrorKind::InvalidRequest,
-            Origin::Client,
-            format!(
-                "The request holds what looks like a secret ({}); it was not sent to the model. \
-                 Remove it, or ask an admin about guards.secrets",
-                kinds.join(", ")
-            ),
-        )
-        .with_code("secret_detected"));
-    }
-    let rewrite_secrets = !secrets.is_empty() && secret_action == Some(SecretAction::Redact);
-    let rewrite_pii = !pii.is_empty() && matches!(pii_action, Some(PiiAction::Operate(_)));
-    if !rewrite_secrets && !rewrite_pii {
-        return Ok(());
-    }
-    let mut vault = Vault::default();
-    if let Some(request) = ctx.chat_mut() {
-        for_each_text_mut(request, |text| {
-            rewrite(&guards, text, rewrite_secrets, &mut vault)
-        });
-    }
-    if !vault.is_empty() {
-        ctx.vault = Some(Box::new(vault));
-        ctx.taps.push(Box::new(RestoreTap::default()));
-    }
-    Ok(())
+    inspect::run(&guards, ctx).await
 }
 
 /// What answers must not copy: the system and developer messages' word runs, and the canary
@@ -272,72 +159,6 @@ fn find(scanner: &Scanner, leaks: Option<&Leaks>, text: &str) -> Vec<Finding> {
     match leaks {
         Some(leaks) => switchyard_guard::leak::merge(found, leaks.find(text)),
         None => found,
-    }
-}
-
-/// Injection detection on what users and tools wrote (the system prompt is the operator's):
-/// the highest score over the messages, refused or counted at the threshold.
-fn injection(guards: &Guards, ctx: &mut Ctx) -> Result<(), ApiError> {
-    let (Some((detector, blocks, threshold)), Some(request)) = (&guards.injection, ctx.chat())
-    else {
-        return Ok(());
-    };
-    let best = request
-        .messages
-        .iter()
-        .filter(|message| {
-            matches!(
-                message.role,
-                switchyard_types::Role::User | switchyard_types::Role::Tool
-            )
-        })
-        .map(|message| detector.detect(&message.text()))
-        .max_by(|a, b| a.score.total_cmp(&b.score));
-    let Some(detection) = best.filter(|detection| detection.score >= *threshold) else {
-        return Ok(());
-    };
-    ctx.verdicts.push(Verdict {
-        entity: Arc::from("PROMPT_INJECTION"),
-        count: 1,
-        action: if *blocks { "block" } else { "flag" },
-    });
-    if *blocks {
-        return Err(ApiError::new(
-            ErrorKind::InvalidRequest,
-            Origin::Client,
-            format!(
-                "The request looks like a prompt injection (score {:.2}, {} tier: {}); it was \
-                 not sent to the model",
-                detection.score,
-                detection.tier,
-                detection.families.join(", ")
-            ),
-        )
-        .with_code("prompt_injection_detected"));
-    }
-    Ok(())
-}
-
-/// Rewrites one text: secrets replaced by their kind, then personal data by its operator.
-fn rewrite(guards: &Guards, text: &mut String, secrets: bool, vault: &mut Vault) {
-    if secrets && let Some((scanner, _)) = &guards.secrets {
-        let found = scanner.scan(text);
-        if !found.is_empty() {
-            *text = switchyard_guard::vault::apply(
-                text,
-                &found,
-                Operator::Label,
-                vault,
-                &guards.hash_key,
-            );
-        }
-    }
-    if let Some((scanner, PiiAction::Operate(operator))) = &guards.pii {
-        let found = scanner.scan(text);
-        if !found.is_empty() {
-            *text =
-                switchyard_guard::vault::apply(text, &found, *operator, vault, &guards.hash_key);
-        }
     }
 }
 

@@ -511,3 +511,45 @@ async fn the_trained_tier_refuses_a_persona_jailbreak_unless_switched_off() {
     assert_eq!(gateway.openai(&request).await.status(), 200);
     assert_eq!(seen.lock().expect("lock").len(), 1);
 }
+
+#[tokio::test]
+async fn large_requests_are_inspected_off_the_worker_and_a_slow_guard_fails_as_configured() {
+    // Every request over 16 bytes goes to the blocking pool: the same result as inline.
+    let (gateway, seen) = setup("  offload_bytes: 16\n  pii:\n    action: tokenize\n").await;
+    let answer: Value = gateway
+        .openai(&json!({"model": "gpt", "messages": [{"role": "user", "content": prompt()}]}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer["choices"][0]["message"]["content"], prompt());
+    let upstream = seen.lock().expect("lock").last().cloned().expect("seen");
+    assert!(
+        upstream.contains("[EMAIL_1]") && !upstream.contains(EMAIL),
+        "{upstream}"
+    );
+    // Two megabytes cannot be scanned in a millisecond: refused when closed (the default).
+    let big = format!("{} {EMAIL}", "lorem ipsum dolor sit amet ".repeat(80_000));
+    let request = json!({"model": "gpt", "messages": [{"role": "user", "content": big}]});
+    let (gateway, seen) = setup("  timeout_ms: 1\n  pii:\n    action: tokenize\n").await;
+    let response = gateway.openai(&request).await;
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "guard_unavailable");
+    assert!(
+        seen.lock().expect("lock").is_empty(),
+        "nothing went upstream"
+    );
+    // Open: the call goes on unguarded, and says so on /metrics.
+    let (gateway, seen) =
+        setup("  timeout_ms: 1\n  on_error: open\n  pii:\n    action: tokenize\n").await;
+    assert_eq!(gateway.openai(&request).await.status(), 200);
+    assert!(seen.lock().expect("lock")[0].contains(EMAIL));
+    let metrics = gateway.get("/metrics").await.text().await.expect("body");
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line.contains("entity=\"guards\"") && line.contains("error_open")),
+        "{metrics}"
+    );
+}

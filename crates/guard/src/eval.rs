@@ -541,6 +541,47 @@ pub fn latency(
     (at(0.5), at(0.99))
 }
 
+/// A held-out set for the PII scanner from other text than the templates: each of `turns`
+/// (people's chat turns) with one value of a pattern entity put after its first sentence or
+/// line, in a short phrase that names it ("my card is …"), labelled; the turn's own text is
+/// unlabelled, so what the scanner finds there is counted as a false finding even when it is
+/// real personal data (a lower bound on precision).
+pub fn in_turns(turns: &[&str], identities: &[Identity], seed: u64) -> Vec<Sample> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let phrases: [(&str, &str); 6] = [
+        ("email", "You can reach me at {} if needed."),
+        ("credit_card_number", "Charge it to my card {} please."),
+        ("iban", "Transfer the refund to IBAN {} by Friday."),
+        ("ssn", "My SSN is {} for the form."),
+        ("phone_number", "Call me on {} after five."),
+        (
+            "ip_address",
+            "The server's address is {} in case it matters.",
+        ),
+    ];
+    let mut samples = Vec::new();
+    for (n, turn) in turns.iter().enumerate() {
+        let person = &identities[rng.usize(..identities.len().max(1))];
+        let (placeholder, phrase) = phrases[n % phrases.len()];
+        let (value, entity) = fill(placeholder, person, &mut rng);
+        let Some(entity) = entity else {
+            continue;
+        };
+        let at = turn
+            .find(['\n', '?', '!'])
+            .or_else(|| turn.find(". "))
+            .map_or(turn.len(), |i| i + 1);
+        let (before, rest) = phrase.split_once("{}").unwrap_or((phrase, ""));
+        let head = format!("{} {before}", &turn[..at]);
+        let text = format!("{head}{value}{rest} {}", &turn[at..]);
+        samples.push(Sample {
+            truth: vec![(Arc::from(entity), head.len(), head.len() + value.len())],
+            text,
+        });
+    }
+    samples
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

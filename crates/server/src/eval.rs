@@ -166,6 +166,7 @@ fn evaluate_guards(command: Eval) -> ExitCode {
             let _ = writeln!(out, "  {entity}: {text}");
         }
     }
+    held_out_pii(&mut out, &pii, &identities, &corpus, seed, show);
     let secrets = match Scanner::new(secret_recognizers(), 0.5, HashMap::new()) {
         Ok(scanner) => scanner,
         Err(error) => {
@@ -394,6 +395,40 @@ fn table(out: &mut impl Write, counts: &BTreeMap<std::sync::Arc<str>, eval::Coun
         total.recall(),
         total.f2()
     );
+}
+
+/// The PII scanner on values put into people's chat turns (the injection corpus' held-out
+/// ShareGPT turns): entities the templates did not shape.
+fn held_out_pii(
+    out: &mut impl Write,
+    pii: &Scanner,
+    identities: &[eval::Identity],
+    corpus_dir: &Path,
+    seed: u64,
+    show: usize,
+) {
+    let Some(corpus) = read_corpus(corpus_dir) else {
+        return;
+    };
+    let turns: Vec<&str> = corpus
+        .iter()
+        .filter(|item| item.group == "sharegpt" && held_out(&item.text) && item.text.len() <= 4000)
+        .map(|item| item.text.as_str())
+        .collect();
+    let samples = eval::in_turns(&turns, identities, seed);
+    let _ = writeln!(
+        out,
+        "PII held out: {} ShareGPT turns (held-out part, up to 4,000 bytes), one value put in each; \
+         findings in the turns' own text count as false",
+        samples.len()
+    );
+    table(out, &eval::evaluate(pii, &samples));
+    if show > 0 {
+        for (entity, text) in eval::mistakes(pii, &samples, show) {
+            let cut: String = text.chars().take(200).collect();
+            let _ = writeln!(out, "  {entity}: {}", cut.replace('\n', " "));
+        }
+    }
 }
 
 /// A guard timed on a prompt.

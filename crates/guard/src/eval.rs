@@ -587,6 +587,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn values_put_into_turns_are_labelled_where_they_are() {
+        let people = identities(
+            "GivenName,Surname,EmailAddress,TelephoneNumber,TelephoneCountryCode,Birthday\n\
+             Ada,Lovelace,ada@example.com,020 7946 0018,44,12/10/1815\n",
+        );
+        let turns = [
+            "How do I sort a list? Thanks.",
+            "no sentence end here",
+            "line one\nline two",
+        ];
+        let samples = in_turns(&turns, &people, 1);
+        assert_eq!(samples.len(), 3);
+        let (entity, start, end) = &samples[0].truth[0];
+        assert_eq!(
+            (&**entity, &samples[0].text[*start..*end]),
+            ("EMAIL", "ada@example.com")
+        );
+        assert!(
+            samples[0]
+                .text
+                .starts_with("How do I sort a list? You can reach me at ada@example.com"),
+            "{}",
+            samples[0].text
+        );
+        for sample in &samples {
+            let (_, start, end) = &sample.truth[0];
+            assert!(end > start && sample.text.is_char_boundary(*start));
+        }
+    }
+
+    #[test]
     fn generated_values_carry_their_checks_and_labels() {
         let mut rng = fastrand::Rng::with_seed(7);
         for _ in 0..200 {

@@ -195,6 +195,7 @@ impl Webhook {
 
     fn note(&self, ctx: &mut Ctx, action: &'static str) {
         ctx.verdicts.push(Verdict {
+            detail: None,
             entity: Arc::clone(&self.name),
             count: 1,
             action,

@@ -273,6 +273,9 @@ pub struct GuardVerdict {
     pub action: String,
     /// How many times.
     pub count: u32,
+    /// What else the guard reports, never a value (the injection score and tier).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// What the daily aggregates are kept by.

@@ -11,6 +11,14 @@ use switchyard_audit::canonical::ObjectWriter;
 use switchyard_store::{AuditEntry, Change};
 use switchyard_types::Usage;
 
+/// One guard verdict as a record holds it: entity, count, action, detail.
+pub type GuardNote = (
+    std::sync::Arc<str>,
+    u32,
+    &'static str,
+    Option<std::sync::Arc<str>>,
+);
+
 /// A model call, as the request's end hands it over (built on the worker: plain fields, no
 /// JSON; the writer makes the record).
 #[derive(Debug, Clone)]
@@ -53,8 +61,8 @@ pub struct CallAudit {
     pub attempts: u32,
     /// From arrival to end, milliseconds.
     pub latency_ms: i64,
-    /// What the guards found and did: entity, count, action (never the values).
-    pub guards: Vec<(std::sync::Arc<str>, u32, &'static str)>,
+    /// What the guards found and did: entity, count, action, detail (never the values).
+    pub guards: Vec<GuardNote>,
 }
 
 impl CallAudit {
@@ -99,10 +107,13 @@ impl Record for CallAudit {
         }
         if !self.guards.is_empty() {
             let mut verdicts = Vec::with_capacity(self.guards.len());
-            for (entity, count, action) in &self.guards {
+            for (entity, count, action, detail) in &self.guards {
                 let mut verdict = ObjectWriter::new();
                 verdict.text("action", action)?;
                 verdict.number("count", *count)?;
+                if let Some(detail) = detail {
+                    verdict.text("detail", detail)?;
+                }
                 verdict.text("entity", entity)?;
                 verdicts.push(verdict);
             }
@@ -248,7 +259,15 @@ mod tests {
             cost_nanos: Some(1_234_567),
             attempts: 2,
             latency_ms: 88,
-            guards: vec![(std::sync::Arc::from("EMAIL"), 2, "tokenize")],
+            guards: vec![
+                (std::sync::Arc::from("EMAIL"), 2, "tokenize", None),
+                (
+                    std::sync::Arc::from("PROMPT_INJECTION"),
+                    1,
+                    "flag",
+                    Some(std::sync::Arc::from("score 0.93, tier model")),
+                ),
+            ],
         };
         let text = call.canonical(41).expect("json");
         let parsed: Value = serde_json::from_str(&text).expect("valid JSON");
@@ -261,6 +280,7 @@ mod tests {
         assert_eq!(parsed["tokens"]["cache_write"], 5);
         assert_eq!(parsed.as_object().map(Map::len), Some(24));
         assert_eq!(parsed["guards"][0]["count"], 2);
+        assert_eq!(parsed["guards"][1]["detail"], "score 0.93, tier model");
     }
 
     #[test]

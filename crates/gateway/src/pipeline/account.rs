@@ -119,6 +119,7 @@ impl Ctx {
                 .map(|verdict| switchyard_store::GuardVerdict {
                     entity: verdict.entity.to_string(),
                     action: verdict.action.to_owned(),
+                    detail: verdict.detail.as_deref().map(str::to_owned),
                     count: verdict.count,
                 })
                 .collect(),

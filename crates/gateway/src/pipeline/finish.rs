@@ -102,7 +102,14 @@ impl Ctx {
             guards: self
                 .verdicts
                 .iter()
-                .map(|verdict| (Arc::clone(&verdict.entity), verdict.count, verdict.action))
+                .map(|verdict| {
+                    (
+                        Arc::clone(&verdict.entity),
+                        verdict.count,
+                        verdict.action,
+                        verdict.detail.clone(),
+                    )
+                })
                 .collect(),
         });
     }

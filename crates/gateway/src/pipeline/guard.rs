@@ -36,6 +36,9 @@ pub struct Verdict {
     pub count: u32,
     /// What was done (`tokenize`, `redact`, `block`, `flag`, …).
     pub action: &'static str,
+    /// What else the guard reports, never a value: the injection score and the tier that
+    /// fired (`score 0.93, tier model`).
+    pub detail: Option<Arc<str>>,
 }
 
 /// The guards a call runs under: the policy its key (else its team) names, else its group's,
@@ -82,6 +85,7 @@ pub(super) async fn input(runtime: &Runtime, ctx: &mut Ctx) -> Result<(), ApiErr
             .with_code("guards_opt_out_not_granted"));
         }
         ctx.verdicts.push(Verdict {
+            detail: None,
             entity: Arc::from("guards"),
             count: 1,
             action: "off_by_request",
@@ -244,6 +248,7 @@ fn asked_json(ctx: &Ctx) -> Option<(ResponseFormat, bool)> {
 /// Notes a structured answer that is not what was asked, and says whether it blocks.
 fn note_structured(verdicts: &mut Vec<Verdict>, blocks: bool) {
     verdicts.push(Verdict {
+        detail: None,
         entity: Arc::from("JSON_SCHEMA"),
         count: 1,
         action: if blocks {
@@ -309,6 +314,7 @@ fn note_output(verdicts: &mut Vec<Verdict>, finding: &Finding, action: Option<Ou
     {
         Some(verdict) => verdict.count += 1,
         None => verdicts.push(Verdict {
+            detail: None,
             entity: Arc::clone(&finding.entity),
             count: 1,
             action,

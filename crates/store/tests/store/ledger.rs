@@ -54,11 +54,13 @@ pub(crate) async fn spend_records_and_their_daily_aggregates_agree(backend: &str
             entity: "EMAIL".to_owned(),
             action: "tokenize".to_owned(),
             count: 2,
+            detail: None,
         },
         GuardVerdict {
             entity: "PROMPT_INJECTION".to_owned(),
             action: "flag".to_owned(),
             count: 1,
+            detail: Some("score 0.93, tier model".to_owned()),
         },
     ];
     let records = vec![

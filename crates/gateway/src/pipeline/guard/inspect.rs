@@ -107,6 +107,10 @@ fn injection(guards: &Guards, request: &ChatRequest, scan: &mut Scan) {
         return;
     };
     scan.verdicts.push(Verdict {
+        detail: Some(Arc::from(format!(
+            "score {:.2}, tier {}",
+            detection.score, detection.tier
+        ))),
         entity: Arc::from("PROMPT_INJECTION"),
         count: 1,
         action: if *blocks { "block" } else { "flag" },
@@ -150,6 +154,7 @@ fn scan(guards: &Guards, request: &ChatRequest) -> Scan {
     let pii_action = guards.pii.as_ref().map(|(_, action)| *action);
     for (entity, count) in &secrets {
         scan.verdicts.push(Verdict {
+            detail: None,
             entity: Arc::clone(entity),
             count: *count,
             action: secret_action.map_or("flag", secret_action_name),
@@ -157,6 +162,7 @@ fn scan(guards: &Guards, request: &ChatRequest) -> Scan {
     }
     for (entity, count) in &pii {
         scan.verdicts.push(Verdict {
+            detail: None,
             entity: Arc::clone(entity),
             count: *count,
             action: pii_action.map_or("flag", pii_action_name),
@@ -272,6 +278,7 @@ pub(super) async fn run(guards: &Arc<Guards>, ctx: &mut Ctx) -> Result<(), ApiEr
 /// the policy fails open (on its records either way).
 fn failed(guards: &Guards, ctx: &mut Ctx) -> Result<(), ApiError> {
     ctx.verdicts.push(Verdict {
+        detail: None,
         entity: Arc::from("guards"),
         count: 1,
         action: if guards.fail_open {

@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 use switchyard_gateway::pipeline::hooks::HookFuture;
 use switchyard_gateway::pipeline::{Ctx, Flow, Hook};
 
-use crate::support::{Setup, openai_stream_text, parse_sse, start_with};
+use crate::support::{
+    Setup, openai_stream_text, openai_stream_text_and_finish, parse_sse, start_with,
+};
 
 use crate::support::ECHO_MODELS as MODELS;
 
@@ -54,11 +56,8 @@ async fn personal_data_is_tokenized_upstream_and_restored_in_every_answer() {
     let (setup, seen) = setup("  pii:\n    action: tokenize\n").await;
     // Whole, OpenAI.
     let answer: Value = setup
-        .openai(&json!({"model": "gpt", "messages": [{"role": "user", "content": prompt()}]}))
-        .await
-        .json()
-        .await
-        .expect("json");
+        .openai_json(&json!({"model": "gpt", "messages": [{"role": "user", "content": prompt()}]}))
+        .await;
     assert_eq!(answer["choices"][0]["message"]["content"], prompt());
     let upstream = seen.lock().expect("lock").last().cloned().expect("seen");
     assert_eq!(
@@ -108,11 +107,10 @@ async fn personal_data_is_tokenized_upstream_and_restored_in_every_answer() {
 async fn a_request_without_personal_data_goes_as_the_client_wrote_it() {
     let (setup, seen) = setup("  pii:\n    action: tokenize\n").await;
     let answer: Value = setup
-        .openai(&json!({"model": "gpt", "messages": [{"role": "user", "content": "Hello there"}]}))
-        .await
-        .json()
-        .await
-        .expect("json");
+        .openai_json(
+            &json!({"model": "gpt", "messages": [{"role": "user", "content": "Hello there"}]}),
+        )
+        .await;
     assert_eq!(answer["choices"][0]["message"]["content"], "Hello there");
     assert_eq!(seen.lock().expect("lock").as_slice(), ["Hello there"]);
 }
@@ -121,11 +119,8 @@ async fn a_request_without_personal_data_goes_as_the_client_wrote_it() {
 async fn redaction_is_not_undone() {
     let (setup, seen) = setup("  pii:\n    action: redact\n    entities: [EMAIL]\n").await;
     let answer: Value = setup
-        .openai(&json!({"model": "gpt", "messages": [{"role": "user", "content": prompt()}]}))
-        .await
-        .json()
-        .await
-        .expect("json");
+        .openai_json(&json!({"model": "gpt", "messages": [{"role": "user", "content": prompt()}]}))
+        .await;
     let expected = format!("Mail [REDACTED] about card {CARD}; cc [REDACTED] again.");
     assert_eq!(
         answer["choices"][0]["message"]["content"],
@@ -211,21 +206,6 @@ fn guard_config_problems_are_named_by_path() {
 }
 
 /// The text of an OpenAI stream and its last finish reason.
-fn stream_text_and_finish(text: &str) -> (String, String) {
-    let events = parse_sse(text);
-    let finish = events
-        .iter()
-        .filter_map(|(_, data)| serde_json::from_str::<Value>(data).ok())
-        .filter_map(|chunk| {
-            chunk["choices"][0]["finish_reason"]
-                .as_str()
-                .map(str::to_owned)
-        })
-        .next_back()
-        .unwrap_or_default();
-    (openai_stream_text(&events), finish)
-}
-
 #[tokio::test]
 async fn secrets_and_image_links_in_answers_are_redacted_whole_and_streamed() {
     let (setup, _) = setup("  output:\n    secrets: redact\n    markdown_images: redact\n").await;
@@ -234,11 +214,8 @@ async fn secrets_and_image_links_in_answers_are_redacted_whole_and_streamed() {
         format!("the key is {secret} and ![logo](https://evil.example/p?q=chat-history) ok");
     let expected = "the key is [OPENAI_KEY] and [MARKDOWN_IMAGE] ok";
     let answer: Value = setup
-        .openai(&json!({"model": "gpt", "messages": [{"role": "user", "content": prompt}]}))
-        .await
-        .json()
-        .await
-        .expect("json");
+        .openai_json(&json!({"model": "gpt", "messages": [{"role": "user", "content": prompt}]}))
+        .await;
     assert_eq!(answer["choices"][0]["message"]["content"], expected);
     // Streamed a few characters an event: the secret crosses many events.
     for model in ["gpt", "claude"] {
@@ -246,7 +223,7 @@ async fn secrets_and_image_links_in_answers_are_redacted_whole_and_streamed() {
             .openai(&json!({"model": model, "stream": true,
                 "messages": [{"role": "user", "content": prompt}]}))
             .await;
-        let (text, finish) = stream_text_and_finish(&response.text().await.expect("body"));
+        let (text, finish) = openai_stream_text_and_finish(&response.text().await.expect("body"));
         assert_eq!(
             (text.as_str(), finish.as_str()),
             (expected, "stop"),
@@ -260,11 +237,8 @@ async fn a_blocked_answer_ends_with_content_filter_and_nothing_of_it() {
     let (setup, _) = setup("  output:\n    secrets: block\n").await;
     let prompt = "here: AKIAIOSFODNN7EXAMPLE is the key";
     let answer: Value = setup
-        .openai(&json!({"model": "gpt", "messages": [{"role": "user", "content": prompt}]}))
-        .await
-        .json()
-        .await
-        .expect("json");
+        .openai_json(&json!({"model": "gpt", "messages": [{"role": "user", "content": prompt}]}))
+        .await;
     assert_eq!(answer["choices"][0]["finish_reason"], "content_filter");
     assert!(!answer.to_string().contains("AKIA"));
     let response = setup
@@ -272,7 +246,7 @@ async fn a_blocked_answer_ends_with_content_filter_and_nothing_of_it() {
             "messages": [{"role": "user", "content": prompt}]}))
         .await;
     let body = response.text().await.expect("body");
-    let (text, finish) = stream_text_and_finish(&body);
+    let (text, finish) = openai_stream_text_and_finish(&body);
     assert_eq!(finish, "content_filter");
     assert!(!text.contains("AKIA") && !body.contains("AKIA"), "{body}");
     assert!(body.trim_end().ends_with("data: [DONE]"), "{body}");
@@ -293,11 +267,8 @@ async fn a_blocked_answer_ends_with_content_filter_and_nothing_of_it() {
 async fn tokenized_values_are_not_taken_for_the_models_own_personal_data() {
     let (setup, _) = setup("  pii:\n    action: tokenize\n  output:\n    pii: redact\n").await;
     let answer: Value = setup
-        .openai(&json!({"model": "gpt", "messages": [{"role": "user", "content": prompt()}]}))
-        .await
-        .json()
-        .await
-        .expect("json");
+        .openai_json(&json!({"model": "gpt", "messages": [{"role": "user", "content": prompt()}]}))
+        .await;
     // The model saw and echoed placeholders: nothing of its own to redact, all restored.
     assert_eq!(answer["choices"][0]["message"]["content"], prompt());
 }
@@ -517,11 +488,8 @@ async fn large_requests_are_inspected_off_the_worker_and_a_slow_guard_fails_as_c
     // Every request over 16 bytes goes to the blocking pool: the same result as inline.
     let (gateway, seen) = setup("  offload_bytes: 16\n  pii:\n    action: tokenize\n").await;
     let answer: Value = gateway
-        .openai(&json!({"model": "gpt", "messages": [{"role": "user", "content": prompt()}]}))
-        .await
-        .json()
-        .await
-        .expect("json");
+        .openai_json(&json!({"model": "gpt", "messages": [{"role": "user", "content": prompt()}]}))
+        .await;
     assert_eq!(answer["choices"][0]["message"]["content"], prompt());
     let upstream = seen.lock().expect("lock").last().cloned().expect("seen");
     assert!(

@@ -359,6 +359,11 @@ impl Setup {
     }
 
     /// POSTs JSON to an OpenAI route with one more request header (`x-switchyard-*`).
+    /// POSTs an OpenAI chat request and reads its whole answer as JSON.
+    pub async fn openai_json(&self, body: &Value) -> Value {
+        self.openai(body).await.json().await.expect("json")
+    }
+
     pub async fn openai_with(&self, header: (&str, &str), body: &Value) -> reqwest::Response {
         self.client
             .post(self.url("/v1/chat/completions"))
@@ -423,6 +428,22 @@ pub fn openai_stream_text(events: &[(Option<String>, String)]) -> String {
 
 /// An Anthropic stream's tool-call arguments (the `input_json_delta` pieces, joined) and its
 /// stop reason.
+/// An OpenAI stream's text and its last finish reason.
+pub fn openai_stream_text_and_finish(body: &str) -> (String, String) {
+    let events = parse_sse(body);
+    let finish = events
+        .iter()
+        .filter_map(|(_, data)| serde_json::from_str::<Value>(data).ok())
+        .filter_map(|chunk| {
+            chunk["choices"][0]["finish_reason"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .next_back()
+        .unwrap_or_default();
+    (openai_stream_text(&events), finish)
+}
+
 pub fn anthropic_tool_arguments(events: &[(Option<String>, String)]) -> (String, Value) {
     let mut arguments = String::new();
     let mut stop_reason = Value::Null;

@@ -210,8 +210,12 @@ impl Model {
 
     /// How likely normalised `text` is an injection or a jailbreak, 0 to 1.
     pub fn score(&self, text: &str) -> f32 {
-        let text = unquote(text);
-        let margin = windows(&text)
+        self.score_unquoted(&unquote(text))
+    }
+
+    /// [`Model::score`] of a text [`unquote`] has already been through.
+    pub fn score_unquoted(&self, text: &str) -> f32 {
+        let margin = windows(text)
             .map(|window| self.margin(window))
             .fold(f32::NEG_INFINITY, f32::max);
         sigmoid(margin)

@@ -145,12 +145,16 @@ impl Corpus {
 
     /// How close normalised `text` comes to a known jailbreak, 0 to 1 (0.8 at [`MATCH`]).
     pub fn score(&self, text: &str) -> f32 {
+        self.score_unquoted(&unquote(text))
+    }
+
+    /// [`Corpus::score`] of a text [`unquote`] has already been through.
+    pub fn score_unquoted(&self, text: &str) -> f32 {
         if self.sketches.is_empty() {
             return 0.0;
         }
-        let text = unquote(text);
         let mut best = 0f32;
-        for window in windows(&text) {
+        for window in windows(text) {
             let probe = sketch(window);
             if probe.iter().filter(|v| **v != EMPTY).count() < MIN_FILLED {
                 continue;

@@ -386,12 +386,17 @@ impl OutputTap {
 
     /// Lets out everything held for `choice`.
     fn finish_choice(&mut self, ctx: &mut Ctx, choice: u32, out: &mut Vec<StreamEvent>) -> Step {
-        let keys: Vec<(u32, Part)> = self
-            .held
-            .keys()
-            .filter(|(c, _)| *c == choice)
-            .copied()
-            .collect();
+        self.finish(ctx, out, |(c, _)| *c == choice)
+    }
+
+    /// Lets out all of each held part `which` picks, and forgets it.
+    fn finish(
+        &mut self,
+        ctx: &mut Ctx,
+        out: &mut Vec<StreamEvent>,
+        which: impl Fn(&(u32, Part)) -> bool,
+    ) -> Step {
+        let keys: Vec<(u32, Part)> = self.held.keys().filter(|key| which(key)).copied().collect();
         for key in keys {
             if self.release(ctx, key, true, out) == Step::Stop {
                 return Step::Stop;
@@ -419,17 +424,8 @@ impl Tap for OutputTap {
             }
         };
         // Another part of the same choice starting lets the held ones out first.
-        let others: Vec<(u32, Part)> = self
-            .held
-            .keys()
-            .filter(|(c, p)| *c == choice && *p != part)
-            .copied()
-            .collect();
-        for key in others {
-            if self.release(ctx, key, true, out) == Step::Stop {
-                return Step::Stop;
-            }
-            self.held.remove(&key);
+        if self.finish(ctx, out, |(c, p)| *c == choice && *p != part) == Step::Stop {
+            return Step::Stop;
         }
         self.held.entry((choice, part)).or_default().push_str(&text);
         self.release(ctx, (choice, part), false, out)

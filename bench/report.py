@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-TARGETS = ("direct", "nginx", "gateway", "gateway-keys", "gateway-redis", "gateway-ledger", "gateway-audit")
+TARGETS = ("direct", "nginx", "gateway", "gateway-keys", "gateway-redis", "gateway-ledger", "gateway-audit", "gateway-guards")
 
 
 def load_jsonl(path):

@@ -17,6 +17,8 @@
 #   gateway-ledger the bare path with the ledger and metrics on: each call priced, its spend
 #                  record queued and written in batches to SQLite with its daily aggregates,
 #                  and recorded in the Prometheus metrics
+#   gateway-guards the bare path with the guards on (PII tokenized, secrets blocked, injections
+#                  blocked with every tier, secrets and image links redacted in answers)
 #   gateway-audit  the bare path with the audit log on: each call's record queued and appended
 #                  in batches to the Merkle tree in SQLite, checkpoints signed every 10 s
 # Each is loaded with wrk at concurrency 1 (pure latency) and 64 (throughput), plain and
@@ -28,7 +30,7 @@
 #   BENCH_TTFB_N      sequential streaming requests per target for TTFB (default 2000)
 #   BENCH_SKIP_BUILD  1 = use the existing target/release binaries as they are
 #   BENCH_TARGETS     subset of "direct nginx gateway gateway-keys gateway-redis gateway-ledger
-#                     gateway-audit"
+#                     gateway-audit gateway-guards"
 #                     (default: all; gateway-redis only when Redis answers)
 #   BENCH_REDIS_URL   the Redis of gateway-redis (default redis://127.0.0.1:6379/)
 #   BENCH_ROUNDS      rounds of every wrk run, interleaved (default 1); with more than one the
@@ -58,13 +60,13 @@ redis_answers() {
     hostport=${hostport%%/*}
     command -v redis-cli >/dev/null && redis-cli -h "${hostport%:*}" -p "${hostport##*:}" ping >/dev/null 2>&1
 }
-DEFAULT_TARGETS="direct nginx gateway gateway-keys gateway-ledger gateway-audit"
+DEFAULT_TARGETS="direct nginx gateway gateway-keys gateway-ledger gateway-audit gateway-guards"
 if redis_answers; then DEFAULT_TARGETS+=" gateway-redis"; fi
 read -r -a TARGETS <<<"${BENCH_TARGETS:-$DEFAULT_TARGETS}"
 wants() { [[ " ${TARGETS[*]} " == *" $1 "* ]]; }
 wants_gateway() { [[ " ${TARGETS[*]} " == *" gateway"* ]]; }
 for target in "${TARGETS[@]}"; do
-    [[ $target =~ ^(direct|nginx|gateway|gateway-keys|gateway-redis|gateway-ledger|gateway-audit)$ ]] || { echo "bench: unknown target $target" >&2; exit 1; }
+    [[ $target =~ ^(direct|nginx|gateway|gateway-keys|gateway-redis|gateway-ledger|gateway-audit|gateway-guards)$ ]] || { echo "bench: unknown target $target" >&2; exit 1; }
 done
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -215,6 +217,9 @@ EOF
     if [[ $target != gateway-audit ]]; then
         printf 'audit:\n  enabled: false\n' >>"$config"
     fi
+    if [[ $target == gateway-guards ]]; then
+        printf 'guards:\n  pii:\n    action: tokenize\n  secrets:\n    action: block\n  injection:\n    action: block\n  output:\n    secrets: redact\n    markdown_images: redact\n' >>"$config"
+    fi
     if [[ $target == gateway-redis ]]; then
         printf 'redis:\n  url: "%s"\n  prefix: "switchyard-bench-%s"\n' "$REDIS_URL" "$$" >>"$config"
     fi
@@ -236,7 +241,7 @@ EOF
 GATEWAY_PID=
 start_mock
 if wants nginx; then start_nginx; fi
-for target in gateway gateway-keys gateway-redis gateway-ledger gateway-audit; do
+for target in gateway gateway-keys gateway-redis gateway-ledger gateway-audit gateway-guards; do
     if wants "$target"; then start_gateway "$target"; fi
 done
 

@@ -15,6 +15,7 @@
 //! - `check`: field validation and the team ceiling on keys.
 
 mod audit;
+mod cache;
 mod check;
 mod keys;
 mod spend;
@@ -51,6 +52,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/audit/proof", get(audit::inclusion))
         .route("/admin/audit/consistency", get(audit::consistency))
         .route("/admin/audit/export", get(audit::export))
+        .route("/admin/cache", get(cache::stats).delete(cache::invalidate))
         .route("/admin/changes", get(changes))
         .route("/admin/keys", post(keys::create).get(keys::list))
         .route(

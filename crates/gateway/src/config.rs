@@ -10,7 +10,8 @@ pub mod file;
 pub mod load;
 
 pub use file::{
-    AuthConfig, AuthMode, ConfigFile, DeploymentConfig, LimitsConfig, ModelConfig, OutagePolicy,
-    RedisConfig, RoutingConfig, Secret, ServerConfig, StoreConfig,
+    AuthConfig, AuthMode, CacheBackend, CacheConfig, CacheScope, ConfigFile, DeploymentConfig,
+    LimitsConfig, ModelConfig, OutagePolicy, RedisConfig, RoutingConfig, Secret, ServerConfig,
+    StoreConfig,
 };
 pub use load::{ConfigError, Env, ProcessEnv, load_file, validate};

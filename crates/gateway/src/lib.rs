@@ -27,6 +27,7 @@ pub mod admin;
 pub mod app;
 pub mod audit;
 pub mod background;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod governance;

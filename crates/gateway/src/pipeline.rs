@@ -15,12 +15,14 @@
 //! - [`answer`]: what a call produces: a whole answer or a stream of events.
 //! - [`respond`]: answers into responses: JSON, or SSE through the one stream pump and its taps.
 //! - [`budget`]: the most a call can cost, reserved on its caller's budgets (402 without room).
+//! - [`cache`]: answers from the cache (exact match), and answers kept for it.
 //! - `account`: at the end, the call's cost, its budgets settled, its spend record queued.
 //! - [`finish`]: where every request ends: its log line and the hooks' `finished`.
 
 mod account;
 pub mod answer;
 pub mod budget;
+pub mod cache;
 pub mod call;
 pub mod embed;
 pub mod finish;
@@ -154,6 +156,8 @@ pub struct Ctx {
     pub guards: Option<Arc<crate::guards::Guards>>,
     /// The caller asked for no guards (`x-switchyard-guards: off`).
     pub guards_off: bool,
+    /// The call's dealings with the answer cache (`None`: not cached).
+    pub cache: Option<Box<cache::CacheCall>>,
     /// State every worker shares: hooks, health, background queues.
     pub shared: Arc<Shared>,
     /// `finish` ran.
@@ -268,6 +272,7 @@ impl Ctx {
             verdicts: Vec::new(),
             guards: None,
             guards_off: false,
+            cache: None,
             shared,
             finished: false,
         }
@@ -374,15 +379,20 @@ pub async fn run(
     let started = ctx.stage_start();
     guard::input(runtime, ctx).await?;
     ctx.stage("guards", started);
-    // Hooks (and next the cache lookup) see the request once it is decoded and its group
-    // known, and before the model: they may change it, refuse it, or answer it themselves (a
-    // cache hit, a 429). They also put their taps on the stream here, which decides whether a
-    // same-dialect answer may be relayed as written.
+    // Hooks see the request once it is decoded and its group known, and before the model:
+    // they may change it, refuse it, or answer it themselves (a 429). They also put their
+    // taps on the stream here, which decides whether a same-dialect answer may be relayed as
+    // written.
     let mut answer = match hooks::before_model(ctx).await? {
         Flow::Respond(answer) => *answer,
-        // Route last among the stages before the model: it makes the upstream calls, with
-        // retries and fallbacks, and needs everything above settled.
-        Flow::Continue => route(runtime, ctx).await?,
+        // The cache after the hooks, which may change the request: it is looked up as it
+        // would go to the model (guarded and changed), in the caller's scope.
+        Flow::Continue => match cache::lookup(ctx, headers).await? {
+            Some(answer) => answer,
+            // Route last among the stages before the model: it makes the upstream calls,
+            // with retries and fallbacks, and needs everything above settled.
+            None => route(runtime, ctx).await?,
+        },
     };
     // A whole answer's usage is known now; a stream's accrues in the pump, event by event.
     if let (Some(trace), Answer::Whole(whole)) = (&mut ctx.trace, &answer) {
@@ -408,6 +418,8 @@ pub async fn run(
     // A structured answer that is not what was asked is refused after its usage is known
     // (the call is charged: the model did answer).
     guard::structured(ctx, &answer)?;
+    // Kept for the cache only once every guard passed it (a stream, as it passes the taps).
+    cache::capture(ctx, &answer);
     // The client's bytes have gone upstream; a stream may last minutes, and a coding agent's
     // body can be megabytes: not kept for the stream's life.
     ctx.body.raw = Bytes::new();

@@ -113,6 +113,8 @@ pub struct ModelGroup {
     pub health_check_interval: Option<Duration>,
     /// The guard policy for calls to this group (`guards.policies`), unless the caller names one.
     pub guard_policy: Option<String>,
+    /// Whether its answers are cached (`None`: as `cache.enabled` says).
+    pub cache: Option<bool>,
 }
 
 /// The outcome of choosing a deployment for one attempt.
@@ -289,6 +291,7 @@ mod tests {
             content_policy_fallbacks: Vec::new(),
             health_check_interval: None,
             guard_policy: None,
+            cache: None,
         }
     }
 

@@ -227,6 +227,7 @@ impl Runtime {
                 content_policy_fallbacks: model.content_policy_fallbacks.clone(),
                 health_check_interval: model.health_check_interval_secs.map(secs),
                 guard_policy: model.guard_policy.clone(),
+                cache: model.cache,
             });
             for name in std::iter::once(&model.name).chain(&model.aliases) {
                 by_name.insert(name.clone(), Arc::clone(&group));

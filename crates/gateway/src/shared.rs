@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::audit::Audit;
 use crate::background::Background;
+use crate::cache::Cache;
 use crate::governance::Governance;
 use crate::ledger::Ledger;
 use crate::pipeline::Hook;
@@ -36,6 +37,8 @@ pub struct Shared {
     pub metrics: Option<Arc<Metrics>>,
     /// OpenTelemetry traces (`None`: no `otel.endpoint`).
     pub traces: Option<Arc<Traces>>,
+    /// The answer cache (`None`: no group is cached).
+    pub cache: Option<Arc<Cache>>,
     /// Permits for open client connections, one per connection, over every worker.
     connections: std::sync::OnceLock<Arc<tokio::sync::Semaphore>>,
     /// Permits for request bodies held, one per KiB, over every worker.
@@ -54,6 +57,7 @@ impl Shared {
             audit: None,
             metrics: None,
             traces: None,
+            cache: None,
             connections: std::sync::OnceLock::new(),
             bodies: std::sync::OnceLock::new(),
         }
@@ -111,6 +115,13 @@ impl Shared {
     #[must_use]
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Shared {
         self.metrics = Some(metrics);
+        self
+    }
+
+    /// Answers repeated calls from `cache`.
+    #[must_use]
+    pub fn with_cache(mut self, cache: Arc<Cache>) -> Shared {
+        self.cache = Some(cache);
         self
     }
 

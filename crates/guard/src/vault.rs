@@ -63,6 +63,17 @@ impl Vault {
         self.by_placeholder.len()
     }
 
+    /// Each placeholder and the value it stands for, in placeholder order.
+    pub fn pairs(&self) -> Vec<(&str, &str)> {
+        let mut pairs: Vec<(&str, &str)> = self
+            .by_placeholder
+            .iter()
+            .map(|(placeholder, value)| (placeholder.as_str(), value.as_str()))
+            .collect();
+        pairs.sort_unstable();
+        pairs
+    }
+
     /// The placeholder of `value` (an `entity`): the one it already has, or the next number.
     pub fn tokenize(&mut self, entity: &Arc<str>, value: &str) -> String {
         if let Some(placeholder) = self.by_value.get(&(Arc::clone(entity), value.to_owned())) {

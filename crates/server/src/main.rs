@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use switchyard_gateway::Shared;
 use switchyard_gateway::audit::{self as audit_log, Audit};
 use switchyard_gateway::background::Background;
+use switchyard_gateway::cache::Cache;
 use switchyard_gateway::config::{
     self, AuthMode, ConfigFile, ProcessEnv, defaults::DEFAULT_CONFIG,
 };
@@ -330,6 +331,16 @@ fn run_serve(
         }
         None => None,
     };
+    if Cache::wanted(&config) {
+        let cache = Cache::start(&config, &background, shared.metrics.clone())
+            .map_err(|error| anyhow::anyhow!("cannot start the cache: {error}"))?;
+        info!(
+            backend = cache.backend_name(),
+            ttl_secs = config.cache.ttl_secs,
+            "Caching answers"
+        );
+        shared = shared.with_cache(Arc::new(cache));
+    }
     let shared = Arc::new(shared);
     let started = reload::Started {
         mode,

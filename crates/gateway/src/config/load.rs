@@ -11,9 +11,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::file::{
-    AuditConfig, AuthConfig, AuthMode, ConfigFile, DeploymentConfig, GuardsConfig, LedgerConfig,
-    LimitsConfig, MetricsConfig, ModelConfig, OtelConfig, RedisConfig, RoutingConfig, Secret,
-    ServerConfig, StoreConfig, WebhookConfig,
+    AuditConfig, AuthConfig, AuthMode, CacheConfig, ConfigFile, DeploymentConfig, GuardsConfig,
+    LedgerConfig, LimitsConfig, MetricsConfig, ModelConfig, OtelConfig, RedisConfig, RoutingConfig,
+    Secret, ServerConfig, StoreConfig, WebhookConfig,
 };
 
 /// One problem in a config file.
@@ -126,6 +126,7 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
     let audit = section::<AuditConfig>(&mut root, "audit", &mut errors)
         .map(|audit| control::check_audit(audit, env, &mut errors));
     let guards = section::<GuardsConfig>(&mut root, "guards", &mut errors);
+    let cache = section::<CacheConfig>(&mut root, "cache", &mut errors);
     let hooks: Vec<WebhookConfig> = match root.remove("hooks") {
         None | Some(Value::Null) => Vec::new(),
         Some(value) => {
@@ -198,9 +199,12 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
     if let Some(guards) = &guards {
         control::check_guards(guards, &models, &mut errors);
     }
+    if let Some(cache) = &cache {
+        control::check_cache(cache, redis.as_ref(), &mut errors);
+    }
     errors.sort_by_cached_key(|error| path_order(&error.path));
     match (
-        server, routing, auth, store, limits, redis, ledger, metrics, otel, audit, guards,
+        server, routing, auth, store, limits, redis, ledger, metrics, otel, audit, guards, cache,
     ) {
         (
             Some(server),
@@ -214,6 +218,7 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
             Some(otel),
             Some(audit),
             Some(guards),
+            Some(cache),
         ) if errors.is_empty() => Ok(ConfigFile {
             server,
             routing,
@@ -228,15 +233,16 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
             audit,
             guards,
             hooks,
+            cache,
         }),
         _ => Err(errors),
     }
 }
 
 /// The file's top-level sections.
-const SECTIONS: [&str; 13] = [
+const SECTIONS: [&str; 14] = [
     "server", "routing", "models", "auth", "store", "limits", "redis", "ledger", "metrics", "otel",
-    "audit", "guards", "hooks",
+    "audit", "guards", "hooks", "cache",
 ];
 
 /// The environment variable the audit log's signing key is read from when the file has none.

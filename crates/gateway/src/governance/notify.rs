@@ -22,6 +22,49 @@ use tracing::{debug, info, warn};
 use super::{Changed, Governance};
 use crate::background::{Background, Queue};
 
+/// A connection to Redis through `client`, made by a background task that tries every second
+/// until Redis answers (saying `ready` then, and `waiting` the first time it does not); empty
+/// until then. The connection remakes itself after Redis restarts.
+pub(crate) fn connect(
+    client: &redis::Client,
+    background: &Background,
+    ready: &'static str,
+    waiting: &'static str,
+) -> Arc<ArcSwapOption<ConnectionManager>> {
+    let connection: Arc<ArcSwapOption<ConnectionManager>> = Arc::new(ArcSwapOption::empty());
+    let (client, slot, closing) = (
+        client.clone(),
+        Arc::clone(&connection),
+        background.closing(),
+    );
+    background.spawn(async move {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(1));
+        let mut warned = false;
+        loop {
+            match ConnectionManager::new_with_config(client.clone(), config.clone()).await {
+                Ok(manager) => {
+                    slot.store(Some(Arc::new(manager)));
+                    info!("{ready}");
+                    return;
+                }
+                Err(error) if !warned => {
+                    warn!(%error, "{waiting}");
+                    warned = true;
+                }
+                Err(error) => debug!(%error, "Redis still unreachable"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = closing.cancelled() => return,
+            }
+        }
+    });
+    connection
+}
+
 /// Changes queued for publishing at most.
 const QUEUE: usize = 4096;
 
@@ -43,40 +86,13 @@ impl Notify {
         background: &Background,
     ) -> Result<Notify, redis::RedisError> {
         let client = redis::Client::open(url)?;
-        let connection: Arc<ArcSwapOption<ConnectionManager>> = Arc::new(ArcSwapOption::empty());
+        let connection = connect(
+            &client,
+            background,
+            "Rate limits and key changes shared through Redis",
+            "Cannot reach Redis yet: limits are per instance until it answers",
+        );
         let channel = format!("{prefix}:keys");
-        {
-            let (client, slot, closing) = (
-                client.clone(),
-                Arc::clone(&connection),
-                background.closing(),
-            );
-            background.spawn(async move {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(Duration::from_secs(1)))
-                    .set_number_of_retries(2)
-                    .set_max_delay(Duration::from_secs(1));
-                let mut warned = false;
-                loop {
-                    match ConnectionManager::new_with_config(client.clone(), config.clone()).await {
-                        Ok(manager) => {
-                            slot.store(Some(Arc::new(manager)));
-                            info!("Rate limits and key changes shared through Redis");
-                            return;
-                        }
-                        Err(error) if !warned => {
-                            warn!(%error, "Cannot reach Redis yet: limits are per instance until it answers");
-                            warned = true;
-                        }
-                        Err(error) => debug!(%error, "Redis still unreachable"),
-                    }
-                    tokio::select! {
-                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                        () = closing.cancelled() => return,
-                    }
-                }
-            });
-        }
         let (slot, publish_channel) = (Arc::clone(&connection), channel.clone());
         let publish = background.queue("key changes", QUEUE, 64, move |batch: Vec<String>| {
             let connection = slot.load_full();

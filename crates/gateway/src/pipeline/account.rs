@@ -41,24 +41,33 @@ impl Ctx {
     /// Prices the call, settles its budgets and queues its spend record (calls that reached a
     /// provider, or were answered for one).
     pub(super) fn account(&mut self, end: &End) {
-        let Some(price) = self.route.price.clone() else {
-            // Refused before routing: nothing spent, nothing held but what is released here.
-            if let (Some(reservation), Some(ledger), Some(principal)) = (
-                self.reservation.take(),
-                &self.shared.ledger,
-                &self.principal,
-            ) {
-                ledger.settle(reservation, Usd::ZERO, &ledger::applying(principal));
+        let hit = self.cache_hit();
+        let (cost, estimated) = match self.route.price.clone() {
+            // Answered from the cache: recorded, at no cost.
+            _ if hit => (Cost::default(), false),
+            Some(price) => {
+                let estimated = self.estimate_usage();
+                // Images are counted only for a model that prices them apart from their
+                // tokens.
+                let images = match (price.image, self.chat()) {
+                    (Some(_), Some(request)) => request.image_count(),
+                    _ => 0,
+                };
+                (Cost::of(&price, &self.usage, images), estimated)
             }
-            return;
+            None => {
+                // Refused before routing: nothing spent, nothing held but what is released
+                // here.
+                if let (Some(reservation), Some(ledger), Some(principal)) = (
+                    self.reservation.take(),
+                    &self.shared.ledger,
+                    &self.principal,
+                ) {
+                    ledger.settle(reservation, Usd::ZERO, &ledger::applying(principal));
+                }
+                return;
+            }
         };
-        let estimated = self.estimate_usage();
-        // Images are counted only for a model that prices them apart from their tokens.
-        let images = match (price.image, self.chat()) {
-            (Some(_), Some(request)) => request.image_count(),
-            _ => 0,
-        };
-        let cost = Cost::of(&price, &self.usage, images);
         self.cost = Some(cost);
         let Some(ledger) = &self.shared.ledger else {
             return;
@@ -104,7 +113,7 @@ impl Ctx {
             cost_nanos: cost.total.nanos(),
             estimated,
             unpriced: cost.unpriced,
-            cache_hit: false,
+            cache_hit: hit,
             stream: self.streamed,
             status,
             attempts: self.route.attempts,

@@ -44,7 +44,13 @@ impl Ctx {
             return;
         }
         self.finished = true;
+        if self.cache_hit() {
+            // An answer from the cache used no tokens (the answer still says what the call
+            // that made it used): nothing to settle against limits or budgets.
+            self.usage = switchyard_types::Usage::default();
+        }
         self.account(&end);
+        self.cache_ended(&end);
         self.audit(&end);
         self.log(&end);
         if let (Some(admission), Some(governance)) =

@@ -59,6 +59,9 @@ fn head(headers: &mut HeaderMap, ctx: &Ctx, content_type: Option<&'static str>) 
     if let Some(quota) = &ctx.quota {
         rate_limit_headers(headers, quota);
     }
+    if let Some(call) = &ctx.cache {
+        super::cache::headers(headers, call);
+    }
     if let Ok(id) = HeaderValue::from_str(&ctx.request_id) {
         headers.insert(headers::REQUEST_ID.clone(), id);
     }
@@ -280,7 +283,9 @@ impl Pump {
         let mut out = Vec::new();
         if let Events::Relay { first, rest } = &mut *self.events {
             if !first.is_empty() {
-                return Some(Bytes::from(std::mem::take(first)));
+                let first = std::mem::take(first);
+                self.ctx.cache_bytes(&first);
+                return Some(Bytes::from(first));
             }
             let ended = match rest.next(&mut out).await {
                 Some(Ok(())) => None,
@@ -292,6 +297,7 @@ impl Pump {
             };
             self.ctx.usage = rest.usage();
             self.ctx.content_events = rest.content_events();
+            self.ctx.cache_bytes(&out);
             if let Some(end) = ended {
                 self.end(end);
             }
@@ -354,7 +360,9 @@ impl Pump {
     fn next_buffered(&mut self) -> Option<StreamEvent> {
         match &mut *self.events {
             Events::Upstream { rest, .. } => rest.next_buffered(),
-            Events::Replay(_) | Events::Relay { .. } => None,
+            // A replay is all in hand: it leaves in one chunk.
+            Events::Replay(events) => events.next(),
+            Events::Relay { .. } => None,
         }
     }
 
@@ -430,6 +438,9 @@ impl Pump {
         {
             self.finished_choices |= 1 << choice;
         }
+        if self.ctx.cache.is_some() {
+            self.ctx.cache_event(event);
+        }
         if let Some(encoder) = &mut self.encoder {
             encoder.encode(event, out);
         }
@@ -438,6 +449,7 @@ impl Pump {
     /// A tap ended the stream: every choice still open finishes with `content_filter`, and
     /// the stream ends as the dialect ends one. The upstream is closed when the pump drops.
     fn stop(&mut self, out: &mut Vec<u8>) {
+        self.ctx.cache_spoiled();
         for choice in 0..self.choices.min(64) {
             if self.finished_choices & (1 << choice) == 0 {
                 let finish = StreamEvent::Finish {

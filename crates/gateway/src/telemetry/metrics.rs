@@ -63,6 +63,17 @@ struct GuardLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    model: Arc<String>,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheWriteLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct QueueLabels {
     queue: &'static str,
 }
@@ -113,6 +124,12 @@ pub struct Metrics {
     genai_tokens: Histograms<GenAiTokenLabels>,
     genai_duration: Histograms<GenAiLabels>,
     genai_first_token: Histograms<GenAiLabels>,
+    cache_lookups: Family<CacheLabels, Counter>,
+    cache_writes: Family<CacheWriteLabels, Counter>,
+    cache_saved_tokens: Family<ModelLabels, Counter>,
+    cache_saved_cost: Family<ModelLabels, Counter<f64, AtomicU64>>,
+    cache_entries: Gauge,
+    cache_bytes: Gauge,
     /// The label of a model that does not exist.
     unknown: Arc<String>,
     /// The team label of a call without a team.
@@ -213,6 +230,12 @@ impl Metrics {
             genai_tokens: Family::new_with_constructor(genai_tokens as fn() -> Histogram),
             genai_duration: Family::new_with_constructor(genai_duration as fn() -> Histogram),
             genai_first_token: Family::new_with_constructor(genai_first_token as fn() -> Histogram),
+            cache_lookups: Family::default(),
+            cache_writes: Family::default(),
+            cache_saved_tokens: Family::default(),
+            cache_saved_cost: Family::default(),
+            cache_entries: Gauge::default(),
+            cache_bytes: Gauge::default(),
             registry: Registry::default(),
             unknown: Arc::new("unknown".to_owned()),
             no_team: Arc::new(String::new()),
@@ -313,9 +336,82 @@ impl Metrics {
             Unit::Seconds,
             metrics.genai_first_token.clone(),
         );
+        registry.register(
+            "switchyard_cache_lookups",
+            "Calls to cached model groups by what the cache did: hit, miss, bypass (the request asked)",
+            metrics.cache_lookups.clone(),
+        );
+        registry.register(
+            "switchyard_cache_writes",
+            "Answers offered to the cache: stored, too_large, refused (filtered or undecodable), failed",
+            metrics.cache_writes.clone(),
+        );
+        registry.register(
+            "switchyard_cache_saved_tokens",
+            "Tokens the answers served from the cache had cost their first call, by model group",
+            metrics.cache_saved_tokens.clone(),
+        );
+        registry.register(
+            "switchyard_cache_saved_usd",
+            "What the answers served from the cache had cost their first call, US dollars",
+            metrics.cache_saved_cost.clone(),
+        );
+        registry.register(
+            "switchyard_cache_entries",
+            "Answers the in-process cache holds",
+            metrics.cache_entries.clone(),
+        );
+        registry.register_with_unit(
+            "switchyard_cache_size",
+            "What the in-process cache holds",
+            Unit::Bytes,
+            metrics.cache_bytes.clone(),
+        );
         Metrics {
             registry,
             ..metrics
+        }
+    }
+
+    /// A cache lookup for a call to `model` came out as `result`.
+    pub fn cache_lookup(&self, model: &Arc<String>, result: &'static str) {
+        self.cache_lookups
+            .get_or_create(&CacheLabels {
+                model: Arc::clone(model),
+                result,
+            })
+            .inc();
+    }
+
+    /// A hit saved what the call that made its answer used and cost.
+    pub fn cache_saved(&self, model: &Arc<String>, usage: &switchyard_types::Usage, nanos: i64) {
+        let labels = ModelLabels {
+            model: Arc::clone(model),
+        };
+        self.cache_saved_tokens
+            .get_or_create(&labels)
+            .inc_by(usage.total_tokens());
+        self.cache_saved_cost
+            .get_or_create(&labels)
+            .inc_by(nanos.max(0) as f64 / 1e9);
+    }
+
+    /// What became of an answer offered to the cache.
+    pub fn cache_write(&self, kept: crate::cache::Kept) {
+        self.cache_writes
+            .get_or_create(&CacheWriteLabels {
+                result: kept.name(),
+            })
+            .inc();
+    }
+
+    /// What the in-process cache holds.
+    pub fn cache_size(&self, stats: crate::cache::Stats) {
+        self.cache_entries
+            .set(i64::try_from(stats.entries).unwrap_or(i64::MAX));
+        if let Some(bytes) = stats.bytes {
+            self.cache_bytes
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
         }
     }
 

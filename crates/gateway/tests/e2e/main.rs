@@ -8,6 +8,7 @@
 mod audit;
 mod azure;
 mod bedrock;
+mod cache;
 mod chat;
 mod clients;
 mod embeddings;

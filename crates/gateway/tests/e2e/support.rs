@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 use switchyard_gateway::audit::Audit;
 use switchyard_gateway::background::Background;
+use switchyard_gateway::cache::Cache;
 use switchyard_gateway::config::validate;
 use switchyard_gateway::governance::Governance;
 use switchyard_gateway::ledger::Ledger;
@@ -57,6 +58,11 @@ pub async fn start_with(models_yaml: &str, hooks: Vec<Arc<dyn Hook>>) -> Setup {
     if config.otel.endpoint.is_some() {
         let traces = Traces::start(&config.otel).expect("the exporter starts");
         shared = shared.with_traces(Arc::new(traces));
+    }
+    if Cache::wanted(&config) {
+        let cache = Cache::start(&config, &shared.background, shared.metrics.clone())
+            .expect("the cache starts");
+        shared = shared.with_cache(Arc::new(cache));
     }
     let shared = Arc::new(shared);
     let runtime = Runtime::build(&config, &shared)
@@ -142,6 +148,11 @@ pub async fn start_keys(models_yaml: &str) -> Setup {
     }
     if config.metrics.enabled {
         shared = shared.with_metrics(Arc::new(Metrics::new()));
+    }
+    if Cache::wanted(&config) {
+        let cache =
+            Cache::start(&config, &background, shared.metrics.clone()).expect("the cache starts");
+        shared = shared.with_cache(Arc::new(cache));
     }
     let shared = Arc::new(shared.with_governance(Arc::new(governance)));
     let runtime = Runtime::build(&config, &shared)

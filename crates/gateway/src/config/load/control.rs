@@ -1,10 +1,13 @@
-//! Checks of the control plane's sections: the audit log, the guards and their policies, and
-//! the hooks.
+//! Checks of the control plane's sections: the audit log, the guards and their policies, the
+//! hooks and the cache.
 
 use std::collections::HashSet;
 
 use super::{AUDIT_KEY_VAR, ConfigError, Env, error_at};
-use crate::config::file::{AuditConfig, GuardsConfig, ModelConfig, Secret, WebhookConfig};
+use crate::config::file::{
+    AuditConfig, CacheBackend, CacheConfig, GuardsConfig, ModelConfig, RedisConfig, Secret,
+    WebhookConfig,
+};
 
 /// The audit section, its signing key taken from the environment when the file has none.
 pub(super) fn check_audit(
@@ -120,5 +123,42 @@ pub(super) fn check_hooks(hooks: &[WebhookConfig], errors: &mut Vec<ConfigError>
                 ));
             }
         }
+    }
+}
+
+/// The cache section: times that are times, sizes that hold an answer, Redis where it is asked for.
+pub(super) fn check_cache(
+    cache: &CacheConfig,
+    redis: Option<&RedisConfig>,
+    errors: &mut Vec<ConfigError>,
+) {
+    for (path, seconds) in [
+        ("cache.ttl_secs", cache.ttl_secs),
+        ("cache.max_ttl_secs", cache.max_ttl_secs),
+    ] {
+        if !(seconds.is_finite() && seconds > 0.0 && seconds <= 365.0 * 86_400.0) {
+            errors.push(error_at(path, "must be more than 0 and at most a year"));
+        }
+    }
+    if cache.ttl_secs > cache.max_ttl_secs {
+        errors.push(error_at(
+            "cache.ttl_secs",
+            "must not be more than cache.max_ttl_secs",
+        ));
+    }
+    if cache.max_entry_bytes < 1024 {
+        errors.push(error_at("cache.max_entry_bytes", "must be at least 1024"));
+    }
+    if cache.backend == CacheBackend::Memory && cache.max_bytes < cache.max_entry_bytes {
+        errors.push(error_at(
+            "cache.max_bytes",
+            "must be at least cache.max_entry_bytes",
+        ));
+    }
+    if cache.redis_timeout_ms == 0 {
+        errors.push(error_at("cache.redis_timeout_ms", "must be at least 1"));
+    }
+    if cache.backend == CacheBackend::Redis && redis.is_none_or(|redis| redis.url.is_none()) {
+        errors.push(error_at("cache.backend", "`redis` needs redis.url"));
     }
 }

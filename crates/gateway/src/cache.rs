@@ -1,0 +1,428 @@
+//! The answer cache: a call identical to an earlier one in the same scope gets the earlier
+//! answer, whole, or replayed as a stream in the client's dialect.
+//!
+//! # Layout
+//! - [`key`]: the key, a hash of the scope and of what in the request decides the answer.
+//! - [`entry`]: what is kept of an answer; the whole answer or a stream's events back out.
+//! - `memory`: in this process (moka, bounded by bytes). `remote`: in Redis, shared.
+//!
+//! Lookups happen in the pipeline's cache stage (`pipeline/cache.rs`); writes are queued when
+//! a call ends and done in the background, where an answer relayed as the upstream wrote it is
+//! decoded. Identical calls at once wait for the first one's answer (single flight, in one
+//! process): the first holds a [`Flight`] until its answer is written or it ends without one.
+
+pub mod entry;
+pub mod key;
+mod memory;
+mod remote;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use switchyard_providers::{anthropic, openai};
+use switchyard_types::{ChatRequest, ChatResponse, StreamEvent, Usage, WireFormat};
+use tokio::sync::watch;
+use tracing::warn;
+
+use crate::background::{Background, Queue};
+use crate::config::{CacheBackend, CacheScope, ConfigFile};
+use crate::telemetry::Metrics;
+use entry::{Entry, FORMAT, Stored};
+use key::Key;
+
+/// Answers waiting to be written, at most; past it an answer is not kept.
+const WRITE_QUEUE: usize = 4096;
+
+/// How the cache behaves (from `cache` in the config).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Groups without a `cache` setting of their own are cached.
+    pub default_on: bool,
+    /// How long an answer is kept unless a request says otherwise.
+    pub ttl: Duration,
+    /// The longest a request may ask for.
+    pub max_ttl: Duration,
+    /// A larger answer is not kept.
+    pub max_entry_bytes: usize,
+    /// Whose answers a call may be given.
+    pub scope: CacheScope,
+    /// Identical calls at once wait for the first one's answer.
+    pub single_flight: bool,
+    /// How long they wait, at most.
+    pub wait: Duration,
+    /// Streamed answers are kept.
+    pub streams: bool,
+}
+
+/// What invalidation names: entries of one team (or every team's), and which of them.
+#[derive(Debug, Clone)]
+pub struct Selector {
+    /// Only this team's entries (`None`: anyone's).
+    pub team: Option<String>,
+    /// Which entries.
+    pub what: What,
+}
+
+/// Which entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum What {
+    /// The one under this key.
+    Key(Key),
+    /// Those of a namespace.
+    Namespace(String),
+    /// Those of calls with this tag.
+    Tag(String),
+    /// All.
+    All,
+}
+
+/// How much the cache holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Stats {
+    /// Entries (approximate for Redis: those its index holds that have not expired).
+    pub entries: u64,
+    /// Their size, bytes (in-process only).
+    pub bytes: Option<u64>,
+}
+
+/// An answer to keep, as the call ended.
+#[derive(Debug)]
+pub struct Write {
+    /// Its key.
+    pub key: Key,
+    /// What it is filed under and what it cost (its `answer` is filled in when written).
+    pub meta: Entry,
+    /// How long to keep it.
+    pub ttl: Duration,
+    /// The answer.
+    pub answer: Captured,
+    /// What the call used (a relayed stream may not have shown its usage to the client).
+    pub usage: Usage,
+    /// The single flight it leads, ended once the answer is written.
+    pub flight: Option<Flight>,
+}
+
+/// An answer as the call had it.
+#[derive(Debug)]
+pub enum Captured {
+    /// Decoded (a whole answer, or a stream gathered event by event).
+    Response(ChatResponse),
+    /// A whole answer relayed as the upstream wrote it, in `format`.
+    Body {
+        /// Its dialect.
+        format: WireFormat,
+        /// The body.
+        bytes: Bytes,
+    },
+    /// A stream relayed as the upstream wrote it, in `format`.
+    Stream {
+        /// Its dialect.
+        format: WireFormat,
+        /// Its bytes.
+        bytes: Vec<u8>,
+    },
+}
+
+impl Captured {
+    /// The answer decoded; `None` if it does not decode (then it is not kept).
+    fn decode(self) -> Option<ChatResponse> {
+        let request = ChatRequest::default();
+        match self {
+            Captured::Response(response) => Some(response),
+            Captured::Body { format, bytes } => match format {
+                WireFormat::OpenAi => openai::response::decode(&bytes, &request).ok(),
+                WireFormat::Anthropic => anthropic::response::decode(&bytes, &request).ok(),
+            },
+            Captured::Stream { format, bytes } => {
+                let mut events: Vec<StreamEvent> = Vec::new();
+                let decoded = match format {
+                    WireFormat::OpenAi => {
+                        let mut decoder = openai::stream::Decoder::new(&request);
+                        decoder
+                            .push(&bytes, &mut events)
+                            .and_then(|()| decoder.finish(&mut events))
+                    }
+                    WireFormat::Anthropic => {
+                        let mut decoder = anthropic::stream::Decoder::new(&request);
+                        decoder
+                            .push(&bytes, &mut events)
+                            .and_then(|()| decoder.finish(&mut events))
+                    }
+                };
+                decoded.ok()?;
+                let mut gather = entry::Gather::new(usize::MAX);
+                for event in &events {
+                    gather.push(event);
+                }
+                Some(gather.finish())
+            }
+        }
+    }
+}
+
+/// The answer cache.
+#[derive(Debug)]
+pub struct Cache {
+    backend: Arc<Backend>,
+    /// How it behaves.
+    pub settings: Settings,
+    flights: Arc<Flights>,
+    writes: Queue<Write>,
+}
+
+#[derive(Debug)]
+enum Backend {
+    Memory(memory::Memory),
+    Remote(remote::Remote),
+}
+
+impl Cache {
+    /// The cache `config` describes; writes run on `background`, counted in `metrics`.
+    pub fn start(
+        config: &ConfigFile,
+        background: &Background,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Result<Cache, String> {
+        let cache = &config.cache;
+        let backend = Arc::new(match cache.backend {
+            CacheBackend::Memory => Backend::Memory(memory::Memory::new(cache.max_bytes)),
+            CacheBackend::Redis => {
+                let url = config
+                    .redis
+                    .url
+                    .as_ref()
+                    .ok_or("cache.backend: `redis` needs redis.url")?;
+                let client = redis::Client::open(url.expose())
+                    .map_err(|error| format!("redis.url: {error}"))?;
+                let connection = crate::governance::notify::connect(
+                    &client,
+                    background,
+                    "Answers cached in Redis",
+                    "Cannot reach Redis yet: every cache lookup misses until it answers",
+                );
+                Backend::Remote(remote::Remote::new(
+                    connection,
+                    &config.redis.prefix,
+                    Duration::from_millis(cache.redis_timeout_ms),
+                ))
+            }
+        });
+        let seconds = |value: f64| Duration::try_from_secs_f64(value).unwrap_or(Duration::ZERO);
+        let settings = Settings {
+            default_on: cache.enabled,
+            ttl: seconds(cache.ttl_secs),
+            max_ttl: seconds(cache.max_ttl_secs),
+            max_entry_bytes: usize::try_from(cache.max_entry_bytes).unwrap_or(usize::MAX),
+            scope: cache.scope,
+            single_flight: cache.single_flight,
+            wait: Duration::from_millis(cache.single_flight_wait_ms),
+            streams: cache.streams,
+        };
+        let writes = {
+            let (backend, max_entry_bytes) = (Arc::clone(&backend), settings.max_entry_bytes);
+            background.queue("cache writes", WRITE_QUEUE, 32, move |batch: Vec<Write>| {
+                let (backend, metrics) = (Arc::clone(&backend), metrics.clone());
+                async move {
+                    for write in batch {
+                        let outcome = keep(&backend, write, max_entry_bytes).await;
+                        if let Some(metrics) = &metrics {
+                            metrics.cache_write(outcome);
+                            if let Backend::Memory(memory) = &*backend {
+                                metrics.cache_size(memory.stats());
+                            }
+                        }
+                    }
+                }
+            })
+        };
+        Ok(Cache {
+            backend,
+            settings,
+            flights: Arc::new(Flights::default()),
+            writes,
+        })
+    }
+
+    /// Whether `config` caches any group's answers.
+    pub fn wanted(config: &ConfigFile) -> bool {
+        config.cache.enabled || config.models.iter().any(|model| model.cache == Some(true))
+    }
+
+    /// Whether calls to a group with `own` (its `cache` setting) are cached.
+    pub fn covers(&self, own: Option<bool>) -> bool {
+        own.unwrap_or(self.settings.default_on)
+    }
+
+    /// The entry under `key`, if there is one no older than `max_age`.
+    pub async fn get(&self, key: &Key, max_age: Option<Duration>) -> Option<Arc<Entry>> {
+        let entry = match &*self.backend {
+            Backend::Memory(memory) => memory.get(key),
+            Backend::Remote(remote) => match remote.get(key).await {
+                Ok(entry) => entry.map(Arc::new),
+                Err(error) => {
+                    warn!(%error, "Cache lookup failed: answered as a miss");
+                    None
+                }
+            },
+        }?;
+        let age = age_of(&entry);
+        max_age.is_none_or(|max| age <= max).then_some(entry)
+    }
+
+    /// Queues `write`; false when the queue is full (the answer is not kept).
+    pub fn put(&self, write: Write) -> bool {
+        self.writes.push(write)
+    }
+
+    /// Leads the single flight of `key`, or follows the one in the air.
+    pub fn join(&self, key: Key) -> Join {
+        let mut flights = self
+            .flights
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(sender) = flights.get(&key) {
+            return Join::Follow(sender.subscribe());
+        }
+        let (sender, _) = watch::channel(());
+        flights.insert(key, sender);
+        Join::Lead(Flight {
+            key,
+            flights: Arc::clone(&self.flights),
+        })
+    }
+
+    /// Drops what `selector` names; how many entries.
+    pub async fn invalidate(&self, selector: &Selector) -> Result<u64, String> {
+        match &*self.backend {
+            Backend::Memory(memory) => Ok(memory.invalidate(selector)),
+            Backend::Remote(remote) => remote
+                .invalidate(selector)
+                .await
+                .map_err(|error| error.to_string()),
+        }
+    }
+
+    /// How much it holds.
+    pub async fn stats(&self) -> Result<Stats, String> {
+        match &*self.backend {
+            Backend::Memory(memory) => Ok(memory.stats()),
+            Backend::Remote(remote) => remote.stats().await.map_err(|error| error.to_string()),
+        }
+    }
+
+    /// `memory` or `redis`.
+    pub fn backend_name(&self) -> &'static str {
+        match &*self.backend {
+            Backend::Memory(_) => "memory",
+            Backend::Remote(_) => "redis",
+        }
+    }
+}
+
+/// How old an entry is.
+pub fn age_of(entry: &Entry) -> Duration {
+    let now = u64::try_from(switchyard_store::now_ms()).unwrap_or(0);
+    Duration::from_millis(now.saturating_sub(entry.stored_at))
+}
+
+/// What became of an answer to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    /// Written.
+    Stored,
+    /// Larger than `cache.max_entry_bytes`.
+    TooLarge,
+    /// Stopped by a filter, or not decodable: never kept.
+    Refused,
+    /// The backend failed.
+    Failed,
+}
+
+impl Kept {
+    /// Its label on `/metrics`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kept::Stored => "stored",
+            Kept::TooLarge => "too_large",
+            Kept::Refused => "refused",
+            Kept::Failed => "failed",
+        }
+    }
+}
+
+/// Writes one answer; its flight ends when this returns (followers then look again).
+async fn keep(backend: &Backend, write: Write, max_entry_bytes: usize) -> Kept {
+    let Write {
+        key,
+        mut meta,
+        ttl,
+        answer,
+        usage,
+        flight,
+    } = write;
+    let _flight = flight;
+    let Some(response) = answer.decode() else {
+        return Kept::Refused;
+    };
+    let mut stored = Stored::of(&response);
+    if stored.filtered() {
+        return Kept::Refused;
+    }
+    if stored.usage.total_tokens() == 0 {
+        stored.usage = usage;
+    }
+    let weight = stored.weight();
+    if weight > max_entry_bytes {
+        return Kept::TooLarge;
+    }
+    meta.answer = stored;
+    meta.format = FORMAT;
+    match backend {
+        Backend::Memory(memory) => {
+            memory.put(key, meta, ttl, weight);
+            Kept::Stored
+        }
+        Backend::Remote(remote) => match remote.put(&key, &meta, ttl).await {
+            Ok(()) => Kept::Stored,
+            Err(error) => {
+                warn!(%error, "Answer not cached");
+                Kept::Failed
+            }
+        },
+    }
+}
+
+/// The single flights in the air, by key.
+#[derive(Debug, Default)]
+struct Flights(Mutex<HashMap<Key, watch::Sender<()>>>);
+
+/// Leading a single flight: identical calls wait until it is dropped (the answer written, or
+/// the call ended without one).
+#[derive(Debug)]
+pub struct Flight {
+    key: Key,
+    flights: Arc<Flights>,
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        // Dropping the sender wakes every follower.
+        self.flights
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.key);
+    }
+}
+
+/// A call's place in the single flight of its key.
+#[derive(Debug)]
+pub enum Join {
+    /// It calls the model; the others wait for it.
+    Lead(Flight),
+    /// Another call is in the air: wait for it to end.
+    Follow(watch::Receiver<()>),
+}

@@ -206,6 +206,15 @@ def gateway_config(listen: str, mock_v1: str) -> str:
         "  - name: guarded-request-echo\n    guard_policy: strict\n    retries: 0\n"
         "    deployments:\n" + _deployment("openai_compatible", "echo?echo=request", mock_v1)
     )
+    # Cached groups: a repeated call is answered from the gateway's cache.
+    groups.append(
+        "  - name: cached\n    cache: true\n    deployments:\n"
+        + _deployment("openai_compatible", "echo", mock_v1)
+    )
+    groups.append(
+        "  - name: cached-claude\n    cache: true\n    deployments:\n"
+        + _deployment("anthropic", "echo", mock_v1)
+    )
     return (
         "guards:\n"
         "  policies:\n"

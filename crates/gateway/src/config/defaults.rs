@@ -16,6 +16,10 @@ server:
   http2_keep_alive_secs: 20
   upstream_body_limit_bytes: 67108864    # 64 MiB: a larger whole answer is a 502
   upstream_event_limit_bytes: 16777216   # 16 MiB: a larger stream event ends the stream
+cache:
+  enabled: true                # repeated calls answered from memory (x-switchyard-cache: hit)
+  backend: memory
+  ttl_secs: 3600
 models:
   - name: mock/echo            # OpenAI dialect upstream: echoes the last user message
     aliases: [mock]

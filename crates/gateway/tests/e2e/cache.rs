@@ -563,3 +563,66 @@ async fn instances_sharing_redis_share_answers() {
         "{key} gone for both"
     );
 }
+
+#[tokio::test]
+async fn tokenized_personal_data_never_lets_one_persons_answer_reach_another() {
+    let yaml = format!("{MODELS}guards:\n  pii:\n    action: tokenize\n");
+    let setup = start(&yaml).await;
+    // Both prompts go upstream as "Write to [EMAIL_1]": the same text, other people.
+    let ada = ask("gpt", "Write to ada.lovelace@example.com");
+    let alan = ask("gpt", "Write to alan.turing@example.com");
+    let first = openai(&setup, &[], &ada).await;
+    assert_eq!(first.cache(), "miss");
+    assert!(
+        first.text().contains("ada.lovelace@example.com"),
+        "{}",
+        first.text()
+    );
+    let other = openai(&setup, &[], &alan).await;
+    assert_eq!(other.cache(), "miss", "another address is another call");
+    assert!(
+        other.text().contains("alan.turing@example.com"),
+        "{}",
+        other.text()
+    );
+    assert!(!other.text().contains("ada.lovelace"));
+    // The same person again: answered from the cache, with their own address.
+    let again = openai(&setup, &[], &streamed(ada.clone())).await;
+    assert_eq!(again.cache(), "hit");
+    let (text, _) = openai_stream_text_and_finish(&again.body);
+    assert!(text.contains("ada.lovelace@example.com"), "{text}");
+    assert_eq!(setup.mock.stats().requests, 2);
+}
+
+#[tokio::test]
+async fn metrics_count_lookups_writes_and_what_hits_saved() {
+    let yaml = format!("{MODELS}metrics:\n  enabled: true\n");
+    let setup = start(&yaml).await;
+    let question = ask("gpt", "Count me");
+    openai(&setup, &[], &question).await;
+    openai(&setup, &[], &question).await;
+    openai(&setup, &[("x-switchyard-cache", "off")], &question).await;
+    let text = setup
+        .client
+        .get(setup.url("/metrics"))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        r#"switchyard_cache_lookups_total{model="gpt",result="miss"} 1"#,
+        r#"switchyard_cache_lookups_total{model="gpt",result="hit"} 1"#,
+        r#"switchyard_cache_lookups_total{model="gpt",result="bypass"} 1"#,
+        r#"switchyard_cache_writes_total{result="stored"} 1"#,
+        "switchyard_cache_entries 1",
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
+    let saved = text
+        .lines()
+        .find(|line| line.starts_with(r#"switchyard_cache_saved_tokens_total{model="gpt"}"#))
+        .expect("saved tokens");
+    assert!(!saved.ends_with(" 0"), "{saved}");
+}

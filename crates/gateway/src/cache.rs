@@ -271,6 +271,11 @@ impl Cache {
         max_age.is_none_or(|max| age <= max).then_some(entry)
     }
 
+    /// Writes `entry` under `key` now (what the background writer does with each answer).
+    pub async fn insert(&self, key: Key, entry: Entry, ttl: Duration) -> Kept {
+        store(&self.backend, key, entry, ttl).await
+    }
+
     /// Queues `write`; false when the queue is full (the answer is not kept).
     pub fn put(&self, write: Write) -> bool {
         self.writes.push(write)
@@ -380,12 +385,18 @@ async fn keep(backend: &Backend, write: Write, max_entry_bytes: usize) -> Kept {
     }
     meta.answer = stored;
     meta.format = FORMAT;
+    store(backend, key, meta, ttl).await
+}
+
+/// Writes one entry.
+async fn store(backend: &Backend, key: Key, entry: Entry, ttl: Duration) -> Kept {
     match backend {
         Backend::Memory(memory) => {
-            memory.put(key, meta, ttl, weight);
+            let weight = entry.answer.weight();
+            memory.put(key, entry, ttl, weight);
             Kept::Stored
         }
-        Backend::Remote(remote) => match remote.put(&key, &meta, ttl).await {
+        Backend::Remote(remote) => match remote.put(&key, &entry, ttl).await {
             Ok(()) => Kept::Stored,
             Err(error) => {
                 warn!(%error, "Answer not cached");

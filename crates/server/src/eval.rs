@@ -4,6 +4,8 @@
 //! the injection detector per attack family and benign source on the training and held-out
 //! parts of its corpus; `switchyard eval train-injection` trains its n-gram tier.
 
+mod cache;
+
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -53,6 +55,19 @@ pub enum Eval {
         /// The injection score that blocks (as `guards.injection.threshold`).
         #[arg(long, default_value_t = 0.8)]
         injection_threshold: f32,
+    },
+    /// The exact cache: the key's time, lookups at each size (hits, another tenant's prompts,
+    /// prompts nobody asked), in memory or in Redis.
+    Cache {
+        /// Entries to fill the cache with, one run each.
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+        entries: Vec<usize>,
+        /// Lookups timed of each kind.
+        #[arg(long, default_value_t = 10_000)]
+        lookups: usize,
+        /// A Redis to measure instead of the in-process cache (`redis://127.0.0.1:6379`).
+        #[arg(long)]
+        redis: Option<String>,
     },
     /// Trains the injection detector's n-gram tier on the training part of the corpus (the
     /// held-out part is never read) and writes the model the crate ships.
@@ -115,6 +130,11 @@ pub fn run(command: Eval) -> ExitCode {
             },
         ),
         guards @ Eval::Guards { .. } => evaluate_guards(guards),
+        Eval::Cache {
+            entries,
+            lookups,
+            redis,
+        } => cache::run(&entries, lookups.max(1), redis.as_deref()),
     }
 }
 

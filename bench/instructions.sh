@@ -8,7 +8,8 @@
 # SQLite, and recorded in the Prometheus metrics), then with the audit log on (each call's record
 # queued and appended to the Merkle tree in SQLite, checkpoints signed), then with the guards on
 # (PII tokenized, secrets blocked, injections blocked (every tier), secrets and image links
-# redacted in answers).
+# redacted in answers), then with the answer cache on (in memory): every call a hit (the same
+# prompt each time) and every call a miss (a prompt of its own, answered upstream and kept).
 #
 #   bench/instructions.sh            # from the repo root; prints one line per call kind
 #
@@ -22,7 +23,8 @@
 #   BENCH_SKIP_BUILD  1 = use the existing target/release binaries as they are
 #   BENCH_KINDS       the call kinds to count (default: all ten, "plain stream plain-keys
 #                     stream-keys plain-ledger stream-ledger plain-audit stream-audit
-#                     plain-guards stream-guards")
+#                     plain-guards stream-guards plain-cache-hit stream-cache-hit
+#                     plain-cache-miss stream-cache-miss")
 #   BENCH_RUST_LOG    the gateway's log filter (default info, as it ships: a line per request)
 #   BENCH_KEEP        a directory to keep the callgrind profiles in (callgrind.plain,
 #                     callgrind.stream), for callgrind_annotate or kcachegrind
@@ -96,6 +98,9 @@ YAML
     if [[ $1 != audit ]]; then
         printf 'audit:\n  enabled: false\n' >>"$TMP/gateway.yaml"
     fi
+    if [[ $1 == cache ]]; then
+        printf 'cache:\n  enabled: true\n' >>"$TMP/gateway.yaml"
+    fi
     if [[ $1 == guards ]]; then
         printf 'guards:\n  pii:\n    action: tokenize\n  secrets:\n    action: block\n  injection:\n    action: block\n  output:\n    secrets: redact\n    markdown_images: redact\n' >>"$TMP/gateway.yaml"
     fi
@@ -120,7 +125,7 @@ count() {
     # requests.
     python3 bench/ttfb.py load "$URL" --model bench --key "$key" --n 200 $flag
     callgrind_control --zero "$pid" >/dev/null 2>&1
-    python3 bench/ttfb.py load "$URL" --model bench --key "$key" --n "$N" $flag
+    python3 bench/ttfb.py load "$URL" --model bench --key "$key" --n "$N" $flag --unique-from 200
     callgrind_control --dump "$pid" >/dev/null 2>&1
     kill -TERM "$pid"
     wait "$pid" 2>/dev/null || true
@@ -128,7 +133,7 @@ count() {
     total=$(sed -n 's/^totals: //p' "$out.1")
     [[ -n $total ]] || die "no callgrind totals for $kind"
     if [[ -n ${BENCH_KEEP:-} ]]; then mkdir -p "$BENCH_KEEP" && cp "$out.1" "$BENCH_KEEP/callgrind.$kind"; fi
-    printf '%-12s %8d instructions per request (user space, %d requests)\n' "$kind" $((total / N)) "$N"
+    printf '%-18s %8d instructions per request (user space, %d requests)\n' "$kind" $((total / N)) "$N"
 }
 
 log "counting $N requests per call kind under callgrind (slow: valgrind runs the gateway ~50x slower)"
@@ -142,3 +147,7 @@ count plain-audit "" audit
 count stream-audit --stream audit
 count plain-guards "" guards
 count stream-guards --stream guards
+count plain-cache-hit "" cache
+count stream-cache-hit --stream cache
+count plain-cache-miss --unique cache
+count stream-cache-miss "--stream --unique" cache

@@ -317,6 +317,10 @@ def cmd_load(args):
     conns = [Conn(host, port) for _ in range(args.connections)]
     try:
         for i in range(args.n):
+            if args.unique:
+                payload = chat_payload(args.model, args.stream)
+                payload["messages"][0]["content"] += f" {args.unique_from + i}"
+                raw = build_post(host, port, path, args.key, payload)
             status, _, body, _ = conns[i % len(conns)].request(raw)
             problem = stream_problem(status, body) if args.stream else (
                 None if status == 200 else f"status {status}: {body[:200]!r}")
@@ -364,6 +368,8 @@ def main():
     ld.add_argument("--n", type=int, default=1000)
     ld.add_argument("--stream", action="store_true")
     ld.add_argument("--connections", type=int, default=4)
+    ld.add_argument("--unique", action="store_true", help="a prompt of its own per request")
+    ld.add_argument("--unique-from", type=int, default=0, help="the first request's number")
     w = sub.add_parser("wait")
     w.add_argument("url")
     w.add_argument("--timeout", type=float, default=30)

@@ -21,19 +21,21 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use switchyard_providers::{anthropic, openai};
-use switchyard_types::{ChatRequest, ChatResponse, StreamEvent, Usage, WireFormat};
+use switchyard_types::{ChatResponse, Usage, WireFormat};
 use tokio::sync::watch;
 use tracing::warn;
 
 use crate::background::{Background, Queue};
 use crate::config::{CacheBackend, CacheScope, ConfigFile};
 use crate::telemetry::Metrics;
-use entry::{Entry, FORMAT, Stored};
+use entry::{Entry, FORMAT, Relayed, Stored};
 use key::Key;
 
 /// Answers waiting to be written, at most; past it an answer is not kept.
 const WRITE_QUEUE: usize = 4096;
+
+/// How long the writer waits for more answers once one arrives.
+const WRITE_LINGER: Duration = Duration::from_millis(10);
 
 /// How the cache behaves (from `cache` in the config).
 #[derive(Debug, Clone)]
@@ -125,43 +127,6 @@ pub enum Captured {
     },
 }
 
-impl Captured {
-    /// The answer decoded; `None` if it does not decode (then it is not kept).
-    fn decode(self) -> Option<ChatResponse> {
-        let request = ChatRequest::default();
-        match self {
-            Captured::Response(response) => Some(response),
-            Captured::Body { format, bytes } => match format {
-                WireFormat::OpenAi => openai::response::decode(&bytes, &request).ok(),
-                WireFormat::Anthropic => anthropic::response::decode(&bytes, &request).ok(),
-            },
-            Captured::Stream { format, bytes } => {
-                let mut events: Vec<StreamEvent> = Vec::new();
-                let decoded = match format {
-                    WireFormat::OpenAi => {
-                        let mut decoder = openai::stream::Decoder::new(&request);
-                        decoder
-                            .push(&bytes, &mut events)
-                            .and_then(|()| decoder.finish(&mut events))
-                    }
-                    WireFormat::Anthropic => {
-                        let mut decoder = anthropic::stream::Decoder::new(&request);
-                        decoder
-                            .push(&bytes, &mut events)
-                            .and_then(|()| decoder.finish(&mut events))
-                    }
-                };
-                decoded.ok()?;
-                let mut gather = entry::Gather::new(usize::MAX);
-                for event in &events {
-                    gather.push(event);
-                }
-                Some(gather.finish())
-            }
-        }
-    }
-}
-
 /// The answer cache.
 #[derive(Debug)]
 pub struct Cache {
@@ -222,20 +187,28 @@ impl Cache {
         };
         let writes = {
             let (backend, max_entry_bytes) = (Arc::clone(&backend), settings.max_entry_bytes);
-            background.queue("cache writes", WRITE_QUEUE, 32, move |batch: Vec<Write>| {
-                let (backend, metrics) = (Arc::clone(&backend), metrics.clone());
-                async move {
-                    for write in batch {
-                        let outcome = keep(&backend, write, max_entry_bytes).await;
-                        if let Some(metrics) = &metrics {
-                            metrics.cache_write(outcome);
-                            if let Backend::Memory(memory) = &*backend {
-                                metrics.cache_size(memory.stats());
+            // Lingering a little: under load, writes go in batches rather than a wake-up of
+            // the background thread per answer (a call waiting on a flight waits that too).
+            background.lingering_queue(
+                "cache writes",
+                WRITE_QUEUE,
+                64,
+                WRITE_LINGER,
+                move |batch: Vec<Write>| {
+                    let (backend, metrics) = (Arc::clone(&backend), metrics.clone());
+                    async move {
+                        for write in batch {
+                            let outcome = keep(&backend, write, max_entry_bytes).await;
+                            if let Some(metrics) = &metrics {
+                                metrics.cache_write(outcome);
+                                if let Backend::Memory(memory) = &*backend {
+                                    metrics.cache_size(memory.stats());
+                                }
                             }
                         }
                     }
-                }
-            })
+                },
+            )
         };
         Ok(Cache {
             backend,
@@ -269,6 +242,38 @@ impl Cache {
         }?;
         let age = age_of(&entry);
         max_age.is_none_or(|max| age <= max).then_some(entry)
+    }
+
+    /// `entry` (under `key`) ready to be given out: a relayed answer decoded, and kept
+    /// decoded from now on; `None` when it does not decode or a filter stopped it (an entry in
+    /// memory is then dropped).
+    pub fn ready(&self, key: &Key, entry: Arc<Entry>) -> Option<Arc<Entry>> {
+        if entry.relayed.is_none() {
+            return Some(entry);
+        }
+        let Some(decoded) = entry.decoded() else {
+            if let Backend::Memory(memory) = &*self.backend {
+                memory.remove(key);
+            }
+            return None;
+        };
+        let now = u64::try_from(switchyard_store::now_ms()).unwrap_or(0);
+        let ttl = Duration::from_millis(decoded.expires_at.saturating_sub(now).max(1));
+        let decoded = Arc::new(decoded);
+        match &*self.backend {
+            Backend::Memory(memory) => memory.put(*key, Arc::clone(&decoded), ttl),
+            Backend::Remote(_) => {
+                self.writes.push(Write {
+                    key: *key,
+                    meta: (*decoded).clone(),
+                    ttl,
+                    answer: Captured::Response(decoded.answer.response()),
+                    usage: decoded.answer.usage,
+                    flight: None,
+                });
+            }
+        }
+        Some(decoded)
     }
 
     /// Writes `entry` under `key` now (what the background writer does with each answer).
@@ -369,22 +374,35 @@ async fn keep(backend: &Backend, write: Write, max_entry_bytes: usize) -> Kept {
         flight,
     } = write;
     let _flight = flight;
-    let Some(response) = answer.decode() else {
-        return Kept::Refused;
+    // A relayed answer is kept as written, decoded when first given out (most never are).
+    let relayed = match answer {
+        Captured::Response(response) => {
+            let stored = Stored::of(&response);
+            if stored.filtered() {
+                return Kept::Refused;
+            }
+            meta.answer = stored;
+            None
+        }
+        Captured::Body { format, bytes } => Relayed::of(format, false, bytes.to_vec()),
+        Captured::Stream { format, bytes } => Relayed::of(format, true, bytes),
     };
-    let mut stored = Stored::of(&response);
-    if stored.filtered() {
+    if let Some(relayed) = relayed {
+        meta.relayed = Some(relayed);
+        meta.answer = Stored::default();
+    } else if meta.answer.is_empty() {
         return Kept::Refused;
     }
-    if stored.usage.total_tokens() == 0 {
-        stored.usage = usage;
+    if meta.answer.usage.total_tokens() == 0 {
+        meta.answer.usage = usage;
     }
-    let weight = stored.weight();
-    if weight > max_entry_bytes {
+    if meta.weight() > max_entry_bytes {
         return Kept::TooLarge;
     }
-    meta.answer = stored;
     meta.format = FORMAT;
+    meta.expires_at = meta
+        .stored_at
+        .saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
     store(backend, key, meta, ttl).await
 }
 
@@ -392,8 +410,7 @@ async fn keep(backend: &Backend, write: Write, max_entry_bytes: usize) -> Kept {
 async fn store(backend: &Backend, key: Key, entry: Entry, ttl: Duration) -> Kept {
     match backend {
         Backend::Memory(memory) => {
-            let weight = entry.answer.weight();
-            memory.put(key, entry, ttl, weight);
+            memory.put(key, Arc::new(entry), ttl);
             Kept::Stored
         }
         Backend::Remote(remote) => match remote.put(&key, &entry, ttl).await {

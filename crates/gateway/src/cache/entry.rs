@@ -4,12 +4,14 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use switchyard_providers::{anthropic, openai};
 use switchyard_types::{
-    ChatResponse, Choice, ContentPart, Delta, FinishReason, StreamEvent, ToolCall, Usage,
+    ChatRequest, ChatResponse, Choice, ContentPart, Delta, FinishReason, StreamEvent, ToolCall,
+    Usage, WireFormat,
 };
 
 /// The shape of a kept entry; an entry of another format is a miss.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 /// One kept answer and what it is filed under.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,6 +20,8 @@ pub struct Entry {
     pub format: u32,
     /// When it was kept, Unix milliseconds.
     pub stored_at: u64,
+    /// When it expires, Unix milliseconds.
+    pub expires_at: u64,
     /// The tenant whose calls may be given it (`team:…`, `key:…`, or empty for everyone).
     pub tenant: String,
     /// The team of the key whose call it answered, for invalidation by team.
@@ -30,8 +34,104 @@ pub struct Entry {
     pub tags: Vec<String>,
     /// What the call it came from cost, nano-dollars: what each hit saves.
     pub cost_nanos: i64,
-    /// The answer.
+    /// The answer (only its usage, while it is kept as relayed).
     pub answer: Stored,
+    /// The answer as the upstream wrote it, until it is first given out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relayed: Option<Relayed>,
+}
+
+impl Entry {
+    /// About what it takes in memory, bytes.
+    pub fn weight(&self) -> usize {
+        self.answer.weight()
+            + self
+                .relayed
+                .as_ref()
+                .map_or(0, |relayed| relayed.text.len())
+    }
+
+    /// The entry with its relayed answer decoded; `None` if it does not decode or a filter
+    /// stopped it (such an entry is never given out).
+    pub fn decoded(&self) -> Option<Entry> {
+        let relayed = self.relayed.as_ref()?;
+        let mut answer = Stored::of(&relayed.decode()?);
+        if answer.filtered() {
+            return None;
+        }
+        if answer.usage.total_tokens() == 0 {
+            // A relayed stream may have kept its usage from the client that did not ask.
+            answer.usage = self.answer.usage;
+        }
+        Some(Entry {
+            answer,
+            relayed: None,
+            ..self.clone()
+        })
+    }
+}
+
+/// An answer kept as the upstream wrote it (relayed to a client of its dialect): decoding it
+/// waits until it is first given out, since most kept answers never are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Relayed {
+    /// `openai` or `anthropic`.
+    pub dialect: String,
+    /// A stream's bytes (SSE), not a whole body.
+    pub stream: bool,
+    /// The bytes, as text.
+    pub text: String,
+}
+
+impl Relayed {
+    /// `bytes` of `format`, a stream's or a whole body's; `None` if they are not text.
+    pub fn of(format: WireFormat, stream: bool, bytes: Vec<u8>) -> Option<Relayed> {
+        Some(Relayed {
+            dialect: match format {
+                WireFormat::OpenAi => "openai",
+                WireFormat::Anthropic => "anthropic",
+            }
+            .to_owned(),
+            stream,
+            text: String::from_utf8(bytes).ok()?,
+        })
+    }
+
+    /// The answer decoded.
+    pub fn decode(&self) -> Option<ChatResponse> {
+        let request = ChatRequest::default();
+        let bytes = self.text.as_bytes();
+        if !self.stream {
+            return match self.dialect.as_str() {
+                "openai" => openai::response::decode(bytes, &request).ok(),
+                "anthropic" => anthropic::response::decode(bytes, &request).ok(),
+                _ => None,
+            };
+        }
+        let mut events: Vec<StreamEvent> = Vec::new();
+        match self.dialect.as_str() {
+            "openai" => {
+                let mut decoder = openai::stream::Decoder::new(&request);
+                decoder
+                    .push(bytes, &mut events)
+                    .and_then(|()| decoder.finish(&mut events))
+                    .ok()?;
+            }
+            "anthropic" => {
+                let mut decoder = anthropic::stream::Decoder::new(&request);
+                decoder
+                    .push(bytes, &mut events)
+                    .and_then(|()| decoder.finish(&mut events))
+                    .ok()?;
+            }
+            _ => return None,
+        }
+        let mut gather = Gather::new(usize::MAX);
+        for event in &events {
+            gather.push(event);
+        }
+        Some(gather.finish())
+    }
 }
 
 /// A kept answer.
@@ -287,6 +387,11 @@ impl Stored {
             })
             .sum();
         256 + self.id.len() + self.model.len() + choices
+    }
+
+    /// Whether it holds no choice at all.
+    pub fn is_empty(&self) -> bool {
+        self.choices.is_empty()
     }
 
     /// Whether a guard or the provider's filter stopped any choice (such an answer is never

@@ -57,15 +57,13 @@ impl Memory {
         self.cache.get(key).map(|held| held.entry)
     }
 
-    pub(super) fn put(&self, key: Key, entry: Entry, ttl: Duration, weight: usize) {
-        self.cache.insert(
-            key,
-            Held {
-                entry: Arc::new(entry),
-                ttl,
-                weight: u32::try_from(weight).unwrap_or(u32::MAX),
-            },
-        );
+    pub(super) fn put(&self, key: Key, entry: Arc<Entry>, ttl: Duration) {
+        let weight = u32::try_from(entry.weight()).unwrap_or(u32::MAX);
+        self.cache.insert(key, Held { entry, ttl, weight });
+    }
+
+    pub(super) fn remove(&self, key: &Key) {
+        self.cache.invalidate(key);
     }
 
     /// Drops what `selector` names; how many it dropped.

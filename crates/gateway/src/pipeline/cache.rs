@@ -262,7 +262,9 @@ pub(super) async fn lookup(ctx: &mut Ctx, headers: &HeaderMap) -> Result<Option<
 async fn find(cache: &Cache, call: &mut CacheCall) -> Option<Arc<Entry>> {
     let deadline = Instant::now() + cache.settings.wait;
     loop {
-        if let Some(entry) = cache.get(&call.key, call.controls.max_age).await {
+        if let Some(entry) = cache.get(&call.key, call.controls.max_age).await
+            && let Some(entry) = cache.ready(&call.key, entry)
+        {
             return Some(entry);
         }
         if !cache.settings.single_flight || call.controls.skip_store {
@@ -417,6 +419,7 @@ impl Ctx {
             meta: Entry {
                 format: FORMAT,
                 stored_at: u64::try_from(switchyard_store::now_ms()).unwrap_or(0),
+                expires_at: 0,
                 tenant: std::mem::take(&mut call.tenant),
                 team: principal.and_then(|p| p.team_id.clone()),
                 group: self
@@ -427,6 +430,7 @@ impl Ctx {
                 tags,
                 cost_nanos: self.cost.map_or(0, |cost| cost.total.nanos()),
                 answer: Stored::default(),
+                relayed: None,
             },
             ttl,
             answer,

@@ -142,6 +142,7 @@ pub fn run(sizes: &[usize], lookups: usize, redis: Option<&str>) -> ExitCode {
                 let entry = Entry {
                     format: FORMAT,
                     stored_at: 0,
+                    expires_at: 0,
                     tenant: "team:a".into(),
                     team: Some("a".into()),
                     group: "gpt".into(),
@@ -149,6 +150,7 @@ pub fn run(sizes: &[usize], lookups: usize, redis: Option<&str>) -> ExitCode {
                     tags: Vec::new(),
                     cost_nanos: 2_000_000,
                     answer: Stored::of(&answer(index)),
+                    relayed: None,
                 };
                 let key = key_of("team:a", &request(index));
                 if cache.insert(key, entry, Duration::from_secs(3600)).await != Kept::Stored {

@@ -80,3 +80,64 @@ fn filtered_answers_are_recognised() {
     response.choices[1].finish_reason = FinishReason::ContentFilter;
     assert!(Stored::of(&response).filtered());
 }
+
+fn chunk(delta: &str, finish: Option<&str>) -> String {
+    let finish = finish.map_or("null".to_owned(), |reason| format!("\"{reason}\""));
+    format!(
+        "data: {{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{delta},\"finish_reason\":{finish}}}]}}\n\n"
+    )
+}
+
+fn relayed(finish: &str) -> super::Entry {
+    let text = [
+        chunk(r#"{"role":"assistant","content":"Hel"}"#, None),
+        chunk(r#"{"content":"lo"}"#, None),
+        chunk("{}", Some(finish)),
+        "data: [DONE]\n\n".to_owned(),
+    ]
+    .concat();
+    let mut answer = Stored::default();
+    answer.usage = Usage {
+        prompt_tokens: 5,
+        completion_tokens: 2,
+        ..Usage::default()
+    };
+    super::Entry {
+        format: super::FORMAT,
+        stored_at: 1,
+        expires_at: 2,
+        tenant: String::new(),
+        team: None,
+        group: "gpt".into(),
+        namespace: None,
+        tags: Vec::new(),
+        cost_nanos: 0,
+        answer,
+        relayed: super::Relayed::of(
+            switchyard_types::WireFormat::OpenAi,
+            true,
+            text.into_bytes(),
+        ),
+    }
+}
+
+#[test]
+fn a_relayed_stream_is_decoded_when_first_given_out() {
+    let entry = relayed("stop");
+    assert!(entry.weight() > 300, "its bytes are weighed");
+    let decoded = entry.decoded().expect("decodes");
+    assert!(decoded.relayed.is_none());
+    let response = decoded.answer.response();
+    assert_eq!(response.choices[0].text().as_deref(), Some("Hello"));
+    assert_eq!(response.choices[0].finish_reason, FinishReason::Stop);
+    assert_eq!(
+        decoded.answer.usage.total_tokens(),
+        7,
+        "the usage kept beside it"
+    );
+}
+
+#[test]
+fn a_relayed_answer_a_filter_stopped_is_never_given_out() {
+    assert!(relayed("content_filter").decoded().is_none());
+}

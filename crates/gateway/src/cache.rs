@@ -15,6 +15,7 @@ pub mod entry;
 pub mod key;
 mod memory;
 mod remote;
+pub mod semantic;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

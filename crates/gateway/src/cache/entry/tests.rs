@@ -96,11 +96,13 @@ fn relayed(finish: &str) -> super::Entry {
         "data: [DONE]\n\n".to_owned(),
     ]
     .concat();
-    let mut answer = Stored::default();
-    answer.usage = Usage {
-        prompt_tokens: 5,
-        completion_tokens: 2,
-        ..Usage::default()
+    let answer = Stored {
+        usage: Usage {
+            prompt_tokens: 5,
+            completion_tokens: 2,
+            ..Usage::default()
+        },
+        ..Stored::default()
     };
     super::Entry {
         format: super::FORMAT,

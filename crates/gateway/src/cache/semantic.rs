@@ -1,0 +1,220 @@
+//! The semantic cache: a call whose last user message means what an earlier one's did, in the
+//! same scope, gets that call's kept answer. The scope (tenant, model group, namespace, guard
+//! policy, the earlier messages, the system prompt and every parameter) is an exact filter,
+//! never part of the similarity; within it the last user message's vector is compared with
+//! those of kept answers (exact cosine), and a candidate above the threshold is served only if
+//! the two messages agree on their numbers, names and negations ([`verify`]).
+//!
+//! # Layout
+//! - [`Embedder`]: text to a unit vector; [`minilm`] runs a local MiniLM-class model (feature
+//!   `semantic-cache`).
+//! - [`Index`]: the vectors per scope, bounded, searched exactly.
+//! - [`verify`]: the checks a candidate must pass.
+
+#[cfg(feature = "semantic-cache")]
+pub mod minilm;
+pub mod verify;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, RwLock};
+
+use super::key::Key;
+
+/// An embedder failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("embedding: {0}")]
+pub struct EmbedError(pub String);
+
+/// Text to a unit vector. Blocking CPU work: called off the request's worker.
+pub trait Embedder: Send + Sync + std::fmt::Debug {
+    /// What it is (the model's folder name).
+    fn name(&self) -> &str;
+    /// The vectors' length.
+    fn dimensions(&self) -> usize;
+    /// `text`'s vector, of unit length.
+    fn embed(&self, text: &str) -> Result<Vec<f32>, EmbedError>;
+}
+
+/// The dot product of two vectors of the same length (their cosine, when both have unit
+/// length). Eight lanes at a time, so the compiler vectorises it.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for lane in 0..8 {
+            lanes[lane] += x[lane] * y[lane];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// A kept answer's place in the index.
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// The exact cache's key of the answer.
+    pub key: Key,
+    /// The last user message it answered.
+    pub text: Arc<str>,
+}
+
+/// One scope's vectors, row after row, and their items.
+#[derive(Debug, Default)]
+struct Rows {
+    vectors: Vec<f32>,
+    items: Vec<Item>,
+}
+
+/// A candidate: an item and its similarity.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// The item.
+    pub item: Item,
+    /// Cosine similarity to the query.
+    pub similarity: f32,
+}
+
+/// The vectors of kept answers, per scope; at most `capacity` in all (the oldest go first).
+#[derive(Debug)]
+pub struct Index {
+    dimensions: usize,
+    capacity: usize,
+    inner: RwLock<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    scopes: HashMap<Key, Rows>,
+    /// Insertion order, for eviction.
+    order: VecDeque<(Key, Key)>,
+}
+
+impl Index {
+    /// An empty index of `dimensions`-long vectors, holding at most `capacity`.
+    pub fn new(dimensions: usize, capacity: usize) -> Index {
+        Index {
+            dimensions,
+            capacity: capacity.max(1),
+            inner: RwLock::new(Inner::default()),
+        }
+    }
+
+    /// Vectors held.
+    pub fn len(&self) -> usize {
+        self.read().order.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds `vector` for `item` in `scope` (replacing the item's earlier vector), evicting the
+    /// oldest past the capacity.
+    pub fn insert(&self, scope: Key, vector: &[f32], item: Item) {
+        if vector.len() != self.dimensions {
+            return;
+        }
+        let mut inner = self.write();
+        let Inner { scopes, order } = &mut *inner;
+        let rows = scopes.entry(scope).or_default();
+        if let Some(position) = rows.items.iter().position(|own| own.key == item.key) {
+            rows.items[position] = item;
+            let start = position * self.dimensions;
+            rows.vectors[start..start + self.dimensions].copy_from_slice(vector);
+            return;
+        }
+        order.push_back((scope, item.key));
+        rows.vectors.extend_from_slice(vector);
+        rows.items.push(item);
+        while order.len() > self.capacity {
+            let Some((scope, key)) = order.pop_front() else {
+                break;
+            };
+            remove(scopes, self.dimensions, &scope, &key);
+        }
+    }
+
+    /// Drops `key` from `scope` (its answer is gone from the exact cache).
+    pub fn remove(&self, scope: &Key, key: &Key) {
+        let mut inner = self.write();
+        let Inner { scopes, order } = &mut *inner;
+        if remove(scopes, self.dimensions, scope, key) {
+            order.retain(|(own_scope, own_key)| own_scope != scope || own_key != key);
+        }
+    }
+
+    /// The `count` most similar items in `scope` at `threshold` or above, most similar first.
+    pub fn search(
+        &self,
+        scope: &Key,
+        query: &[f32],
+        threshold: f32,
+        count: usize,
+    ) -> Vec<Candidate> {
+        let inner = self.read();
+        let Some(rows) = inner.scopes.get(scope) else {
+            return Vec::new();
+        };
+        let mut found: Vec<Candidate> = Vec::new();
+        for (row, item) in rows.vectors.chunks_exact(self.dimensions).zip(&rows.items) {
+            let similarity = dot(row, query);
+            if similarity < threshold {
+                continue;
+            }
+            found.push(Candidate {
+                item: item.clone(),
+                similarity,
+            });
+            if found.len() > count {
+                found.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
+                found.truncate(count);
+            }
+        }
+        found.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
+        found.truncate(count);
+        found
+    }
+}
+
+/// Removes `key`'s row from `scope`; whether it was there.
+fn remove(scopes: &mut HashMap<Key, Rows>, dimensions: usize, scope: &Key, key: &Key) -> bool {
+    let Some(rows) = scopes.get_mut(scope) else {
+        return false;
+    };
+    let Some(position) = rows.items.iter().position(|item| item.key == *key) else {
+        return false;
+    };
+    let last = rows.items.len() - 1;
+    if position != last {
+        let (head, tail) = rows.vectors.split_at_mut(last * dimensions);
+        head[position * dimensions..(position + 1) * dimensions]
+            .copy_from_slice(&tail[..dimensions]);
+    }
+    rows.vectors.truncate(last * dimensions);
+    rows.items.swap_remove(position);
+    if rows.items.is_empty() {
+        scopes.remove(scope);
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests;

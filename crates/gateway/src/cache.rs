@@ -105,6 +105,35 @@ pub struct Write {
     pub usage: Usage,
     /// The single flight it leads, ended once the answer is written.
     pub flight: Option<Flight>,
+    /// Where the semantic index files it, once written: its scope, its question's vector and
+    /// text.
+    pub meaning: Option<Meaning>,
+}
+
+/// A question's place in the semantic index.
+#[derive(Debug, Clone)]
+pub struct Meaning {
+    /// The scope (`key::context_of`).
+    pub scope: Key,
+    /// The last user message's vector.
+    pub vector: Vec<f32>,
+    /// The last user message.
+    pub text: Arc<str>,
+}
+
+/// The semantic cache's parts.
+#[derive(Debug)]
+pub struct Semantic {
+    /// Text to vectors.
+    pub embedder: Arc<dyn semantic::Embedder>,
+    /// The vectors of kept answers.
+    pub index: semantic::Index,
+    /// The similarity a candidate needs.
+    pub threshold: f32,
+    /// Candidates must pass [`semantic::verify`].
+    pub verify: bool,
+    /// The hottest sampling answered by meaning.
+    pub max_temperature: f64,
 }
 
 /// An answer as the call had it.
@@ -132,6 +161,8 @@ pub enum Captured {
 #[derive(Debug)]
 pub struct Cache {
     backend: Arc<Backend>,
+    /// Lookups by meaning (`None`: exact only).
+    pub semantic: Option<Arc<Semantic>>,
     /// How it behaves.
     pub settings: Settings,
     flights: Arc<Flights>,
@@ -186,8 +217,10 @@ impl Cache {
             wait: Duration::from_millis(cache.single_flight_wait_ms),
             streams: cache.streams,
         };
+        let semantic = semantic_part(&cache.semantic)?.map(Arc::new);
         let writes = {
             let (backend, max_entry_bytes) = (Arc::clone(&backend), settings.max_entry_bytes);
+            let index = semantic.clone();
             // Lingering a little: under load, writes go in batches rather than a wake-up of
             // the background thread per answer (a call waiting on a flight waits that too).
             background.lingering_queue(
@@ -196,10 +229,24 @@ impl Cache {
                 64,
                 WRITE_LINGER,
                 move |batch: Vec<Write>| {
-                    let (backend, metrics) = (Arc::clone(&backend), metrics.clone());
+                    let (backend, metrics, index) =
+                        (Arc::clone(&backend), metrics.clone(), index.clone());
                     async move {
-                        for write in batch {
+                        for mut write in batch {
+                            let (key, meaning) = (write.key, write.meaning.take());
                             let outcome = keep(&backend, write, max_entry_bytes).await;
+                            if let (Kept::Stored, Some(meaning), Some(semantic)) =
+                                (outcome, meaning, &index)
+                            {
+                                semantic.index.insert(
+                                    meaning.scope,
+                                    &meaning.vector,
+                                    semantic::Item {
+                                        key,
+                                        text: meaning.text,
+                                    },
+                                );
+                            }
                             if let Some(metrics) = &metrics {
                                 metrics.cache_write(outcome);
                                 if let Backend::Memory(memory) = &*backend {
@@ -213,6 +260,7 @@ impl Cache {
         };
         Ok(Cache {
             backend,
+            semantic,
             settings,
             flights: Arc::new(Flights::default()),
             writes,
@@ -271,6 +319,7 @@ impl Cache {
                     answer: Captured::Response(decoded.answer.response()),
                     usage: decoded.answer.usage,
                     flight: None,
+                    meaning: None,
                 });
             }
         }
@@ -333,6 +382,38 @@ impl Cache {
     }
 }
 
+/// The semantic part `config` asks for, its model loaded.
+fn semantic_part(
+    config: &crate::config::file::SemanticCacheConfig,
+) -> Result<Option<Semantic>, String> {
+    if !config.enabled {
+        return Ok(None);
+    }
+    let embedder = load_embedder(config.model_dir.as_deref().unwrap_or_default())?;
+    Ok(Some(Semantic {
+        index: semantic::Index::new(embedder.dimensions(), config.max_entries),
+        embedder,
+        threshold: config.threshold,
+        verify: config.verify,
+        max_temperature: config.max_temperature,
+    }))
+}
+
+#[cfg(feature = "semantic-cache")]
+fn load_embedder(dir: &str) -> Result<Arc<dyn semantic::Embedder>, String> {
+    semantic::minilm::MiniLm::load(std::path::Path::new(dir))
+        .map(|model| Arc::new(model) as Arc<dyn semantic::Embedder>)
+        .map_err(|error| format!("cache.semantic.model_dir: {error}"))
+}
+
+#[cfg(not(feature = "semantic-cache"))]
+fn load_embedder(_dir: &str) -> Result<Arc<dyn semantic::Embedder>, String> {
+    Err(
+        "cache.semantic: this build has no local embedder (build with --features semantic-cache)"
+            .into(),
+    )
+}
+
 /// How old an entry is.
 pub fn age_of(entry: &Entry) -> Duration {
     let now = u64::try_from(switchyard_store::now_ms()).unwrap_or(0);
@@ -373,6 +454,7 @@ async fn keep(backend: &Backend, write: Write, max_entry_bytes: usize) -> Kept {
         answer,
         usage,
         flight,
+        meaning: _,
     } = write;
     let _flight = flight;
     // A relayed answer is kept as written, decoded when first given out (most never are).

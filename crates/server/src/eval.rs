@@ -5,6 +5,8 @@
 //! parts of its corpus; `switchyard eval train-injection` trains its n-gram tier.
 
 mod cache;
+#[cfg(feature = "semantic-cache")]
+mod semantic;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -68,6 +70,23 @@ pub enum Eval {
         /// A Redis to measure instead of the in-process cache (`redis://127.0.0.1:6379`).
         #[arg(long)]
         redis: Option<String>,
+    },
+    /// The semantic cache: hit rate and false hits per threshold on labelled pairs, by
+    /// similarity alone and with the verifier; the lookup's and the embedding's time (a build
+    /// with `--features semantic-cache`).
+    Semantic {
+        /// The model folder (`scripts/fetch-models`).
+        #[arg(long, default_value = ".cache/models/all-minilm-l6-v2")]
+        model: PathBuf,
+        /// The labelled pairs (`scripts/fetch-eval-data`).
+        #[arg(long, default_value = ".cache/eval/semantic/pairs.jsonl")]
+        pairs: PathBuf,
+        /// Index sizes to time lookups at.
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+        entries: Vec<usize>,
+        /// Prints the pairs the verifier gets wrong.
+        #[arg(long)]
+        show: bool,
     },
     /// Trains the injection detector's n-gram tier on the training part of the corpus (the
     /// held-out part is never read) and writes the model the crate ships.
@@ -135,6 +154,18 @@ pub fn run(command: Eval) -> ExitCode {
             lookups,
             redis,
         } => cache::run(&entries, lookups.max(1), redis.as_deref()),
+        #[cfg(feature = "semantic-cache")]
+        Eval::Semantic {
+            model,
+            pairs,
+            entries,
+            show,
+        } => semantic::run(&model, &pairs, &entries, usize::from(show)),
+        #[cfg(not(feature = "semantic-cache"))]
+        Eval::Semantic { .. } => {
+            eprintln!("this build has no local embedder: build with --features semantic-cache");
+            ExitCode::FAILURE
+        }
     }
 }
 

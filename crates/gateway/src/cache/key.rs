@@ -80,6 +80,21 @@ const IGNORED_EXTRA: [&str; 8] = [
 
 /// The key of `request` in `scope`.
 pub fn of(scope: &Scope<'_>, request: &ChatRequest) -> Key {
+    hash(scope, request, None)
+}
+
+/// The semantic cache's scope: the key of `request` in `scope` without its last user message
+/// (whose meaning is compared instead), with a mark where it stood. `None` when the request
+/// has no user message.
+pub fn context_of(scope: &Scope<'_>, request: &ChatRequest) -> Option<Key> {
+    let last = request
+        .messages
+        .iter()
+        .rposition(|message| message.role == Role::User)?;
+    Some(hash(scope, request, Some(last)))
+}
+
+fn hash(scope: &Scope<'_>, request: &ChatRequest, omit: Option<usize>) -> Key {
     // Written out first and hashed in one pass: SHA-256 over one buffer costs a fraction of
     // a hundred small updates.
     let mut writer = Writer(Vec::with_capacity(1024));
@@ -95,8 +110,12 @@ pub fn of(scope: &Scope<'_>, request: &ChatRequest) -> Key {
     if let Some(raw) = scope.raw {
         writer.bytes(b'r', raw);
     }
-    for message in &request.messages {
-        writer.message(message);
+    for (index, message) in request.messages.iter().enumerate() {
+        if Some(index) == omit {
+            writer.text(b'Q', "the question");
+        } else {
+            writer.message(message);
+        }
     }
     for tool in &request.tools {
         writer.text(b'T', &tool.name);

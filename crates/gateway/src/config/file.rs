@@ -110,6 +110,44 @@ pub struct CacheConfig {
     pub streams: bool,
     /// How long a Redis read or write may take; past it a read is a miss (never an error).
     pub redis_timeout_ms: u64,
+    /// Answers for requests that mean the same as an earlier one.
+    pub semantic: SemanticCacheConfig,
+}
+
+/// The semantic cache: a request whose last user message means what an earlier one's did, in
+/// the same scope, gets its answer.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SemanticCacheConfig {
+    /// Look answers up by meaning too (needs `model_dir` and a build with the
+    /// `semantic-cache` feature).
+    pub enabled: bool,
+    /// The sentence-embedding model's folder (`model.safetensors`, `tokenizer.json`,
+    /// `config.json`; `scripts/fetch-models` fetches all-MiniLM-L6-v2).
+    pub model_dir: Option<String>,
+    /// The cosine similarity a kept request needs to be a candidate.
+    pub threshold: f32,
+    /// Candidates must agree with the request on numbers, names, days, negation, opposites
+    /// and format.
+    pub verify: bool,
+    /// Requests sampled hotter than this are never answered by meaning (no temperature
+    /// counts as 1).
+    pub max_temperature: f64,
+    /// Vectors kept, at most (the oldest go first).
+    pub max_entries: usize,
+}
+
+impl Default for SemanticCacheConfig {
+    fn default() -> SemanticCacheConfig {
+        SemanticCacheConfig {
+            enabled: false,
+            model_dir: None,
+            threshold: 0.92,
+            verify: true,
+            max_temperature: 1.0,
+            max_entries: 100_000,
+        }
+    }
 }
 
 impl Default for CacheConfig {
@@ -126,6 +164,7 @@ impl Default for CacheConfig {
             single_flight_wait_ms: 30_000,
             streams: true,
             redis_timeout_ms: 100,
+            semantic: SemanticCacheConfig::default(),
         }
     }
 }

@@ -15,13 +15,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, header};
-use switchyard_types::{ApiError, ErrorKind, Origin, StreamEvent};
+use switchyard_types::{ApiError, ChatRequest, ContentPart, ErrorKind, Origin, Role, StreamEvent};
 use tokio::time::Instant;
 
 use super::{Answer, Ctx, End, Events, Kind, Whole};
 use crate::cache::entry::{Entry, FORMAT, Gather, Stored};
 use crate::cache::key::{self, Key, Scope};
-use crate::cache::{Cache, Captured, Flight, Join, Settings, Write};
+use crate::cache::semantic::verify;
+use crate::cache::{Cache, Captured, Flight, Join, Meaning, Semantic, Settings, Write};
 use crate::config::CacheScope;
 
 /// `off` (no lookup, nothing kept) or `refresh` (no lookup; the new answer is kept).
@@ -32,6 +33,12 @@ pub static CACHE_TTL: HeaderName = HeaderName::from_static("x-switchyard-cache-t
 pub static CACHE_NAMESPACE: HeaderName = HeaderName::from_static("x-switchyard-cache-namespace");
 /// The call's cache key (hex), on answers.
 pub static CACHE_KEY: HeaderName = HeaderName::from_static("x-switchyard-cache-key");
+/// A semantic hit's similarity to the request it was kept for.
+pub static CACHE_SIMILARITY: HeaderName = HeaderName::from_static("x-switchyard-cache-similarity");
+
+/// The longest last user message answered by meaning, bytes (a longer one is compared
+/// exactly only).
+const MAX_QUESTION_BYTES: usize = 2048;
 
 /// A namespace's length, at most.
 const MAX_NAMESPACE: usize = 64;
@@ -78,6 +85,10 @@ pub struct CacheCall {
     pub outcome: Outcome,
     /// The entry that answered it (a hit).
     pub hit: Option<Arc<Entry>>,
+    /// A semantic hit's similarity.
+    pub similarity: Option<f32>,
+    /// Its question's place in the semantic index, for its answer to be found by meaning.
+    meaning: Option<Meaning>,
     controls: Controls,
     tenant: String,
     flight: Option<Flight>,
@@ -225,11 +236,29 @@ pub(super) async fn lookup(ctx: &mut Ctx, headers: &HeaderMap) -> Result<Option<
         },
         request,
     );
+    // The semantic scope: everything but the question, exactly.
+    let semantic = cache.semantic.as_ref().and_then(|semantic| {
+        let question = question(request, semantic)?;
+        let scope = key::context_of(
+            &Scope {
+                tenant: &tenant,
+                group: &group.name,
+                namespace: controls.namespace.as_deref(),
+                policy: policy(ctx),
+                placeholders: &placeholders,
+                raw: None,
+            },
+            request,
+        )?;
+        Some((Arc::clone(semantic), scope, question))
+    });
     let label = Arc::clone(&group.label);
     let mut call = CacheCall {
         key,
         outcome: Outcome::Bypass,
         hit: None,
+        similarity: None,
+        meaning: None,
         controls,
         tenant,
         flight: None,
@@ -240,6 +269,33 @@ pub(super) async fn lookup(ctx: &mut Ctx, headers: &HeaderMap) -> Result<Option<
             return Ok(Some(hit(ctx, call, entry, &label)));
         }
         call.outcome = Outcome::Miss;
+    }
+    if let Some((semantic, scope, question)) = semantic
+        && !(call.controls.skip_lookup && call.controls.skip_store)
+    {
+        let vector = embed(&semantic, &question).await;
+        if let Some(vector) = vector {
+            if !call.controls.skip_lookup
+                && let Some((entry, similarity)) = by_meaning(
+                    ctx.shared.metrics.clone().as_deref(),
+                    &cache,
+                    &semantic,
+                    &scope,
+                    &vector,
+                    &question,
+                    call.controls.max_age,
+                )
+                .await
+            {
+                call.similarity = Some(similarity);
+                return Ok(Some(hit(ctx, call, entry, &label)));
+            }
+            call.meaning = Some(Meaning {
+                scope,
+                vector,
+                text: question.into(),
+            });
+        }
     }
     if let Some(metrics) = &ctx.shared.metrics {
         metrics.cache_lookup(&label, call.outcome.name());
@@ -289,10 +345,91 @@ async fn find(cache: &Cache, call: &mut CacheCall) -> Option<Arc<Entry>> {
     }
 }
 
+/// The last user message, when the request may be answered by meaning: no tools, one
+/// choice, sampled no hotter than allowed, a last message from the user in text alone, short
+/// enough for the model to read whole.
+fn question(request: &ChatRequest, semantic: &Semantic) -> Option<String> {
+    if !request.tools.is_empty()
+        || !request.opaque_tools.is_empty()
+        || request.n.unwrap_or(1) > 1
+        || request.temperature.unwrap_or(1.0) > semantic.max_temperature
+    {
+        return None;
+    }
+    let last = request.messages.last()?;
+    if last.role != Role::User
+        || last
+            .content
+            .iter()
+            .any(|part| !matches!(part, ContentPart::Text { .. }))
+    {
+        return None;
+    }
+    let text = last.text();
+    (!text.trim().is_empty() && text.len() <= MAX_QUESTION_BYTES).then_some(text)
+}
+
+/// `question`'s vector, made on the blocking pool (milliseconds of CPU); `None` if the model
+/// cannot (then the call is looked up exactly only).
+async fn embed(semantic: &Arc<Semantic>, question: &str) -> Option<Vec<f32>> {
+    let (embedder, text) = (Arc::clone(&semantic.embedder), question.to_owned());
+    match tokio::task::spawn_blocking(move || embedder.embed(&text)).await {
+        Ok(Ok(vector)) => Some(vector),
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "Not looked up by meaning");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// A kept answer whose question means the same as `question` in `scope`, and its similarity:
+/// the most similar candidates above the threshold, each verified, the first whose answer is
+/// still kept.
+async fn by_meaning(
+    metrics: Option<&crate::telemetry::Metrics>,
+    cache: &Cache,
+    semantic: &Semantic,
+    scope: &Key,
+    vector: &[f32],
+    question: &str,
+    max_age: Option<Duration>,
+) -> Option<(Arc<Entry>, f32)> {
+    for candidate in semantic.index.search(scope, vector, semantic.threshold, 3) {
+        if semantic.verify
+            && let Err(mismatch) = verify::check(question, &candidate.item.text)
+        {
+            if let Some(metrics) = metrics {
+                metrics.cache_rejected(mismatch.name());
+            }
+            continue;
+        }
+        let key = candidate.item.key;
+        match cache.get(&key, max_age).await {
+            Some(entry) => {
+                if let Some(entry) = cache.ready(&key, entry) {
+                    return Some((entry, candidate.similarity));
+                }
+            }
+            // Gone from the cache (expired, evicted, invalidated): gone from the index.
+            None if max_age.is_none() => semantic.index.remove(scope, &key),
+            None => {}
+        }
+    }
+    None
+}
+
 /// The call answered with `entry`.
 fn hit(ctx: &mut Ctx, mut call: CacheCall, entry: Arc<Entry>, label: &Arc<String>) -> Answer {
     if let Some(metrics) = &ctx.shared.metrics {
-        metrics.cache_lookup(label, "hit");
+        metrics.cache_lookup(
+            label,
+            if call.similarity.is_some() {
+                "semantic_hit"
+            } else {
+                "hit"
+            },
+        );
         metrics.cache_saved(label, &entry.answer.usage, entry.cost_nanos);
     }
     let stream = ctx.chat().is_some_and(|request| request.stream);
@@ -436,6 +573,7 @@ impl Ctx {
             answer,
             usage: self.usage,
             flight,
+            meaning: call.meaning.take(),
         };
         cache.put(write);
     }
@@ -452,5 +590,10 @@ pub(super) fn headers(headers: &mut HeaderMap, call: &CacheCall) {
             header::AGE,
             HeaderValue::from(crate::cache::age_of(entry).as_secs()),
         );
+    }
+    if let Some(similarity) = call.similarity
+        && let Ok(value) = HeaderValue::from_str(&format!("{similarity:.3}"))
+    {
+        headers.insert(CACHE_SIMILARITY.clone(), value);
     }
 }

@@ -129,6 +129,7 @@ pub struct Metrics {
     cache_saved_tokens: Family<ModelLabels, Counter>,
     cache_saved_cost: Family<ModelLabels, Counter<f64, AtomicU64>>,
     cache_entries: Gauge,
+    cache_rejections: Family<CacheWriteLabels, Counter>,
     cache_bytes: Gauge,
     /// The label of a model that does not exist.
     unknown: Arc<String>,
@@ -235,6 +236,7 @@ impl Metrics {
             cache_saved_tokens: Family::default(),
             cache_saved_cost: Family::default(),
             cache_entries: Gauge::default(),
+            cache_rejections: Family::default(),
             cache_bytes: Gauge::default(),
             registry: Registry::default(),
             unknown: Arc::new("unknown".to_owned()),
@@ -357,6 +359,11 @@ impl Metrics {
             metrics.cache_saved_cost.clone(),
         );
         registry.register(
+            "switchyard_cache_verifier_rejections",
+            "Semantic candidates the verifier refused, by what differed (numbers, names, time, negation, opposites, format, substitution)",
+            metrics.cache_rejections.clone(),
+        );
+        registry.register(
             "switchyard_cache_entries",
             "Answers the in-process cache holds",
             metrics.cache_entries.clone(),
@@ -394,6 +401,13 @@ impl Metrics {
         self.cache_saved_cost
             .get_or_create(&labels)
             .inc_by(nanos.max(0) as f64 / 1e9);
+    }
+
+    /// The verifier refused a semantic candidate for `reason`.
+    pub fn cache_rejected(&self, reason: &'static str) {
+        self.cache_rejections
+            .get_or_create(&CacheWriteLabels { result: reason })
+            .inc();
     }
 
     /// What became of an answer offered to the cache.

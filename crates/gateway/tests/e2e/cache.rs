@@ -626,3 +626,127 @@ async fn metrics_count_lookups_writes_and_what_hits_saved() {
         .expect("saved tokens");
     assert!(!saved.ends_with(" 0"), "{saved}");
 }
+
+/// The local model `scripts/fetch-models` fetches, when it is there.
+#[cfg(feature = "semantic-cache")]
+fn model_dir() -> Option<String> {
+    let folder = std::env::var("SWITCHYARD_TEST_MODEL_DIR").map_or_else(
+        |_| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../.cache/models/all-minilm-l6-v2")
+        },
+        std::path::PathBuf::from,
+    );
+    if folder.join("model.safetensors").exists() {
+        Some(folder.display().to_string())
+    } else {
+        eprintln!(
+            "skipped: no model in {} (scripts/fetch-models)",
+            folder.display()
+        );
+        None
+    }
+}
+
+#[cfg(feature = "semantic-cache")]
+#[tokio::test]
+async fn a_question_that_means_the_same_gets_the_kept_answer_and_one_that_differs_does_not() {
+    let Some(model) = model_dir() else {
+        return;
+    };
+    let yaml = MODELS.replace(
+        "cache:\n  enabled: true\n",
+        &format!(
+            "cache:\n  enabled: true\n  semantic:\n    enabled: true\n    model_dir: \"{model}\"\n    threshold: 0.85\nmetrics:\n  enabled: true\n"
+        ),
+    );
+    let setup = start(&yaml).await;
+    let with_system = |system: &str, text: &str| {
+        json!({"model": "gpt", "messages": [
+            {"role": "system", "content": system},
+            {"role": "user", "content": text}
+        ]})
+    };
+    let first = openai(
+        &setup,
+        &[],
+        &with_system("Be brief.", "What is the capital city of France?"),
+    )
+    .await;
+    assert_eq!(first.cache(), "miss");
+    // Kept (the write is in the background: the exact repeat waits for it).
+    assert_eq!(
+        openai(
+            &setup,
+            &[],
+            &with_system("Be brief.", "What is the capital city of France?")
+        )
+        .await
+        .cache(),
+        "hit"
+    );
+    let reworded = openai(
+        &setup,
+        &[],
+        &with_system("Be brief.", "Tell me the capital city of France"),
+    )
+    .await;
+    assert_eq!(reworded.cache(), "hit", "{}", reworded.body);
+    let similarity: f32 = reworded
+        .header("x-switchyard-cache-similarity")
+        .expect("a similarity")
+        .parse()
+        .expect("a number");
+    assert!(similarity >= 0.85, "{similarity}");
+    assert_eq!(reworded.text(), first.text(), "the kept answer");
+    assert_eq!(setup.mock.stats().requests, 1);
+
+    // Similar words, another answer: the verifier refuses; another system prompt is another
+    // scope; a hot request is not answered by meaning.
+    for (body, why) in [
+        (
+            with_system("Be brief.", "What is the capital city of Germany?"),
+            "another country",
+        ),
+        (
+            with_system("Answer at length.", "Tell me the capital city of France"),
+            "another system prompt",
+        ),
+    ] {
+        let got = openai(&setup, &[], &body).await;
+        assert_eq!(got.cache(), "miss", "{why}");
+    }
+    // An embedding places these side by side (about 0.9); the verifier does not serve one for
+    // the other.
+    let on = with_system("Be brief.", "Turn on the kitchen lights");
+    assert_eq!(openai(&setup, &[], &on).await.cache(), "miss");
+    assert_eq!(openai(&setup, &[], &on).await.cache(), "hit");
+    let off = openai(
+        &setup,
+        &[],
+        &with_system("Be brief.", "Turn off the kitchen lights"),
+    )
+    .await;
+    assert_eq!(off.cache(), "miss", "{}", off.body);
+    assert!(off.text().contains("off"), "{}", off.text());
+    let mut hot = with_system("Be brief.", "Tell me the capital city of France!");
+    hot["temperature"] = json!(1.5);
+    assert_eq!(openai(&setup, &[], &hot).await.cache(), "miss", "too hot");
+    let text = setup
+        .client
+        .get(setup.url("/metrics"))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.contains(r#"switchyard_cache_lookups_total{model="gpt",result="semantic_hit"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"switchyard_cache_verifier_rejections_total{result="opposites"} 1"#),
+        "{text}"
+    );
+}

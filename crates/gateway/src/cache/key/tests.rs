@@ -174,3 +174,23 @@ fn keys_read_back_from_hex() {
     assert_eq!(Key::parse("zz"), None);
     assert_eq!(Key::parse(&"g".repeat(64)), None);
 }
+
+#[test]
+fn the_semantic_scope_leaves_out_only_the_last_user_message() {
+    let context = |body: &Value| super::context_of(&SCOPE, &request(body)).expect("a user message");
+    let reference = context(&base());
+    assert_eq!(
+        context(&with(
+            |body| body["messages"][1]["content"] = json!("Switch the kitchen lights on.")
+        )),
+        reference,
+        "another wording of the question: the same scope"
+    );
+    for changed in [
+        with(|body| body["messages"][0]["content"] = json!("You are verbose.")),
+        with(|body| body["temperature"] = json!(0.9)),
+    ] {
+        assert_ne!(context(&changed), reference, "{changed}");
+    }
+    assert_ne!(reference, key(&base()), "never the exact key");
+}

@@ -37,7 +37,8 @@ fn eps() -> f64 {
     1e-12
 }
 
-/// Tokens a text is cut to (sentence-transformers' `max_seq_length` for this model).
+/// Tokens a text may have (sentence-transformers' `max_seq_length` for this model); a longer
+/// one is refused.
 const MAX_TOKENS: usize = 256;
 
 /// One encoder layer.
@@ -100,12 +101,10 @@ impl MiniLm {
         let mut tokenizer = Tokenizer::from_bytes(read("tokenizer.json")?)
             .map_err(|error| EmbedError(format!("tokenizer.json: {error}")))?;
         let max_tokens = MAX_TOKENS.min(shape.max_position_embeddings);
+        // Never cut: a text longer than the model reads is refused, not compared by its start.
         tokenizer.with_padding(None);
         tokenizer
-            .with_truncation(Some(tokenizers::TruncationParams {
-                max_length: max_tokens,
-                ..tokenizers::TruncationParams::default()
-            }))
+            .with_truncation(None)
             .map_err(|error| EmbedError(format!("tokenizer.json: {error}")))?;
         let device = Device::Cpu;
         let weights =

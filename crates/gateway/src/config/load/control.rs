@@ -158,6 +158,36 @@ pub(super) fn check_cache(
     if cache.redis_timeout_ms == 0 {
         errors.push(error_at("cache.redis_timeout_ms", "must be at least 1"));
     }
+    let semantic = &cache.semantic;
+    if semantic.enabled {
+        if !cfg!(feature = "semantic-cache") {
+            errors.push(error_at(
+                "cache.semantic.enabled",
+                "this build has no local embedder (build with --features semantic-cache)",
+            ));
+        }
+        match semantic.model_dir.as_deref() {
+            None => errors.push(error_at(
+                "cache.semantic.model_dir",
+                "needed (scripts/fetch-models fetches all-MiniLM-L6-v2)",
+            )),
+            Some(dir) if !std::path::Path::new(dir).join("model.safetensors").exists() => errors
+                .push(error_at(
+                    "cache.semantic.model_dir",
+                    format!("no model.safetensors in {dir}"),
+                )),
+            Some(_) => {}
+        }
+    }
+    if !(0.0..=1.0).contains(&semantic.threshold) {
+        errors.push(error_at(
+            "cache.semantic.threshold",
+            "must be between 0 and 1",
+        ));
+    }
+    if semantic.max_entries == 0 {
+        errors.push(error_at("cache.semantic.max_entries", "must be at least 1"));
+    }
     if cache.backend == CacheBackend::Redis && redis.is_none_or(|redis| redis.url.is_none()) {
         errors.push(error_at("cache.backend", "`redis` needs redis.url"));
     }

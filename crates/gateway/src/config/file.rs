@@ -142,7 +142,7 @@ impl Default for SemanticCacheConfig {
         SemanticCacheConfig {
             enabled: false,
             model_dir: None,
-            threshold: 0.92,
+            threshold: 0.90,
             verify: true,
             max_temperature: 1.0,
             max_entries: 100_000,

@@ -107,10 +107,11 @@ pub fn run(model: &Path, pairs: &Path, sizes: &[usize], show: usize) -> ExitCode
         };
         let checked = verify::check(&pair.b, &pair.a);
         let verified = checked.is_ok();
+        let similarity = dot(&a, &b);
         if show > 0 && (pair.same_answer == checked.is_err()) {
             let _ = writeln!(
                 out,
-                "  {} {:?} ({}): {} | {}",
+                "  {} {similarity:.3} {:?} ({}): {} | {}",
                 if pair.same_answer {
                     "refused"
                 } else {

@@ -26,9 +26,8 @@ use switchyard_types::{ChatResponse, Usage, WireFormat};
 use tokio::sync::watch;
 use tracing::warn;
 
-use crate::background::{Background, Queue};
+use crate::background::Queue;
 use crate::config::{CacheBackend, CacheScope, ConfigFile};
-use crate::telemetry::Metrics;
 use entry::{Entry, FORMAT, Relayed, Stored};
 use key::Key;
 
@@ -176,12 +175,10 @@ enum Backend {
 }
 
 impl Cache {
-    /// The cache `config` describes; writes run on `background`, counted in `metrics`.
-    pub fn start(
-        config: &ConfigFile,
-        background: &Background,
-        metrics: Option<Arc<Metrics>>,
-    ) -> Result<Cache, String> {
+    /// The cache `config` describes; writes run on `shared`'s background runtime, counted in
+    /// its metrics.
+    pub fn start(config: &ConfigFile, shared: &crate::shared::Shared) -> Result<Cache, String> {
+        let (background, metrics) = (&shared.background, shared.metrics.clone());
         let cache = &config.cache;
         let backend = Arc::new(match cache.backend {
             CacheBackend::Memory => Backend::Memory(memory::Memory::new(cache.max_bytes)),
@@ -217,7 +214,7 @@ impl Cache {
             wait: Duration::from_millis(cache.single_flight_wait_ms),
             streams: cache.streams,
         };
-        let semantic = semantic_part(&cache.semantic)?.map(Arc::new);
+        let semantic = semantic_part(config, &shared.listening)?.map(Arc::new);
         let writes = {
             let (backend, max_entry_bytes) = (Arc::clone(&backend), settings.max_entry_bytes);
             let index = semantic.clone();
@@ -384,14 +381,26 @@ impl Cache {
 
 /// The semantic part `config` asks for, its model loaded.
 fn semantic_part(
-    config: &crate::config::file::SemanticCacheConfig,
+    file: &ConfigFile,
+    listening: &Arc<std::sync::OnceLock<std::net::SocketAddr>>,
 ) -> Result<Option<Semantic>, String> {
+    let config = &file.cache.semantic;
     if !config.enabled {
         return Ok(None);
     }
-    let embedder = load_embedder(config.model_dir.as_deref().unwrap_or_default())?;
+    let embedder = match &config.embeddings_model {
+        Some(model) => Arc::new(semantic::through::Through::new(
+            Arc::clone(listening),
+            model,
+            file.auth
+                .master_key
+                .as_ref()
+                .map(|key| key.expose().to_owned()),
+        )) as Arc<dyn semantic::Embedder>,
+        None => load_embedder(config.model_dir.as_deref().unwrap_or_default())?,
+    };
     Ok(Some(Semantic {
-        index: semantic::Index::new(embedder.dimensions(), config.max_entries),
+        index: semantic::Index::new(config.max_entries),
         embedder,
         threshold: config.threshold,
         verify: config.verify,

@@ -187,6 +187,7 @@ impl Gateway {
     pub async fn start(runtime: Runtime, shared: Arc<Shared>) -> std::io::Result<Gateway> {
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let addr = listener.local_addr()?;
+        let _ = shared.listening.set(addr);
         let (stop, stopped) = oneshot::channel::<()>();
         let state = AppState::new(runtime, Arc::clone(&shared));
         let runtime = Arc::clone(&state.runtime);

@@ -39,6 +39,8 @@ pub struct Shared {
     pub traces: Option<Arc<Traces>>,
     /// The answer cache (`None`: no group is cached).
     pub cache: Option<Arc<Cache>>,
+    /// The address the gateway answers on, once it listens (what calls to itself use).
+    pub listening: Arc<std::sync::OnceLock<std::net::SocketAddr>>,
     /// Permits for open client connections, one per connection, over every worker.
     connections: std::sync::OnceLock<Arc<tokio::sync::Semaphore>>,
     /// Permits for request bodies held, one per KiB, over every worker.
@@ -58,6 +60,7 @@ impl Shared {
             metrics: None,
             traces: None,
             cache: None,
+            listening: Arc::new(std::sync::OnceLock::new()),
             connections: std::sync::OnceLock::new(),
             bodies: std::sync::OnceLock::new(),
         }

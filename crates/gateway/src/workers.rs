@@ -63,6 +63,7 @@ impl Workers {
         } else {
             1
         };
+        let shared_for_address = Arc::clone(&shared);
         let ready = Arc::new(AtomicBool::new(true));
         let (stop_tx, stop_rx) = watch::channel(false);
         let (config_tx, config_rx) = watch::channel(Arc::new(config));
@@ -95,6 +96,9 @@ impl Workers {
                 Ok(Err(error)) => failure = failure.or(Some(error)),
                 Err(_) => failure = failure.or(Some(WorkersError::Panicked)),
             }
+        }
+        if failure.is_none() {
+            let _ = shared_for_address.listening.set(bound);
         }
         let workers = Workers {
             threads,

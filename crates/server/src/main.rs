@@ -332,7 +332,7 @@ fn run_serve(
         None => None,
     };
     if Cache::wanted(&config) {
-        let cache = Cache::start(&config, &background, shared.metrics.clone())
+        let cache = Cache::start(&config, &shared)
             .map_err(|error| anyhow::anyhow!("cannot start the cache: {error}"))?;
         info!(
             backend = cache.backend_name(),

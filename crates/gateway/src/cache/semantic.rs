@@ -7,12 +7,13 @@
 //!
 //! # Layout
 //! - [`Embedder`]: text to a unit vector; [`minilm`] runs a local MiniLM-class model (feature
-//!   `semantic-cache`).
+//!   `semantic-cache`), [`through`] asks one of the gateway's own embeddings groups.
 //! - [`Index`]: the vectors per scope, bounded, searched exactly.
 //! - [`verify`]: the checks a candidate must pass.
 
 #[cfg(feature = "semantic-cache")]
 pub mod minilm;
+pub mod through;
 pub mod verify;
 
 use std::collections::{HashMap, VecDeque};
@@ -27,10 +28,8 @@ pub struct EmbedError(pub String);
 
 /// Text to a unit vector. Blocking CPU work: called off the request's worker.
 pub trait Embedder: Send + Sync + std::fmt::Debug {
-    /// What it is (the model's folder name).
+    /// What it is (the model's folder name, the group's name).
     fn name(&self) -> &str;
-    /// The vectors' length.
-    fn dimensions(&self) -> usize;
     /// `text`'s vector, of unit length.
     fn embed(&self, text: &str) -> Result<Vec<f32>, EmbedError>;
 }
@@ -80,9 +79,10 @@ pub struct Candidate {
 }
 
 /// The vectors of kept answers, per scope; at most `capacity` in all (the oldest go first).
+/// Their length is the first one's.
 #[derive(Debug)]
 pub struct Index {
-    dimensions: usize,
+    dimensions: std::sync::OnceLock<usize>,
     capacity: usize,
     inner: RwLock<Inner>,
 }
@@ -95,10 +95,10 @@ struct Inner {
 }
 
 impl Index {
-    /// An empty index of `dimensions`-long vectors, holding at most `capacity`.
-    pub fn new(dimensions: usize, capacity: usize) -> Index {
+    /// An empty index holding at most `capacity` vectors.
+    pub fn new(capacity: usize) -> Index {
         Index {
-            dimensions,
+            dimensions: std::sync::OnceLock::new(),
             capacity: capacity.max(1),
             inner: RwLock::new(Inner::default()),
         }
@@ -129,7 +129,8 @@ impl Index {
     /// Adds `vector` for `item` in `scope` (replacing the item's earlier vector), evicting the
     /// oldest past the capacity.
     pub fn insert(&self, scope: Key, vector: &[f32], item: Item) {
-        if vector.len() != self.dimensions {
+        let dimensions = *self.dimensions.get_or_init(|| vector.len());
+        if vector.len() != dimensions || dimensions == 0 {
             return;
         }
         let mut inner = self.write();
@@ -137,8 +138,8 @@ impl Index {
         let rows = scopes.entry(scope).or_default();
         if let Some(position) = rows.items.iter().position(|own| own.key == item.key) {
             rows.items[position] = item;
-            let start = position * self.dimensions;
-            rows.vectors[start..start + self.dimensions].copy_from_slice(vector);
+            let start = position * dimensions;
+            rows.vectors[start..start + dimensions].copy_from_slice(vector);
             return;
         }
         order.push_back((scope, item.key));
@@ -148,15 +149,18 @@ impl Index {
             let Some((scope, key)) = order.pop_front() else {
                 break;
             };
-            remove(scopes, self.dimensions, &scope, &key);
+            remove(scopes, dimensions, &scope, &key);
         }
     }
 
     /// Drops `key` from `scope` (its answer is gone from the exact cache).
     pub fn remove(&self, scope: &Key, key: &Key) {
+        let Some(&dimensions) = self.dimensions.get() else {
+            return;
+        };
         let mut inner = self.write();
         let Inner { scopes, order } = &mut *inner;
-        if remove(scopes, self.dimensions, scope, key) {
+        if remove(scopes, dimensions, scope, key) {
             order.retain(|(own_scope, own_key)| own_scope != scope || own_key != key);
         }
     }
@@ -169,12 +173,18 @@ impl Index {
         threshold: f32,
         count: usize,
     ) -> Vec<Candidate> {
+        let Some(&dimensions) = self.dimensions.get() else {
+            return Vec::new();
+        };
+        if query.len() != dimensions {
+            return Vec::new();
+        }
         let inner = self.read();
         let Some(rows) = inner.scopes.get(scope) else {
             return Vec::new();
         };
         let mut found: Vec<Candidate> = Vec::new();
-        for (row, item) in rows.vectors.chunks_exact(self.dimensions).zip(&rows.items) {
+        for (row, item) in rows.vectors.chunks_exact(dimensions).zip(&rows.items) {
             let similarity = dot(row, query);
             if similarity < threshold {
                 continue;

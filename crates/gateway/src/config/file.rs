@@ -125,6 +125,9 @@ pub struct SemanticCacheConfig {
     /// The sentence-embedding model's folder (`model.safetensors`, `tokenizer.json`,
     /// `config.json`; `scripts/fetch-models` fetches all-MiniLM-L6-v2).
     pub model_dir: Option<String>,
+    /// Or one of this gateway's embeddings groups (a `models` name), called through the
+    /// gateway itself.
+    pub embeddings_model: Option<String>,
     /// The cosine similarity a kept request needs to be a candidate.
     pub threshold: f32,
     /// Candidates must agree with the request on numbers, names, days, negation, opposites
@@ -142,6 +145,7 @@ impl Default for SemanticCacheConfig {
         SemanticCacheConfig {
             enabled: false,
             model_dir: None,
+            embeddings_model: None,
             threshold: 0.90,
             verify: true,
             max_temperature: 1.0,

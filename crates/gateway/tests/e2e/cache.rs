@@ -750,3 +750,78 @@ async fn a_question_that_means_the_same_gets_the_kept_answer_and_one_that_differ
         "{text}"
     );
 }
+
+/// An embeddings server of the OpenAI shape whose vectors count words (64 buckets): texts with
+/// the same words get the same vector, whatever their case, punctuation or order.
+async fn word_count_embeddings() -> String {
+    async fn embed(axum::Json(body): axum::Json<Value>) -> axum::Json<Value> {
+        let text = body["input"].as_str().unwrap_or_default().to_lowercase();
+        let mut vector = vec![0f32; 64];
+        for word in text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+        {
+            let bucket = word.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+                (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+            }) % 64;
+            vector[bucket as usize] += 1.0;
+        }
+        axum::Json(json!({
+            "object": "list",
+            "data": [{"object": "embedding", "index": 0, "embedding": vector}],
+            "model": "word-count",
+            "usage": {"prompt_tokens": 5, "total_tokens": 5}
+        }))
+    }
+    let address = crate::hostile::serve(
+        axum::Router::new().route("/v1/embeddings", axum::routing::post(embed)),
+    )
+    .await;
+    format!("http://{address}/v1")
+}
+
+#[tokio::test]
+async fn questions_can_be_placed_by_one_of_the_gateways_own_embeddings_groups() {
+    let embeddings = word_count_embeddings().await;
+    let yaml = MODELS
+        .replace(
+            "cache:\n  enabled: true\n",
+            "cache:\n  enabled: true\n  semantic:\n    enabled: true\n    embeddings_model: words\n    threshold: 0.95\n",
+        )
+        .replace(
+            "  - name: uncached\n",
+            &format!(
+                "  - name: words\n    deployments:\n      - provider: openai_compatible\n        model: word-count\n        api_base: \"{embeddings}\"\n        api_key: test-key\n  - name: uncached\n"
+            ),
+        );
+    let setup = start(&yaml).await;
+    let first = openai(&setup, &[], &ask("gpt", "What is the capital of France?")).await;
+    assert_eq!(first.cache(), "miss");
+    // Written in the background: the exact repeat waits for it.
+    assert_eq!(
+        openai(&setup, &[], &ask("gpt", "What is the capital of France?"))
+            .await
+            .cache(),
+        "hit"
+    );
+    // The same words otherwise written: another exact key, the same vector.
+    let reworded = openai(&setup, &[], &ask("gpt", "what is the capital of france")).await;
+    assert_eq!(reworded.cache(), "hit", "{}", reworded.body);
+    assert_eq!(
+        reworded.header("x-switchyard-cache-similarity"),
+        Some("1.000")
+    );
+    assert_eq!(reworded.text(), first.text());
+    assert_eq!(setup.mock.stats().requests, 1);
+    // The same words in another order with another meaning: the verifier refuses it.
+    let first = openai(&setup, &[], &ask("gpt", "Convert Word to PDF")).await;
+    assert_eq!(first.cache(), "miss");
+    assert_eq!(
+        openai(&setup, &[], &ask("gpt", "Convert Word to PDF"))
+            .await
+            .cache(),
+        "hit"
+    );
+    let swapped = openai(&setup, &[], &ask("gpt", "Convert PDF to Word")).await;
+    assert_eq!(swapped.cache(), "miss");
+}

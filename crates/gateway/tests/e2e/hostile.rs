@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::support;
 
 /// Serves `app` on an ephemeral loopback port for the rest of the test.
-async fn serve(app: axum::Router) -> std::net::SocketAddr {
+pub(crate) async fn serve(app: axum::Router) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

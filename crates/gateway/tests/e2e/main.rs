@@ -15,7 +15,7 @@ mod embeddings;
 mod errors;
 mod gemini;
 mod guards;
-mod hostile;
+pub(crate) mod hostile;
 mod keys;
 mod ledger;
 pub(crate) mod limits;

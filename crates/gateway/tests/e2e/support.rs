@@ -60,8 +60,7 @@ pub async fn start_with(models_yaml: &str, hooks: Vec<Arc<dyn Hook>>) -> Setup {
         shared = shared.with_traces(Arc::new(traces));
     }
     if Cache::wanted(&config) {
-        let cache = Cache::start(&config, &shared.background, shared.metrics.clone())
-            .expect("the cache starts");
+        let cache = Cache::start(&config, &shared).expect("the cache starts");
         shared = shared.with_cache(Arc::new(cache));
     }
     let shared = Arc::new(shared);
@@ -150,8 +149,7 @@ pub async fn start_keys(models_yaml: &str) -> Setup {
         shared = shared.with_metrics(Arc::new(Metrics::new()));
     }
     if Cache::wanted(&config) {
-        let cache =
-            Cache::start(&config, &background, shared.metrics.clone()).expect("the cache starts");
+        let cache = Cache::start(&config, &shared).expect("the cache starts");
         shared = shared.with_cache(Arc::new(cache));
     }
     let shared = Arc::new(shared.with_governance(Arc::new(governance)));

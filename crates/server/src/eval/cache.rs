@@ -126,7 +126,10 @@ pub fn run(sizes: &[usize], lookups: usize, redis: Option<&str>) -> ExitCode {
             us(started.elapsed()) / lookups as f64
         );
         for &size in sizes {
-            let cache = match Cache::start(&config, &background, None) {
+            let cache = match Cache::start(
+                &config,
+                &switchyard_gateway::Shared::new(background.clone()),
+            ) {
                 Ok(cache) => cache,
                 Err(error) => {
                     eprintln!("cannot start the cache: {error}");

@@ -241,7 +241,7 @@ pub fn run(model: &Path, pairs: &Path, sizes: &[usize], show: usize) -> ExitCode
         vector.into_iter().map(|v| v / length).collect::<Vec<f32>>()
     };
     for &size in sizes {
-        let index = Index::new(dimensions, size);
+        let index = Index::new(size);
         let scope = Key([7; 32]);
         for number in 0..size {
             let mut key = [0u8; 32];

@@ -175,6 +175,11 @@ impl MiniLm {
         })
     }
 
+    /// The vectors' length.
+    pub fn dimensions(&self) -> usize {
+        self.hidden
+    }
+
     fn forward(&self, ids: &[u32]) -> candle_core::Result<Vec<f32>> {
         let count = ids.len();
         let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
@@ -226,10 +231,6 @@ impl MiniLm {
 impl Embedder for MiniLm {
     fn name(&self) -> &str {
         &self.name
-    }
-
-    fn dimensions(&self) -> usize {
-        self.hidden
     }
 
     fn embed(&self, text: &str) -> Result<Vec<f32>, EmbedError> {

@@ -25,7 +25,7 @@ fn the_dot_product_is_exact_at_any_length() {
 
 #[test]
 fn search_finds_the_nearest_in_its_scope_only() {
-    let index = Index::new(3, 100);
+    let index = Index::new(100);
     let (one, two) = (Key([1; 32]), Key([2; 32]));
     index.insert(one, &unit(&[1.0, 0.0, 0.0]), item(10, "x"));
     index.insert(one, &unit(&[0.0, 1.0, 0.0]), item(11, "y"));
@@ -45,7 +45,7 @@ fn search_finds_the_nearest_in_its_scope_only() {
 
 #[test]
 fn the_oldest_go_first_past_the_capacity_and_removal_keeps_rows_aligned() {
-    let index = Index::new(2, 3);
+    let index = Index::new(3);
     let scope = Key([1; 32]);
     for (byte, vector) in [
         (1u8, [1.0, 0.0]),

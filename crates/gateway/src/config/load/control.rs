@@ -160,23 +160,29 @@ pub(super) fn check_cache(
     }
     let semantic = &cache.semantic;
     if semantic.enabled {
-        if !cfg!(feature = "semantic-cache") {
+        if semantic.model_dir.is_some() && !cfg!(feature = "semantic-cache") {
             errors.push(error_at(
-                "cache.semantic.enabled",
-                "this build has no local embedder (build with --features semantic-cache)",
+                "cache.semantic.model_dir",
+                "this build has no local embedder (build with --features semantic-cache, or set embeddings_model)",
             ));
         }
-        match semantic.model_dir.as_deref() {
-            None => errors.push(error_at(
-                "cache.semantic.model_dir",
-                "needed (scripts/fetch-models fetches all-MiniLM-L6-v2)",
+        match (semantic.model_dir.as_deref(), semantic.embeddings_model.as_deref()) {
+            (None, None) => errors.push(error_at(
+                "cache.semantic",
+                "needs model_dir (scripts/fetch-models fetches all-MiniLM-L6-v2) or embeddings_model",
             )),
-            Some(dir) if !std::path::Path::new(dir).join("model.safetensors").exists() => errors
-                .push(error_at(
+            (Some(_), Some(_)) => errors.push(error_at(
+                "cache.semantic",
+                "set model_dir or embeddings_model, not both",
+            )),
+            (None, Some(_)) => {}
+            (Some(dir), None) if !std::path::Path::new(dir).join("model.safetensors").exists() => {
+                errors.push(error_at(
                     "cache.semantic.model_dir",
                     format!("no model.safetensors in {dir}"),
-                )),
-            Some(_) => {}
+                ));
+            }
+            (Some(_), None) => {}
         }
     }
     if !(0.0..=1.0).contains(&semantic.threshold) {

@@ -180,6 +180,7 @@ impl Cache {
     pub fn start(config: &ConfigFile, shared: &crate::shared::Shared) -> Result<Cache, String> {
         let (background, metrics) = (&shared.background, shared.metrics.clone());
         let cache = &config.cache;
+        let mut redis_client = None;
         let backend = Arc::new(match cache.backend {
             CacheBackend::Memory => Backend::Memory(memory::Memory::new(cache.max_bytes)),
             CacheBackend::Redis => {
@@ -196,6 +197,7 @@ impl Cache {
                     "Answers cached in Redis",
                     "Cannot reach Redis yet: every cache lookup misses until it answers",
                 );
+                redis_client = Some(client);
                 Backend::Remote(remote::Remote::new(
                     connection,
                     &config.redis.prefix,
@@ -215,6 +217,25 @@ impl Cache {
             streams: cache.streams,
         };
         let semantic = semantic_part(config, &shared.listening)?.map(Arc::new);
+        // With Redis, every instance files what any of them kept (from when it subscribed).
+        if let (Some(semantic), Some(client), Backend::Remote(remote)) =
+            (&semantic, redis_client, &*backend)
+        {
+            let semantic = Arc::clone(semantic);
+            crate::governance::notify::subscribe(
+                client,
+                remote.filed_channel(),
+                background,
+                "semantic filings",
+                || true,
+                move |payload| {
+                    if let Some((scope, item, vector)) = read_filing(&payload) {
+                        semantic.index.insert(scope, &vector, item);
+                    }
+                    true
+                },
+            );
+        }
         let writes = {
             let (backend, max_entry_bytes) = (Arc::clone(&backend), settings.max_entry_bytes);
             let index = semantic.clone();
@@ -235,6 +256,11 @@ impl Cache {
                             if let (Kept::Stored, Some(meaning), Some(semantic)) =
                                 (outcome, meaning, &index)
                             {
+                                if let Backend::Remote(remote) = &*backend
+                                    && let Err(error) = remote.publish(filing(&meaning, &key)).await
+                                {
+                                    warn!(%error, "A kept question not told to other instances");
+                                }
                                 semantic.index.insert(
                                     meaning.scope,
                                     &meaning.vector,
@@ -421,6 +447,31 @@ fn load_embedder(_dir: &str) -> Result<Arc<dyn semantic::Embedder>, String> {
         "cache.semantic: this build has no local embedder (build with --features semantic-cache)"
             .into(),
     )
+}
+
+/// A filing as published to the other instances.
+fn filing(meaning: &Meaning, key: &Key) -> String {
+    serde_json::json!({
+        "scope": meaning.scope.hex(),
+        "key": key.hex(),
+        "text": &*meaning.text,
+        "vector": meaning.vector,
+    })
+    .to_string()
+}
+
+/// A published filing read back.
+fn read_filing(payload: &[u8]) -> Option<(Key, semantic::Item, Vec<f32>)> {
+    let value: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    let scope = Key::parse(value["scope"].as_str()?)?;
+    let key = Key::parse(value["key"].as_str()?)?;
+    let vector: Vec<f32> = value["vector"]
+        .as_array()?
+        .iter()
+        .map(|number| number.as_f64().map(|number| number as f32))
+        .collect::<Option<_>>()?;
+    let text: Arc<str> = value["text"].as_str()?.into();
+    Some((scope, semantic::Item { key, text }, vector))
 }
 
 /// How old an entry is.

@@ -203,6 +203,25 @@ impl Remote {
         .await
     }
 
+    /// The channel semantic filings travel on.
+    pub(super) fn filed_channel(&self) -> String {
+        format!("{}:filed", self.prefix)
+    }
+
+    /// Tells every instance about a filing (`payload`).
+    pub(super) async fn publish(&self, payload: String) -> Result<(), RemoteError> {
+        let channel = self.filed_channel();
+        self.run(async move |mut connection| {
+            redis::cmd("PUBLISH")
+                .arg(&channel)
+                .arg(&payload)
+                .query_async::<i64>(&mut connection)
+                .await
+        })
+        .await?;
+        Ok(())
+    }
+
     pub(super) async fn stats(&self) -> Result<Stats, RemoteError> {
         let index = self.index(None, &What::All);
         let now = switchyard_store::now_ms();

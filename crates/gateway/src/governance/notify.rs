@@ -142,59 +142,89 @@ impl Notify {
     /// Listens for changes made on other instances (and this one), dropping what they touch
     /// from `governance`'s cache, until shutdown or until `governance` is gone.
     pub fn listen(&self, governance: Weak<Governance>, background: &Background) {
-        let (client, channel, closing) = (
+        let on_subscribed = governance.clone();
+        subscribe(
             self.client.clone(),
             self.channel.clone(),
-            background.closing(),
-        );
-        background.spawn(async move {
-            loop {
-                let subscribed = match client.get_async_pubsub().await {
-                    Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
-                        Ok(()) => Ok(pubsub),
-                        Err(error) => Err(error),
-                    },
-                    Err(error) => Err(error),
+            background,
+            "key changes",
+            // Changes made while the subscription was down are unknown: start from an empty
+            // cache.
+            move || match on_subscribed.upgrade() {
+                Some(governance) => {
+                    governance.forget_all();
+                    true
+                }
+                None => false,
+            },
+            move |payload| {
+                let Some(governance) = governance.upgrade() else {
+                    return false;
                 };
-                match subscribed {
-                    Ok(mut pubsub) => {
-                        // Changes made while the subscription was down are unknown: start
-                        // from an empty cache.
-                        match governance.upgrade() {
-                            Some(governance) => governance.forget_all(),
-                            None => return,
-                        }
-                        let mut messages = pubsub.on_message();
-                        loop {
-                            let message = tokio::select! {
-                                message = messages.next() => message,
-                                () = closing.cancelled() => return,
-                            };
-                            let Some(message) = message else {
-                                break;
-                            };
-                            let Some(governance) = governance.upgrade() else {
-                                return;
-                            };
-                            if let Some(changed) = message
-                                .get_payload::<String>()
-                                .ok()
-                                .and_then(|payload| decode(&payload))
-                            {
-                                governance.forget(&changed);
-                            }
-                        }
-                        warn!("Lost the Redis key-change subscription; reconnecting");
-                    }
-                    Err(error) => debug!(%error, "Redis unreachable for key changes"),
+                if let Some(changed) = String::from_utf8(payload)
+                    .ok()
+                    .and_then(|payload| decode(&payload))
+                {
+                    governance.forget(&changed);
                 }
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    () = closing.cancelled() => return,
-                }
-            }
-        });
+                true
+            },
+        );
     }
+}
+
+/// Subscribes to `channel` through `client` in a background task, and keeps subscribing after
+/// Redis restarts, until shutdown: `subscribed` runs each time the subscription is made,
+/// `message` for each message's payload; either returning false ends the task.
+pub(crate) fn subscribe<S, M>(
+    client: redis::Client,
+    channel: String,
+    background: &Background,
+    what: &'static str,
+    mut subscribed: S,
+    mut message: M,
+) where
+    S: FnMut() -> bool + Send + 'static,
+    M: FnMut(Vec<u8>) -> bool + Send + 'static,
+{
+    let closing = background.closing();
+    background.spawn(async move {
+        loop {
+            let made = match client.get_async_pubsub().await {
+                Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
+                    Ok(()) => Ok(pubsub),
+                    Err(error) => Err(error),
+                },
+                Err(error) => Err(error),
+            };
+            match made {
+                Ok(mut pubsub) => {
+                    if !subscribed() {
+                        return;
+                    }
+                    let mut messages = pubsub.on_message();
+                    loop {
+                        let next = tokio::select! {
+                            next = messages.next() => next,
+                            () = closing.cancelled() => return,
+                        };
+                        let Some(next) = next else {
+                            break;
+                        };
+                        if !message(next.get_payload_bytes().to_vec()) {
+                            return;
+                        }
+                    }
+                    warn!(what, "Lost a Redis subscription; reconnecting");
+                }
+                Err(error) => debug!(%error, what, "Redis unreachable for a subscription"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = closing.cancelled() => return,
+            }
+        }
+    });
 }
 
 /// A change as published: `key <hash> <hash>…`, `team <id>`, `user <id>`.

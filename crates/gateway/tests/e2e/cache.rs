@@ -825,3 +825,52 @@ async fn questions_can_be_placed_by_one_of_the_gateways_own_embeddings_groups() 
     let swapped = openai(&setup, &[], &ask("gpt", "Convert PDF to Word")).await;
     assert_eq!(swapped.cache(), "miss");
 }
+
+#[tokio::test]
+async fn instances_sharing_redis_find_each_others_answers_by_meaning() {
+    let Ok(redis) = std::env::var("SWITCHYARD_TEST_REDIS_URL") else {
+        eprintln!("skipped: SWITCHYARD_TEST_REDIS_URL is not set");
+        return;
+    };
+    let embeddings = word_count_embeddings().await;
+    let prefix = switchyard_store::new_id("sy-test");
+    let yaml = MODELS
+        .replace(
+            "cache:\n  enabled: true\n",
+            &format!(
+                "cache:\n  enabled: true\n  backend: redis\n  semantic:\n    enabled: true\n    embeddings_model: words\n    threshold: 0.95\nredis:\n  url: \"{redis}\"\n  prefix: \"{prefix}\"\n"
+            ),
+        )
+        .replace(
+            "  - name: uncached\n",
+            &format!(
+                "  - name: words\n    deployments:\n      - provider: openai_compatible\n        model: word-count\n        api_base: \"{embeddings}\"\n        api_key: test-key\n  - name: uncached\n"
+            ),
+        );
+    let (one, two) = (start(&yaml).await, start(&yaml).await);
+    // Connections and subscriptions are made in the background: ask until the second
+    // instance finds, by meaning, what the first kept.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let kept = ask("gpt", &format!("What is the capital of Spain? ({attempt})"));
+        openai(&one, &[], &kept).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let asked = ask("gpt", &format!("what is the capital of spain ({attempt})"));
+        let got = openai(&two, &[], &asked).await;
+        if got.cache() == "hit" {
+            assert!(got.header("x-switchyard-cache-similarity").is_some());
+            assert!(
+                got.text().contains("Spain"),
+                "the first instance's answer: {}",
+                got.text()
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never found by meaning"
+        );
+    }
+}

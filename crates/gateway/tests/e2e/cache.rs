@@ -1,7 +1,7 @@
 //! The answer cache as clients see it: a repeated call answered without the model, whole or
 //! replayed as a stream in either dialect; the request's controls; single flight; what is
 //! never kept; tenants that never share; hits on the record at no cost; invalidation through
-//! the admin API; two instances sharing answers through Redis.
+//! the admin API; two instances sharing answers through Redis. By meaning: `semantic_cache.rs`.
 
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use crate::support::{
     MASTER, Setup, openai_stream_text_and_finish, parse_sse, spend_records, start, start_keys,
 };
 
-const MODELS: &str = r#"
+pub(crate) const MODELS: &str = r#"
 cache:
   enabled: true
 models:
@@ -52,18 +52,18 @@ models:
 "#;
 
 /// What a call got: status, headers, body.
-struct Got {
+pub(crate) struct Got {
     status: u16,
     headers: reqwest::header::HeaderMap,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Got {
-    fn cache(&self) -> &str {
+    pub(crate) fn cache(&self) -> &str {
         self.header("x-switchyard-cache").unwrap_or("")
     }
 
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|value| value.to_str().ok())
     }
 
@@ -71,7 +71,7 @@ impl Got {
         serde_json::from_str(&self.body).expect("a JSON body")
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         self.json()["choices"][0]["message"]["content"]
             .as_str()
             .expect("text")
@@ -104,11 +104,11 @@ async fn send(
     }
 }
 
-async fn openai(setup: &Setup, headers: &[(&str, &str)], body: &Value) -> Got {
+pub(crate) async fn openai(setup: &Setup, headers: &[(&str, &str)], body: &Value) -> Got {
     send(setup, "/v1/chat/completions", None, headers, body).await
 }
 
-fn ask(model: &str, text: &str) -> Value {
+pub(crate) fn ask(model: &str, text: &str) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": text}]})
 }
 
@@ -625,252 +625,4 @@ async fn metrics_count_lookups_writes_and_what_hits_saved() {
         .find(|line| line.starts_with(r#"switchyard_cache_saved_tokens_total{model="gpt"}"#))
         .expect("saved tokens");
     assert!(!saved.ends_with(" 0"), "{saved}");
-}
-
-/// The local model `scripts/fetch-models` fetches, when it is there.
-#[cfg(feature = "semantic-cache")]
-fn model_dir() -> Option<String> {
-    let folder = std::env::var("SWITCHYARD_TEST_MODEL_DIR").map_or_else(
-        |_| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../.cache/models/all-minilm-l6-v2")
-        },
-        std::path::PathBuf::from,
-    );
-    if folder.join("model.safetensors").exists() {
-        Some(folder.display().to_string())
-    } else {
-        eprintln!(
-            "skipped: no model in {} (scripts/fetch-models)",
-            folder.display()
-        );
-        None
-    }
-}
-
-#[cfg(feature = "semantic-cache")]
-#[tokio::test]
-async fn a_question_that_means_the_same_gets_the_kept_answer_and_one_that_differs_does_not() {
-    let Some(model) = model_dir() else {
-        return;
-    };
-    let yaml = MODELS.replace(
-        "cache:\n  enabled: true\n",
-        &format!(
-            "cache:\n  enabled: true\n  semantic:\n    enabled: true\n    model_dir: \"{model}\"\n    threshold: 0.85\nmetrics:\n  enabled: true\n"
-        ),
-    );
-    let setup = start(&yaml).await;
-    let with_system = |system: &str, text: &str| {
-        json!({"model": "gpt", "messages": [
-            {"role": "system", "content": system},
-            {"role": "user", "content": text}
-        ]})
-    };
-    let first = openai(
-        &setup,
-        &[],
-        &with_system("Be brief.", "What is the capital city of France?"),
-    )
-    .await;
-    assert_eq!(first.cache(), "miss");
-    // Kept (the write is in the background: the exact repeat waits for it).
-    assert_eq!(
-        openai(
-            &setup,
-            &[],
-            &with_system("Be brief.", "What is the capital city of France?")
-        )
-        .await
-        .cache(),
-        "hit"
-    );
-    let reworded = openai(
-        &setup,
-        &[],
-        &with_system("Be brief.", "Tell me the capital city of France"),
-    )
-    .await;
-    assert_eq!(reworded.cache(), "hit", "{}", reworded.body);
-    let similarity: f32 = reworded
-        .header("x-switchyard-cache-similarity")
-        .expect("a similarity")
-        .parse()
-        .expect("a number");
-    assert!(similarity >= 0.85, "{similarity}");
-    assert_eq!(reworded.text(), first.text(), "the kept answer");
-    assert_eq!(setup.mock.stats().requests, 1);
-
-    // Similar words, another answer: the verifier refuses; another system prompt is another
-    // scope; a hot request is not answered by meaning.
-    for (body, why) in [
-        (
-            with_system("Be brief.", "What is the capital city of Germany?"),
-            "another country",
-        ),
-        (
-            with_system("Answer at length.", "Tell me the capital city of France"),
-            "another system prompt",
-        ),
-    ] {
-        let got = openai(&setup, &[], &body).await;
-        assert_eq!(got.cache(), "miss", "{why}");
-    }
-    // An embedding places these side by side (about 0.9); the verifier does not serve one for
-    // the other.
-    let on = with_system("Be brief.", "Turn on the kitchen lights");
-    assert_eq!(openai(&setup, &[], &on).await.cache(), "miss");
-    assert_eq!(openai(&setup, &[], &on).await.cache(), "hit");
-    let off = openai(
-        &setup,
-        &[],
-        &with_system("Be brief.", "Turn off the kitchen lights"),
-    )
-    .await;
-    assert_eq!(off.cache(), "miss", "{}", off.body);
-    assert!(off.text().contains("off"), "{}", off.text());
-    let mut hot = with_system("Be brief.", "Tell me the capital city of France!");
-    hot["temperature"] = json!(1.5);
-    assert_eq!(openai(&setup, &[], &hot).await.cache(), "miss", "too hot");
-    let text = setup
-        .client
-        .get(setup.url("/metrics"))
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("text");
-    assert!(
-        text.contains(r#"switchyard_cache_lookups_total{model="gpt",result="semantic_hit"} 1"#),
-        "{text}"
-    );
-    assert!(
-        text.contains(r#"switchyard_cache_verifier_rejections_total{result="opposites"} 1"#),
-        "{text}"
-    );
-}
-
-/// An embeddings server of the OpenAI shape whose vectors count words (64 buckets): texts with
-/// the same words get the same vector, whatever their case, punctuation or order.
-async fn word_count_embeddings() -> String {
-    async fn embed(axum::Json(body): axum::Json<Value>) -> axum::Json<Value> {
-        let text = body["input"].as_str().unwrap_or_default().to_lowercase();
-        let mut vector = vec![0f32; 64];
-        for word in text
-            .split(|c: char| !c.is_alphanumeric())
-            .filter(|w| !w.is_empty())
-        {
-            let bucket = word.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-                (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-            }) % 64;
-            vector[bucket as usize] += 1.0;
-        }
-        axum::Json(json!({
-            "object": "list",
-            "data": [{"object": "embedding", "index": 0, "embedding": vector}],
-            "model": "word-count",
-            "usage": {"prompt_tokens": 5, "total_tokens": 5}
-        }))
-    }
-    let address = crate::hostile::serve(
-        axum::Router::new().route("/v1/embeddings", axum::routing::post(embed)),
-    )
-    .await;
-    format!("http://{address}/v1")
-}
-
-#[tokio::test]
-async fn questions_can_be_placed_by_one_of_the_gateways_own_embeddings_groups() {
-    let embeddings = word_count_embeddings().await;
-    let yaml = MODELS
-        .replace(
-            "cache:\n  enabled: true\n",
-            "cache:\n  enabled: true\n  semantic:\n    enabled: true\n    embeddings_model: words\n    threshold: 0.95\n",
-        )
-        .replace(
-            "  - name: uncached\n",
-            &format!(
-                "  - name: words\n    deployments:\n      - provider: openai_compatible\n        model: word-count\n        api_base: \"{embeddings}\"\n        api_key: test-key\n  - name: uncached\n"
-            ),
-        );
-    let setup = start(&yaml).await;
-    let first = openai(&setup, &[], &ask("gpt", "What is the capital of France?")).await;
-    assert_eq!(first.cache(), "miss");
-    // Written in the background: the exact repeat waits for it.
-    assert_eq!(
-        openai(&setup, &[], &ask("gpt", "What is the capital of France?"))
-            .await
-            .cache(),
-        "hit"
-    );
-    // The same words otherwise written: another exact key, the same vector.
-    let reworded = openai(&setup, &[], &ask("gpt", "what is the capital of france")).await;
-    assert_eq!(reworded.cache(), "hit", "{}", reworded.body);
-    assert_eq!(
-        reworded.header("x-switchyard-cache-similarity"),
-        Some("1.000")
-    );
-    assert_eq!(reworded.text(), first.text());
-    assert_eq!(setup.mock.stats().requests, 1);
-    // The same words in another order with another meaning: the verifier refuses it.
-    let first = openai(&setup, &[], &ask("gpt", "Convert Word to PDF")).await;
-    assert_eq!(first.cache(), "miss");
-    assert_eq!(
-        openai(&setup, &[], &ask("gpt", "Convert Word to PDF"))
-            .await
-            .cache(),
-        "hit"
-    );
-    let swapped = openai(&setup, &[], &ask("gpt", "Convert PDF to Word")).await;
-    assert_eq!(swapped.cache(), "miss");
-}
-
-#[tokio::test]
-async fn instances_sharing_redis_find_each_others_answers_by_meaning() {
-    let Ok(redis) = std::env::var("SWITCHYARD_TEST_REDIS_URL") else {
-        eprintln!("skipped: SWITCHYARD_TEST_REDIS_URL is not set");
-        return;
-    };
-    let embeddings = word_count_embeddings().await;
-    let prefix = switchyard_store::new_id("sy-test");
-    let yaml = MODELS
-        .replace(
-            "cache:\n  enabled: true\n",
-            &format!(
-                "cache:\n  enabled: true\n  backend: redis\n  semantic:\n    enabled: true\n    embeddings_model: words\n    threshold: 0.95\nredis:\n  url: \"{redis}\"\n  prefix: \"{prefix}\"\n"
-            ),
-        )
-        .replace(
-            "  - name: uncached\n",
-            &format!(
-                "  - name: words\n    deployments:\n      - provider: openai_compatible\n        model: word-count\n        api_base: \"{embeddings}\"\n        api_key: test-key\n  - name: uncached\n"
-            ),
-        );
-    let (one, two) = (start(&yaml).await, start(&yaml).await);
-    // Connections and subscriptions are made in the background: ask until the second
-    // instance finds, by meaning, what the first kept.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let kept = ask("gpt", &format!("What is the capital of Spain? ({attempt})"));
-        openai(&one, &[], &kept).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let asked = ask("gpt", &format!("what is the capital of spain ({attempt})"));
-        let got = openai(&two, &[], &asked).await;
-        if got.cache() == "hit" {
-            assert!(got.header("x-switchyard-cache-similarity").is_some());
-            assert!(
-                got.text().contains("Spain"),
-                "the first instance's answer: {}",
-                got.text()
-            );
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never found by meaning"
-        );
-    }
 }

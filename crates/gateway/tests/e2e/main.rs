@@ -8,7 +8,7 @@
 mod audit;
 mod azure;
 mod bedrock;
-mod cache;
+pub(crate) mod cache;
 mod chat;
 mod clients;
 mod embeddings;
@@ -24,6 +24,7 @@ mod output_guards;
 mod pipeline;
 mod reports;
 mod routing;
+mod semantic_cache;
 mod support;
 mod traces;
 mod usage;

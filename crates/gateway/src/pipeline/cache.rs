@@ -345,12 +345,14 @@ async fn find(cache: &Cache, call: &mut CacheCall) -> Option<Arc<Entry>> {
     }
 }
 
-/// The last user message, when the request may be answered by meaning: no tools, one
-/// choice, sampled no hotter than allowed, a last message from the user in text alone, short
+/// The last user message, when the request may be answered by meaning: no tools, nothing
+/// the canonical model cannot hold, one choice, sampled no hotter than allowed, a last message from the user in text alone, short
 /// enough for the model to read whole.
 fn question(request: &ChatRequest, semantic: &Semantic) -> Option<String> {
+    // A block the canonical model keeps only the type of (a document) would leave its content
+    // out of the scope: such a request is looked up exactly only.
     if !request.tools.is_empty()
-        || !request.opaque_tools.is_empty()
+        || request.first_opaque().is_some()
         || request.n.unwrap_or(1) > 1
         || request.temperature.unwrap_or(1.0) > semantic.max_temperature
     {

@@ -256,3 +256,66 @@ async fn instances_sharing_redis_find_each_others_answers_by_meaning() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_conversation_holding_a_document_is_never_answered_by_meaning() {
+    let embeddings = word_count_embeddings().await;
+    let yaml = MODELS
+        .replace(
+            "cache:\n  enabled: true\n",
+            "cache:\n  enabled: true\n  semantic:\n    enabled: true\n    embeddings_model: words\n    threshold: 0.95\n",
+        )
+        .replace(
+            "  - name: uncached\n",
+            &format!(
+                "  - name: words\n    deployments:\n      - provider: openai_compatible\n        model: word-count\n        api_base: \"{embeddings}\"\n        api_key: test-key\n  - name: uncached\n"
+            ),
+        );
+    let setup = start(&yaml).await;
+    // The gateway keeps only a document block's type: two documents must not share a scope.
+    let about = |document: &str, question: &str| {
+        json!({"model": "claude", "max_tokens": 100, "messages": [
+            {"role": "user", "content": [
+                {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": document}},
+                {"type": "text", "text": "Here is a contract."}
+            ]},
+            {"role": "assistant", "content": "Noted."},
+            {"role": "user", "content": question}
+        ]})
+    };
+    let send = |body: Value| {
+        let setup = &setup;
+        async move {
+            let response = setup
+                .client
+                .post(setup.url("/v1/messages"))
+                .header("anthropic-version", "2023-06-01")
+                .json(&body)
+                .send()
+                .await
+                .expect("sent");
+            (
+                response.status().as_u16(),
+                response
+                    .headers()
+                    .get("x-switchyard-cache")
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        }
+    };
+    assert_eq!(
+        send(about("Rent is 900 a month.", "What is the rent?")).await,
+        (200, "miss".into())
+    );
+    assert_eq!(
+        send(about("Rent is 900 a month.", "What is the rent?")).await,
+        (200, "hit".into())
+    );
+    // The same question in other words about another document: no hit by meaning.
+    assert_eq!(
+        send(about("Rent is 1500 a month.", "what is the rent")).await,
+        (200, "miss".into())
+    );
+}

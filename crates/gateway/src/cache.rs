@@ -426,7 +426,7 @@ fn semantic_part(
         None => load_embedder(config.model_dir.as_deref().unwrap_or_default())?,
     };
     Ok(Some(Semantic {
-        index: semantic::Index::new(config.max_entries),
+        index: semantic::Index::new(config.max_entries, config.approximate_above),
         embedder,
         threshold: config.threshold,
         verify: config.verify,

@@ -62,11 +62,45 @@ pub struct Item {
     pub text: Arc<str>,
 }
 
-/// One scope's vectors, row after row, and their items.
+/// One scope's vectors, row after row, their items, and their 64-bit sign sketches.
 #[derive(Debug, Default)]
 struct Rows {
     vectors: Vec<f32>,
     items: Vec<Item>,
+    signs: Vec<u64>,
+}
+
+/// Rows whose cosine a large scope's search computes: those whose sketches are nearest.
+const SHORTLIST: usize = 1024;
+
+/// 64 random hyperplanes of `dimensions` (the same every run): a vector's sketch has a bit per
+/// plane, set on its positive side, so two vectors at angle θ differ in about 64·θ/π bits.
+fn planes(dimensions: usize) -> Vec<f32> {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut uniform = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    // A sum of four uniforms is near enough to a Gaussian for directions to be uniform.
+    (0..64 * dimensions)
+        .map(|_| uniform() + uniform() + uniform() + uniform())
+        .collect()
+}
+
+/// `vector`'s sketch against `planes`.
+fn sketch(planes: &[f32], vector: &[f32]) -> u64 {
+    planes
+        .chunks_exact(vector.len())
+        .enumerate()
+        .fold(0, |sign, (bit, plane)| {
+            if dot(plane, vector) >= 0.0 {
+                sign | (1 << bit)
+            } else {
+                sign
+            }
+        })
 }
 
 /// A candidate: an item and its similarity.
@@ -79,10 +113,14 @@ pub struct Candidate {
 }
 
 /// The vectors of kept answers, per scope; at most `capacity` in all (the oldest go first).
-/// Their length is the first one's.
+/// Their length is the first one's. A scope of `approximate_above` vectors or more is searched
+/// approximately: the cosine is computed only for the [`SHORTLIST`] rows whose sign sketches
+/// are nearest the query's (random-hyperplane hashing), not for every row.
 #[derive(Debug)]
 pub struct Index {
     dimensions: std::sync::OnceLock<usize>,
+    planes: std::sync::OnceLock<Vec<f32>>,
+    approximate_above: usize,
     capacity: usize,
     inner: RwLock<Inner>,
 }
@@ -95,10 +133,13 @@ struct Inner {
 }
 
 impl Index {
-    /// An empty index holding at most `capacity` vectors.
-    pub fn new(capacity: usize) -> Index {
+    /// An empty index holding at most `capacity` vectors, searching scopes of
+    /// `approximate_above` or more approximately.
+    pub fn new(capacity: usize, approximate_above: usize) -> Index {
         Index {
             dimensions: std::sync::OnceLock::new(),
+            planes: std::sync::OnceLock::new(),
+            approximate_above,
             capacity: capacity.max(1),
             inner: RwLock::new(Inner::default()),
         }
@@ -133,11 +174,13 @@ impl Index {
         if vector.len() != dimensions || dimensions == 0 {
             return;
         }
+        let sign = sketch(self.planes.get_or_init(|| planes(dimensions)), vector);
         let mut inner = self.write();
         let Inner { scopes, order } = &mut *inner;
         let rows = scopes.entry(scope).or_default();
         if let Some(position) = rows.items.iter().position(|own| own.key == item.key) {
             rows.items[position] = item;
+            rows.signs[position] = sign;
             let start = position * dimensions;
             rows.vectors[start..start + dimensions].copy_from_slice(vector);
             return;
@@ -145,6 +188,7 @@ impl Index {
         order.push_back((scope, item.key));
         rows.vectors.extend_from_slice(vector);
         rows.items.push(item);
+        rows.signs.push(sign);
         while order.len() > self.capacity {
             let Some((scope, key)) = order.pop_front() else {
                 break;
@@ -184,7 +228,26 @@ impl Index {
             return Vec::new();
         };
         let mut found: Vec<Candidate> = Vec::new();
-        for (row, item) in rows.vectors.chunks_exact(dimensions).zip(&rows.items) {
+        let shortlist: Vec<usize> = match self.planes.get() {
+            Some(planes) if rows.items.len() >= self.approximate_above.max(SHORTLIST) => {
+                let sign = sketch(planes, query);
+                let mut near: Vec<(u32, usize)> = rows
+                    .signs
+                    .iter()
+                    .enumerate()
+                    .map(|(row, own)| ((own ^ sign).count_ones(), row))
+                    .collect();
+                near.select_nth_unstable(SHORTLIST - 1);
+                near.truncate(SHORTLIST);
+                near.into_iter().map(|(_, row)| row).collect()
+            }
+            _ => (0..rows.items.len()).collect(),
+        };
+        for position in shortlist {
+            let (row, item) = (
+                &rows.vectors[position * dimensions..(position + 1) * dimensions],
+                &rows.items[position],
+            );
             let similarity = dot(row, query);
             if similarity < threshold {
                 continue;
@@ -220,6 +283,7 @@ fn remove(scopes: &mut HashMap<Key, Rows>, dimensions: usize, scope: &Key, key: 
     }
     rows.vectors.truncate(last * dimensions);
     rows.items.swap_remove(position);
+    rows.signs.swap_remove(position);
     if rows.items.is_empty() {
         scopes.remove(scope);
     }

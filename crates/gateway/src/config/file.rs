@@ -138,6 +138,9 @@ pub struct SemanticCacheConfig {
     pub max_temperature: f64,
     /// Vectors kept, at most (the oldest go first).
     pub max_entries: usize,
+    /// A scope holding this many vectors or more is searched approximately (sign sketches
+    /// pick the rows whose cosine is computed).
+    pub approximate_above: usize,
 }
 
 impl Default for SemanticCacheConfig {
@@ -150,6 +153,7 @@ impl Default for SemanticCacheConfig {
             verify: true,
             max_temperature: 1.0,
             max_entries: 100_000,
+            approximate_above: 20_000,
         }
     }
 }

@@ -25,7 +25,7 @@ fn the_dot_product_is_exact_at_any_length() {
 
 #[test]
 fn search_finds_the_nearest_in_its_scope_only() {
-    let index = Index::new(100);
+    let index = Index::new(100, usize::MAX);
     let (one, two) = (Key([1; 32]), Key([2; 32]));
     index.insert(one, &unit(&[1.0, 0.0, 0.0]), item(10, "x"));
     index.insert(one, &unit(&[0.0, 1.0, 0.0]), item(11, "y"));
@@ -45,7 +45,7 @@ fn search_finds_the_nearest_in_its_scope_only() {
 
 #[test]
 fn the_oldest_go_first_past_the_capacity_and_removal_keeps_rows_aligned() {
-    let index = Index::new(3);
+    let index = Index::new(3, usize::MAX);
     let scope = Key([1; 32]);
     for (byte, vector) in [
         (1u8, [1.0, 0.0]),
@@ -121,4 +121,52 @@ fn the_local_model_places_paraphrases_near_and_other_questions_far() {
         question,
         "the same text, the same vector"
     );
+}
+
+#[test]
+fn a_large_scope_is_searched_approximately_and_still_finds_near_neighbours() {
+    let dimensions = 384;
+    let mut state = 7u64;
+    let mut random = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    let mut vectors = Vec::new();
+    let index = Index::new(50_000, 2_000);
+    let scope = Key([9; 32]);
+    for number in 0..8_000u32 {
+        let vector = unit(&(0..dimensions).map(|_| random()).collect::<Vec<f32>>());
+        let mut key = [0u8; 32];
+        key[..4].copy_from_slice(&number.to_le_bytes());
+        index.insert(
+            scope,
+            &vector,
+            Item {
+                key: Key(key),
+                text: number.to_string().into(),
+            },
+        );
+        vectors.push(vector);
+    }
+    // Queries near stored vectors (cosine about 0.93): each finds its own.
+    let mut found = 0;
+    for target in (0..8_000).step_by(200) {
+        let noisy: Vec<f32> = vectors[target]
+            .iter()
+            .map(|v| v + random() * 0.05)
+            .collect();
+        let query = unit(&noisy);
+        let similarity = dot(&query, &vectors[target]);
+        assert!(similarity > 0.85, "{similarity}");
+        let best = index.search(&scope, &query, 0.8, 1);
+        if best
+            .first()
+            .is_some_and(|candidate| *candidate.item.text == *target.to_string())
+        {
+            found += 1;
+        }
+    }
+    assert_eq!(found, 40, "every query finds its neighbour");
 }

@@ -602,15 +602,7 @@ async fn metrics_count_lookups_writes_and_what_hits_saved() {
     openai(&setup, &[], &question).await;
     openai(&setup, &[], &question).await;
     openai(&setup, &[("x-switchyard-cache", "off")], &question).await;
-    let text = setup
-        .client
-        .get(setup.url("/metrics"))
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("text");
+    let text = setup.get("/metrics").await.text().await.expect("text");
     for line in [
         r#"switchyard_cache_lookups_total{model="gpt",result="miss"} 1"#,
         r#"switchyard_cache_lookups_total{model="gpt",result="hit"} 1"#,

@@ -114,15 +114,7 @@ async fn a_question_that_means_the_same_gets_the_kept_answer_and_one_that_differ
     let mut hot = with_system("Be brief.", "Tell me the capital city of France!");
     hot["temperature"] = json!(1.5);
     assert_eq!(openai(&setup, &[], &hot).await.cache(), "miss", "too hot");
-    let text = setup
-        .client
-        .get(setup.url("/metrics"))
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("text");
+    let text = setup.get("/metrics").await.text().await.expect("text");
     assert!(
         text.contains(r#"switchyard_cache_lookups_total{model="gpt",result="semantic_hit"} 1"#),
         "{text}"
@@ -162,20 +154,33 @@ async fn word_count_embeddings() -> String {
     format!("http://{address}/v1")
 }
 
-#[tokio::test]
-async fn questions_can_be_placed_by_one_of_the_gateways_own_embeddings_groups() {
-    let embeddings = word_count_embeddings().await;
-    let yaml = MODELS
+/// The test models with the semantic cache placing questions through a `words` group on the
+/// embeddings server at `embeddings`, and `extra` config after the cache section (its own
+/// cache keys first, indented).
+fn with_words(embeddings: &str, extra: &str) -> String {
+    let (own, rest) = match extra.find("redis:") {
+        Some(at) => extra.split_at(at),
+        None => (extra, ""),
+    };
+    MODELS
         .replace(
             "cache:\n  enabled: true\n",
-            "cache:\n  enabled: true\n  semantic:\n    enabled: true\n    embeddings_model: words\n    threshold: 0.95\n",
+            &format!(
+                "cache:\n  enabled: true\n{own}  semantic:\n    enabled: true\n    embeddings_model: words\n    threshold: 0.95\n{rest}"
+            ),
         )
         .replace(
             "  - name: uncached\n",
             &format!(
                 "  - name: words\n    deployments:\n      - provider: openai_compatible\n        model: word-count\n        api_base: \"{embeddings}\"\n        api_key: test-key\n  - name: uncached\n"
             ),
-        );
+        )
+}
+
+#[tokio::test]
+async fn questions_can_be_placed_by_one_of_the_gateways_own_embeddings_groups() {
+    let embeddings = word_count_embeddings().await;
+    let yaml = with_words(&embeddings, "");
     let setup = start(&yaml).await;
     let first = openai(&setup, &[], &ask("gpt", "What is the capital of France?")).await;
     assert_eq!(first.cache(), "miss");
@@ -216,19 +221,10 @@ async fn instances_sharing_redis_find_each_others_answers_by_meaning() {
     };
     let embeddings = word_count_embeddings().await;
     let prefix = switchyard_store::new_id("sy-test");
-    let yaml = MODELS
-        .replace(
-            "cache:\n  enabled: true\n",
-            &format!(
-                "cache:\n  enabled: true\n  backend: redis\n  semantic:\n    enabled: true\n    embeddings_model: words\n    threshold: 0.95\nredis:\n  url: \"{redis}\"\n  prefix: \"{prefix}\"\n"
-            ),
-        )
-        .replace(
-            "  - name: uncached\n",
-            &format!(
-                "  - name: words\n    deployments:\n      - provider: openai_compatible\n        model: word-count\n        api_base: \"{embeddings}\"\n        api_key: test-key\n  - name: uncached\n"
-            ),
-        );
+    let yaml = with_words(
+        &embeddings,
+        &format!("  backend: redis\nredis:\n  url: \"{redis}\"\n  prefix: \"{prefix}\"\n"),
+    );
     let (one, two) = (start(&yaml).await, start(&yaml).await);
     // Connections and subscriptions are made in the background: ask until the second
     // instance finds, by meaning, what the first kept.
@@ -260,17 +256,7 @@ async fn instances_sharing_redis_find_each_others_answers_by_meaning() {
 #[tokio::test]
 async fn a_conversation_holding_a_document_is_never_answered_by_meaning() {
     let embeddings = word_count_embeddings().await;
-    let yaml = MODELS
-        .replace(
-            "cache:\n  enabled: true\n",
-            "cache:\n  enabled: true\n  semantic:\n    enabled: true\n    embeddings_model: words\n    threshold: 0.95\n",
-        )
-        .replace(
-            "  - name: uncached\n",
-            &format!(
-                "  - name: words\n    deployments:\n      - provider: openai_compatible\n        model: word-count\n        api_base: \"{embeddings}\"\n        api_key: test-key\n  - name: uncached\n"
-            ),
-        );
+    let yaml = with_words(&embeddings, "");
     let setup = start(&yaml).await;
     // The gateway keeps only a document block's type: two documents must not share a scope.
     let about = |document: &str, question: &str| {

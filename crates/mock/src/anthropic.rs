@@ -51,6 +51,10 @@ pub(crate) async fn messages(State(state): State<Shared>, request: Request) -> R
         Ok(options) => options,
         Err(error) => return invalid(&format!("model: {error}"), &request_id),
     };
+    let name = model.split('?').next().unwrap_or(model);
+    if let Err(message) = request.check_thinking(name, max_tokens) {
+        return invalid(&message, &request_id);
+    }
     let prompt = request.prompt(messages, max_tokens);
     let answer = match behaviour::answer(&prompt, &options, &body) {
         Ok(answer) => answer,

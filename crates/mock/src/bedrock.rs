@@ -124,7 +124,8 @@ async fn respond(
         request.thinking(),
         &options,
         exception.as_deref(),
-    );
+    )
+    .reporting_stop_sequence(request.reports_stop_sequence());
     if stream {
         let mut script = Script::new(&options, malformed_event());
         reply.stream(&mut script);

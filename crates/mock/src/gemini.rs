@@ -135,6 +135,11 @@ pub(crate) async fn models(
              {MAX_CANDIDATES}, got {candidates}.\n"
         ));
     };
+    if request.json_with_functions() {
+        return error::invalid(
+            "Function calling with a response mime type: 'application/json' is unsupported",
+        );
+    }
     let prompt = request.prompt(contents);
     let answer = match behaviour::answer(&prompt, &options, &body) {
         Ok(answer) => answer,

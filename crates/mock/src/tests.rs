@@ -216,6 +216,72 @@ async fn anthropic_message_over_http() {
 }
 
 #[tokio::test]
+async fn anthropic_thinking_is_checked_per_claude_generation() {
+    let server = start().await;
+    let status = |body: Value| {
+        let server = &server;
+        async move {
+            let reply = exchange(
+                server,
+                "POST",
+                "/v1/messages",
+                &ANTHROPIC_AUTH,
+                &body.to_string(),
+            )
+            .await;
+            (reply.status, reply.json())
+        }
+    };
+    let user = json!([{"role": "user", "content": "hi"}]);
+    let enabled = json!({"type": "enabled", "budget_tokens": 2048});
+    let adaptive = json!({"type": "adaptive"});
+    for (model, thinking, extra, expected) in [
+        ("claude-opus-4-7", enabled.clone(), json!({}), 400),
+        (
+            "claude-opus-4-7",
+            adaptive.clone(),
+            json!({"output_config": {"effort": "xhigh"}}),
+            200,
+        ),
+        ("claude-sonnet-4-5", adaptive.clone(), json!({}), 400),
+        ("claude-sonnet-4-5", enabled.clone(), json!({}), 200),
+        (
+            "claude-sonnet-4-5",
+            enabled.clone(),
+            json!({"temperature": 0.5}),
+            400,
+        ),
+        (
+            "claude-sonnet-4-5",
+            json!({"type": "enabled", "budget_tokens": 500}),
+            json!({}),
+            400,
+        ),
+        (
+            "claude-sonnet-4-5",
+            json!({"type": "enabled", "budget_tokens": 9000}),
+            json!({}),
+            400,
+        ),
+        ("claude-opus-4-6", enabled.clone(), json!({}), 200),
+        ("claude-opus-4-6", adaptive.clone(), json!({}), 200),
+        // The mock's own names take anything.
+        ("echo", enabled, json!({"temperature": 0.5}), 200),
+    ] {
+        let mut body =
+            json!({"model": model, "max_tokens": 4096, "messages": user, "thinking": thinking});
+        for (key, value) in extra.as_object().expect("object") {
+            body[key] = value.clone();
+        }
+        let (got, reply) = status(body.clone()).await;
+        assert_eq!(got, expected, "{body}: {reply}");
+        if expected == 200 {
+            assert_eq!(reply["content"][0]["type"], "thinking", "{reply}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn authentication_and_validation_errors() {
     let server = start().await;
     let chat = json!({"model": "m", "messages": []}).to_string();

@@ -1,10 +1,27 @@
 //! What every dialect's answer decoding needs: ids for answers that carry none, the time for
-//! answers without a timestamp, and the error for a body that is not a readable answer.
+//! answers without a timestamp, the error for a body that is not a readable answer, and how
+//! a JSON answer is asked of upstreams that lack OpenAI's response formats.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use switchyard_types::{ApiError, ErrorKind};
+use switchyard_types::{ApiError, ChatRequest, ErrorKind, ResponseFormat};
+
+/// Name of the tool that emulates OpenAI's `json_schema` response format where an upstream
+/// cannot give a schema-shaped answer as such (Anthropic, Bedrock; Gemini when tools are
+/// declared too): a forced call to it, whose input the decoders turn back into the text.
+pub(crate) const JSON_TOOL: &str = "json_tool_call";
+
+/// Added to the system prompt for OpenAI's `json_object` format where the upstream lacks it.
+pub(crate) const JSON_OBJECT_INSTRUCTION: &str = "Respond with a single valid JSON object and nothing else: no prose before or after it and no Markdown code fences.";
+
+/// Whether `request` asks for a schema-shaped answer.
+pub(crate) fn asks_json_schema(request: &ChatRequest) -> bool {
+    matches!(
+        request.response_format,
+        Some(ResponseFormat::JsonSchema { .. })
+    )
+}
 
 /// Distinguishes ids generated within one clock tick.
 static GENERATED: AtomicU64 = AtomicU64::new(0);

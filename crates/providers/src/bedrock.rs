@@ -36,9 +36,8 @@ pub const SERVICE: &str = "bedrock";
 /// The content type of a ConverseStream answer.
 pub const EVENT_STREAM_CONTENT_TYPE: &str = "application/vnd.amazon.eventstream";
 
-/// Name of the tool that emulates OpenAI's `json_schema` response format (the same name the
-/// Anthropic module uses).
-pub(crate) const JSON_TOOL: &str = "json_tool_call";
+/// A schema-shaped answer is asked of a Bedrock upstream as a forced call to [`JSON_TOOL`].
+pub(crate) use crate::answer::JSON_TOOL;
 
 /// The runtime endpoint of `region`, the API base [`path`] is appended to:
 /// `https://bedrock-runtime.{region}.amazonaws.com`.

@@ -32,6 +32,7 @@ pub mod json;
 pub mod openai;
 pub mod provider;
 pub mod ratelimit;
+mod reasoning;
 pub mod relay;
 pub mod sse;
 mod turns;

@@ -502,8 +502,8 @@ impl Upstream {
                 openai::request::encode_for(request, &self.model, self.quirks)
             }
             Provider::Anthropic => anthropic::request::encode(request, &self.model),
-            Provider::Gemini | Provider::Vertex => gemini::request::encode(request),
-            Provider::Bedrock => bedrock::request::encode(request),
+            Provider::Gemini | Provider::Vertex => gemini::request::encode(request, &self.model),
+            Provider::Bedrock => bedrock::request::encode(request, &self.model),
         }
     }
 

@@ -101,3 +101,23 @@ async fn text_before_a_mid_stream_exception_reaches_the_client() {
     let last: Value = serde_json::from_str(&events.last().expect("events").1).expect("json");
     assert!(last["error"].is_object(), "{last}");
 }
+
+#[tokio::test]
+async fn the_stop_sequence_that_ended_a_bedrock_claude_answer_is_reported() {
+    let setup = support::start(BEDROCK).await;
+    let request = json!({"model": "claude-bedrock", "max_tokens": 50, "stop_sequences": ["three"], "messages": user("one two three four")});
+    let body: Value = setup.anthropic(&request).await.json().await.expect("json");
+    assert_eq!(body["stop_reason"], "stop_sequence", "{body}");
+    assert_eq!(body["stop_sequence"], "three", "{body}");
+
+    let mut streamed = request;
+    streamed["stream"] = json!(true);
+    let events = sse_events(setup.anthropic(&streamed).await).await;
+    let delta = events
+        .iter()
+        .find(|(event, _)| event.as_deref() == Some("message_delta"))
+        .map(|(_, data)| serde_json::from_str::<Value>(data).expect("JSON"))
+        .expect("a message_delta");
+    assert_eq!(delta["delta"]["stop_reason"], "stop_sequence", "{delta}");
+    assert_eq!(delta["delta"]["stop_sequence"], "three", "{delta}");
+}

@@ -450,3 +450,75 @@ async fn same_dialect_answers_keep_fields_the_gateway_does_not_know() {
         .expect("json");
     assert!(body["choices"][0]["message"].get("annotations").is_none());
 }
+
+/// Claude models by name on the mock, which checks thinking as Anthropic does for each.
+const CLAUDES: &str = r#"
+models:
+  - name: opus-4-7
+    deployments:
+      - provider: anthropic
+        model: claude-opus-4-7
+        api_base: "{MOCK}"
+        api_key: test-key
+  - name: opus-echo
+    deployments:
+      - provider: anthropic
+        model: "claude-opus-4-7?echo=request"
+        api_base: "{MOCK}"
+        api_key: test-key
+  - name: sonnet-4-5
+    deployments:
+      - provider: anthropic
+        model: claude-sonnet-4-5-20250929
+        api_base: "{MOCK}"
+        api_key: test-key
+  - name: adaptive-then-budget
+    retries: 0
+    deployments:
+      - provider: anthropic
+        model: "claude-opus-4-7?fail=500"
+        api_base: "{MOCK}"
+        api_key: test-key
+    fallbacks: [sonnet-4-5]
+"#;
+
+#[tokio::test]
+async fn an_openai_reasoning_effort_thinks_on_every_claude_generation() {
+    let setup = support::start(CLAUDES).await;
+    // What reaches a 4.7 model: adaptive thinking at the client's effort, room to think, and
+    // no temperature (thinking takes none).
+    let body = setup
+        .openai_json(&json!({"model": "opus-echo", "messages": user("why is the sky blue"), "reasoning_effort": "high", "temperature": 0.2}))
+        .await;
+    let sent: Value = serde_json::from_str(
+        body["choices"][0]["message"]["content"]
+            .as_str()
+            .expect("the echoed request"),
+    )
+    .expect("JSON");
+    assert_eq!(sent["thinking"], json!({"type": "adaptive"}), "{sent}");
+    assert_eq!(sent["output_config"], json!({"effort": "high"}));
+    assert!(sent.get("temperature").is_none(), "{sent}");
+    // As an OpenAI SDK agent sends it: an effort, a temperature, no limit.
+    for model in ["opus-4-7", "sonnet-4-5", "adaptive-then-budget"] {
+        let response = setup
+            .openai(&json!({"model": model, "messages": user("why is the sky blue"), "reasoning_effort": "high", "temperature": 0.2}))
+            .await;
+        let status = response.status();
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(status, 200, "{model}: {body}");
+        assert!(
+            body["choices"][0]["message"]["reasoning_content"].is_string(),
+            "{model} thought: {body}"
+        );
+        assert_eq!(
+            body["choices"][0]["message"]["content"],
+            "why is the sky blue"
+        );
+    }
+    // `xhigh` (OpenAI's newest) reaches a 4.7 model as its own `xhigh`.
+    let response = setup
+        .openai(&json!({"model": "opus-4-7", "messages": user("think hard"), "reasoning_effort": "xhigh", "max_completion_tokens": 2000}))
+        .await;
+    assert_eq!(response.status(), 200);
+}

@@ -173,3 +173,57 @@ async fn gemini_faults_reach_the_client_in_its_own_shape() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn a_json_schema_answer_with_tools_declared_comes_from_gemini() {
+    // Gemini refuses a JSON response type together with function declarations (the mock
+    // too); the schema goes as one more function, and its call comes back as the text.
+    let setup = standard().await;
+    let format = json!({"type": "json_schema", "json_schema": {"name": "forecast", "strict": true, "schema": {"type": "object", "properties": {"city": {"type": "string"}, "celsius": {"type": "number"}}, "required": ["city", "celsius"], "additionalProperties": false}}});
+    // The final turn of an agent: tools still declared, none to be called, a structured answer.
+    let request = json!({
+        "model": "gemini",
+        "messages": user("Summarise the forecast."),
+        "tools": weather_tool(),
+        "tool_choice": "none",
+        "response_format": format,
+    });
+    let body = setup.openai_json(&request).await;
+    let message = &body["choices"][0]["message"];
+    assert!(message.get("tool_calls").is_none(), "{body}");
+    let answer: Value =
+        serde_json::from_str(message["content"].as_str().expect("text")).expect("JSON text");
+    assert!(
+        answer["city"].is_string() && answer["celsius"].is_number(),
+        "{answer}"
+    );
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+
+    let mut streamed = request.clone();
+    streamed["stream"] = json!(true);
+    let events = sse_events(setup.openai(&streamed).await).await;
+    let text = openai_stream_text(&events);
+    let answer: Value = serde_json::from_str(&text).expect("JSON text");
+    assert!(answer["city"].is_string(), "{text}");
+    assert!(
+        !events.iter().any(|(_, data)| data.contains("tool_calls")),
+        "no call reaches the client"
+    );
+
+    // With calls allowed, the model may still call the client's own tool.
+    let mut calling = request;
+    calling["tool_choice"] = json!("auto");
+    calling["messages"] = user("What is the weather? use get_weather");
+    let body = setup.openai_json(&calling).await;
+    assert_eq!(
+        body["choices"][0]["message"]["tool_calls"][0]["function"]["name"], "get_weather",
+        "{body}"
+    );
+    assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
+
+    // A JSON object with tools: asked for in the system instruction, no JSON response type.
+    let body = setup
+        .openai_json(&json!({"model": "gemini", "messages": user("hi"), "tools": weather_tool(), "tool_choice": "none", "response_format": {"type": "json_object"}}))
+        .await;
+    assert_eq!(body["choices"][0]["finish_reason"], "stop", "{body}");
+}

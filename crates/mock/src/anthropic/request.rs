@@ -33,6 +33,10 @@ pub(crate) struct MessagesRequest {
     pub tool_choice: Option<ToolChoiceIn>,
     /// Extended thinking configuration.
     pub thinking: Option<Thinking>,
+    /// Sampling temperature (refused with thinking, unless 1).
+    pub temperature: Option<f64>,
+    /// `effort` and structured-output settings.
+    pub output_config: Option<Value>,
 }
 
 /// One message of the conversation.
@@ -101,6 +105,8 @@ pub(crate) struct Thinking {
     /// `enabled`, `adaptive` or `disabled`.
     #[serde(rename = "type")]
     pub kind: String,
+    /// The budget of `enabled` thinking.
+    pub budget_tokens: Option<u64>,
 }
 
 impl MessagesRequest {
@@ -150,6 +156,61 @@ impl MessagesRequest {
                 .collect(),
             format: Format::Text,
         }
+    }
+
+    /// Anthropic's checks of thinking for `model` (the name before the mock's options): a
+    /// budget of at least 1,024 and below `max_tokens`, refused by models that only think
+    /// adaptively (Claude 4.7 and later, Mythos, Fable); adaptive thinking and `effort` only
+    /// from 4.6 on; no temperature other than 1 while thinking. The mock's own model names
+    /// (no `claude-` in them) take anything.
+    pub(crate) fn check_thinking(&self, model: &str, max_tokens: u64) -> Result<(), String> {
+        let Some(version) = claude_version(model) else {
+            return Ok(());
+        };
+        let effort = self
+            .output_config
+            .as_ref()
+            .and_then(|config| config.get("effort"))
+            .and_then(Value::as_str);
+        if let Some(effort) = effort {
+            if version < (4, 5) {
+                return Err("output_config.effort: this model does not support effort".into());
+            }
+            if !matches!(effort, "low" | "medium" | "high" | "xhigh" | "max") {
+                return Err(format!("output_config.effort: unknown effort '{effort}'"));
+            }
+        }
+        let Some(thinking) = &self.thinking else {
+            return Ok(());
+        };
+        match thinking.kind.as_str() {
+            "enabled" => {
+                if version >= (4, 7) {
+                    return Err("thinking.type.enabled is not supported for this model. Use thinking.type.adaptive and output_config.effort to control thinking behavior.".into());
+                }
+                let budget = thinking
+                    .budget_tokens
+                    .ok_or("thinking.enabled.budget_tokens: Field required")?;
+                if budget < 1024 {
+                    return Err("thinking.enabled.budget_tokens: Input should be greater than or equal to 1024".into());
+                }
+                if budget >= max_tokens {
+                    return Err("`max_tokens` must be greater than `thinking.budget_tokens`".into());
+                }
+            }
+            "adaptive" if version < (4, 6) => {
+                return Err("thinking.type.adaptive is not supported for this model.".into());
+            }
+            "adaptive" | "disabled" => {}
+            other => return Err(format!("thinking.type: unknown type '{other}'")),
+        }
+        if thinking.kind != "disabled" && self.temperature.is_some_and(|t| t != 1.0) {
+            return Err(
+                "`temperature` may only be set to 1 when thinking is enabled or in adaptive mode."
+                    .into(),
+            );
+        }
+        Ok(())
     }
 
     /// Whether the answer begins with a thinking block.
@@ -317,4 +378,19 @@ mod tests {
         assert_eq!(prompt.last.text, "sunny");
         assert_eq!(prompt.tool_choice, ToolChoice::Named("get_weather"));
     }
+}
+
+/// The `major.minor` of a Claude model's name (`claude-opus-4-7`, `claude-3-7-sonnet-…`);
+/// Mythos and Fable count as the newest; `None` for a name that is no Claude's.
+fn claude_version(model: &str) -> Option<(u32, u32)> {
+    let rest = model.split("claude-").nth(1)?;
+    if rest.contains("mythos") || rest.contains("fable") {
+        return Some((99, 0));
+    }
+    let mut numbers = rest
+        .split(['-', '.', '@', ':'])
+        .filter(|token| token.len() <= 2)
+        .filter_map(|token| token.parse::<u32>().ok());
+    let major = numbers.next()?;
+    Some((major, numbers.next().unwrap_or(0)))
 }

@@ -31,6 +31,8 @@ pub(crate) struct ConverseRequest {
     pub tool_config: Option<ToolConfig>,
     /// Model-specific fields (`thinking`, `top_k`, …).
     pub additional_model_request_fields: Option<Value>,
+    /// JSON pointers into the model's own answer to report (Claude's `/stop_sequence`).
+    pub additional_model_response_field_paths: Option<Vec<String>>,
 }
 
 /// One message.
@@ -312,12 +314,22 @@ impl ConverseRequest {
 
     /// Whether `additionalModelRequestFields.thinking` enables Claude's reasoning.
     pub(crate) fn thinking(&self) -> bool {
-        self.additional_model_request_fields
-            .as_ref()
-            .and_then(|fields| fields.get("thinking"))
-            .and_then(|thinking| thinking.get("type"))
-            .and_then(Value::as_str)
-            == Some("enabled")
+        matches!(
+            self.additional_model_request_fields
+                .as_ref()
+                .and_then(|fields| fields.get("thinking"))
+                .and_then(|thinking| thinking.get("type"))
+                .and_then(Value::as_str),
+            Some("enabled" | "adaptive")
+        )
+    }
+
+    /// Whether Claude's `stop_sequence` is asked for in `additionalModelResponseFields`.
+    pub(crate) fn reports_stop_sequence(&self) -> bool {
+        self.additional_model_response_field_paths
+            .iter()
+            .flatten()
+            .any(|path| path == "/stop_sequence")
     }
 }
 

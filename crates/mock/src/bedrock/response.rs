@@ -59,6 +59,8 @@ pub(crate) struct Reply<'a> {
     exception: Option<&'a str>,
     /// Content events sent before the exception.
     exception_after: usize,
+    /// `additionalModelResponseFields.stop_sequence` was asked for.
+    reports_stop_sequence: bool,
 }
 
 impl<'a> Reply<'a> {
@@ -91,7 +93,21 @@ impl<'a> Reply<'a> {
             cached_tokens: options.cached_tokens.min(prompt_tokens),
             exception,
             exception_after: options.cut_after,
+            reports_stop_sequence: false,
         }
+    }
+
+    /// Reports Claude's `stop_sequence` in `additionalModelResponseFields`, as Bedrock does
+    /// when it is asked for by path.
+    pub(crate) fn reporting_stop_sequence(mut self, reports: bool) -> Self {
+        self.reports_stop_sequence = reports;
+        self
+    }
+
+    /// `additionalModelResponseFields`, when asked for.
+    fn additional_fields(&self) -> Option<Value> {
+        self.reports_stop_sequence
+            .then(|| json!({"stop_sequence": self.answer.stop_sequence}))
     }
 
     /// The Converse response JSON.
@@ -110,12 +126,15 @@ impl<'a> Reply<'a> {
                 "toolUseId": id, "name": call.name, "input": call.arguments
             }}));
         }
-        let body = json!({
+        let mut body = json!({
             "output": {"message": {"role": "assistant", "content": content}},
             "stopReason": self.stop_reason(),
             "usage": self.usage(),
             "metrics": {"latencyMs": LATENCY_MS},
         });
+        if let Some(fields) = self.additional_fields() {
+            body["additionalModelResponseFields"] = fields;
+        }
         body.to_string().into_bytes()
     }
 
@@ -172,7 +191,11 @@ impl<'a> Reply<'a> {
             writer.structural("contentBlockStop", &json!({"contentBlockIndex": index}));
             index += 1;
         }
-        writer.terminal("messageStop", &json!({"stopReason": self.stop_reason()}));
+        let mut stop = json!({"stopReason": self.stop_reason()});
+        if let Some(fields) = self.additional_fields() {
+            stop["additionalModelResponseFields"] = fields;
+        }
+        writer.terminal("messageStop", &stop);
         writer.terminal(
             "metadata",
             &json!({"usage": self.usage(), "metrics": {"latencyMs": LATENCY_MS}}),

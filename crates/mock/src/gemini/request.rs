@@ -184,6 +184,19 @@ impl PromptTokens {
 }
 
 impl GenerateRequest {
+    /// Whether the request declares functions and asks for a JSON answer, which Gemini refuses.
+    pub(crate) fn json_with_functions(&self) -> bool {
+        let declares = self.tools.iter().flatten().any(|tool| {
+            tool.function_declarations
+                .as_ref()
+                .is_some_and(|d| !d.is_empty())
+        });
+        declares
+            && self.generation_config.as_ref().is_some_and(|config| {
+                config.response_mime_type.as_deref() == Some("application/json")
+            })
+    }
+
     /// The parts of the request that decide the answer.
     pub(crate) fn prompt<'a>(&'a self, contents: &'a [Content]) -> Prompt<'a> {
         let declarations: Vec<&FunctionDeclaration> = self

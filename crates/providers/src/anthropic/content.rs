@@ -11,19 +11,10 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{Deserializer, SeqAccess, Visitor};
 use serde_json::{Map, Value, json};
-use switchyard_types::{ChatRequest, ContentPart, ImageSource, ResponseFormat};
+use switchyard_types::{ContentPart, ImageSource};
 
-/// Name of the tool that emulates OpenAI's `json_schema` response format on Anthropic.
-pub(crate) const JSON_TOOL: &str = "json_tool_call";
-
-/// Whether `request` asks for a schema-shaped answer, which an Anthropic upstream is made to
-/// give as a forced call to [`JSON_TOOL`] that the decoders turn back into text.
-pub(crate) fn emulates_json_schema(request: &ChatRequest) -> bool {
-    matches!(
-        request.response_format,
-        Some(ResponseFormat::JsonSchema { .. })
-    )
-}
+/// A schema-shaped answer is asked of an Anthropic upstream as a forced call to [`JSON_TOOL`].
+pub(crate) use crate::answer::{JSON_TOOL, asks_json_schema as emulates_json_schema};
 
 /// The `content` of a message or of a `tool_result`: a string or a list of blocks.
 #[derive(Debug)]

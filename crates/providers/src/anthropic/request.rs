@@ -300,8 +300,10 @@ fn decode_tool_choice(
     Ok((Some(tool_choice), parallel))
 }
 
-/// `thinking`: `enabled` becomes a budget, `disabled` nothing; other types (newer API
-/// versions) are passed through to Anthropic upstreams untouched via `extra`.
+/// `thinking`: `enabled` becomes a budget, `disabled` nothing, `adaptive` the effort in
+/// `output_config` (Anthropic's default, `high`, without one) and is kept whole in `extra`
+/// too, for what else it says; other types (newer API versions) are passed through to
+/// Anthropic upstreams untouched via `extra`.
 fn decode_thinking(
     thinking: Value,
     extra: &mut Map<String, Value>,
@@ -314,6 +316,19 @@ fn decode_thinking(
             budget_tokens: Some(required(wire.budget_tokens, "thinking", "budget_tokens")?),
         })),
         "disabled" => Ok(None),
+        "adaptive" => {
+            let effort = extra
+                .get("output_config")
+                .and_then(|config| config.get("effort"))
+                .and_then(Value::as_str)
+                .unwrap_or("high")
+                .to_owned();
+            extra.insert("thinking".into(), thinking);
+            Ok(Some(Reasoning {
+                effort: Some(effort),
+                budget_tokens: None,
+            }))
+        }
         _ => {
             extra.insert("thinking".into(), thinking);
             Ok(None)

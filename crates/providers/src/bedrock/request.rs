@@ -5,11 +5,14 @@
 //! puts consecutive tool results into one user turn, results first); a tool call is a `toolUse`
 //! block whose `input` is an object, a tool result a `toolResult` block; images travel as bytes
 //! (Bedrock fetches no URL); empty text blocks are refused by Bedrock and never sent. Sampling
-//! and limits go in `inferenceConfig`; `top_k` and an Anthropic thinking budget, which Converse
-//! has no field for, go in `additionalModelRequestFields` in the Claude spelling. Anthropic's
+//! and limits go in `inferenceConfig`; `top_k` and thinking (a budget, or adaptive with an
+//! effort, as `reasoning.rs` decides for the model), which Converse has no field for, go in
+//! `additionalModelRequestFields` in the Claude spelling, and Claude is asked for the stop
+//! sequence that ended its answer (`additionalModelResponseFieldPaths`). Anthropic's
 //! prompt-cache markers become `cachePoint` blocks. Fields of another dialect
-//! ([`Extra`](switchyard_types::Extra)), `seed`, `user`, `metadata`, `parallel_tool_calls` and
-//! OpenAI's `reasoning_effort` have no Converse equivalent and are dropped.
+//! ([`Extra`](switchyard_types::Extra)), `seed`, `user`, `metadata` and
+//! `parallel_tool_calls` have no Converse equivalent and are dropped, as is thinking for
+//! models other than Claude.
 //!
 //! Converse's `toolChoice` has no `none`: such a request declares no tools. Bedrock then
 //! refuses `toolUse` and `toolResult` blocks in the history ("The toolConfig field must be
@@ -25,16 +28,17 @@ use switchyard_types::{
 };
 
 use super::JSON_TOOL;
+use crate::reasoning::{self, ClaudePlan};
 use crate::turns::Turns;
 
-/// Added to the system prompt for OpenAI's `json_object` format, which Converse lacks.
-pub(crate) const JSON_OBJECT_INSTRUCTION: &str = "Respond with a single valid JSON object and nothing else: no prose before or after it and no Markdown code fences.";
+pub(crate) use crate::answer::JSON_OBJECT_INSTRUCTION;
 
 /// The text of a tool result that has none: Bedrock refuses empty text blocks.
 const EMPTY_RESULT: &str = "(no output)";
 
-/// Builds the body for a Bedrock upstream (the model is in the URL, not the body).
-pub fn encode(request: &ChatRequest) -> Result<Vec<u8>, ApiError> {
+/// Builds the body for a Bedrock upstream (the model is in the URL, not the body; `model` says
+/// whether it is a Claude model, which takes thinking and reports its stop sequence).
+pub fn encode(request: &ChatRequest, model: &str) -> Result<Vec<u8>, ApiError> {
     if request.n.is_some_and(|n| n > 1) {
         return Err(invalid(
             "Bedrock Converse generates one choice per request: `n` must be 1",
@@ -42,6 +46,21 @@ pub fn encode(request: &ChatRequest) -> Result<Vec<u8>, ApiError> {
         ));
     }
     let tool_config = tool_config(request);
+    let claude = model.to_ascii_lowercase().contains("claude");
+    let plan = if claude {
+        let forces_tool = crate::answer::asks_json_schema(request)
+            || matches!(
+                request.tool_choice,
+                Some(ToolChoice::Required | ToolChoice::Tool(_))
+            );
+        reasoning::claude(request, model, None, forces_tool)?
+    } else {
+        ClaudePlan {
+            thinking: None,
+            max_tokens: request.max_tokens,
+            hinted: false,
+        }
+    };
     let mut body = Map::new();
     body.insert(
         "messages".into(),
@@ -50,18 +69,25 @@ pub fn encode(request: &ChatRequest) -> Result<Vec<u8>, ApiError> {
     if let Some(system) = encode_system(request) {
         body.insert("system".into(), system);
     }
-    let inference = inference_config(request);
+    let inference = inference_config(request, &plan);
     if !inference.is_empty() {
         body.insert("inferenceConfig".into(), Value::Object(inference));
     }
     if let Some(tool_config) = tool_config {
         body.insert("toolConfig".into(), tool_config);
     }
-    let additional = additional_fields(request);
+    let additional = additional_fields(request, &plan);
     if !additional.is_empty() {
         body.insert(
             "additionalModelRequestFields".into(),
             Value::Object(additional),
+        );
+    }
+    if claude && !request.stop.is_empty() {
+        // Converse says only `stop_sequence`; which one matched is Claude's own field.
+        body.insert(
+            "additionalModelResponseFieldPaths".into(),
+            json!(["/stop_sequence"]),
         );
     }
     Ok(Value::Object(body).to_string().into_bytes())
@@ -389,11 +415,18 @@ fn tool_config(request: &ChatRequest) -> Option<Value> {
 }
 
 /// `inferenceConfig`: the limits and sampling every Converse model takes. Converse bounds
-/// `temperature` and `topP` to 0–1 (OpenAI allows a temperature up to 2).
-fn inference_config(request: &ChatRequest) -> Map<String, Value> {
+/// `temperature` and `topP` to 0–1 (OpenAI allows a temperature up to 2). Thinking from an
+/// effort drops the sampling Claude refuses with it.
+fn inference_config(request: &ChatRequest, plan: &ClaudePlan) -> Map<String, Value> {
     let mut config = Map::new();
-    if let Some(max_tokens) = request.max_tokens {
+    if let Some(max_tokens) = plan.max_tokens {
         config.insert("maxTokens".into(), max_tokens.max(1).into());
+    }
+    if plan.thinking.is_some() && plan.hinted {
+        if !request.stop.is_empty() {
+            config.insert("stopSequences".into(), request.stop.clone().into());
+        }
+        return config;
     }
     if let Some(temperature) = request.temperature {
         config.insert("temperature".into(), temperature.clamp(0.0, 1.0).into());
@@ -409,20 +442,13 @@ fn inference_config(request: &ChatRequest) -> Map<String, Value> {
 
 /// `additionalModelRequestFields`: model-specific fields in the spelling of Bedrock's Claude
 /// models, which are the ones that take them.
-fn additional_fields(request: &ChatRequest) -> Map<String, Value> {
+fn additional_fields(request: &ChatRequest, plan: &ClaudePlan) -> Map<String, Value> {
     let mut fields = Map::new();
-    if let Some(top_k) = request.top_k {
+    if let Some(top_k) = request.top_k.filter(|_| !plan.hinted) {
         fields.insert("top_k".into(), top_k.into());
     }
-    if let Some(budget) = request
-        .reasoning
-        .as_ref()
-        .and_then(|reasoning| reasoning.budget_tokens)
-    {
-        fields.insert(
-            "thinking".into(),
-            json!({"type": "enabled", "budget_tokens": budget}),
-        );
+    if let Some(thinking) = plan.thinking {
+        reasoning::put_claude_thinking(&mut fields, thinking);
     }
     fields
 }

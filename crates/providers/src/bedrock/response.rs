@@ -6,8 +6,8 @@ use crate::answer;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use switchyard_types::{
-    ApiError, ChatRequest, ChatResponse, Choice, ContentPart, ErrorKind, FinishReason,
-    ResponseFormat, ToolCall, Usage,
+    ApiError, ChatRequest, ChatResponse, Choice, ContentPart, ErrorKind, FinishReason, ToolCall,
+    Usage,
 };
 
 use super::JSON_TOOL;
@@ -76,14 +76,7 @@ pub fn decode(body: &[u8], request: &ChatRequest) -> Result<ChatResponse, ApiErr
     })
 }
 
-/// Whether `request` asks for a schema-shaped answer, which a Bedrock upstream is made to give
-/// as a forced call to [`JSON_TOOL`].
-pub(crate) fn emulates_json_schema(request: &ChatRequest) -> bool {
-    matches!(
-        request.response_format,
-        Some(ResponseFormat::JsonSchema { .. })
-    )
-}
+pub(crate) use crate::answer::asks_json_schema as emulates_json_schema;
 
 /// The canonical reason for a Converse `stopReason`; `answered_in_json` says whether the
 /// answer was the emulated JSON (a forced tool call that is no call for the client).

@@ -31,7 +31,7 @@ async fn post(
     model: &str,
     request: &ChatRequest,
 ) -> crate::http::Response {
-    let body = request::encode(request).expect("encodes");
+    let body = request::encode(request, model).expect("encodes");
     let url = format!("{}{}", server.base_url(), path(model, request.stream));
     let mut headers = http::HeaderMap::new();
     headers.insert(

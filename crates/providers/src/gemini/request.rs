@@ -11,10 +11,12 @@
 
 use serde_json::{Map, Value, json};
 use switchyard_types::{
-    ApiError, ChatRequest, ContentPart, ImageSource, Message, Reasoning, ResponseFormat, Role,
-    Tool, ToolChoice,
+    ApiError, ChatRequest, ContentPart, ImageSource, Message, ResponseFormat, Role, Tool,
+    ToolChoice,
 };
 
+use crate::answer::{JSON_OBJECT_INSTRUCTION, JSON_TOOL};
+use crate::reasoning;
 use crate::turns::Turns;
 
 mod schema;
@@ -25,44 +27,81 @@ mod schema;
 /// <https://ai.google.dev/gemini-api/docs/thought-signatures>
 const SKIP_SIGNATURE_VALIDATOR: &str = "skip_thought_signature_validator";
 
-/// Builds the body for a Gemini upstream (the model is in the URL, not the body).
-pub fn encode(request: &ChatRequest) -> Result<Vec<u8>, ApiError> {
+/// Builds the body for a Gemini upstream (the model is in the URL, not the body; `model` says
+/// how it takes thinking).
+pub fn encode(request: &ChatRequest, model: &str) -> Result<Vec<u8>, ApiError> {
+    // Gemini refuses a JSON response type together with function calling: with tools, a
+    // schema is asked for as a call to one more function and a JSON object in the system
+    // instruction, as the Anthropic and Bedrock paths do.
+    let json_by_tool = !request.tools.is_empty() && request.response_format.is_some();
     let mut body = Map::new();
     body.insert(
         "contents".into(),
         Value::Array(encode_contents(&request.messages)?),
     );
-    if let Some(system) = encode_system(&request.messages) {
+    let asks_json_object =
+        json_by_tool && request.response_format == Some(ResponseFormat::JsonObject);
+    if let Some(system) = encode_system(&request.messages, asks_json_object) {
         body.insert("systemInstruction".into(), system);
     }
     if !request.tools.is_empty() {
-        let declarations = request
+        let mut declarations = request
             .tools
             .iter()
             .enumerate()
             .map(|(i, tool)| encode_tool(tool, i))
             .collect::<Result<Vec<_>, _>>()?;
+        let mut choice = request.tool_choice.as_ref().map(function_calling_config);
+        if let Some(ResponseFormat::JsonSchema {
+            description,
+            schema,
+            ..
+        }) = &request.response_format
+        {
+            let tool = Tool {
+                name: JSON_TOOL.into(),
+                description: Some(description.clone().unwrap_or_else(|| {
+                    "Respond with the answer, a JSON value following this schema.".into()
+                })),
+                parameters: schema.clone(),
+                strict: None,
+                cache_control: None,
+            };
+            declarations.push(encode_tool(&tool, declarations.len())?);
+            // The answer must be either a call to one of the client's functions or the JSON; a
+            // client that named a function keeps it, one that allowed no call gets the JSON.
+            choice = Some(match &request.tool_choice {
+                Some(ToolChoice::Tool(name)) => {
+                    json!({"mode": "ANY", "allowedFunctionNames": [name]})
+                }
+                Some(ToolChoice::None) => {
+                    json!({"mode": "ANY", "allowedFunctionNames": [JSON_TOOL]})
+                }
+                _ => json!({"mode": "ANY"}),
+            });
+        }
         body.insert(
             "tools".into(),
             json!([{"functionDeclarations": declarations}]),
         );
-        if let Some(choice) = &request.tool_choice {
+        if let Some(choice) = choice {
             body.insert(
                 "toolConfig".into(),
-                json!({"functionCallingConfig": function_calling_config(choice)}),
+                json!({"functionCallingConfig": choice}),
             );
         }
     }
-    let config = generation_config(request)?;
+    let config = generation_config(request, model, json_by_tool)?;
     if !config.is_empty() {
         body.insert("generationConfig".into(), Value::Object(config));
     }
     Ok(Value::Object(body).to_string().into_bytes())
 }
 
-/// Every system and developer message, wherever it is, as one `systemInstruction`.
-fn encode_system(messages: &[Message]) -> Option<Value> {
-    let parts: Vec<Value> = messages
+/// Every system and developer message, wherever it is, as one `systemInstruction`, and the
+/// instruction to answer in JSON when `asks_json_object`.
+fn encode_system(messages: &[Message], asks_json_object: bool) -> Option<Value> {
+    let mut parts: Vec<Value> = messages
         .iter()
         .filter(|message| matches!(message.role, Role::System | Role::Developer))
         .flat_map(|message| &message.content)
@@ -71,9 +110,11 @@ fn encode_system(messages: &[Message]) -> Option<Value> {
             _ => None,
         })
         .collect();
+    if asks_json_object {
+        parts.push(json!({"text": JSON_OBJECT_INSTRUCTION}));
+    }
     (!parts.is_empty()).then(|| json!({"parts": parts}))
 }
-
 /// The conversation as alternating `user` and `model` turns.
 fn encode_contents(messages: &[Message]) -> Result<Vec<Value>, ApiError> {
     let mut turns = Turns::default();
@@ -294,8 +335,13 @@ fn function_calling_config(choice: &ToolChoice) -> Value {
     }
 }
 
-/// `generationConfig`: sampling, limits, the answer's format and thinking.
-fn generation_config(request: &ChatRequest) -> Result<Map<String, Value>, ApiError> {
+/// `generationConfig`: sampling, limits, the answer's format (unless `json_by_tool` asks for
+/// it otherwise) and thinking.
+fn generation_config(
+    request: &ChatRequest,
+    model: &str,
+    json_by_tool: bool,
+) -> Result<Map<String, Value>, ApiError> {
     let mut config = Map::new();
     if let Some(temperature) = request.temperature {
         config.insert("temperature".into(), temperature.into());
@@ -319,6 +365,7 @@ fn generation_config(request: &ChatRequest) -> Result<Map<String, Value>, ApiErr
         config.insert("seed".into(), seed.into());
     }
     match &request.response_format {
+        _ if json_by_tool => {}
         Some(ResponseFormat::JsonObject) => {
             config.insert("responseMimeType".into(), "application/json".into());
         }
@@ -330,37 +377,11 @@ fn generation_config(request: &ChatRequest) -> Result<Map<String, Value>, ApiErr
         Some(ResponseFormat::Text) | None => {}
     }
     if let Some(reasoning) = &request.reasoning
-        && let Some(thinking) = thinking_config(reasoning)?
+        && let Some(thinking) = reasoning::gemini(reasoning, model)?
     {
         config.insert("thinkingConfig".into(), thinking);
     }
     Ok(config)
-}
-
-/// `thinkingConfig` from a budget (Anthropic) or an effort (OpenAI). Thoughts are asked for
-/// whenever the model thinks, so clients see its reasoning.
-fn thinking_config(reasoning: &Reasoning) -> Result<Option<Value>, ApiError> {
-    let budget = match (reasoning.budget_tokens, reasoning.effort.as_deref()) {
-        (Some(budget), _) => budget,
-        (None, None) => return Ok(None),
-        (None, Some("none" | "minimal")) => 0,
-        (None, Some("low")) => 1024,
-        (None, Some("medium")) => 8192,
-        // 24576 is the largest budget every Gemini 2.5 model accepts.
-        (None, Some("high" | "xhigh")) => 24576,
-        (None, Some(other)) => {
-            return Err(invalid(
-                format!("reasoning_effort `{other}` has no Gemini equivalent"),
-                "reasoning_effort",
-            ));
-        }
-    };
-    let mut config = Map::new();
-    config.insert("thinkingBudget".into(), budget.into());
-    if budget > 0 {
-        config.insert("includeThoughts".into(), true.into());
-    }
-    Ok(Some(Value::Object(config)))
 }
 
 fn invalid(message: impl Into<String>, param: impl Into<String>) -> ApiError {

@@ -12,6 +12,7 @@ use switchyard_types::{
 };
 
 use super::error::{self, WireStatus};
+use crate::answer::JSON_TOOL;
 
 /// Reads an upstream Gemini answer. Each candidate becomes a choice; a prompt Gemini refused
 /// to answer is a 400 with code `content_filter`.
@@ -34,7 +35,9 @@ pub fn decode(body: &[u8], request: &ChatRequest) -> Result<ChatResponse, ApiErr
         .candidates
         .into_iter()
         .enumerate()
-        .map(|(position, candidate)| decode_candidate(candidate, position, &id))
+        .map(|(position, candidate)| {
+            decode_candidate(candidate, position, &id, answers_by_tool(request))
+        })
         .collect();
     Ok(ChatResponse {
         id,
@@ -50,11 +53,17 @@ pub fn decode(body: &[u8], request: &ChatRequest) -> Result<ChatResponse, ApiErr
     })
 }
 
-fn decode_candidate(candidate: WireCandidate, position: usize, response_id: &str) -> Choice {
+fn decode_candidate(
+    candidate: WireCandidate,
+    position: usize,
+    response_id: &str,
+    json_mode: bool,
+) -> Choice {
     let mut choice = Choice::new(candidate.index.unwrap_or_else(|| index(position)));
     let parts = candidate.content.map(|content| content.parts);
     for part in parts.into_iter().flatten() {
         for piece in part.into_pieces() {
+            let piece = piece.answered(json_mode);
             match piece {
                 Piece::Thought { text, signature } => match choice.content.last_mut() {
                     // A thought split over parts is one piece of reasoning.
@@ -99,6 +108,12 @@ fn decode_candidate(candidate: WireCandidate, position: usize, response_id: &str
         None => FinishReason::Stop,
     };
     choice
+}
+
+/// Whether `request` was sent asking for its schema-shaped answer as a call to [`JSON_TOOL`]:
+/// Gemini refuses a JSON response type together with function declarations.
+pub(crate) fn answers_by_tool(request: &ChatRequest) -> bool {
+    !request.tools.is_empty() && crate::answer::asks_json_schema(request)
 }
 
 /// A candidate's index from its position, when Gemini leaves `index` out (it does for a
@@ -239,6 +254,18 @@ pub(crate) enum Piece {
         name: String,
         arguments: String,
     },
+}
+
+impl Piece {
+    /// The piece as the client sees it: the emulated JSON answer's call is its text.
+    pub(crate) fn answered(self, json_mode: bool) -> Piece {
+        match self {
+            Piece::Call {
+                name, arguments, ..
+            } if json_mode && name == JSON_TOOL => Piece::Text(arguments),
+            piece => piece,
+        }
+    }
 }
 
 impl WirePart {

@@ -10,7 +10,8 @@ use switchyard_types::{ApiError, ChatRequest, Delta, ErrorKind, StreamEvent, Usa
 
 use super::error;
 use super::response::{
-    Piece, WireResponse, blocked, finish_reason, generated_id, index, tool_call_id, unix_now,
+    Piece, WireResponse, answers_by_tool, blocked, finish_reason, generated_id, index,
+    tool_call_id, unix_now,
 };
 use crate::sse::{SseEvent, SseParser};
 
@@ -31,6 +32,8 @@ pub struct Decoder {
     finished: bool,
     /// The counts last emitted; repeated counts are not emitted again.
     usage: Option<Usage>,
+    /// The request's schema-shaped answer was asked for as a call (`answers_by_tool`).
+    json_mode: bool,
 }
 
 /// Progress of one candidate.
@@ -55,6 +58,7 @@ impl Decoder {
             candidates: Vec::new(),
             finished: false,
             usage: None,
+            json_mode: answers_by_tool(request),
         }
     }
 
@@ -140,7 +144,7 @@ impl Decoder {
             let parts = candidate.content.map(|content| content.parts);
             for part in parts.into_iter().flatten() {
                 for piece in part.into_pieces() {
-                    piece_events(piece, state, &response_id, out);
+                    piece_events(piece.answered(self.json_mode), state, &response_id, out);
                 }
             }
             if let Some(reason) = candidate.finish_reason

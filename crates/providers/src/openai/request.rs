@@ -302,17 +302,17 @@ pub fn encode_for(request: &ChatRequest, model: &str, quirks: Quirks) -> Result<
     })
 }
 
-/// OpenAI's effort for an Anthropic-style thinking budget (the inverse of the budgets the
-/// Anthropic encoder uses for efforts).
+/// OpenAI's effort for a request's reasoning: its own effort (Anthropic's `max`, which OpenAI
+/// lacks, as `high`, the highest every OpenAI-compatible server takes), or the effort an
+/// Anthropic-style thinking budget stands for.
 fn reasoning_effort(reasoning: &Reasoning) -> Option<&str> {
-    if let Some(effort) = &reasoning.effort {
-        return Some(effort);
+    match reasoning.effort.as_deref() {
+        Some("max") => Some("high"),
+        Some(effort) => Some(effort),
+        None => reasoning
+            .budget_tokens
+            .map(crate::reasoning::effort_for_budget),
     }
-    reasoning.budget_tokens.map(|budget| match budget {
-        0..=1024 => "low",
-        1025..=2048 => "medium",
-        _ => "high",
-    })
 }
 
 #[derive(Serialize)]

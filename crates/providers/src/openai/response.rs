@@ -77,6 +77,7 @@ pub fn encode(response: &ChatResponse) -> Vec<u8> {
             message: AssistantOut {
                 role: "assistant",
                 content: choice.text(),
+                reasoning_content: reasoning_text(choice),
                 refusal: choice.refusal.as_deref(),
                 tool_calls: choice
                     .tool_calls
@@ -123,10 +124,24 @@ struct ChoiceOut<'a> {
     finish_reason: &'a str,
 }
 
+/// The model's reasoning as `reasoning_content` (DeepSeek's field, which the gateway's
+/// streams carry too): the thinking blocks' text, joined.
+fn reasoning_text(choice: &Choice) -> Option<String> {
+    let mut text = String::new();
+    for part in &choice.content {
+        if let ContentPart::Thinking { text: thought, .. } = part {
+            text.push_str(thought);
+        }
+    }
+    (!text.is_empty()).then_some(text)
+}
+
 #[derive(Serialize)]
 struct AssistantOut<'a> {
     role: &'static str,
     content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_content: Option<String>,
     refusal: Option<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tool_calls: Vec<ToolCallOut<'a>>,

@@ -63,7 +63,7 @@ async fn generate_content(
         http::HeaderValue::from_static("application/json"),
     );
     let target = crate::http::Target::parse(&url).expect("a URL");
-    let body = gemini::request::encode(request).expect("encodes");
+    let body = gemini::request::encode(request, "gemini-2.5-flash").expect("encodes");
     client
         .post(&target, headers, body.into())
         .await

@@ -247,12 +247,19 @@ fn decodes_string_system_thinking_modes_and_tool_choices() {
     assert_eq!((request.temperature, request.top_k), (Some(0.2), Some(40)));
     assert!(!request.stream && !request.include_usage);
 
-    // A thinking mode this module does not know still reaches Anthropic upstreams.
+    // Adaptive thinking is its effort (Anthropic's default without one), and reaches
+    // Anthropic upstreams whole.
     let request = decode(
         br#"{"model":"m","max_tokens":5,"messages":[],"thinking":{"type":"adaptive"},"tool_choice":{"type":"any"}}"#,
     )
     .expect("decodes");
-    assert_eq!(request.reasoning, None);
+    assert_eq!(
+        request.reasoning,
+        Some(Reasoning {
+            effort: Some("high".into()),
+            budget_tokens: None
+        })
+    );
     assert_eq!(request.tool_choice, Some(ToolChoice::Required));
     assert_eq!(
         request
@@ -470,6 +477,85 @@ fn reasoning_effort_becomes_a_thinking_budget() {
     });
     let error = encode(&request, "m").expect_err("unknown effort");
     assert_eq!(error.param.as_deref(), Some("reasoning_effort"));
+}
+
+#[test]
+fn an_openai_effort_is_adaptive_thinking_on_models_that_only_take_that() {
+    // As the OpenAI SDK sends it: `reasoning_effort` with a temperature and no limit.
+    let request = crate::openai::request::decode(
+        br#"{"model":"opus","messages":[{"role":"user","content":"Prove there are infinitely many primes."}],"reasoning_effort":"medium","temperature":0.3}"#,
+    )
+    .expect("decodes");
+    let body: Value =
+        serde_json::from_slice(&encode(&request, "claude-opus-4-7").expect("encodes"))
+            .expect("JSON");
+    assert_eq!(body["thinking"], json!({"type": "adaptive"}));
+    assert_eq!(body["output_config"], json!({"effort": "medium"}));
+    // Room to think and answer; thinking takes no temperature.
+    assert_eq!(body["max_tokens"], json!(16384));
+    assert!(body.get("temperature").is_none(), "{body}");
+
+    // The same request to a model that takes budgets gets one.
+    let body: Value =
+        serde_json::from_slice(&encode(&request, "claude-sonnet-4-5").expect("encodes"))
+            .expect("JSON");
+    assert_eq!(
+        body["thinking"],
+        json!({"type": "enabled", "budget_tokens": 2048})
+    );
+    assert!(body.get("output_config").is_none());
+}
+
+#[test]
+fn an_anthropic_clients_adaptive_thinking_survives_translation() {
+    // Claude Code's shape: adaptive thinking, an effort and a structured-output format in
+    // `output_config`.
+    let request = decode(
+        br#"{"model":"claude-opus-4-7","max_tokens":32000,"messages":[{"role":"user","content":"hi"}],"thinking":{"type":"adaptive","display":"summarized"},"output_config":{"effort":"low","format":{"type":"json_schema","schema":{"type":"object"}}}}"#,
+    )
+    .expect("decodes");
+    assert_eq!(
+        request.reasoning,
+        Some(Reasoning {
+            effort: Some("low".into()),
+            budget_tokens: None
+        })
+    );
+    // Re-encoded for an Anthropic upstream (a stage changed the request): nothing lost.
+    let body: Value =
+        serde_json::from_slice(&encode(&request, "claude-opus-4-7").expect("encodes"))
+            .expect("JSON");
+    assert_eq!(
+        body["thinking"],
+        json!({"type": "adaptive", "display": "summarized"})
+    );
+    assert_eq!(
+        body["output_config"],
+        json!({"effort": "low", "format": {"type": "json_schema", "schema": {"type": "object"}}})
+    );
+    assert_eq!(body["max_tokens"], json!(32000));
+    // For an older Claude: a budget.
+    let body: Value =
+        serde_json::from_slice(&encode(&request, "claude-3-7-sonnet-20250219").expect("encodes"))
+            .expect("JSON");
+    assert_eq!(
+        body["thinking"],
+        json!({"type": "enabled", "budget_tokens": 1024})
+    );
+    // For an OpenAI upstream: its effort; Anthropic's `max` as OpenAI's `high`.
+    let body: Value =
+        serde_json::from_slice(&crate::openai::request::encode(&request, "o3").expect("encodes"))
+            .expect("JSON");
+    assert_eq!(body["reasoning_effort"], json!("low"));
+    let mut request = request;
+    request.reasoning = Some(Reasoning {
+        effort: Some("max".into()),
+        budget_tokens: None,
+    });
+    let body: Value =
+        serde_json::from_slice(&crate::openai::request::encode(&request, "o3").expect("encodes"))
+            .expect("JSON");
+    assert_eq!(body["reasoning_effort"], json!("high"));
 }
 
 #[test]

@@ -11,16 +11,13 @@ use super::invalid;
 use crate::anthropic::content::{
     JSON_TOOL, image_block, request_block, text_block, tool_id, tool_input, tool_use_block,
 };
+use crate::reasoning;
 use crate::turns::Turns;
 
 /// `max_tokens` when the client gave none: Anthropic requires one.
 const DEFAULT_MAX_TOKENS: u32 = 4096;
 
-/// Added to the system prompt for OpenAI's `json_object` format, which Anthropic lacks.
-pub(super) const JSON_OBJECT_INSTRUCTION: &str = "Respond with a single valid JSON object and nothing else: no prose before or after it and no Markdown code fences.";
-
-/// Anthropic's smallest thinking budget.
-const MIN_THINKING_BUDGET: u32 = 1024;
+pub(crate) use crate::answer::JSON_OBJECT_INSTRUCTION;
 
 /// See [`super::encode`].
 pub(super) fn encode(request: &ChatRequest, model: &str) -> Result<Vec<u8>, ApiError> {
@@ -31,28 +28,8 @@ pub(super) fn encode(request: &ChatRequest, model: &str) -> Result<Vec<u8>, ApiE
         ));
     }
     let (tools, tool_choice, forces_tool) = encode_tools(request);
-    let mut thinking = thinking_budget(request)?;
-    // Anthropic rejects thinking with a forced tool, and an OpenAI client cannot replay the
-    // signed thinking a tool loop needs; effort is a hint, so thinking yields. An explicit
-    // budget (from an Anthropic client) is sent as asked.
-    if let Some((_, true)) = thinking
-        && (forces_tool || !replays_thinking(request))
-    {
-        thinking = None;
-    }
-    let mut max_tokens = request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
-    if let Some((budget, true)) = &mut thinking
-        && *budget >= max_tokens
-    {
-        // The budget must stay below max_tokens, which (as OpenAI's) covers both.
-        if request.max_tokens.is_none() {
-            max_tokens = *budget + DEFAULT_MAX_TOKENS;
-        } else if max_tokens / 2 >= MIN_THINKING_BUDGET {
-            *budget = max_tokens / 2;
-        } else {
-            thinking = None;
-        }
-    }
+    let plan = reasoning::claude(request, model, Some(DEFAULT_MAX_TOKENS), forces_tool)?;
+    let max_tokens = plan.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
 
     let mut body = Map::new();
     body.insert("model".into(), model.into());
@@ -67,15 +44,12 @@ pub(super) fn encode(request: &ChatRequest, model: &str) -> Result<Vec<u8>, ApiE
             body.insert("tool_choice".into(), tool_choice);
         }
     }
-    if let Some((budget, _)) = thinking {
-        body.insert(
-            "thinking".into(),
-            json!({"type": "enabled", "budget_tokens": budget}),
-        );
+    if let Some(thinking) = plan.thinking {
+        reasoning::put_claude_thinking(&mut body, thinking);
     }
-    // Thinking requires default sampling: an effort-derived budget must not turn a valid
+    // Thinking requires default sampling: effort-derived thinking must not turn a valid
     // request into a rejected one, so it drops the sampling parameters instead.
-    if !matches!(thinking, Some((_, true))) {
+    if !(plan.thinking.is_some() && plan.hinted) {
         if let Some(temperature) = request.temperature {
             // OpenAI allows 0..2, Anthropic 0..1.
             body.insert("temperature".into(), temperature.clamp(0.0, 1.0).into());
@@ -106,12 +80,34 @@ pub(super) fn encode(request: &ChatRequest, model: &str) -> Result<Vec<u8>, ApiE
     }
     if let Some(fields) = request.extra.for_format(WireFormat::Anthropic) {
         for (key, value) in fields {
-            if !body.contains_key(key) {
-                body.insert(key.clone(), value.clone());
+            match body.get_mut(key) {
+                None => {
+                    body.insert(key.clone(), value.clone());
+                }
+                // The client's own `output_config` (a `format`, say) and the rest of its
+                // adaptive `thinking` stay beside what the gateway wrote there.
+                Some(Value::Object(ours)) if same_kind(key, ours, value) => {
+                    if let Value::Object(theirs) = value {
+                        for (field, value) in theirs {
+                            ours.entry(field.clone()).or_insert_with(|| value.clone());
+                        }
+                    }
+                }
+                Some(_) => {}
             }
         }
     }
     Ok(Value::Object(body).to_string().into_bytes())
+}
+
+/// Whether a client's `value` for `key` completes the object the gateway wrote: its
+/// `output_config`, or `thinking` of the same type.
+fn same_kind(key: &str, ours: &Map<String, Value>, value: &Value) -> bool {
+    match key {
+        "output_config" => value.is_object(),
+        "thinking" => value.get("type").is_some() && value.get("type") == ours.get("type"),
+        _ => false,
+    }
 }
 
 /// `(tools, tool_choice, whether a tool call is forced)`, with OpenAI's `json_schema`
@@ -176,52 +172,6 @@ fn encode_tool(tool: &Tool) -> Value {
         out.insert("cache_control".into(), cache_control.clone());
     }
     Value::Object(out)
-}
-
-/// `(budget, derived from an OpenAI effort)`.
-fn thinking_budget(request: &ChatRequest) -> Result<Option<(u32, bool)>, ApiError> {
-    let Some(reasoning) = &request.reasoning else {
-        return Ok(None);
-    };
-    if let Some(budget) = reasoning.budget_tokens {
-        return Ok(Some((budget, false)));
-    }
-    let budget = match reasoning.effort.as_deref() {
-        None | Some("none" | "minimal") => return Ok(None),
-        Some("low") => 1024,
-        Some("medium") => 2048,
-        Some("high" | "xhigh") => 4096,
-        Some(other) => {
-            return Err(invalid(
-                format!("reasoning_effort `{other}` has no Anthropic equivalent"),
-                "reasoning_effort",
-            ));
-        }
-    };
-    Ok(Some((budget, true)))
-}
-
-/// Whether the last assistant turn, if it called tools, carries the signed thinking
-/// Anthropic requires when thinking is on during a tool loop.
-fn replays_thinking(request: &ChatRequest) -> bool {
-    let Some(last) = request
-        .messages
-        .iter()
-        .rev()
-        .find(|message| message.role == Role::Assistant)
-    else {
-        return true;
-    };
-    last.tool_calls.is_empty()
-        || last.content.iter().any(|part| match part {
-            ContentPart::Thinking { signature, .. } => signature
-                .as_deref()
-                .is_some_and(|signature| !signature.is_empty()),
-            ContentPart::RedactedThinking { .. } => true,
-            ContentPart::Text { .. } | ContentPart::Image { .. } | ContentPart::Opaque { .. } => {
-                false
-            }
-        })
 }
 
 /// Every system and developer message, wherever it is, as the top-level `system`.

@@ -9,6 +9,9 @@ use switchyard_types::{
 use super::{JSON_OBJECT_INSTRUCTION, encode};
 use crate::testing::{assistant, tool_result};
 
+/// The model the bodies are built for, unless a test says otherwise.
+const MODEL: &str = "anthropic.claude-sonnet-4-5-20250929-v1:0";
+
 /// The body expected for [`agent_request`]; its tool and first exchange are those of AWS's
 /// "Call a tool with the Converse API" example.
 const AGENT: &str = include_str!("../../../tests/fixtures/bedrock/request_agent.json");
@@ -48,7 +51,7 @@ fn top_song() -> Tool {
 }
 
 fn encoded(request: &ChatRequest) -> Value {
-    serde_json::from_slice(&encode(request).expect("encodes")).expect("JSON")
+    serde_json::from_slice(&encode(request, MODEL).expect("encodes")).expect("JSON")
 }
 
 /// An agent conversation from an Anthropic or OpenAI client: instructions with a cache
@@ -332,7 +335,7 @@ fn images_need_bytes_in_a_known_format() {
         ],
         ..ChatRequest::default()
     };
-    let error = encode(&request).expect_err("URL images");
+    let error = encode(&request, MODEL).expect_err("URL images");
     assert_eq!(error.kind, ErrorKind::InvalidRequest);
     assert_eq!(error.param.as_deref(), Some("messages[1].content[1]"));
     assert!(error.message.contains("URL"), "{}", error.message);
@@ -347,7 +350,7 @@ fn images_need_bytes_in_a_known_format() {
         )],
         ..ChatRequest::default()
     };
-    let error = encode(&request).expect_err("TIFF");
+    let error = encode(&request, MODEL).expect_err("TIFF");
     assert!(error.message.contains("image/tiff"), "{}", error.message);
 }
 
@@ -361,7 +364,7 @@ fn invalid_requests_name_the_field() {
         tools: vec![top_song()],
         ..ChatRequest::default()
     };
-    let error = encode(&request).expect_err("arguments must be an object");
+    let error = encode(&request, MODEL).expect_err("arguments must be an object");
     assert_eq!(
         error.param.as_deref(),
         Some("messages[1].tool_calls[0].function.arguments")
@@ -374,7 +377,7 @@ fn invalid_requests_name_the_field() {
         }],
         ..ChatRequest::default()
     };
-    let error = encode(&request).expect_err("no id");
+    let error = encode(&request, MODEL).expect_err("no id");
     assert_eq!(error.param.as_deref(), Some("messages[0].tool_call_id"));
 
     let request = ChatRequest {
@@ -382,7 +385,7 @@ fn invalid_requests_name_the_field() {
         n: Some(2),
         ..ChatRequest::default()
     };
-    let error = encode(&request).expect_err("one choice only");
+    let error = encode(&request, MODEL).expect_err("one choice only");
     assert_eq!(error.param.as_deref(), Some("n"));
 }
 

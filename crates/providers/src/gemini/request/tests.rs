@@ -9,6 +9,9 @@ use switchyard_types::{
 use super::encode;
 use crate::testing::{assistant, tool_result};
 
+/// The model the bodies are built for, unless a test says otherwise.
+const MODEL: &str = "gemini-2.5-flash";
+
 const AGENT: &str = include_str!("../../../tests/fixtures/gemini/request_agent.json");
 
 fn thinking(text: &str, signature: Option<&str>) -> ContentPart {
@@ -23,7 +26,7 @@ fn user(text: &str) -> Message {
 }
 
 fn encoded(request: &ChatRequest) -> Value {
-    serde_json::from_slice(&encode(request).expect("encodes")).expect("JSON")
+    serde_json::from_slice(&encode(request, MODEL).expect("encodes")).expect("JSON")
 }
 
 /// An agent conversation from an OpenAI or Anthropic client: instructions, an image, parallel
@@ -258,7 +261,7 @@ fn reasoning_maps_to_a_thinking_budget() {
         }),
         ..ChatRequest::default()
     };
-    let error = encode(&request).expect_err("unknown effort");
+    let error = encode(&request, MODEL).expect_err("unknown effort");
     assert_eq!(error.param.as_deref(), Some("reasoning_effort"));
 }
 
@@ -332,7 +335,7 @@ fn a_tool_result_needs_the_call_it_answers() {
         ],
         ..ChatRequest::default()
     };
-    let error = encode(&request).expect_err("no call with that id");
+    let error = encode(&request, MODEL).expect_err("no call with that id");
     assert_eq!(error.kind, ErrorKind::InvalidRequest);
     assert_eq!(error.param.as_deref(), Some("messages[2].tool_call_id"));
     assert!(error.message.contains("call_9"), "{}", error.message);
@@ -344,7 +347,7 @@ fn a_tool_result_needs_the_call_it_answers() {
         }],
         ..ChatRequest::default()
     };
-    let error = encode(&request).expect_err("no id at all");
+    let error = encode(&request, MODEL).expect_err("no id at all");
     assert_eq!(error.param.as_deref(), Some("messages[0].tool_call_id"));
 }
 
@@ -381,7 +384,7 @@ fn invalid_tool_arguments_name_the_message() {
         ],
         ..ChatRequest::default()
     };
-    let error = encode(&request).expect_err("arguments must be an object");
+    let error = encode(&request, MODEL).expect_err("arguments must be an object");
     assert_eq!(error.kind, ErrorKind::InvalidRequest);
     assert_eq!(
         error.param.as_deref(),

@@ -73,3 +73,33 @@ def test_openai_sdk_parse_raises_on_an_answer_that_misses_the_schema(oai: openai
         model="guarded", messages=user("a person please"), response_format=Person
     )
     assert isinstance(completion.choices[0].message.parsed, Person)
+
+
+def test_anthropic_sdk_gets_web_search_blocks_through_output_guards(claude: anthropic.Anthropic):
+    # Web search runs at the provider; the guarded answer is read by the gateway and written
+    # again, and the SDK still gets the search call, its results and the text, in order.
+    tools = [{"type": "web_search_20250305", "name": "web_search", "max_uses": 2}]
+    prompt = "latest rust release"
+    message = claude.messages.create(
+        model="guarded-claude", max_tokens=100, tools=tools, messages=user(prompt)
+    )
+    assert [block.type for block in message.content] == [
+        "server_tool_use",
+        "web_search_tool_result",
+        "text",
+    ]
+    assert message.content[0].input == {"query": prompt}
+    assert message.content[1].tool_use_id == message.content[0].id
+    assert message.content[1].content[0].url == "https://example.com/answer"
+    with claude.messages.stream(
+        model="guarded-claude", max_tokens=100, tools=tools, messages=user(prompt)
+    ) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text == prompt
+    assert [block.type for block in final.content] == [
+        "server_tool_use",
+        "web_search_tool_result",
+        "text",
+    ]
+    assert final.content[0].input == {"query": prompt}

@@ -84,6 +84,12 @@ pub(crate) async fn messages(State(state): State<Shared>, request: Request) -> R
         request.thinking(),
         prompt.prompt_tokens,
         &options,
+    )
+    .searching(
+        request
+            .searches_the_web()
+            .then_some(prompt.last.text.as_str())
+            .filter(|text| !text.is_empty()),
     );
     let mut response = if request.stream == Some(true) {
         let mut script = Script::new(&options, MALFORMED_EVENT);

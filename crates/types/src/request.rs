@@ -229,13 +229,17 @@ pub enum ContentPart {
         data: String,
     },
     /// A block of a type the canonical model has no place for (Anthropic `document`, an
-    /// OpenAI part type newer than the gateway). It travels only inside the client's own body,
-    /// forwarded untouched to an upstream of the client's dialect; a request that has to be
-    /// encoded (for another dialect, or changed by a stage) cannot carry it.
+    /// OpenAI part type newer than the gateway). In a request it travels only inside the
+    /// client's own body, forwarded untouched to an upstream of the client's dialect; a request
+    /// that has to be encoded (for another dialect, or changed by a stage) cannot carry it. In
+    /// an answer (Anthropic's server-tool calls and results) it is kept whole in `block` and
+    /// given back to clients of the upstream's dialect.
     Opaque {
         /// Its type, as the client named it (`unknown` where the dialect's parser does not
         /// keep it).
         kind: String,
+        /// The whole block as the upstream wrote it (answers only).
+        block: Option<serde_json::Value>,
     },
 }
 
@@ -246,7 +250,7 @@ impl ContentPart {
             .iter()
             .flat_map(|message| &message.content)
             .find_map(|part| match part {
-                ContentPart::Opaque { kind } => Some(kind.as_str()),
+                ContentPart::Opaque { kind, .. } => Some(kind.as_str()),
                 _ => None,
             })
     }

@@ -48,6 +48,10 @@ pub enum Delta {
     ThinkingSignature(String),
     /// OpenAI's refusal text.
     Refusal(String),
+    /// A whole content block the canonical model has no place for, as the upstream wrote it
+    /// (Anthropic's `server_tool_use` with its input, `web_search_tool_result`, redacted
+    /// thinking): given back to clients of the upstream's dialect, skipped for others.
+    Opaque(serde_json::Value),
     /// A tool call begins.
     ToolCallStart {
         /// The call's position within the choice (0-based).

@@ -180,6 +180,11 @@ enum Part {
     RedactedThinking {
         data: String,
     },
+    /// A block of the upstream's dialect with no canonical place (a server-tool call or
+    /// result), kept whole.
+    Opaque {
+        block: serde_json::Value,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -203,9 +208,14 @@ fn finish_reason(name: &str) -> FinishReason {
     }
 }
 
+/// The `type` of an opaque block (`unknown` without one).
+fn block_type(block: &serde_json::Value) -> String {
+    block["type"].as_str().unwrap_or("unknown").to_owned()
+}
+
 impl Stored {
-    /// What is kept of `response` (its text, thinking, tool calls, refusal and finish per
-    /// choice; image or opaque parts, which answers do not carry, are left out).
+    /// What is kept of `response` (its text, thinking, opaque blocks, tool calls, refusal and
+    /// finish per choice; images, which answers do not carry, are left out).
     pub fn of(response: &ChatResponse) -> Stored {
         Stored {
             id: response.id.clone(),
@@ -233,7 +243,14 @@ impl Stored {
                             ContentPart::RedactedThinking { data } => {
                                 Some(Part::RedactedThinking { data: data.clone() })
                             }
-                            ContentPart::Image { .. } | ContentPart::Opaque { .. } => None,
+                            ContentPart::Opaque {
+                                block: Some(block), ..
+                            } => Some(Part::Opaque {
+                                block: block.clone(),
+                            }),
+                            ContentPart::Image { .. } | ContentPart::Opaque { block: None, .. } => {
+                                None
+                            }
                         })
                         .collect(),
                     tool_calls: choice
@@ -280,6 +297,10 @@ impl Stored {
                             Part::RedactedThinking { data } => {
                                 ContentPart::RedactedThinking { data: data.clone() }
                             }
+                            Part::Opaque { block } => ContentPart::Opaque {
+                                kind: block_type(block),
+                                block: Some(block.clone()),
+                            },
                         })
                         .collect();
                     choice.tool_calls = stored
@@ -302,8 +323,7 @@ impl Stored {
     }
 
     /// The answer as a stream's events: its start, each choice's parts and tool calls (a
-    /// delta each), its finish, then the usage. Encrypted thinking, which no stream event
-    /// carries, is left out of a replay.
+    /// delta each; encrypted thinking and opaque blocks whole), its finish, then the usage.
     pub fn events(&self) -> Vec<StreamEvent> {
         let mut events = vec![StreamEvent::Start {
             id: self.id.clone(),
@@ -326,7 +346,10 @@ impl Stored {
                             events.push(delta(Delta::ThinkingSignature(signature.clone())));
                         }
                     }
-                    Part::RedactedThinking { .. } => {}
+                    Part::RedactedThinking { data } => events.push(delta(Delta::Opaque(
+                        serde_json::json!({"type": "redacted_thinking", "data": data}),
+                    ))),
+                    Part::Opaque { block } => events.push(delta(Delta::Opaque(block.clone()))),
                 }
             }
             if let Some(refusal) = &choice.refusal {
@@ -369,6 +392,7 @@ impl Stored {
                             text.len() + signature.as_ref().map_or(0, String::len)
                         }
                         Part::RedactedThinking { data } => data.len(),
+                        Part::Opaque { block } => block.to_string().len(),
                     } + 32)
                     .sum();
                 let calls: usize = choice
@@ -499,6 +523,20 @@ impl Gather {
                             choice.tool_calls[index] = call;
                         }
                         id.len() + name.len() + 64
+                    }
+                    Delta::Opaque(block) => {
+                        let kind = block_type(block);
+                        let added = kind.len() + block.to_string().len();
+                        choice.content.push(match kind.as_str() {
+                            "redacted_thinking" => ContentPart::RedactedThinking {
+                                data: block["data"].as_str().unwrap_or_default().to_owned(),
+                            },
+                            _ => ContentPart::Opaque {
+                                kind,
+                                block: Some(block.clone()),
+                            },
+                        });
+                        added
                     }
                     Delta::ToolCallArgs { index, arguments } => {
                         let index = usize::try_from(*index).unwrap_or(usize::MAX);

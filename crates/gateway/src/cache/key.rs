@@ -257,7 +257,7 @@ impl Writer {
                     self.option(b'7', signature.as_deref());
                 }
                 ContentPart::RedactedThinking { data } => self.text(b'8', data),
-                ContentPart::Opaque { kind } => self.text(b'9', kind),
+                ContentPart::Opaque { kind, .. } => self.text(b'9', kind),
             }
         }
         for call in &message.tool_calls {

@@ -266,3 +266,85 @@ async fn structured_answers_that_miss_their_schema_are_refused_or_counted() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn server_tool_blocks_reach_anthropic_clients_through_an_output_guard() {
+    // Claude Code with web search on, and an output guard that has to read the answer.
+    let lists = "    banned:\n      - name: competitor\n        terms: [Globex]\n";
+    let (gateway, _) = setup(
+        ECHO_MODELS,
+        &format!("  output:\n    banned_terms: redact\n{lists}"),
+    )
+    .await;
+    let prompt = "what does globex charge";
+    let request = json!({"model": "claude", "max_tokens": 100,
+        "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 3}],
+        "messages": [{"role": "user", "content": prompt}]});
+    let answer: Value = gateway
+        .anthropic(&request)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let types: Vec<&str> = answer["content"]
+        .as_array()
+        .expect("content")
+        .iter()
+        .filter_map(|block| block["type"].as_str())
+        .collect();
+    assert_eq!(
+        types,
+        ["server_tool_use", "web_search_tool_result", "text"],
+        "{answer}"
+    );
+    let call = &answer["content"][0];
+    assert_eq!(call["name"], "web_search");
+    assert_eq!(call["input"]["query"], prompt);
+    assert_eq!(
+        answer["content"][1]["tool_use_id"], call["id"],
+        "the result answers the call"
+    );
+    assert_eq!(
+        answer["content"][1]["content"][0]["url"],
+        "https://example.com/answer"
+    );
+    assert_eq!(
+        answer["content"][2]["text"],
+        "what does [COMPETITOR] charge"
+    );
+
+    // Streamed: the same blocks, the call's input as input_json_delta.
+    let mut streamed = request;
+    streamed["stream"] = json!(true);
+    let body = gateway
+        .anthropic(&streamed)
+        .await
+        .text()
+        .await
+        .expect("body");
+    let starts: Vec<Value> = body
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+        .filter(|event| event["type"] == "content_block_start")
+        .collect();
+    let kinds: Vec<&str> = starts
+        .iter()
+        .filter_map(|event| event["content_block"]["type"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["server_tool_use", "web_search_tool_result", "text"],
+        "{body}"
+    );
+    let indexes: Vec<u64> = starts
+        .iter()
+        .filter_map(|event| event["index"].as_u64())
+        .collect();
+    assert_eq!(indexes, [0, 1, 2]);
+    assert!(
+        body.contains(r#""partial_json":"{\"query\":\"what does globex charge\"}""#),
+        "{body}"
+    );
+    assert!(body.contains("[COMPETITOR]") && !body.contains(r#""text":"globex"#));
+}

@@ -79,6 +79,10 @@ pub(crate) struct Block {
 /// A tool definition.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Tool {
+    /// `custom` (or absent) for the client's own tools; a server tool's versioned type
+    /// (`web_search_20250305`) otherwise.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
     /// Tool name.
     pub name: String,
     /// What the tool does.
@@ -131,8 +135,10 @@ impl MessagesRequest {
         Prompt {
             last: last(messages),
             prompt_tokens: system_tokens + message_tokens + tool_tokens,
+            // Server tools are run by the provider, never called by the client.
             tools: tools
                 .iter()
+                .filter(|tool| !tool.is_server_tool())
                 .map(|tool| ToolSpec {
                     name: &tool.name,
                     schema: tool.input_schema.as_ref(),
@@ -213,11 +219,27 @@ impl MessagesRequest {
         Ok(())
     }
 
+    /// Whether a web search server tool (`web_search_…`) is offered: the answer then searches
+    /// once, for the last user message, before it answers.
+    pub(crate) fn searches_the_web(&self) -> bool {
+        self.tools.iter().flatten().any(|tool| {
+            tool.kind
+                .as_deref()
+                .is_some_and(|kind| kind.starts_with("web_search_"))
+        })
+    }
+
     /// Whether the answer begins with a thinking block.
     pub(crate) fn thinking(&self) -> bool {
         self.thinking
             .as_ref()
             .is_some_and(|thinking| matches!(thinking.kind.as_str(), "enabled" | "adaptive"))
+    }
+}
+
+impl Tool {
+    fn is_server_tool(&self) -> bool {
+        self.kind.as_deref().is_some_and(|kind| kind != "custom")
     }
 }
 

@@ -3,8 +3,9 @@
 //! <https://docs.anthropic.com/en/docs/build-with-claude/streaming>).
 //!
 //! Content blocks come in the order Claude sends them: a `thinking` block when thinking is
-//! enabled, a text block (`"Calling tools."` before tool calls), then one `tool_use` block per
-//! call.
+//! enabled, with the web search server tool a `server_tool_use` block (its query streamed as
+//! input) and its `web_search_tool_result`, a text block (`"Calling tools."` before tool
+//! calls), then one `tool_use` block per call.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -31,6 +32,9 @@ const PREAMBLE: &str = "Calling tools.";
 #[derive(Debug)]
 enum Part<'a> {
     Thinking,
+    /// A web search (its id and input) and its result.
+    Search(String, Value),
+    SearchResult(String),
     Text(&'a Text),
     ToolUse(&'a ToolCall, String),
 }
@@ -87,6 +91,20 @@ impl<'a> Reply<'a> {
         }
     }
 
+    /// Searches the web for `query` before the answer, as Claude does with the web search
+    /// server tool.
+    pub(crate) fn searching(mut self, query: Option<&str>) -> Self {
+        let Some(query) = query else {
+            return self;
+        };
+        let id = ids::new("srvtoolu_", 24);
+        let at = usize::from(matches!(self.parts.first(), Some(Part::Thinking)));
+        self.parts.insert(at, Part::SearchResult(id.clone()));
+        self.parts
+            .insert(at, Part::Search(id, serde_json::json!({ "query": query })));
+        self
+    }
+
     /// The text that precedes tool calls.
     pub(crate) fn preamble() -> Text {
         Text::words(PREAMBLE.to_owned())
@@ -104,6 +122,15 @@ impl<'a> Reply<'a> {
                 },
                 Part::Text(text) => Block::Text {
                     text: &text.content,
+                },
+                Part::Search(id, input) => Block::ServerToolUse {
+                    id,
+                    name: "web_search",
+                    input,
+                },
+                Part::SearchResult(id) => Block::WebSearchToolResult {
+                    tool_use_id: id,
+                    content: search_results(),
                 },
                 Part::ToolUse(call, id) => Block::ToolUse {
                     id,
@@ -142,6 +169,15 @@ impl<'a> Reply<'a> {
             let start = match part {
                 Part::Thinking => BlockStart::Thinking { thinking: "" },
                 Part::Text(_) => BlockStart::Text { text: "" },
+                Part::Search(id, _) => BlockStart::ServerToolUse {
+                    id,
+                    name: "web_search",
+                    input: Empty {},
+                },
+                Part::SearchResult(id) => BlockStart::WebSearchToolResult {
+                    tool_use_id: id,
+                    content: search_results(),
+                },
                 Part::ToolUse(call, id) => BlockStart::ToolUse {
                     id,
                     name: &call.name,
@@ -187,6 +223,19 @@ impl<'a> Reply<'a> {
                         delta(script, Delta::InputJson { partial_json });
                     }
                 }
+                Part::Search(_, input) => {
+                    let input = input.to_string();
+                    // In two pieces, as input arrives.
+                    let (first, rest) = input.split_at(input.len() / 2);
+                    delta(
+                        script,
+                        Delta::InputJson {
+                            partial_json: first,
+                        },
+                    );
+                    delta(script, Delta::InputJson { partial_json: rest });
+                }
+                Part::SearchResult(_) => {}
             }
             script.structural(|buffer| {
                 event(
@@ -292,6 +341,26 @@ enum Block<'a> {
         name: &'a str,
         input: &'a Value,
     },
+    ServerToolUse {
+        id: &'a str,
+        name: &'static str,
+        input: &'a Value,
+    },
+    WebSearchToolResult {
+        tool_use_id: &'a str,
+        content: Value,
+    },
+}
+
+/// What the mock's web search finds: one page.
+fn search_results() -> Value {
+    serde_json::json!([{
+        "type": "web_search_result",
+        "url": "https://example.com/answer",
+        "title": "The answer",
+        "encrypted_content": "bW9jay1zZWFyY2gtcmVzdWx0",
+        "page_age": "April 1, 2026",
+    }])
 }
 
 #[derive(Serialize)]
@@ -332,6 +401,15 @@ enum BlockStart<'a> {
         id: &'a str,
         name: &'a str,
         input: Empty,
+    },
+    ServerToolUse {
+        id: &'a str,
+        name: &'static str,
+        input: Empty,
+    },
+    WebSearchToolResult {
+        tool_use_id: &'a str,
+        content: Value,
     },
 }
 

@@ -184,6 +184,7 @@ fn decode_part(block: Block, path: &str) -> Result<ContentPart, ApiError> {
                 // is refused naming it.
                 return Ok(ContentPart::Opaque {
                     kind: format!("image:{}", source.kind),
+                    block: None,
                 });
             }
             Ok(ContentPart::Image {
@@ -202,6 +203,7 @@ fn decode_part(block: Block, path: &str) -> Result<ContentPart, ApiError> {
         // Kept as a marker: the client's bytes carry it to an Anthropic upstream.
         other => Ok(ContentPart::Opaque {
             kind: other.to_owned(),
+            block: None,
         }),
     }
 }
@@ -248,6 +250,7 @@ fn decode_tool_result(block: Block, path: &str) -> Result<Message, ApiError> {
                     // bytes carry them to an Anthropic upstream.
                     other => Ok(ContentPart::Opaque {
                         kind: other.to_owned(),
+                        block: None,
                     }),
                 }
             })

@@ -21,6 +21,20 @@ pub fn decode(body: &[u8], request: &ChatRequest) -> Result<ChatResponse, ApiErr
     let json_mode = emulates_json_schema(request);
     let mut choice = Choice::new(0);
     for block in wire.content {
+        let kind = block
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !matches!(kind, "text" | "thinking" | "redacted_thinking" | "tool_use") {
+            // Server-tool calls and results (`server_tool_use`, `web_search_tool_result`, …)
+            // and future types: kept whole, for clients of Anthropic's own API.
+            choice.content.push(ContentPart::Opaque {
+                kind: kind.to_owned(),
+                block: Some(block),
+            });
+            continue;
+        }
+        let block: Block = serde_json::from_value(block).map_err(|error| malformed(&error))?;
         match block.kind.as_str() {
             // A JSON-schema answer is a forced tool call: any text before it is preamble.
             "text" if json_mode => {}
@@ -34,7 +48,7 @@ pub fn decode(body: &[u8], request: &ChatRequest) -> Result<ChatResponse, ApiErr
             "redacted_thinking" => choice.content.push(ContentPart::RedactedThinking {
                 data: block.data.unwrap_or_default(),
             }),
-            "tool_use" => {
+            _ => {
                 let input = block.input.unwrap_or_else(|| Value::Object(Map::new()));
                 let name = block.name.unwrap_or_default();
                 if json_mode && name == JSON_TOOL {
@@ -47,9 +61,6 @@ pub fn decode(body: &[u8], request: &ChatRequest) -> Result<ChatResponse, ApiErr
                     });
                 }
             }
-            // Server-tool blocks and future types have no canonical place; the request side
-            // never enables server tools, so they do not occur in practice.
-            _ => {}
         }
     }
     choice.finish_reason = match wire.stop_reason.as_deref() {
@@ -81,7 +92,8 @@ pub fn encode(response: &ChatResponse) -> Vec<u8> {
     let mut stop_reason = "end_turn";
     let mut stop_sequence = None;
     if let Some(choice) = choice {
-        // Anthropic puts thinking before the answer and tool calls after it.
+        // Anthropic puts thinking before the answer and tool calls after it; server-tool calls
+        // and their results stay where they were among the pieces of text.
         for part in &choice.content {
             match part {
                 ContentPart::Thinking { text, signature } => {
@@ -99,10 +111,14 @@ pub fn encode(response: &ChatResponse) -> Vec<u8> {
             }
         }
         for part in &choice.content {
-            if let ContentPart::Text { text, .. } = part
-                && !text.is_empty()
-            {
-                content.push(text_block(text, None));
+            match part {
+                ContentPart::Text { text, .. } if !text.is_empty() => {
+                    content.push(text_block(text, None));
+                }
+                ContentPart::Opaque {
+                    block: Some(block), ..
+                } => content.push(block.clone()),
+                _ => {}
             }
         }
         if let Some(refusal) = &choice.refusal {
@@ -193,7 +209,8 @@ pub(crate) fn malformed(error: &serde_json::Error) -> ApiError {
 struct WireResponse {
     id: String,
     model: String,
-    content: Vec<Block>,
+    /// Read as JSON first: blocks without a canonical place are kept whole.
+    content: Vec<Value>,
     stop_reason: Option<String>,
     stop_sequence: Option<String>,
     #[serde(default)]

@@ -31,6 +31,9 @@ pub struct Decoder {
     blocks: Vec<(u64, BlockRole)>,
     /// Tool calls seen so far (canonical tool-call indexes are 0-based per message).
     tool_calls: u32,
+    /// The open block the canonical model has no place for (a server-tool call or result,
+    /// redacted thinking): its index, the block as started, and its input's pieces so far.
+    opaque: Option<(u64, Value, String)>,
 }
 
 /// How a content block's deltas are translated.
@@ -44,6 +47,8 @@ enum BlockRole {
     JsonAnswer,
     /// Text before the forced JSON answer: not part of the answer, dropped.
     Preamble,
+    /// A block kept whole ([`Delta::Opaque`]) once it stops.
+    Opaque,
 }
 
 impl Decoder {
@@ -56,6 +61,7 @@ impl Decoder {
             usage: WireUsage::default(),
             blocks: Vec::new(),
             tool_calls: 0,
+            opaque: None,
         }
     }
 
@@ -123,10 +129,19 @@ impl Decoder {
             WireEvent::ContentBlockStart {
                 index,
                 content_block,
-            } => self.block_start(index, *content_block, out),
+            } => self.block_start(index, *content_block, out)?,
             WireEvent::ContentBlockDelta { index, delta } => {
-                if self.role(index) == Some(BlockRole::Preamble) {
-                    return Ok(());
+                match self.role(index) {
+                    Some(BlockRole::Preamble) => return Ok(()),
+                    Some(BlockRole::Opaque) => {
+                        if let (WireDelta::InputJsonDelta { partial_json }, Some((_, _, input))) =
+                            (delta, &mut self.opaque)
+                        {
+                            input.push_str(&partial_json);
+                        }
+                        return Ok(());
+                    }
+                    _ => {}
                 }
                 let delta = match delta {
                     WireDelta::TextDelta { text } => Delta::Text(text),
@@ -138,7 +153,8 @@ impl Decoder {
                             arguments: partial_json,
                         },
                         Some(BlockRole::JsonAnswer) => Delta::Text(partial_json),
-                        Some(BlockRole::Content | BlockRole::Preamble) | None => return Ok(()),
+                        Some(BlockRole::Content | BlockRole::Preamble | BlockRole::Opaque)
+                        | None => return Ok(()),
                     },
                     WireDelta::Other => return Ok(()),
                 };
@@ -176,12 +192,49 @@ impl Decoder {
                         .with_code(error_type),
                 );
             }
-            WireEvent::ContentBlockStop | WireEvent::Ping | WireEvent::Other => {}
+            WireEvent::ContentBlockStop { index } => {
+                if let Some((open, _, _)) = &self.opaque
+                    && index.is_none_or(|index| index == *open)
+                    && let Some((_, mut block, input)) = self.opaque.take()
+                {
+                    // A server-tool call's input came in pieces, as a tool call's does.
+                    if !input.is_empty()
+                        && let Ok(input) = serde_json::from_str::<Value>(&input)
+                    {
+                        block["input"] = input;
+                    }
+                    out.push(StreamEvent::Delta {
+                        choice: 0,
+                        delta: Delta::Opaque(block),
+                    });
+                }
+            }
+            WireEvent::Ping | WireEvent::Other => {}
         }
         Ok(())
     }
 
-    fn block_start(&mut self, index: u64, block: Block, out: &mut Vec<StreamEvent>) {
+    fn block_start(
+        &mut self,
+        index: u64,
+        block: Value,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), ApiError> {
+        if !matches!(
+            block.get("type").and_then(Value::as_str),
+            Some("text" | "thinking" | "tool_use")
+        ) {
+            // Kept whole, and given out when it stops.
+            self.blocks.push((index, BlockRole::Opaque));
+            self.opaque = Some((index, block, String::new()));
+            return Ok(());
+        }
+        let block: Block = serde_json::from_value(block).map_err(|_| {
+            ApiError::upstream(
+                ErrorKind::BadGateway,
+                "malformed content block from upstream Anthropic",
+            )
+        })?;
         match block.kind.as_str() {
             "tool_use" if self.json_mode && block.name.as_deref() == Some(JSON_TOOL) => {
                 self.blocks.push((index, BlockRole::JsonAnswer));
@@ -224,11 +277,11 @@ impl Decoder {
                             out,
                         );
                     }
-                    // Redacted thinking and server-tool blocks have no canonical delta.
                     _ => {}
                 }
             }
         }
+        Ok(())
     }
 
     fn role(&self, index: u64) -> Option<BlockRole> {
@@ -252,7 +305,7 @@ fn push_delta(delta: Delta, out: &mut Vec<StreamEvent>) {
         | Delta::ThinkingSignature(text)
         | Delta::Refusal(text) => text.is_empty(),
         Delta::ToolCallArgs { arguments, .. } => arguments.is_empty(),
-        Delta::ToolCallStart { .. } => false,
+        Delta::ToolCallStart { .. } | Delta::Opaque(_) => false,
     };
     if !empty {
         out.push(StreamEvent::Delta { choice: 0, delta });
@@ -418,12 +471,36 @@ impl Encoder {
                 let delta = json!({"type": "input_json_delta", "partial_json": arguments});
                 self.block_delta(block, delta, out);
             }
+            Delta::Opaque(block) => self.whole_block(block, out),
             Delta::Text(_)
             | Delta::Refusal(_)
             | Delta::Thinking(_)
             | Delta::ThinkingSignature(_)
             | Delta::ToolCallArgs { .. } => {}
         }
+    }
+
+    /// A block given whole (a server-tool call or result, redacted thinking), written as
+    /// Anthropic streams it: a call's input as one `input_json_delta` after a start with an
+    /// empty input.
+    fn whole_block(&mut self, block: &Value, out: &mut Vec<u8>) {
+        self.start(None, None, out);
+        self.close(out);
+        let index = self.next_index;
+        self.next_index += 1;
+        let input = block.get("input").filter(|input| non_empty_object(input));
+        match input {
+            Some(input) => {
+                let mut start = block.clone();
+                start["input"] = json!({});
+                self.block_start(index, start, out);
+                let delta = json!({"type": "input_json_delta", "partial_json": input.to_string()});
+                self.block_delta(index, delta, out);
+            }
+            None => self.block_start(index, block.clone(), out),
+        }
+        let data = json!({"type": "content_block_stop", "index": index});
+        emit(out, "content_block_stop", &data);
     }
 
     /// Starts a `tool_use` block for canonical call `call`; returns its block index.
@@ -502,13 +579,16 @@ enum WireEvent {
     },
     ContentBlockStart {
         index: u64,
-        content_block: Box<Block>,
+        content_block: Box<Value>,
     },
     ContentBlockDelta {
         index: u64,
         delta: WireDelta,
     },
-    ContentBlockStop,
+    ContentBlockStop {
+        #[serde(default)]
+        index: Option<u64>,
+    },
     MessageDelta {
         delta: WireMessageDelta,
         #[serde(default)]

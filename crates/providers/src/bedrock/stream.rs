@@ -277,7 +277,7 @@ fn push_delta(delta: Delta, out: &mut Vec<StreamEvent>) {
         | Delta::ThinkingSignature(text)
         | Delta::Refusal(text) => text.is_empty(),
         Delta::ToolCallArgs { arguments, .. } => arguments.is_empty(),
-        Delta::ToolCallStart { .. } => false,
+        Delta::ToolCallStart { .. } | Delta::Opaque(_) => false,
     };
     if !empty {
         out.push(StreamEvent::Delta { choice: 0, delta });

@@ -150,6 +150,7 @@ fn decode_message(message: MessageIn, index: usize) -> Result<Message, ApiError>
                     // Kept as a marker: the client's bytes carry it to an OpenAI-dialect upstream.
                     PartIn::Unsupported => ContentPart::Opaque {
                         kind: "unknown".to_owned(),
+                        block: None,
                     },
                 });
             }

@@ -248,8 +248,9 @@ impl Encoder {
                         }]),
                         ..DeltaOut::default()
                     },
-                    // OpenAI has no place for a thinking signature.
-                    Delta::ThinkingSignature(_) => return,
+                    // OpenAI has no place for a thinking signature, nor for another dialect's
+                    // blocks.
+                    Delta::ThinkingSignature(_) | Delta::Opaque(_) => return,
                 };
                 self.chunk(*choice, delta, None, out);
             }

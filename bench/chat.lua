@@ -3,7 +3,8 @@
 --   BENCH_RESULT {"requests":…,"rps":…,"p50_us":…,…}
 --
 -- Everything that varies between runs comes from the environment so one script serves every
--- target: BENCH_MODEL (model string), BENCH_STREAM ("1" = SSE streaming), BENCH_KEY (bearer key).
+-- target: BENCH_MODEL (model string), BENCH_STREAM ("1" = SSE streaming), BENCH_KEY (bearer key),
+-- BENCH_MAX_TOKENS (the request's max_tokens, default 64).
 --
 -- There is deliberately no response() callback: defining one makes wrk hand every response to
 -- Lua, which costs more than the proxies under test. wrk itself still counts responses with a
@@ -13,8 +14,9 @@
 local model = os.getenv("BENCH_MODEL") or "echo?tokens=20"
 local stream = os.getenv("BENCH_STREAM") == "1"
 local key = os.getenv("BENCH_KEY") or "bench-key"
+local max_tokens = os.getenv("BENCH_MAX_TOKENS") or "64"
 
-local body = '{"model":"' .. model .. '","messages":[{"role":"user","content":"Say hello to the benchmark"}],"max_tokens":64'
+local body = '{"model":"' .. model .. '","messages":[{"role":"user","content":"Say hello to the benchmark"}],"max_tokens":' .. max_tokens
 if stream then
   body = body .. ',"stream":true'
 end

@@ -36,6 +36,8 @@
 #   BENCH_ROUNDS      rounds of every wrk run, interleaved (default 1); with more than one the
 #                     table shows medians and the range of the ratio to nginx over the rounds
 #   BENCH_RUST_LOG    the gateway's log filter (default info, as it ships: a line per request)
+#   BENCH_TOKENS      tokens in every answer (default 20: a short answer; 300 answers as a real
+#                     provider's long answer does: 300 SSE chunks streamed, ~1.5 KB whole)
 #
 # Caveat: the load generator, the mock and the proxy share the machine's cores (2 here), so
 # absolute numbers move between runs and machines; compare rows of the same run.
@@ -49,8 +51,10 @@ TTFB_N=${BENCH_TTFB_N:-2000}
 ROUNDS=${BENCH_ROUNDS:-1}
 OUT_DIR=bench-out
 KEY=bench-key
-# 20 completion tokens = 20 SSE content chunks: a realistic short answer, instant from the mock.
-UPSTREAM_MODEL='echo?tokens=20'
+# 20 completion tokens = 20 SSE content chunks: a short answer, instant from the mock.
+TOKENS=${BENCH_TOKENS:-20}
+[[ $TOKENS =~ ^[1-9][0-9]*$ ]] || { echo "bench: BENCH_TOKENS must be a positive number" >&2; exit 1; }
+UPSTREAM_MODEL="echo?tokens=$TOKENS"
 GATEWAY_MODEL=bench
 CHAT_PATH=/v1/chat/completions
 REDIS_URL=${BENCH_REDIS_URL:-redis://127.0.0.1:6379/}
@@ -268,6 +272,7 @@ run_wrk() {
     # Two wrk threads at most: wrk shares the 2 cores with the mock and the proxy.
     if ((conc > 1)); then threads=2; fi
     local -a cmd=(env BENCH_MODEL="$(model_of "$target")" BENCH_STREAM="$stream" BENCH_KEY="$(key_of "$target")"
+        BENCH_MAX_TOKENS="$((TOKENS > 64 ? TOKENS + 64 : 64))"
         wrk "-t$threads" "-c$conc" --timeout 5s -s bench/chat.lua "$(url_of "$target")")
     run_step "${cmd[@]}" -d "$WARMUP" >/dev/null
     run_step "${cmd[@]}" -d "$DURATION" >"$out"

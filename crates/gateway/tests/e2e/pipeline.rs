@@ -448,7 +448,11 @@ async fn echoed(response: reqwest::Response, anthropic: bool) -> String {
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.expect("json");
     let text = if anthropic {
-        &body["content"][0]["text"]
+        // After a web search's blocks, when the request offered the server tool.
+        body["content"]
+            .as_array()
+            .and_then(|blocks| blocks.iter().find(|block| block["type"] == "text"))
+            .map_or(&Value::Null, |block| &block["text"])
     } else {
         &body["choices"][0]["message"]["content"]
     };

@@ -28,9 +28,6 @@ pub struct RelayedResponse {
 
 /// Reads the usage from an answer body, checking it is a JSON object.
 pub(crate) fn response_usage(format: WireFormat, body: &[u8]) -> Result<Usage, ApiError> {
-    if let Some(usage) = scanned_usage(format, body) {
-        return Ok(usage);
-    }
     #[derive(Deserialize)]
     struct OpenAiProbe {
         #[serde(default)]
@@ -58,28 +55,6 @@ pub(crate) fn response_usage(format: WireFormat, body: &[u8]) -> Result<Usage, A
             format!("The upstream sent an unreadable response: {error}"),
         )
     })
-}
-
-/// The fast path of [`response_usage`]: the scanner checks the body and finds its `usage`,
-/// and only that member is parsed (a whole answer is mostly its content, which serde would
-/// otherwise walk token by token). `None` leaves the verdict to serde_json.
-fn scanned_usage(format: WireFormat, body: &[u8]) -> Option<Usage> {
-    let text = std::str::from_utf8(body).ok()?;
-    let [usage] = scan::members(text, ["usage"])?;
-    match format {
-        WireFormat::OpenAi => Some(
-            parsed::<UsageIn>(usage)?
-                .map(|usage| usage.to_usage())
-                .unwrap_or_default(),
-        ),
-        // serde's probe refuses `"usage": null` from Anthropic; so does this path, by leaving it.
-        WireFormat::Anthropic if usage == Some("null") => None,
-        WireFormat::Anthropic => Some(
-            parsed::<WireUsage>(usage)?
-                .map(|usage| usage.to_canonical())
-                .unwrap_or_default(),
-        ),
-    }
 }
 
 /// A stream relayed event by event.
@@ -585,18 +560,6 @@ mod tests {
         let usage = response_usage(WireFormat::Anthropic, anthropic).unwrap();
         assert_eq!((usage.prompt_tokens, usage.completion_tokens), (5, 4));
         assert_eq!(usage.cache_write_tokens, 2);
-        // Both read by the scanner's fast path, to the same counts serde gives.
-        assert_eq!(
-            scanned_usage(WireFormat::OpenAi, openai),
-            response_usage(WireFormat::OpenAi, openai).ok()
-        );
-        assert_eq!(scanned_usage(WireFormat::Anthropic, anthropic), Some(usage));
-        // What the fast path does not decide goes to serde: Anthropic's null usage is refused.
-        assert_eq!(
-            scanned_usage(WireFormat::Anthropic, br#"{"usage":null}"#),
-            None
-        );
-        assert!(response_usage(WireFormat::Anthropic, br#"{"usage":null}"#).is_err());
         // No usage at all is zero usage; a body that is not JSON is a bad gateway.
         assert_eq!(
             response_usage(WireFormat::OpenAi, br#"{"choices":[]}"#).unwrap(),

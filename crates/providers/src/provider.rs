@@ -486,7 +486,12 @@ impl Upstream {
     /// refused when the request holds a block or tool that only the client's own bytes carry
     /// (see `ContentPart::Opaque`), which every encoder would otherwise drop.
     pub fn encode(&self, request: &ChatRequest) -> Result<Vec<u8>, ApiError> {
-        if let Some(kind) = request.first_opaque() {
+        // Blocks and tools kept whole are written again for an Anthropic upstream.
+        let untranslatable = match self.provider {
+            Provider::Anthropic => request.first_unkept(),
+            _ => request.first_opaque(),
+        };
+        if let Some(kind) = untranslatable {
             return Err(ApiError::invalid_request(
                 format!(
                     "The request has a content block or tool of type `{}`, which the gateway passes untouched only to an upstream of the client's own API; `{}` needs the request translated",

@@ -52,9 +52,9 @@ pub struct ChatRequest {
     /// Fields of the client's dialect with no canonical place.
     pub extra: Extra,
     /// Tools of the client's dialect the canonical model cannot express (Anthropic's server
-    /// tools, by type, such as `web_search_20250305`): like [`ContentPart::Opaque`], they
-    /// travel only in the client's own body to an upstream of its dialect.
-    pub opaque_tools: Vec<String>,
+    /// tools, such as `web_search_20250305`), whole as the client wrote them: like
+    /// [`ContentPart::Opaque`], they reach only an upstream of the client's dialect.
+    pub opaque_tools: Vec<Value>,
 }
 
 impl ChatRequest {
@@ -68,10 +68,28 @@ impl ChatRequest {
     }
 
     /// The type of the first block or tool the canonical model cannot express, if any: such a
-    /// request can only be forwarded in the client's own bytes, never encoded.
+    /// request reaches only an upstream of the client's own dialect.
     pub fn first_opaque(&self) -> Option<&str> {
-        ContentPart::opaque_in(&self.messages)
-            .or_else(|| self.opaque_tools.first().map(String::as_str))
+        ContentPart::opaque_in(&self.messages).or_else(|| {
+            self.opaque_tools.first().map(|tool| {
+                tool.get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown")
+            })
+        })
+    }
+
+    /// The type of the first opaque block that is not kept whole (an OpenAI part type newer
+    /// than the gateway): such a request can only be forwarded in the client's own bytes,
+    /// never encoded, even for an upstream of its dialect.
+    pub fn first_unkept(&self) -> Option<&str> {
+        self.messages
+            .iter()
+            .flat_map(|message| &message.content)
+            .find_map(|part| match part {
+                ContentPart::Opaque { kind, block: None } => Some(kind.as_str()),
+                _ => None,
+            })
     }
 
     /// The text of the last user message, if any.
@@ -228,17 +246,17 @@ pub enum ContentPart {
         /// The opaque payload.
         data: String,
     },
-    /// A block of a type the canonical model has no place for (Anthropic `document`, an
-    /// OpenAI part type newer than the gateway). In a request it travels only inside the
-    /// client's own body, forwarded untouched to an upstream of the client's dialect; a request
-    /// that has to be encoded (for another dialect, or changed by a stage) cannot carry it. In
-    /// an answer (Anthropic's server-tool calls and results) it is kept whole in `block` and
-    /// given back to clients of the upstream's dialect.
+    /// A block of a type the canonical model has no place for (Anthropic `document`,
+    /// `server_tool_use`, an image from the Files API; an OpenAI part type newer than the
+    /// gateway). It reaches only an upstream of the client's dialect (in an answer, only a
+    /// client of the upstream's): in the client's own bytes, or, when a stage changed the
+    /// request, written again from `block`. An OpenAI part is not kept: a request holding one
+    /// can only be forwarded untouched.
     Opaque {
         /// Its type, as the client named it (`unknown` where the dialect's parser does not
         /// keep it).
         kind: String,
-        /// The whole block as the upstream wrote it (answers only).
+        /// The whole block as the client or the upstream wrote it (Anthropic's).
         block: Option<serde_json::Value>,
     },
 }

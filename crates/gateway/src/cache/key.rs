@@ -124,7 +124,7 @@ fn hash(scope: &Scope<'_>, request: &ChatRequest, omit: Option<usize>) -> Key {
         writer.number(b's', tool.strict.map(u64::from));
     }
     for tool in &request.opaque_tools {
-        writer.text(b'O', tool);
+        writer.json(b'O', tool);
     }
     match &request.tool_choice {
         None => {}

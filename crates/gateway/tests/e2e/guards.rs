@@ -521,3 +521,46 @@ async fn large_requests_are_inspected_off_the_worker_and_a_slow_guard_fails_as_c
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn a_redacted_claude_code_request_keeps_its_server_tools_and_documents() {
+    // Claude Code with web search on, a document in the first turn, a search and its results
+    // in the history: the guard changes the request (an e-mail redacted), so it is written
+    // again for the upstream, with every block the canonical model has no place for.
+    let (setup, seen) = setup("  pii:\n    action: redact\n    entities: [EMAIL]\n").await;
+    let request = json!({"model": "claude", "max_tokens": 100,
+        "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 2}],
+        "messages": [
+            {"role": "user", "content": [
+                {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "notes"}},
+                {"type": "text", "text": "what is new"}]},
+            {"role": "assistant", "content": [
+                {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "new"}},
+                {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": [
+                    {"type": "web_search_result", "url": "https://example.com", "title": "E", "encrypted_content": "xyz"}]},
+                {"type": "text", "text": "Something."}]},
+            {"role": "user", "content": format!("mail it to {EMAIL}")}]});
+    let response = setup.anthropic(&request).await;
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.expect("json");
+    // The upstream got the server tool (it searched) and the redacted text.
+    assert_eq!(answer["content"][0]["type"], "server_tool_use", "{answer}");
+    let text = answer["content"]
+        .as_array()
+        .and_then(|blocks| blocks.iter().find(|block| block["type"] == "text"))
+        .and_then(|block| block["text"].as_str())
+        .expect("text");
+    assert!(
+        !text.contains(EMAIL) && text.contains("mail it to"),
+        "{text}"
+    );
+    assert!(!seen.lock().expect("lock").concat().contains(EMAIL));
+
+    // Translated for an OpenAI upstream they still cannot go: a clear 400.
+    let mut to_openai = request;
+    to_openai["model"] = json!("gpt");
+    let response = setup.anthropic(&to_openai).await;
+    assert_eq!(response.status(), 400);
+    let body = response.text().await.expect("body");
+    assert!(body.contains("`document`"), "{body}");
+}

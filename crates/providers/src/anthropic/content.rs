@@ -168,8 +168,8 @@ pub(crate) fn request_block(part: &ContentPart) -> Option<Value> {
             _ => None,
         },
         ContentPart::RedactedThinking { data } => Some(redacted_thinking_block(data)),
-        // Only ever sent inside the client's own body (see `ContentPart::Opaque`).
-        ContentPart::Opaque { .. } => None,
+        // Kept whole from an Anthropic client's body (see `ContentPart::Opaque`).
+        ContentPart::Opaque { block, .. } => block.clone(),
     }
 }
 

@@ -36,9 +36,9 @@ pub fn decode(body: &[u8]) -> Result<ChatRequest, ApiError> {
     let mut opaque_tools = Vec::new();
     for (i, tool) in wire.tools.unwrap_or_default().into_iter().enumerate() {
         match tool.kind.as_deref() {
-            // A server tool (`web_search_20250305`, `code_execution_…`, …): kept as a marker;
-            // the client's bytes carry it to an Anthropic upstream.
-            Some(kind) if kind != "custom" => opaque_tools.push(kind.to_owned()),
+            // A server tool (`web_search_20250305`, `code_execution_…`, …): kept whole (read
+            // again from the body below).
+            Some(kind) if kind != "custom" => opaque_tools.push(Value::from(format!("/tools/{i}"))),
             _ => tools.push(decode_tool(tool, &format!("tools[{i}]"))?),
         }
     }
@@ -51,7 +51,7 @@ pub fn decode(body: &[u8]) -> Result<ChatRequest, ApiError> {
         None => None,
     };
     let stream = wire.stream.unwrap_or(false);
-    Ok(ChatRequest {
+    let mut request = ChatRequest {
         model,
         messages,
         tools,
@@ -77,7 +77,61 @@ pub fn decode(body: &[u8]) -> Result<ChatRequest, ApiError> {
             fields: extra,
         },
         opaque_tools,
-    })
+    };
+    keep_opaque_whole(&mut request, body);
+    Ok(request)
+}
+
+/// Where an opaque block or tool sits in the body, as a JSON pointer (`/messages/2/content/0`)
+/// held in its `block` until [`keep_opaque_whole`] puts the block itself there.
+fn opaque_at(kind: impl Into<String>, path: &str) -> ContentPart {
+    let pointer: String = path
+        .split(['.', '['])
+        .map(|step| step.trim_end_matches(']'))
+        .fold(String::new(), |mut pointer, step| {
+            pointer.push('/');
+            pointer.push_str(step);
+            pointer
+        });
+    ContentPart::Opaque {
+        kind: kind.into(),
+        block: Some(Value::String(pointer)),
+    }
+}
+
+/// Blocks and tools the canonical model has no place for, whole as the client wrote them, so
+/// that a request a stage changed still carries them to an Anthropic upstream. The body is
+/// read a second time, as JSON, only when the request holds one.
+fn keep_opaque_whole(request: &mut ChatRequest, body: &[u8]) {
+    if request.first_opaque().is_none() {
+        return;
+    }
+    let Ok(whole) = serde_json::from_slice::<Value>(body) else {
+        return;
+    };
+    let found = |slot: &mut Value| {
+        // A pointer (a string) stands where the block will be; a block is an object.
+        let block = slot
+            .as_str()
+            .and_then(|pointer| whole.pointer(pointer))
+            .cloned();
+        *slot = block.unwrap_or(Value::Null);
+    };
+    for message in &mut request.messages {
+        for part in &mut message.content {
+            if let ContentPart::Opaque { block, .. } = part
+                && let Some(slot) = block
+            {
+                found(slot);
+                if slot.is_null() {
+                    *block = None;
+                }
+            }
+        }
+    }
+    for tool in &mut request.opaque_tools {
+        found(tool);
+    }
 }
 
 /// Builds the body for an Anthropic upstream; `model` is the upstream's model name.
@@ -182,10 +236,7 @@ fn decode_part(block: Block, path: &str) -> Result<ContentPart, ApiError> {
                 // A `file` source (the Files API) and any newer kind: kept as a marker; the
                 // client's bytes carry it to an Anthropic upstream, and a translated request
                 // is refused naming it.
-                return Ok(ContentPart::Opaque {
-                    kind: format!("image:{}", source.kind),
-                    block: None,
-                });
+                return Ok(opaque_at(format!("image:{}", source.kind), path));
             }
             Ok(ContentPart::Image {
                 source: decode_image_source(source, &format!("{path}.source"))?,
@@ -200,11 +251,8 @@ fn decode_part(block: Block, path: &str) -> Result<ContentPart, ApiError> {
         "redacted_thinking" => Ok(ContentPart::RedactedThinking {
             data: required(block.data, path, "data")?,
         }),
-        // Kept as a marker: the client's bytes carry it to an Anthropic upstream.
-        other => Ok(ContentPart::Opaque {
-            kind: other.to_owned(),
-            block: None,
-        }),
+        // Kept whole, for Anthropic upstreams.
+        other => Ok(opaque_at(other, path)),
     }
 }
 
@@ -246,12 +294,9 @@ fn decode_tool_result(block: Block, path: &str) -> Result<Message, ApiError> {
                 let path = format!("{path}.content[{k}]");
                 match inner.kind.as_str() {
                     "text" | "image" => decode_part(inner, &path),
-                    // `search_result`, `tool_reference`, …: kept as a marker; the client's
-                    // bytes carry them to an Anthropic upstream.
-                    other => Ok(ContentPart::Opaque {
-                        kind: other.to_owned(),
-                        block: None,
-                    }),
+                    // `search_result`, `tool_reference`, …: kept whole, for Anthropic
+                    // upstreams.
+                    other => Ok(opaque_at(other, &path)),
                 }
             })
             .collect::<Result<_, _>>()?,

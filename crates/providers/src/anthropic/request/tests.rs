@@ -211,19 +211,59 @@ fn decode_errors_name_the_field() {
     }
     let error = decode(br#"{"model":"m","messages":[]}"#).expect_err("no max_tokens");
     assert_eq!(error.message, "max_tokens: Field required");
-    // A server tool is kept as a marker too.
+    // A server tool is kept whole.
     let request = decode(
         br#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"web_search_20250305","name":"web_search","max_uses":5},{"name":"f","input_schema":{"type":"object"}}]}"#,
     )
     .expect("server tool");
-    assert_eq!(request.opaque_tools, ["web_search_20250305"]);
+    assert_eq!(
+        request.opaque_tools,
+        [json!({"type": "web_search_20250305", "name": "web_search", "max_uses": 5})]
+    );
+    assert_eq!(request.first_opaque(), Some("web_search_20250305"));
     assert_eq!(request.tools.len(), 1);
-    // A block type without a canonical place is kept as a marker, for forwarding.
+    // A block type without a canonical place is kept whole too.
     let request = decode(
         br#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"document"}]}]}"#,
     )
     .expect("document");
     assert_eq!(ContentPart::opaque_in(&request.messages), Some("document"));
+}
+
+#[test]
+fn blocks_and_server_tools_without_a_canonical_place_are_written_again_whole() {
+    // A web-search conversation as Claude Code sends it: the server tool, the search and its
+    // results in the previous turn, a document and a search result inside a tool result, an
+    // image from the Files API.
+    let body = br#"{"model":"m","max_tokens":50,"tools":[{"name":"read","input_schema":{"type":"object"}},{"type":"web_search_20250305","name":"web_search","max_uses":3,"allowed_domains":["example.com"]}],"messages":[
+        {"role":"user","content":[{"type":"document","source":{"type":"text","media_type":"text/plain","data":"a\nb"},"citations":{"enabled":true}},{"type":"text","text":"search it"}]},
+        {"role":"assistant","content":[{"type":"server_tool_use","id":"srvtoolu_1","name":"web_search","input":{"query":"q"}},{"type":"web_search_tool_result","tool_use_id":"srvtoolu_1","content":[{"type":"web_search_result","url":"https://example.com","title":"E","encrypted_content":"xyz","page_age":null}]},{"type":"text","text":"found"},{"type":"tool_use","id":"t1","name":"read","input":{}}]},
+        {"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":[{"type":"search_result","source":"https://example.com","title":"X","content":[{"type":"text","text":"x"}]}]},{"type":"image","source":{"type":"file","file_id":"file_1"}},{"type":"text","text":"and now?"}]}]}"#;
+    let whole: Value = serde_json::from_slice(body).expect("JSON");
+    let request = decode(body).expect("decodes");
+    // Only another dialect's upstream refuses them now.
+    let encoded: Value =
+        serde_json::from_slice(&encode(&request, "claude-sonnet-4-5").expect("encodes"))
+            .expect("JSON");
+    assert_eq!(encoded["tools"][1], whole["tools"][1]);
+    assert_eq!(
+        encoded["messages"][0]["content"][0],
+        whole["messages"][0]["content"][0]
+    );
+    assert_eq!(
+        encoded["messages"][1]["content"][0],
+        whole["messages"][1]["content"][0]
+    );
+    assert_eq!(
+        encoded["messages"][1]["content"][1],
+        whole["messages"][1]["content"][1]
+    );
+    let last = &encoded["messages"][2]["content"];
+    assert_eq!(
+        last[0]["content"][0],
+        whole["messages"][2]["content"][0]["content"][0]
+    );
+    assert_eq!(last[1], whole["messages"][2]["content"][1]);
 }
 
 #[test]

@@ -114,6 +114,8 @@ fn same_kind(key: &str, ours: &Map<String, Value>, value: &Value) -> bool {
 /// response format emulated as a tool whose input is the answer.
 fn encode_tools(request: &ChatRequest) -> (Vec<Value>, Option<Value>, bool) {
     let mut tools: Vec<Value> = request.tools.iter().map(encode_tool).collect();
+    // Server tools, whole as an Anthropic client wrote them.
+    tools.extend(request.opaque_tools.iter().cloned());
     let mut choice = request.tool_choice.as_ref().map(|choice| match choice {
         ToolChoice::Auto => json!({"type": "auto"}),
         ToolChoice::None => json!({"type": "none"}),
@@ -254,10 +256,10 @@ fn encode_tool_result(message: &Message) -> Value {
         .iter()
         .filter(|part| match part {
             ContentPart::Text { text, .. } => !text.is_empty(),
-            ContentPart::Image { .. } => true,
+            ContentPart::Image { .. } | ContentPart::Opaque { block: Some(_), .. } => true,
             ContentPart::Thinking { .. }
             | ContentPart::RedactedThinking { .. }
-            | ContentPart::Opaque { .. } => false,
+            | ContentPart::Opaque { block: None, .. } => false,
         })
         .collect();
     let mut lifted = None;
@@ -290,9 +292,13 @@ fn encode_tool_result(message: &Message) -> Value {
                 };
                 blocks.push(image_block(source, cache_control));
             }
+            // `search_result`, `tool_reference`, …, whole as an Anthropic client wrote them.
+            ContentPart::Opaque {
+                block: Some(block), ..
+            } => blocks.push(block.clone()),
             ContentPart::Thinking { .. }
             | ContentPart::RedactedThinking { .. }
-            | ContentPart::Opaque { .. } => {}
+            | ContentPart::Opaque { block: None, .. } => {}
         }
     }
     let mut out = Map::new();

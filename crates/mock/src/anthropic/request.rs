@@ -343,6 +343,21 @@ fn last(messages: &[Message]) -> Last {
     }
 }
 
+/// The `major.minor` of a Claude model's name (`claude-opus-4-7`, `claude-3-7-sonnet-…`);
+/// Mythos and Fable count as the newest; `None` for a name that is no Claude's.
+fn claude_version(model: &str) -> Option<(u32, u32)> {
+    let rest = model.split("claude-").nth(1)?;
+    if rest.contains("mythos") || rest.contains("fable") {
+        return Some((99, 0));
+    }
+    let mut numbers = rest
+        .split(['-', '.', '@', ':'])
+        .filter(|token| token.len() <= 2)
+        .filter_map(|token| token.parse::<u32>().ok());
+    let major = numbers.next()?;
+    Some((major, numbers.next().unwrap_or(0)))
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -400,19 +415,4 @@ mod tests {
         assert_eq!(prompt.last.text, "sunny");
         assert_eq!(prompt.tool_choice, ToolChoice::Named("get_weather"));
     }
-}
-
-/// The `major.minor` of a Claude model's name (`claude-opus-4-7`, `claude-3-7-sonnet-…`);
-/// Mythos and Fable count as the newest; `None` for a name that is no Claude's.
-fn claude_version(model: &str) -> Option<(u32, u32)> {
-    let rest = model.split("claude-").nth(1)?;
-    if rest.contains("mythos") || rest.contains("fable") {
-        return Some((99, 0));
-    }
-    let mut numbers = rest
-        .split(['-', '.', '@', ':'])
-        .filter(|token| token.len() <= 2)
-        .filter_map(|token| token.parse::<u32>().ok());
-    let major = numbers.next()?;
-    Some((major, numbers.next().unwrap_or(0)))
 }

@@ -62,7 +62,8 @@ pub struct Scope<'a> {
     /// placeholders for other values must not share an answer that names them.
     pub placeholders: &'a [(&'a str, &'a str)],
     /// The client's body as it arrived, for a request holding blocks the canonical model keeps
-    /// only the type of (their content decides the answer).
+    /// only the type of (an OpenAI part type newer than the gateway: their content decides the
+    /// answer); blocks kept whole are in the key themselves.
     pub raw: Option<&'a [u8]>,
 }
 
@@ -257,7 +258,12 @@ impl Writer {
                     self.option(b'7', signature.as_deref());
                 }
                 ContentPart::RedactedThinking { data } => self.text(b'8', data),
-                ContentPart::Opaque { kind, .. } => self.text(b'9', kind),
+                ContentPart::Opaque { kind, block } => {
+                    self.text(b'9', kind);
+                    if let Some(block) = block {
+                        self.json(b'B', block);
+                    }
+                }
             }
         }
         for call in &message.tool_calls {

@@ -225,31 +225,19 @@ pub(super) async fn lookup(ctx: &mut Ctx, headers: &HeaderMap) -> Result<Option<
         .as_deref()
         .map(switchyard_guard::Vault::pairs)
         .unwrap_or_default();
-    let key = key::of(
-        &Scope {
-            tenant: &tenant,
-            group: &group.name,
-            namespace: controls.namespace.as_deref(),
-            policy: policy(ctx),
-            placeholders: &placeholders,
-            raw: request.first_opaque().map(|_| &ctx.body.raw[..]),
-        },
-        request,
-    );
+    let scope = Scope {
+        tenant: &tenant,
+        group: &group.name,
+        namespace: controls.namespace.as_deref(),
+        policy: policy(ctx),
+        placeholders: &placeholders,
+        raw: request.first_unkept().map(|_| &ctx.body.raw[..]),
+    };
+    let key = key::of(&scope, request);
     // The semantic scope: everything but the question, exactly.
     let semantic = cache.semantic.as_ref().and_then(|semantic| {
         let question = question(request, semantic)?;
-        let scope = key::context_of(
-            &Scope {
-                tenant: &tenant,
-                group: &group.name,
-                namespace: controls.namespace.as_deref(),
-                policy: policy(ctx),
-                placeholders: &placeholders,
-                raw: None,
-            },
-            request,
-        )?;
+        let scope = key::context_of(&Scope { raw: None, ..scope }, request)?;
         Some((Arc::clone(semantic), scope, question))
     });
     let label = Arc::clone(&group.label);

@@ -132,6 +132,7 @@ fn keep_opaque_whole(request: &mut ChatRequest, body: &[u8]) {
     for tool in &mut request.opaque_tools {
         found(tool);
     }
+    request.opaque_tools.retain(|tool| !tool.is_null());
 }
 
 /// Builds the body for an Anthropic upstream; `model` is the upstream's model name.

@@ -194,3 +194,25 @@ fn the_semantic_scope_leaves_out_only_the_last_user_message() {
     }
     assert_ne!(reference, key(&base()), "never the exact key");
 }
+
+#[test]
+fn blocks_kept_whole_are_keyed_by_their_content() {
+    let asking = |document: &str, user: &str| {
+        let body = json!({"model": "claude", "max_tokens": 100, "metadata": {"user_id": user},
+            "messages": [{"role": "user", "content": [
+                {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": document}},
+                {"type": "text", "text": "Sum it up."}]}]});
+        let request =
+            anthropic::request::decode(body.to_string().as_bytes()).expect("a valid request");
+        of(&SCOPE, &request)
+    };
+    // Another document, another answer; another end user, the same one.
+    assert_ne!(
+        asking("Q3 sales rose.", "u1"),
+        asking("Q3 sales fell.", "u1")
+    );
+    assert_eq!(
+        asking("Q3 sales rose.", "u1"),
+        asking("Q3 sales rose.", "u2")
+    );
+}

@@ -409,7 +409,7 @@ pub async fn run(
     // Hooks see a whole answer as the model gave it (placeholders and all), then its
     // placeholders get their values back (a stream's, in the guard's tap).
     hooks::after_model(ctx, &mut answer).await?;
-    guard::output(ctx, &mut answer);
+    guard::output(ctx, &mut answer)?;
     match &answer {
         Answer::Whole(whole) => ctx.usage = whole.usage(),
         // The stream's first event was read before the call returned.
@@ -525,7 +525,14 @@ async fn count_prompt(runtime: &Runtime, ctx: &mut Ctx) -> Result<(), ApiError> 
 /// The route stage for the call's kind: attempts over the group's deployments, then its
 /// fallback groups.
 async fn route(runtime: &Runtime, ctx: &mut Ctx) -> Result<Answer, ApiError> {
-    let relay = ctx.taps.is_empty();
+    // Relayed unless a tap must see canonical events (the output guards' tap reads a relayed
+    // stream's own events, when it is the only one).
+    let relay = match ctx.taps.as_slice() {
+        [] => true,
+        [tap] => tap.reads_relayed(),
+        _ => false,
+    };
+    let marked = relay && !ctx.taps.is_empty();
     let traceparent = ctx.trace.as_ref().map(|trace| trace.traceparent.clone());
     let Ctx {
         call,
@@ -554,6 +561,7 @@ async fn route(runtime: &Runtime, ctx: &mut Ctx) -> Result<Answer, ApiError> {
                 provider_key,
                 forwarded,
                 relay,
+                marked,
                 edits: std::sync::OnceLock::new(),
                 traceparent,
             };

@@ -68,7 +68,8 @@ pub(crate) async fn chat_completions(State(state): State<Shared>, request: Reque
         Some(Fault::Cut | Fault::Malformed | Fault::Safety | Fault::Blocked) | None => {}
     }
 
-    let reply = Reply::new(model, n, &answer, prompt.prompt_tokens, &options);
+    let mut reply = Reply::new(model, n, &answer, prompt.prompt_tokens, &options);
+    reply.obfuscation = request.include_obfuscation();
     let mut response = if request.stream == Some(true) {
         let mut script = Script::new(&options, MALFORMED_EVENT);
         reply.stream(

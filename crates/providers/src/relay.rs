@@ -17,6 +17,10 @@ use crate::provider::BodyReader;
 use crate::sse::{SseEventRef, SseParser, write_event, write_event_lines};
 use crate::{anthropic, openai};
 
+mod text;
+
+pub use text::{Mark, Piece, Sent, TextPart, rewrite};
+
 /// A non-streamed answer relayed as the upstream wrote it.
 #[derive(Debug)]
 pub struct RelayedResponse {
@@ -70,6 +74,11 @@ pub struct Relay {
     scrub: crate::provider::Scrub,
     /// An error that came in the same chunk as events before it: handed out after them.
     failure: Option<Box<ApiError>>,
+    /// For a reader of the events (an output guard): a mark per event written, since the
+    /// last [`Relay::take_marks`].
+    marks: Option<Vec<Mark>>,
+    /// Anthropic content blocks whose input is not read as text ([`Mark`]).
+    opaque_blocks: u64,
 }
 
 /// What the relay learns from the events it passes on.
@@ -90,18 +99,23 @@ struct Meter {
     prompt_estimate: u64,
     /// The first OpenAI chunk's `id`, `created` and `model` (as written), for that chunk.
     opening: Option<[String; 3]>,
+    /// Keep the opening even when the client did not ask for usage (a reader may end the
+    /// stream with chunks of its own).
+    keep_opening: bool,
 }
 
 /// What the relay reads from an OpenAI chunk.
-struct OpenAiChunk {
+struct OpenAiChunk<'a> {
     /// `choices` has at least one element.
     has_choices: bool,
+    /// The raw text of `choices`, when the scanner read the chunk (for a reader's [`Mark`]).
+    choices: Option<&'a str>,
     usage: Option<UsageIn>,
     error: Option<serde_json::Value>,
 }
 
-impl OpenAiChunk {
-    fn read(data: &str) -> Result<OpenAiChunk, serde_json::Error> {
+impl<'a> OpenAiChunk<'a> {
+    fn read(data: &'a str) -> Result<OpenAiChunk<'a>, serde_json::Error> {
         if let Some(chunk) = OpenAiChunk::scan(data) {
             return Ok(chunk);
         }
@@ -116,6 +130,7 @@ impl OpenAiChunk {
         }
         let probe: Probe = serde_json::from_str(data)?;
         Ok(OpenAiChunk {
+            choices: None,
             has_choices: probe.choices.is_some_and(|choices| !choices.is_empty()),
             usage: probe.usage,
             error: probe.error,
@@ -124,7 +139,7 @@ impl OpenAiChunk {
 
     /// The common case, without serde; `None` for anything else (an error chunk, a member of
     /// a surprising type, text the scanner refuses).
-    fn scan(data: &str) -> Option<OpenAiChunk> {
+    fn scan(data: &'a str) -> Option<OpenAiChunk<'a>> {
         let [choices, usage, error] = scan::members(data, ["choices", "usage", "error"])?;
         if is_set(error) {
             return None;
@@ -136,6 +151,7 @@ impl OpenAiChunk {
         };
         Some(OpenAiChunk {
             has_choices,
+            choices,
             usage: parsed(usage)?,
             error: None,
         })
@@ -214,6 +230,8 @@ impl Relay {
         Relay {
             scrub,
             failure: None,
+            marks: None,
+            opaque_blocks: 0,
             reader,
             event_cap,
             sse: SseParser::new(),
@@ -226,6 +244,7 @@ impl Relay {
                 content_events: 0,
                 prompt_estimate: 0,
                 opening: None,
+                keep_opening: false,
             },
             ended: false,
         }
@@ -240,6 +259,65 @@ impl Relay {
     /// for (`include_usage`) reports them when the upstream ends its stream without one.
     pub fn set_prompt_estimate(&mut self, tokens: u64) {
         self.meter.prompt_estimate = tokens;
+    }
+
+    /// Marks each event written from now on with what a reader needs of it ([`Mark`]): the
+    /// marks of what each [`Relay::next`] appended are had from [`Relay::take_marks`].
+    pub fn mark_events(&mut self) {
+        self.marks = Some(Vec::new());
+        // The opening chunk's id, time and model, for the finishes a reader's stop writes.
+        self.meter.keep_opening = true;
+    }
+
+    /// The marks of the events the last [`Relay::next`] appended (their ends counted from
+    /// where it began appending), the last reaching its end.
+    pub fn take_marks(&mut self) -> Vec<Mark> {
+        self.marks.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Ends the stream for the client as its dialect ends an answer a filter stopped, after
+    /// what `sent` says went out: each choice still open finishes with `content_filter`
+    /// (OpenAI, then its usage chunk if the client asked for one, and `[DONE]`), or the open
+    /// content block closes and the message stops with `refusal` (Anthropic).
+    pub fn write_filtered_end(&self, sent: &Sent, choices: u32, out: &mut Vec<u8>) {
+        let usage = self.usage();
+        match self.meter.format {
+            WireFormat::OpenAi => {
+                let [id, created, model] = self.meter.opening();
+                for choice in (0..choices.min(64)).filter(|choice| !sent.finished(*choice)) {
+                    let chunk = format!(
+                        "{{\"id\":{id},\"object\":\"chat.completion.chunk\",\"created\":{created},\"model\":{model},\"choices\":[{{\"index\":{choice},\"delta\":{{}},\"finish_reason\":\"content_filter\"}}]}}"
+                    );
+                    write_event(out, None, chunk.as_bytes());
+                }
+                if self.meter.client_wants_usage {
+                    if self.meter.openai_usage.is_some() {
+                        let chunk = format!(
+                            "{{\"id\":{id},\"object\":\"chat.completion.chunk\",\"created\":{created},\"model\":{model},\"choices\":[],\"usage\":{{\"prompt_tokens\":{},\"completion_tokens\":{},\"total_tokens\":{}}}}}",
+                            usage.prompt_tokens,
+                            usage.completion_tokens,
+                            usage.total_tokens()
+                        );
+                        write_event(out, None, chunk.as_bytes());
+                    } else {
+                        self.meter.estimated_usage_chunk(out);
+                    }
+                }
+                write_event(out, None, b"[DONE]");
+            }
+            WireFormat::Anthropic => {
+                if let Some(index) = sent.open_block() {
+                    let data = format!("{{\"type\":\"content_block_stop\",\"index\":{index}}}");
+                    write_event(out, Some("content_block_stop"), data.as_bytes());
+                }
+                let data = format!(
+                    "{{\"type\":\"message_delta\",\"delta\":{{\"stop_reason\":\"refusal\",\"stop_sequence\":null}},\"usage\":{{\"output_tokens\":{}}}}}",
+                    usage.completion_tokens
+                );
+                write_event(out, Some("message_delta"), data.as_bytes());
+                write_event(out, Some("message_stop"), br#"{"type":"message_stop"}"#);
+            }
+        }
     }
 
     /// Usage seen so far.
@@ -278,7 +356,19 @@ impl Relay {
             };
             out.reserve(chunk.len());
             let meter = &mut self.meter;
-            if let Err(error) = self.sse.push_each(&chunk, |event| meter.relay(event, out)) {
+            let marks = &mut self.marks;
+            let opaque = &mut self.opaque_blocks;
+            let pushed = self.sse.push_each(&chunk, |event| {
+                let choices = meter.relay(event, out)?;
+                if let Some(marks) = marks
+                    && out.len() > marks.last().map_or(start, |mark| start + mark.end)
+                {
+                    let end = out.len() - start;
+                    marks.push(Mark::read(meter.format, event.data, choices, end, opaque));
+                }
+                Ok(())
+            });
+            if let Err(error) = pushed {
                 self.ended = true;
                 // An error event's message may quote the key the upstream refused.
                 let error = self.scrub.error(error);
@@ -297,6 +387,9 @@ impl Relay {
             // a long pause before the next token does not look like a dead connection.
             if self.sse.take_comment() && out.len() == start {
                 out.extend_from_slice(crate::sse::KEEP_ALIVE);
+                if let Some(marks) = &mut self.marks {
+                    marks.push(Mark::plain(out.len() - start));
+                }
             }
         }
         Some(Ok(()))
@@ -315,11 +408,16 @@ impl Relay {
 
 impl Meter {
     /// Checks and meters one event, and writes it for the client unless it is left out.
-    fn relay(&mut self, event: SseEventRef<'_>, out: &mut Vec<u8>) -> Result<(), ApiError> {
+    fn relay<'d>(
+        &mut self,
+        event: SseEventRef<'d>,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<&'d str>, ApiError> {
         if self.complete {
-            return Ok(());
+            return Ok(None);
         }
         let data = event.data;
+        let mut choices = None;
         match self.format {
             WireFormat::OpenAi => {
                 if data.trim() == "[DONE]" {
@@ -328,13 +426,14 @@ impl Meter {
                         self.estimated_usage_chunk(out);
                     }
                     write_event_lines(out, event.event, data.as_bytes(), event.multiline);
-                    return Ok(());
+                    return Ok(None);
                 }
                 let chunk = OpenAiChunk::read(data).map_err(|error| malformed(&error))?;
+                choices = chunk.choices;
                 if chunk.has_choices {
                     self.content_events += 1;
                 }
-                if self.opening.is_none() && self.client_wants_usage {
+                if self.opening.is_none() && (self.client_wants_usage || self.keep_opening) {
                     let [id, created, model] =
                         scan::members(data, ["id", "created", "model"]).unwrap_or([None; 3]);
                     self.opening = Some([
@@ -355,7 +454,7 @@ impl Meter {
                     // The upstream is always asked for usage; a client that did not ask does
                     // not get the usage-only chunk.
                     if !self.client_wants_usage && !chunk.has_choices {
-                        return Ok(());
+                        return Ok(None);
                     }
                 } else if !self.client_wants_usage
                     && let Some(trimmed) = data.strip_suffix(",\"usage\":null}")
@@ -365,7 +464,7 @@ impl Meter {
                     write_event_lines(out, event.event, trimmed.as_bytes(), event.multiline);
                     out.truncate(out.len() - 2);
                     out.extend_from_slice(b"}\n\n");
-                    return Ok(());
+                    return Ok(choices);
                 }
             }
             WireFormat::Anthropic => {
@@ -402,19 +501,23 @@ impl Meter {
             }
         }
         write_event_lines(out, event.event, data.as_bytes(), event.multiline);
-        Ok(())
+        Ok(choices)
     }
 }
 
 impl Meter {
+    /// The first chunk's `id`, `created` and `model` as written (empty ones if none came).
+    fn opening(&self) -> [String; 3] {
+        self.opening
+            .clone()
+            .unwrap_or_else(|| ["\"\"".to_owned(), "0".to_owned(), "\"\"".to_owned()])
+    }
+
     /// The usage chunk a client asked for, when the upstream ended its stream without one
     /// (llama.cpp's server does): the prompt as the gateway estimated it, a token per content
     /// chunk. Estimates, as the spend record says; better than no usage at all.
     fn estimated_usage_chunk(&self, out: &mut Vec<u8>) {
-        let [id, created, model] = self
-            .opening
-            .clone()
-            .unwrap_or_else(|| ["\"\"".to_owned(), "0".to_owned(), "\"\"".to_owned()]);
+        let [id, created, model] = self.opening();
         let (prompt, completion) = (self.prompt_estimate, self.content_events);
         let chunk = format!(
             "{{\"id\":{id},\"object\":\"chat.completion.chunk\",\"created\":{created},\"model\":{model},\"choices\":[],\"usage\":{{\"prompt_tokens\":{prompt},\"completion_tokens\":{completion},\"total_tokens\":{}}}}}",
@@ -469,7 +572,8 @@ mod tests {
         ];
         for data in chunks {
             let fast = OpenAiChunk::scan(data).unwrap_or_else(|| panic!("slow path for {data}"));
-            let slow = OpenAiChunk::read(&format!(" {data}")).unwrap();
+            let spaced = format!(" {data}");
+            let slow = OpenAiChunk::read(&spaced).unwrap();
             assert_eq!(openai_facts(&fast), openai_facts(&slow), "{data}");
         }
         let usage = OpenAiChunk::scan(chunks[2])

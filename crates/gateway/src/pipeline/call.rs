@@ -35,6 +35,8 @@ pub struct CallInput<'a> {
     pub forwarded: &'a [(http::HeaderName, http::HeaderValue)],
     /// Whether an answer in the client's dialect may be relayed (no tap reads the stream).
     pub relay: bool,
+    /// A tap reads the relayed stream: its events are marked with the text they carry.
+    pub marked: bool,
     /// Where the client's body changes for an upstream of its dialect, found by the first
     /// attempt that forwards it and reused by the others.
     pub edits: std::sync::OnceLock<Option<forward::Edits>>,
@@ -111,6 +113,9 @@ pub async fn once(
             }
             (true, true) => {
                 let mut rest = upstream.relay(client, request, body, extra, limits).await?;
+                if input.marked {
+                    rest.mark_events();
+                }
                 if request.include_usage {
                     // Reported only if the upstream sends no usage of its own.
                     rest.set_prompt_estimate(crate::tokens::upper_bound(request).div_ceil(4));

@@ -20,9 +20,10 @@ use switchyard_types::{
 };
 
 mod inspect;
+mod relayed;
 mod structured;
 
-use super::hooks::{Step, Tap};
+use super::hooks::{RelayTap, Step, Tap};
 use super::{Answer, Ctx, Whole};
 use crate::guards::{Guards, OutputAction};
 use crate::runtime::Runtime;
@@ -110,6 +111,7 @@ pub(super) async fn input(runtime: &Runtime, ctx: &mut Ctx) -> Result<(), ApiErr
             leaks: ctx.leaks.clone(),
             json: asked_json(ctx),
             held: HashMap::new(),
+            format: ctx.client_format,
         }));
     }
     inspect::run(&guards, ctx).await
@@ -167,60 +169,51 @@ fn find(scanner: &Scanner, leaks: Option<&Leaks>, text: &str) -> Vec<Finding> {
 }
 
 /// The output guards on a whole answer (on the model's own text), then its placeholders get
-/// their values back.
-pub(super) fn output(ctx: &mut Ctx, answer: &mut Answer) {
-    if let (Some(guards), Answer::Whole(Whole::Chat(response))) = (ctx.guards.clone(), &mut *answer)
+/// their values back. A relayed answer (the upstream's body as written) is read for them and
+/// goes out as written unless they change it.
+pub(super) fn output(ctx: &mut Ctx, answer: &mut Answer) -> Result<(), ApiError> {
+    if let Some(guards) = ctx.guards.clone()
         && let Some((scanner, actions)) = &guards.output
     {
         let leaks = ctx.leaks.clone();
-        for choice in &mut response.choices {
-            let mut blocked = false;
-            let mut check = |text: &mut String, verdicts: &mut Vec<Verdict>| {
-                let found = find(scanner, leaks.as_deref(), text);
-                if found.is_empty() {
-                    return;
-                }
-                let mut redact = Vec::new();
-                for finding in found {
-                    let action = actions.get(&finding.category).copied();
-                    note_output(verdicts, &finding, action);
-                    match action {
-                        Some(OutputAction::Block) => blocked = true,
-                        Some(OutputAction::Redact) => redact.push(finding),
-                        None => {}
+        let check = Check {
+            guards: &guards,
+            scanner,
+            actions,
+            leaks: leaks.as_deref(),
+        };
+        match &mut *answer {
+            Answer::Whole(Whole::Chat(response)) => {
+                check.response(response, &mut ctx.verdicts);
+            }
+            Answer::Whole(Whole::Raw { body, .. }) => {
+                let decoded = ctx.chat().map(|request| match ctx.client_format {
+                    switchyard_types::WireFormat::OpenAi => {
+                        switchyard_providers::openai::response::decode(body, request)
                     }
+                    switchyard_types::WireFormat::Anthropic => {
+                        switchyard_providers::anthropic::response::decode(body, request)
+                    }
+                });
+                match decoded {
+                    Some(Ok(mut response)) => {
+                        // Kept decoded when changed, or when its JSON is checked next.
+                        let structured = asked_json(ctx).is_some();
+                        if check.response(&mut response, &mut ctx.verdicts) || structured {
+                            *answer = Answer::Whole(Whole::Chat(response));
+                        }
+                    }
+                    // An answer the guards cannot read does not go out unread (as when it is
+                    // decoded on the way, the upstream's answer is refused).
+                    Some(Err(error)) => return Err(error),
+                    None => {}
                 }
-                if !redact.is_empty() {
-                    *text = switchyard_guard::vault::apply(
-                        text,
-                        &redact,
-                        Operator::Label,
-                        &mut Vault::default(),
-                        &guards.hash_key,
-                    );
-                }
-            };
-            for part in &mut choice.content {
-                if let ContentPart::Text { text, .. } = part {
-                    check(text, &mut ctx.verdicts);
-                }
             }
-            for call in &mut choice.tool_calls {
-                check(&mut call.arguments, &mut ctx.verdicts);
-            }
-            if let Some(refusal) = &mut choice.refusal {
-                check(refusal, &mut ctx.verdicts);
-            }
-            if blocked {
-                choice.content.clear();
-                choice.tool_calls.clear();
-                choice.refusal = None;
-                choice.finish_reason = switchyard_types::FinishReason::ContentFilter;
-            }
+            _ => {}
         }
     }
     let (Some(vault), Answer::Whole(Whole::Chat(response))) = (ctx.vault.as_deref(), answer) else {
-        return;
+        return Ok(());
     };
     for choice in &mut response.choices {
         for part in &mut choice.content {
@@ -234,6 +227,75 @@ pub(super) fn output(ctx: &mut Ctx, answer: &mut Answer) {
         if let Some(refusal) = &mut choice.refusal {
             *refusal = vault.restore(refusal, false).into_owned();
         }
+    }
+    Ok(())
+}
+
+/// The output guards' reading of a whole answer.
+struct Check<'a> {
+    guards: &'a Guards,
+    scanner: &'a Scanner,
+    actions: &'a HashMap<Category, OutputAction>,
+    leaks: Option<&'a Leaks>,
+}
+
+impl Check<'_> {
+    /// Redacts what the guards redact in each choice's text, tool-call arguments and refusal,
+    /// and empties a choice they block (`content_filter`); whether anything changed.
+    fn response(
+        &self,
+        response: &mut switchyard_types::ChatResponse,
+        verdicts: &mut Vec<Verdict>,
+    ) -> bool {
+        let mut changed = false;
+        for choice in &mut response.choices {
+            let mut blocked = false;
+            let mut check = |text: &mut String, verdicts: &mut Vec<Verdict>| {
+                let found = find(self.scanner, self.leaks, text);
+                if found.is_empty() {
+                    return;
+                }
+                let mut redact = Vec::new();
+                for finding in found {
+                    let action = self.actions.get(&finding.category).copied();
+                    note_output(verdicts, &finding, action);
+                    match action {
+                        Some(OutputAction::Block) => blocked = true,
+                        Some(OutputAction::Redact) => redact.push(finding),
+                        None => {}
+                    }
+                }
+                if !redact.is_empty() {
+                    changed = true;
+                    *text = switchyard_guard::vault::apply(
+                        text,
+                        &redact,
+                        Operator::Label,
+                        &mut Vault::default(),
+                        &self.guards.hash_key,
+                    );
+                }
+            };
+            for part in &mut choice.content {
+                if let ContentPart::Text { text, .. } = part {
+                    check(text, verdicts);
+                }
+            }
+            for call in &mut choice.tool_calls {
+                check(&mut call.arguments, verdicts);
+            }
+            if let Some(refusal) = &mut choice.refusal {
+                check(refusal, verdicts);
+            }
+            if blocked {
+                changed = true;
+                choice.content.clear();
+                choice.tool_calls.clear();
+                choice.refusal = None;
+                choice.finish_reason = switchyard_types::FinishReason::ContentFilter;
+            }
+        }
+        changed
     }
 }
 
@@ -333,6 +395,8 @@ struct OutputTap {
     /// checked (and whether a failure ends it).
     json: Option<(ResponseFormat, bool)>,
     held: HashMap<(u32, Part), String>,
+    /// The client's dialect (for the same guards on a relayed stream).
+    format: switchyard_types::WireFormat,
 }
 
 impl OutputTap {
@@ -429,6 +493,19 @@ impl Tap for OutputTap {
         }
         self.held.entry((choice, part)).or_default().push_str(&text);
         self.release(ctx, (choice, part), false, out)
+    }
+
+    fn reads_relayed(&self) -> bool {
+        true
+    }
+
+    fn relayed(&self) -> Option<Box<dyn RelayTap>> {
+        Some(Box::new(relayed::RelayedOutput::new(
+            Arc::clone(&self.guards),
+            self.leaks.clone(),
+            self.json.clone(),
+            self.format,
+        )))
     }
 
     fn end(&mut self, ctx: &mut Ctx, out: &mut Vec<StreamEvent>) {

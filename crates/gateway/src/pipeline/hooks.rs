@@ -9,6 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use switchyard_providers::relay::{Mark, Sent};
 use switchyard_types::{ApiError, StreamEvent};
 
 use super::{Answer, Ctx, End};
@@ -48,8 +49,9 @@ pub trait Hook: Send + Sync + std::fmt::Debug {
     }
 
     /// A tap for this call's stream, if the hook wants to see or change its events. A call
-    /// with a tap is never relayed: its answer is decoded, even from an upstream of the
-    /// client's own dialect, so that the tap sees canonical events. (Taps see streams; a
+    /// with a tap is not relayed (unless its only tap reads relayed streams, as the output
+    /// guards' does): its answer is decoded, even from an upstream of the client's own
+    /// dialect, so that the tap sees canonical events. (Taps see streams; a
     /// whole answer is not passed through them.)
     fn tap(&self, ctx: &Ctx) -> Option<Box<dyn Tap>> {
         let _ = ctx;
@@ -83,6 +85,32 @@ pub trait Tap: Send {
     fn end(&mut self, ctx: &mut Ctx, out: &mut Vec<StreamEvent>) {
         let _ = (ctx, out);
     }
+
+    /// Whether this tap can read a relayed stream ([`Tap::relayed`]): a call whose only tap
+    /// can is still relayed from an upstream of the client's dialect.
+    fn reads_relayed(&self) -> bool {
+        false
+    }
+
+    /// This tap for a relayed stream, when [`Tap::reads_relayed`].
+    fn relayed(&self) -> Option<Box<dyn RelayTap>> {
+        None
+    }
+}
+
+/// A tap on a relayed stream: the upstream's events as it wrote them, already in the client's
+/// dialect, each with a [`Mark`] of the text it carries. What it lets through goes out as
+/// written, unless it rewrote it.
+pub trait RelayTap: Send {
+    /// The events the relay wrote (`bytes`, ended where `marks` say): append to `out` what
+    /// goes to the client now.
+    fn events(&mut self, ctx: &mut Ctx, bytes: &[u8], marks: Vec<Mark>, out: &mut Vec<u8>) -> Step;
+
+    /// The upstream's stream ended: append what was held back.
+    fn end(&mut self, ctx: &mut Ctx, out: &mut Vec<u8>) -> Step;
+
+    /// What the client has been sent (to end the stream after a [`Step::Stop`]).
+    fn sent(&self) -> &Sent;
 }
 
 /// The `after_model` point: every hook in order, on a whole answer; the first refusal wins.

@@ -16,7 +16,7 @@ use switchyard_providers::embeddings::openai as embeddings_wire;
 use switchyard_providers::{anthropic, openai};
 use switchyard_types::{ApiError, ChatRequest, FinishReason, StreamEvent, WireFormat};
 
-use super::hooks::{Step, Tap};
+use super::hooks::{RelayTap, Step, Tap};
 use super::{Answer, Ctx, End, Events, Routing, Whole};
 use crate::error::reply as error_body;
 use crate::headers;
@@ -224,8 +224,14 @@ fn reset_text(text: &mut String, reset: std::time::Duration) {
 /// A stream's body: the pump, which owns `ctx` until the stream ends.
 fn stream(mut ctx: Ctx, events: Box<Events>) -> Body {
     ctx.streamed = true;
-    let taps = std::mem::take(&mut ctx.taps);
-    // A relay's bytes are already in the client's dialect: no encoder to build.
+    let mut taps = std::mem::take(&mut ctx.taps);
+    // A relay's bytes are already in the client's dialect: no encoder to build; its tap (the
+    // call was relayed only if its one tap reads relayed streams) reads them as they are.
+    let mut relay_tap = None;
+    if matches!(&*events, Events::Relay { .. }) && !taps.is_empty() {
+        relay_tap = taps.first().and_then(|tap| tap.relayed());
+        taps.clear();
+    }
     let encoder = match &*events {
         Events::Relay { .. } => None,
         Events::Upstream { .. } | Events::Replay(_) => ctx
@@ -239,6 +245,7 @@ fn stream(mut ctx: Ctx, events: Box<Events>) -> Body {
         events,
         encoder,
         taps,
+        relay_tap,
         choices,
         finished_choices: 0,
         done: false,
@@ -261,6 +268,8 @@ struct Pump {
     /// The client's encoder (none for a relay, whose bytes need none).
     encoder: Option<Box<Encoder>>,
     taps: Vec<Box<dyn Tap>>,
+    /// The tap on a relayed stream (the output guards).
+    relay_tap: Option<Box<dyn RelayTap>>,
     /// Choices the answer has (`n`).
     choices: u32,
     /// Choices that got their finish event (one bit each, the first 64).
@@ -282,24 +291,31 @@ impl Pump {
         }
         let mut out = Vec::new();
         if let Events::Relay { first, rest } = &mut *self.events {
-            if !first.is_empty() {
-                let first = std::mem::take(first);
-                self.ctx.cache_bytes(&first);
-                return Some(Bytes::from(first));
-            }
-            let ended = match rest.next(&mut out).await {
-                Some(Ok(())) => None,
-                Some(Err(error)) => {
-                    rest.write_error(&error, &mut out);
-                    Some(End::Failed(error))
+            if self.relay_tap.is_none() {
+                if !first.is_empty() {
+                    let first = std::mem::take(first);
+                    self.ctx.cache_bytes(&first);
+                    return Some(Bytes::from(first));
                 }
-                None => Some(End::Complete),
-            };
-            self.ctx.usage = rest.usage();
-            self.ctx.content_events = rest.content_events();
-            self.ctx.cache_bytes(&out);
-            if let Some(end) = ended {
-                self.end(end);
+                let ended = match rest.next(&mut out).await {
+                    Some(Ok(())) => None,
+                    Some(Err(error)) => {
+                        rest.write_error(&error, &mut out);
+                        Some(End::Failed(error))
+                    }
+                    None => Some(End::Complete),
+                };
+                self.ctx.usage = rest.usage();
+                self.ctx.content_events = rest.content_events();
+                self.ctx.cache_bytes(&out);
+                if let Some(end) = ended {
+                    self.end(end);
+                }
+            } else {
+                // Until something may go out: the tap may hold a whole upstream chunk back.
+                while out.is_empty() && !self.done {
+                    self.relay_read(&mut out).await;
+                }
             }
         } else {
             if !self.begun {
@@ -321,6 +337,48 @@ impl Pump {
             return None;
         }
         Some(Bytes::from(out))
+    }
+
+    /// The next upstream chunk of a relayed stream through its tap: what the tap lets out, and
+    /// at the end what it held, then the end (the dialect's `content_filter` end if it
+    /// stopped the stream, the error event if the upstream failed).
+    async fn relay_read(&mut self, out: &mut Vec<u8>) {
+        let (Events::Relay { first, rest }, Some(tap)) = (&mut *self.events, &mut self.relay_tap)
+        else {
+            return;
+        };
+        let mut bytes = std::mem::take(first);
+        let ended = if bytes.is_empty() {
+            match rest.next(&mut bytes).await {
+                Some(Ok(())) => None,
+                Some(Err(error)) => Some(End::Failed(error)),
+                None => Some(End::Complete),
+            }
+        } else {
+            None
+        };
+        self.ctx.usage = rest.usage();
+        self.ctx.content_events = rest.content_events();
+        let marks = rest.take_marks();
+        let mut step = tap.events(&mut self.ctx, &bytes, marks, out);
+        if step == Step::Continue && ended.is_some() {
+            step = tap.end(&mut self.ctx, out);
+        }
+        if step == Step::Stop {
+            self.ctx.cache_spoiled();
+            rest.write_filtered_end(tap.sent(), self.choices, out);
+            self.end(End::Complete);
+            return;
+        }
+        self.ctx.cache_bytes(out);
+        match ended {
+            Some(End::Failed(error)) => {
+                rest.write_error(&error, out);
+                self.end(End::Failed(error));
+            }
+            Some(end) => self.end(end),
+            None => {}
+        }
     }
 
     /// The events of the upstream's first chunk, usage first: a dialect that opens its stream

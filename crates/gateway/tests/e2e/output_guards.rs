@@ -88,9 +88,13 @@ async fn the_system_prompt_and_its_canary_are_caught_in_answers() {
         .openai(&json!({"model": "echo-request", "stream": true,
             "messages": request["messages"]}))
         .await;
-    let (text, finish) = openai_stream_text_and_finish(&response.text().await.expect("body"));
+    let body = response.text().await.expect("body");
+    let (text, finish) = openai_stream_text_and_finish(&body);
     assert_eq!(finish, "stop");
-    assert!(text.contains("[SYSTEM_PROMPT]") && !text.contains("Northwind Bank"));
+    assert!(
+        text.contains("[SYSTEM_PROMPT]") && !text.contains("Northwind Bank"),
+        "{body}"
+    );
     assert!(!text.contains(&canary), "{text}");
     let seen = systems.lock().expect("lock").clone();
     assert!(
@@ -313,7 +317,8 @@ async fn server_tool_blocks_reach_anthropic_clients_through_an_output_guard() {
         "what does [COMPETITOR] charge"
     );
 
-    // Streamed: the same blocks, the call's input as input_json_delta.
+    // Streamed: the same blocks, the call's input as input_json_delta (a server tool's input
+    // is not the model's text: not redacted).
     let mut streamed = request;
     streamed["stream"] = json!(true);
     let body = gateway
@@ -342,9 +347,113 @@ async fn server_tool_blocks_reach_anthropic_clients_through_an_output_guard() {
         .filter_map(|event| event["index"].as_u64())
         .collect();
     assert_eq!(indexes, [0, 1, 2]);
-    assert!(
-        body.contains(r#""partial_json":"{\"query\":\"what does globex charge\"}""#),
-        "{body}"
-    );
+    // The call's input as the upstream streamed it (relayed: in its own pieces).
+    let (input, _) = crate::support::anthropic_tool_arguments(&crate::support::parse_sse(&body));
+    assert_eq!(input, r#"{"query":"what does globex charge"}"#, "{body}");
     assert!(body.contains("[COMPETITOR]") && !body.contains(r#""text":"globex"#));
+}
+
+/// With output guards on, a same-dialect answer is still relayed: what the upstream wrote
+/// reaches the client (OpenAI's `obfuscation` padding on each chunk, `annotations` on a whole
+/// answer: fields the gateway does not model), and only the events a redaction touches are
+/// written again, keeping their other fields.
+#[tokio::test]
+async fn relayed_answers_keep_what_the_upstream_wrote_through_output_guards() {
+    let (gateway, _) = setup(ECHO_MODELS, "  output:\n    secrets: redact\n").await;
+    let key = "sk-proj-Zx8kQ2mP9vL4tR7wN1bC6yH3jF5gD0sAqE2rT5yU8iO1pA4sD7fG0hJ3kL6zX9cV";
+    let prompt = format!(
+        "Use {key} for the staging account, then rotate it after the migration has finished \
+         and every service reads the new value from the vault, as the runbook says."
+    );
+    let request = json!({"model": "gpt", "stream": true,
+        "stream_options": {"include_obfuscation": true},
+        "messages": [{"role": "user", "content": prompt}]});
+    let body = gateway.openai(&request).await.text().await.expect("body");
+    let (text, finish) = openai_stream_text_and_finish(&body);
+    assert_eq!(finish, "stop");
+    assert_eq!(text, prompt.replace(key, "[OPENAI_KEY]"));
+    let chunks: Vec<Value> = crate::support::parse_sse(&body)
+        .iter()
+        .filter_map(|(_, data)| serde_json::from_str(data).ok())
+        .collect();
+    assert!(chunks.len() > 10, "{body}");
+    for chunk in &chunks {
+        assert!(
+            chunk["obfuscation"].is_string(),
+            "every chunk as written: {chunk}"
+        );
+    }
+    // The chunks that carried the key were written again, and kept their padding.
+    assert!(!body.contains("sk-proj-"), "{body}");
+
+    // A whole answer with nothing to redact goes out as the upstream wrote it.
+    let answer: Value = gateway
+        .openai_json(&json!({"model": "gpt",
+            "messages": [{"role": "user", "content": "Nothing secret here."}]}))
+        .await;
+    assert_eq!(answer["choices"][0]["message"]["annotations"], json!([]));
+    // One with a key is read, redacted and written again.
+    let answer: Value = gateway
+        .openai_json(&json!({"model": "gpt",
+            "messages": [{"role": "user", "content": prompt}]}))
+        .await;
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        prompt.replace(key, "[OPENAI_KEY]")
+    );
+}
+
+/// A relayed Anthropic stream an output guard blocks ends as Anthropic ends a refused
+/// answer: the open block closed, `stop_reason: refusal`, `message_stop`; nothing of the
+/// banned term goes out, and the text before it does.
+#[tokio::test]
+async fn a_blocked_relayed_anthropic_stream_ends_well_formed() {
+    let lists = "    banned:\n      - name: competitor\n        terms: [Globex]\n";
+    let (gateway, _) = setup(
+        ECHO_MODELS,
+        &format!("  output:\n    banned_terms: block\n{lists}"),
+    )
+    .await;
+    let opening = "Our plans are simple and fair, with no hidden fees at all. ".repeat(6);
+    let prompt = format!("{opening}Unlike Globex, we never charge for support.");
+    let response = gateway
+        .anthropic(
+            &json!({"model": "claude", "stream": true, "max_tokens": 400,
+            "messages": [{"role": "user", "content": prompt}]}),
+        )
+        .await;
+    let body = response.text().await.expect("body");
+    assert!(!body.contains("Globex"), "{body}");
+    let events = crate::support::parse_sse(&body);
+    let names: Vec<&str> = events
+        .iter()
+        .filter_map(|(name, _)| name.as_deref())
+        .collect();
+    assert_eq!(names.first(), Some(&"message_start"), "{body}");
+    assert_eq!(names.last(), Some(&"message_stop"), "{body}");
+    let opened = names
+        .iter()
+        .filter(|name| **name == "content_block_start")
+        .count();
+    let closed = names
+        .iter()
+        .filter(|name| **name == "content_block_stop")
+        .count();
+    assert_eq!(opened, closed, "every block closed: {body}");
+    let deltas: Vec<Value> = events
+        .iter()
+        .filter(|(name, _)| name.as_deref() == Some("message_delta"))
+        .map(|(_, data)| serde_json::from_str(data).expect("json"))
+        .collect();
+    assert_eq!(deltas.len(), 1, "{body}");
+    assert_eq!(deltas[0]["delta"]["stop_reason"], "refusal");
+    let text: String = events
+        .iter()
+        .filter_map(|(_, data)| serde_json::from_str::<Value>(data).ok())
+        .filter_map(|event| event["delta"]["text"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        text.starts_with("Our plans are simple") && prompt.starts_with(&text),
+        "what came before the term went out: {text}"
+    );
 }

@@ -46,6 +46,9 @@ pub(crate) struct ChatRequest {
 pub(crate) struct StreamOptions {
     /// Send a final chunk with the usage (and `"usage": null` on the others).
     pub include_usage: Option<bool>,
+    /// Pad each chunk with an `obfuscation` field. OpenAI's default is on; the mock's is off
+    /// (its streams stay byte-for-byte as they were for benchmarks) unless asked.
+    pub include_obfuscation: Option<bool>,
 }
 
 /// `stop`: one string or several.
@@ -187,6 +190,14 @@ impl ChatRequest {
             stop,
             format,
         }
+    }
+
+    /// Whether the client asked for `obfuscation` padding on its chunks.
+    pub(crate) fn include_obfuscation(&self) -> bool {
+        self.stream_options
+            .as_ref()
+            .and_then(|options| options.include_obfuscation)
+            .unwrap_or(false)
     }
 
     /// Whether the client asked for a final usage chunk.

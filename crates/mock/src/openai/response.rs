@@ -28,6 +28,8 @@ pub(crate) struct Reply<'a> {
     usage: Usage,
     /// Tool call ids, per choice then per call.
     call_ids: Vec<Vec<String>>,
+    /// Stream chunks carry OpenAI's `obfuscation` padding (`stream_options.include_obfuscation`).
+    pub(crate) obfuscation: bool,
 }
 
 /// The `usage` object.
@@ -75,6 +77,7 @@ impl<'a> Reply<'a> {
             })
             .collect();
         Self {
+            obfuscation: false,
             id: ids::new("chatcmpl-", 29),
             created: clock::unix_now(),
             model,
@@ -264,6 +267,7 @@ impl<'a> Reply<'a> {
                 system_fingerprint: SYSTEM_FINGERPRINT,
                 choices,
                 usage,
+                obfuscation: self.obfuscation.then(|| obfuscation(choices)),
             },
         );
         buffer.extend_from_slice(b"\n\n");
@@ -336,6 +340,19 @@ struct Chunk<'a> {
     /// Absent without `include_usage`; then `null`, and the usage on the final chunk.
     #[serde(skip_serializing_if = "Option::is_none")]
     usage: Option<Option<&'a Usage>>,
+    /// Padding that hides the length of the chunk's content.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    obfuscation: Option<String>,
+}
+
+/// Padding that brings a chunk's text to a multiple of 16 characters, as OpenAI's
+/// `obfuscation` evens out chunk sizes (its characters are random there; fixed here).
+fn obfuscation(choices: &[ChunkChoice<'_>]) -> String {
+    let text: usize = choices
+        .iter()
+        .map(|choice| choice.delta.content.flatten().map_or(0, str::len))
+        .sum();
+    "Zq8vR2mX4kT7wN1b"[..16 - text % 16].to_owned()
 }
 
 #[derive(Serialize)]

@@ -13,6 +13,10 @@ use switchyard_guard::{Category, Operator, Recognizer, Scanner};
 
 use crate::config::file::GuardsConfig;
 
+pub mod transformer;
+
+pub use transformer::Transformer;
+
 /// What the PII guard does with what it finds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PiiAction {
@@ -48,6 +52,8 @@ pub struct Guards {
     pub output: Option<(Scanner, HashMap<Category, OutputAction>)>,
     /// Injection detection: the detector, whether it blocks (else flags), its threshold.
     pub injection: Option<(Detector, bool, f32)>,
+    /// The injection guard's transformer tier (`guards.injection.transformer`).
+    pub transformer: Option<Arc<Transformer>>,
     /// Whether the system prompt gets a canary (`guards.output.canary`).
     pub canary: bool,
     /// Structured answers checked against the request's schema: whether a failure blocks
@@ -263,6 +269,13 @@ impl Guards {
             )),
             None => None,
         };
+        let transformer = match (&injection, &config.injection.transformer) {
+            (Some(_), Some(tier)) => Some(
+                Transformer::load(&tier.model_dir, tier.head.as_deref(), tier.max_windows)
+                    .map_err(|error| vec![("guards.injection.transformer".to_owned(), error)])?,
+            ),
+            _ => None,
+        };
         let mut output_recognizers = Vec::new();
         if output_actions.contains_key(&Category::Secret) {
             output_recognizers.extend(secret_recognizers());
@@ -392,6 +405,7 @@ impl Guards {
             timeout: std::time::Duration::from_millis(config.timeout_ms.unwrap_or(5000)),
             fail_open,
             injection,
+            transformer,
         }))
     }
 }

@@ -22,7 +22,8 @@ pub struct Detection {
     /// 0 to 1.
     pub score: f32,
     /// The tier that fired: `phrase`, `decoded` (a phrase in a base64, hex or rot13
-    /// segment), `model` (the trained n-gram tier) or `similar` (close to a known jailbreak).
+    /// segment), `model` (the trained n-gram tier) or `similar` (close to a known jailbreak);
+    /// the gateway's optional transformer tier (`head.rs`'s classifier) reports `transformer`.
     pub tier: &'static str,
     /// The phrases' families (`override`, `persona`, `extraction`, `marker`), `learned` or
     /// `known`.

@@ -20,6 +20,7 @@
 //! - [`eval`]: the labelled set and the scores (`switchyard eval guards`).
 
 pub mod eval;
+pub mod head;
 pub mod injection;
 pub mod leak;
 pub mod ngram;

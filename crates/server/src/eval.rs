@@ -7,6 +7,8 @@
 mod cache;
 #[cfg(feature = "semantic-cache")]
 mod semantic;
+#[cfg(feature = "semantic-cache")]
+mod transformer;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -17,6 +19,7 @@ use clap::Subcommand;
 use switchyard_guard::Scanner;
 use switchyard_guard::eval;
 use switchyard_guard::eval::injection::{self, Labelled, Rate, calibrates, held_out, rates};
+use switchyard_guard::head::HeadTraining;
 use switchyard_guard::injection::{Detector, normalize};
 use switchyard_guard::ngram::{Example, Model, Training};
 use switchyard_guard::scan::{pii_recognizers, secret_recognizers};
@@ -120,6 +123,35 @@ pub enum Eval {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Trains the injection guard's transformer tier: the corpus read by a local encoder (a
+    /// build with `--features semantic-cache`), a classifier over its vectors trained on the
+    /// training part and written where the crate ships it, and its rates per family.
+    TrainTransformer {
+        /// The encoder's folder (`scripts/fetch-models`).
+        #[arg(long, default_value = ".cache/models/all-minilm-l6-v2")]
+        model: PathBuf,
+        /// The injection corpus (`scripts/fetch-eval-data`); the vectors are kept beside it.
+        #[arg(long, default_value = ".cache/eval/injection")]
+        data: PathBuf,
+        /// Where the classifier goes (not written when families are left out, unless given).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Attack families left out of training altogether.
+        #[arg(long)]
+        leave_out: Vec<String>,
+        /// The most windows read from one text (as `guards.injection.transformer.max_windows`).
+        #[arg(long, default_value_t = 8)]
+        max_windows: usize,
+        /// The score that counts as an injection.
+        #[arg(long, default_value_t = 0.8)]
+        threshold: f32,
+        /// Passes over the training part.
+        #[arg(long, default_value_t = HeadTraining::default().epochs)]
+        epochs: usize,
+        /// An attack's weight in the loss relative to a benign window.
+        #[arg(long, default_value_t = HeadTraining::default().attack_weight)]
+        attack_weight: f32,
+    },
 }
 
 /// Runs an evaluation and prints its figures.
@@ -149,6 +181,48 @@ pub fn run(command: Eval) -> ExitCode {
             },
         ),
         guards @ Eval::Guards { .. } => evaluate_guards(guards),
+        #[cfg(feature = "semantic-cache")]
+        Eval::TrainTransformer {
+            model,
+            data,
+            out,
+            leave_out,
+            max_windows,
+            threshold,
+            epochs,
+            attack_weight,
+        } => {
+            let Some(corpus) = read_corpus(&data) else {
+                eprintln!(
+                    "{}: no attacks.jsonl and benign.jsonl; run scripts/fetch-eval-data first",
+                    data.display()
+                );
+                return ExitCode::FAILURE;
+            };
+            let shipped = PathBuf::from("crates/guard/data/injection-minilm.bin");
+            let out = out.or_else(|| leave_out.is_empty().then_some(shipped));
+            transformer::run(
+                &corpus,
+                &transformer::Options {
+                    model: &model,
+                    data: &data,
+                    out: out.as_deref(),
+                    leave_out: &leave_out,
+                    max_windows,
+                    threshold,
+                    training: HeadTraining {
+                        epochs,
+                        attack_weight,
+                        ..HeadTraining::default()
+                    },
+                },
+            )
+        }
+        #[cfg(not(feature = "semantic-cache"))]
+        Eval::TrainTransformer { .. } => {
+            eprintln!("this build has no local encoder: build with --features semantic-cache");
+            ExitCode::FAILURE
+        }
         Eval::Cache {
             entries,
             lookups,

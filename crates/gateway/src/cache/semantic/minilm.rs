@@ -180,6 +180,44 @@ impl MiniLm {
         self.hidden
     }
 
+    /// Vectors of `text` read in windows of as many tokens as the model reads (each opened
+    /// and closed as a text is), for a classifier that looks at every part of a long text: at
+    /// most `limit` windows, spread evenly over a text that has more. None for an empty text.
+    pub fn embed_windows(&self, text: &str, limit: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let encoding = self
+            .tokenizer
+            .encode(text, false)
+            .map_err(|error| EmbedError(format!("tokenizing: {error}")))?;
+        let ids = encoding.get_ids();
+        let special = |token: &str| {
+            self.tokenizer
+                .token_to_id(token)
+                .ok_or_else(|| EmbedError(format!("the tokenizer has no {token}")))
+        };
+        let (open, close) = (special("[CLS]")?, special("[SEP]")?);
+        let size = self.max_tokens.saturating_sub(2).max(1);
+        let windows: Vec<&[u32]> = ids.chunks(size).collect();
+        let count = windows.len();
+        let chosen: Vec<&[u32]> = if count <= limit.max(1) {
+            windows
+        } else {
+            let limit = limit.max(1);
+            (0..limit)
+                .map(|i| windows[i * (count - 1) / (limit - 1).max(1)])
+                .collect()
+        };
+        chosen
+            .into_iter()
+            .map(|window| {
+                let mut framed = Vec::with_capacity(window.len() + 2);
+                framed.push(open);
+                framed.extend_from_slice(window);
+                framed.push(close);
+                self.forward(&framed).map_err(model_error)
+            })
+            .collect()
+    }
+
     fn forward(&self, ids: &[u32]) -> candle_core::Result<Vec<f32>> {
         let count = ids.len();
         let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;

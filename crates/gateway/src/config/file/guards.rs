@@ -178,6 +178,31 @@ pub struct InjectionConfig {
     /// Whether the similarity tier runs: closeness to the shipped sketches of known jailbreaks
     /// (0.8 when half their word 3-grams are shared).
     pub similarity: bool,
+    /// The transformer tier (off unless set; the gateway must be built with the
+    /// `semantic-cache` feature, which brings the local encoder): a sentence encoder of the
+    /// MiniLM class read from a folder, and a classifier over its vectors.
+    pub transformer: Option<TransformerConfig>,
+}
+
+/// The injection guard's transformer tier.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TransformerConfig {
+    /// The encoder's folder (`model.safetensors`, `tokenizer.json`, `config.json`; the
+    /// quick start's `scripts/fetch-models` puts all-MiniLM-L6-v2 in
+    /// `.cache/models/all-minilm-l6-v2`).
+    pub model_dir: std::path::PathBuf,
+    /// A classifier file made by `switchyard eval train-transformer` (default: the one that
+    /// ships, trained for all-MiniLM-L6-v2).
+    #[serde(default)]
+    pub head: Option<std::path::PathBuf>,
+    /// The most windows of 254 tokens read from one message (spread over a longer one).
+    #[serde(default = "default_windows")]
+    pub max_windows: usize,
+}
+
+fn default_windows() -> usize {
+    8
 }
 
 impl Default for InjectionConfig {
@@ -187,6 +212,7 @@ impl Default for InjectionConfig {
             threshold: 0.8,
             model: true,
             similarity: true,
+            transformer: None,
         }
     }
 }

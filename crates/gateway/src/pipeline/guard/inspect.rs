@@ -23,6 +23,8 @@ struct Scan {
     refusal: Option<ApiError>,
     rewrite_secrets: bool,
     rewrite_pii: bool,
+    /// A guard could not decide (the transformer tier failed): the policy's failure.
+    failed: Option<String>,
 }
 
 impl Scan {
@@ -97,12 +99,37 @@ fn injection(guards: &Guards, request: &ChatRequest, scan: &mut Scan) {
     let Some((detector, blocks, threshold)) = &guards.injection else {
         return;
     };
-    let best = request
+    let texts: Vec<String> = request
         .messages
         .iter()
         .filter(|message| matches!(message.role, Role::User | Role::Tool))
-        .map(|message| detector.detect(&message.text()))
+        .map(|message| message.text())
+        .collect();
+    let mut best = texts
+        .iter()
+        .map(|text| detector.detect(text))
         .max_by(|a, b| a.score.total_cmp(&b.score));
+    // The transformer tier last, and only when the cheaper tiers did not decide.
+    if let Some(transformer) = &guards.transformer
+        && best.as_ref().is_none_or(|best| best.score < *threshold)
+    {
+        for text in &texts {
+            match transformer.score(text) {
+                Ok(score) if best.as_ref().is_none_or(|best| score > best.score) => {
+                    best = Some(switchyard_guard::injection::Detection {
+                        score,
+                        tier: "transformer",
+                        families: vec!["learned"],
+                    });
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    scan.failed = Some(error);
+                    return;
+                }
+            }
+        }
+    }
     let Some(detection) = best.filter(|detection| detection.score >= *threshold) else {
         return;
     };
@@ -229,7 +256,8 @@ pub(super) async fn run(guards: &Arc<Guards>, ctx: &mut Ctx) -> Result<(), ApiEr
     let Some(size) = ctx.chat().map(guarded_bytes) else {
         return Ok(());
     };
-    let (scan, vault) = if size <= guards.offload_bytes {
+    // The transformer tier is heavy CPU work: never on the worker.
+    let (scan, vault) = if size <= guards.offload_bytes && guards.transformer.is_none() {
         let Some(request) = ctx.chat() else {
             return Ok(());
         };
@@ -263,6 +291,10 @@ pub(super) async fn run(guards: &Arc<Guards>, ctx: &mut Ctx) -> Result<(), ApiEr
             Ok(Err(_)) | Err(_) => return failed(guards, ctx),
         }
     };
+    if let Some(error) = &scan.failed {
+        tracing::warn!(request_id = %ctx.request_id, %error, "An input guard failed");
+        return failed(guards, ctx);
+    }
     ctx.verdicts.extend(scan.verdicts);
     if let Some(refusal) = scan.refusal {
         return Err(refusal);

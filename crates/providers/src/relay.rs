@@ -292,13 +292,8 @@ impl Relay {
                 }
                 if self.meter.client_wants_usage {
                     if self.meter.openai_usage.is_some() {
-                        let chunk = format!(
-                            "{{\"id\":{id},\"object\":\"chat.completion.chunk\",\"created\":{created},\"model\":{model},\"choices\":[],\"usage\":{{\"prompt_tokens\":{},\"completion_tokens\":{},\"total_tokens\":{}}}}}",
-                            usage.prompt_tokens,
-                            usage.completion_tokens,
-                            usage.total_tokens()
-                        );
-                        write_event(out, None, chunk.as_bytes());
+                        self.meter
+                            .usage_chunk(usage.prompt_tokens, usage.completion_tokens, out);
                     } else {
                         self.meter.estimated_usage_chunk(out);
                     }
@@ -517,8 +512,12 @@ impl Meter {
     /// (llama.cpp's server does): the prompt as the gateway estimated it, a token per content
     /// chunk. Estimates, as the spend record says; better than no usage at all.
     fn estimated_usage_chunk(&self, out: &mut Vec<u8>) {
+        self.usage_chunk(self.prompt_estimate, self.content_events, out);
+    }
+
+    /// A usage-only chunk with these counts, under the stream's opening id, time and model.
+    fn usage_chunk(&self, prompt: u64, completion: u64, out: &mut Vec<u8>) {
         let [id, created, model] = self.opening();
-        let (prompt, completion) = (self.prompt_estimate, self.content_events);
         let chunk = format!(
             "{{\"id\":{id},\"object\":\"chat.completion.chunk\",\"created\":{created},\"model\":{model},\"choices\":[],\"usage\":{{\"prompt_tokens\":{prompt},\"completion_tokens\":{completion},\"total_tokens\":{}}}}}",
             prompt + completion

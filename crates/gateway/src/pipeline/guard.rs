@@ -363,6 +363,28 @@ pub(super) fn structured(ctx: &mut Ctx, answer: &Answer) -> Result<(), ApiError>
     Ok(())
 }
 
+/// A streamed answer's text asked to be JSON is held whole: `Some(Continue)` to keep holding
+/// it, `Some(Stop)` when, complete, it misses its schema and that blocks; `None` to go on to
+/// the other output guards.
+fn held_json(
+    json: Option<&(ResponseFormat, bool)>,
+    verdicts: &mut Vec<Verdict>,
+    text: &str,
+    last: bool,
+) -> Option<Step> {
+    let (format, blocks) = json?;
+    if !last {
+        return Some(Step::Continue);
+    }
+    if structured::violation(format, text).is_some() {
+        note_structured(verdicts, *blocks);
+        if *blocks {
+            return Some(Step::Stop);
+        }
+    }
+    None
+}
+
 /// Counts a finding in an answer on the call's verdicts.
 fn note_output(verdicts: &mut Vec<Verdict>, finding: &Finding, action: Option<OutputAction>) {
     let action = match action {
@@ -414,19 +436,13 @@ impl OutputTap {
         let Some(held) = self.held.get_mut(&key) else {
             return Step::Continue;
         };
-        if let Some((format, blocks)) = &self.json
-            && key.1 == Part::Text
+        if key.1 == Part::Text
+            && let Some(step) = held_json(self.json.as_ref(), &mut ctx.verdicts, held, last)
         {
-            if !last {
-                return Step::Continue;
+            if step == Step::Stop {
+                self.held.clear();
             }
-            if structured::violation(format, held).is_some() {
-                note_structured(&mut ctx.verdicts, *blocks);
-                if *blocks {
-                    self.held.clear();
-                    return Step::Stop;
-                }
-            }
+            return step;
         }
         let leaks = self.leaks.as_deref();
         let released = switchyard_guard::stream::release(

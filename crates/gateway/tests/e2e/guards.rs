@@ -565,34 +565,13 @@ async fn a_redacted_claude_code_request_keeps_its_server_tools_and_documents() {
     assert!(body.contains("`document`"), "{body}");
 }
 
-/// The encoder `scripts/fetch-models` fetches, when it is there.
-#[cfg(feature = "semantic-cache")]
-fn encoder_dir() -> Option<String> {
-    let folder = std::env::var("SWITCHYARD_TEST_MODEL_DIR").map_or_else(
-        |_| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../.cache/models/all-minilm-l6-v2")
-        },
-        std::path::PathBuf::from,
-    );
-    if folder.join("model.safetensors").exists() {
-        Some(folder.display().to_string())
-    } else {
-        eprintln!(
-            "skipped: no encoder in {} (scripts/fetch-models)",
-            folder.display()
-        );
-        None
-    }
-}
-
 /// With the cheaper tiers switched off, the transformer tier alone refuses a jailbreak (and
 /// says so) and lets ordinary prompts through. (It does flag some talk about prompt injection
 /// that the other tiers let pass: see the README's figures.)
 #[cfg(feature = "semantic-cache")]
 #[tokio::test]
 async fn the_transformer_tier_refuses_a_jailbreak_and_passes_ordinary_prompts() {
-    let Some(encoder) = encoder_dir() else {
+    let Some(encoder) = crate::support::model_dir() else {
         return;
     };
     let (gateway, seen) = setup(&format!(

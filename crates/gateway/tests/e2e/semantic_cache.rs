@@ -9,31 +9,10 @@ use serde_json::{Value, json};
 use crate::cache::{MODELS, ask, openai};
 use crate::support::start;
 
-/// The local model `scripts/fetch-models` fetches, when it is there.
-#[cfg(feature = "semantic-cache")]
-fn model_dir() -> Option<String> {
-    let folder = std::env::var("SWITCHYARD_TEST_MODEL_DIR").map_or_else(
-        |_| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../.cache/models/all-minilm-l6-v2")
-        },
-        std::path::PathBuf::from,
-    );
-    if folder.join("model.safetensors").exists() {
-        Some(folder.display().to_string())
-    } else {
-        eprintln!(
-            "skipped: no model in {} (scripts/fetch-models)",
-            folder.display()
-        );
-        None
-    }
-}
-
 #[cfg(feature = "semantic-cache")]
 #[tokio::test]
 async fn a_question_that_means_the_same_gets_the_kept_answer_and_one_that_differs_does_not() {
-    let Some(model) = model_dir() else {
+    let Some(model) = crate::support::model_dir() else {
         return;
     };
     let yaml = MODELS.replace(

@@ -525,3 +525,24 @@ pub async fn spend_records(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The local model `scripts/fetch-models` fetches, when it is there.
+#[cfg(feature = "semantic-cache")]
+pub fn model_dir() -> Option<String> {
+    let folder = std::env::var("SWITCHYARD_TEST_MODEL_DIR").map_or_else(
+        |_| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../.cache/models/all-minilm-l6-v2")
+        },
+        std::path::PathBuf::from,
+    );
+    if folder.join("model.safetensors").exists() {
+        Some(folder.display().to_string())
+    } else {
+        eprintln!(
+            "skipped: no model in {} (scripts/fetch-models)",
+            folder.display()
+        );
+        None
+    }
+}

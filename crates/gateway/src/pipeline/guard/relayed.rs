@@ -14,7 +14,7 @@ use switchyard_guard::leak::Leaks;
 use switchyard_providers::relay::{Mark, Sent, TextPart, rewrite};
 use switchyard_types::{ResponseFormat, WireFormat};
 
-use super::{find, note_output, note_structured, structured};
+use super::{find, held_json, note_output};
 use crate::guards::Guards;
 use crate::pipeline::Ctx;
 use crate::pipeline::hooks::{RelayTap, Step};
@@ -104,17 +104,8 @@ impl RelayedOutput {
             waiting: pieces.len(),
             changes: Vec::new(),
         });
-        let keys: [Option<Key>; 2] = [
-            pieces.first().map(|piece| (piece.choice, piece.part)),
-            pieces.get(1).map(|piece| (piece.choice, piece.part)),
-        ];
-        let many = pieces.len() > 2;
-        let mut rest: Vec<Key> = Vec::new();
-        for piece in pieces {
+        for piece in &pieces {
             let key = (piece.choice, piece.part);
-            if many {
-                rest.push(key);
-            }
             // Another part of the same choice starting lets the held ones out first.
             if self.finish(ctx, |held| held.0 == key.0 && held.1 != key.1) == Step::Stop {
                 return Step::Stop;
@@ -141,8 +132,8 @@ impl RelayedOutput {
                 return Step::Stop;
             }
         }
-        // The first two without a list (one piece per event is the rule).
-        for key in keys.into_iter().flatten().chain(rest.into_iter().skip(2)) {
+        for piece in &pieces {
+            let key = (piece.choice, piece.part);
             if self.release(ctx, key, false) == Step::Stop {
                 return Step::Stop;
             }
@@ -160,18 +151,10 @@ impl RelayedOutput {
             return Step::Continue;
         };
         let part = &mut self.parts[at].1;
-        if let Some((format, blocks)) = &self.json
-            && key.1 == TextPart::Text
+        if key.1 == TextPart::Text
+            && let Some(step) = held_json(self.json.as_ref(), &mut ctx.verdicts, &part.text, last)
         {
-            if !last {
-                return Step::Continue;
-            }
-            if structured::violation(format, &part.text).is_some() {
-                note_structured(&mut ctx.verdicts, *blocks);
-                if *blocks {
-                    return Step::Stop;
-                }
-            }
+            return step;
         }
         if !last && part.text.len() <= switchyard_guard::stream::HOLD {
             // Nothing of a part shorter than the hold can go out yet.

@@ -3,7 +3,8 @@
 
     report.py RAW_DIR OUT_JSON
 
-RAW_DIR holds wrk.jsonl (one line per wrk run: chat.lua's BENCH_RESULT plus target/conc/stream),
+RAW_DIR holds wrk.jsonl (one line per wrk run: chat.lua's BENCH_RESULT plus target/conc/stream
+and the CPU seconds the target's process spent during the run),
 ttfb.jsonl (one line per ttfb.py run) and meta.json (run parameters, gateway peak RSS).
 Kept apart from run.sh so the numbers can be re-reported from a saved RAW_DIR.
 """
@@ -39,7 +40,7 @@ def summarize(group):
     """A target's runs of one load shape (one per round) as one row of medians."""
     first = group[0]
     row = {"target": first["target"], "conc": first["conc"], "stream": first["stream"]}
-    for key in ("rps", "p50_us", "p99_us", "added_p50_us", "added_p99_us", "vs_nginx"):
+    for key in ("rps", "p50_us", "p99_us", "added_p50_us", "added_p99_us", "vs_nginx", "cpu_us", "cpu_vs_gw"):
         row[key] = median(r[key] for r in group)
     ratios = [r["vs_nginx"] for r in group if r["vs_nginx"] is not None]
     row["vs_nginx_range"] = (
@@ -77,6 +78,20 @@ def main():
             if nginx and nginx["rps"] and r["target"] != "direct"
             else None
         )
+        # CPU time of the target's process per request it answered (older raw files lack it).
+        r["cpu_us"] = (
+            round(r["cpu_s"] * 1e6 / r["requests"], 1)
+            if r.get("cpu_s") is not None and r["requests"]
+            else None
+        )
+    for r in runs:
+        gateway = by_key.get(("gateway", r["conc"], r["stream"], r.get("round", 1)))
+        r["cpu_vs_gw"] = (
+            round(r["cpu_us"] / gateway["cpu_us"], 3)
+            if gateway and gateway.get("cpu_us") and r["cpu_us"] is not None
+            and r["target"].startswith("gateway")
+            else None
+        )
 
     # One row per target and load shape: the median of each figure over the rounds.
     rounds = {}
@@ -96,7 +111,7 @@ def main():
         lines.append(f"medians of {meta['rounds']} interleaved rounds; vs-nginx range over the rounds")
     lines.append(
         f"{'target':<13} {'conc':>4} {'stream':<6} {'req/s':>9} {'p50(us)':>8} {'p99(us)':>8} "
-        f"{'+p50(us)':>8} {'+p99(us)':>8} {'vs-nginx':>8} {'errors':>6}"
+        f"{'+p50(us)':>8} {'+p99(us)':>8} {'vs-nginx':>8} {'cpu(us)':>8} {'cpu-vs-gw':>9} {'errors':>6}"
         + (f" {'range':>11}" if several else "")
     )
     order = sorted(
@@ -112,7 +127,8 @@ def main():
             f"{r['target']:<13} {r['conc']:>4} {'yes' if r['stream'] else 'no':<6} "
             f"{r['rps']:>9.0f} {r['p50_us']:>8.0f} {r['p99_us']:>8.0f} "
             f"{fmt(r['added_p50_us'], '.0f', True):>8} {fmt(r['added_p99_us'], '.0f', True):>8} "
-            f"{fmt(r['vs_nginx'], '.2f'):>8} {r['errors']:>6}"
+            f"{fmt(r['vs_nginx'], '.2f'):>8} {fmt(r['cpu_us'], '.1f'):>8} "
+            f"{fmt(r['cpu_vs_gw'], '.3f'):>9} {r['errors']:>6}"
             + (
                 f" {f'{spread[0]:.2f}-{spread[1]:.2f}' if spread else '-':>11}"
                 if several

@@ -23,6 +23,11 @@
 #                  in batches to the Merkle tree in SQLite, checkpoints signed every 10 s
 # Each is loaded with wrk at concurrency 1 (pure latency) and 64 (throughput), plain and
 # streaming, then probed for stream time-to-first-byte with a sequential raw-socket client.
+# Beside requests per second, each run reports the CPU time (user + system, every thread; for
+# nginx its workers too) the target process spent per request: on a shared machine the
+# throughput of a run swings with whatever else runs, while the CPU a request costs holds far
+# steadier, so it is the figure to compare two gateway targets by (cpu-vs-gw: the target's CPU
+# per request over the bare gateway's in the same round).
 #
 # Environment:
 #   BENCH_DURATION    wrk duration per run (default 10s); every run has a 2s unreported warm-up
@@ -165,11 +170,27 @@ fail_with_log() {
 }
 
 # --- services --------------------------------------------------------------------------------
+# The process answering for each target, for its CPU time.
+declare -A PID_OF
+
+# CPU time in clock ticks (user + system, all threads, living or exited) of a process and its
+# children (nginx's workers); the children's own children are not counted.
+cpu_ticks() {
+    local pid=$1 total=0 p t
+    for p in "$pid" $(pgrep -P "$pid" 2>/dev/null || true); do
+        # Fields after the command name, which may hold spaces: utime and stime are 12th and 13th.
+        t=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') || t=0
+        total=$((total + ${t:-0}))
+    done
+    echo "$total"
+}
+CLK_TCK=$(getconf CLK_TCK)
 start_mock() {
     # Port 0 avoids racing other users of the machine for a port; the mock reports what it got.
     "$MOCK_BIN" --listen 127.0.0.1:0 >"$TMP/mock.out" 2>"$TMP/mock.log" &
     local pid=$! addr=
     PIDS+=("$pid")
+    PID_OF[direct]=$pid
     for _ in {1..100}; do
         addr=$(sed -n 's#^switchyard-mock listening on http://\([0-9.:]*\).*#\1#p' "$TMP/mock.out")
         [[ -n $addr ]] && break
@@ -189,6 +210,7 @@ start_nginx() {
     # -e: nginx opens its compiled-in error log before it reads the config; keep even that private.
     "$NGINX" -p "$TMP" -c "$TMP/nginx.conf" -e "$TMP/nginx-error.log" &
     PIDS+=("$!")
+    PID_OF[nginx]=$!
     # Any answer will do: nginx forwards GET / to the mock, which has no such route.
     python3 bench/ttfb.py wait "http://127.0.0.1:$NGINX_PORT/" --any-status --timeout 10 \
         || fail_with_log "nginx did not start" "$TMP/nginx-error.log"
@@ -239,6 +261,7 @@ EOF
             || fail_with_log "$target: could not create a key" "$TMP/gateway.log"
     fi
     if [[ $target == gateway ]]; then GATEWAY_PID=$pid; fi
+    PID_OF[$target]=$pid
     log "$target on 127.0.0.1:$port (pid $pid)"
 }
 
@@ -275,7 +298,10 @@ run_wrk() {
         BENCH_MAX_TOKENS="$((TOKENS > 64 ? TOKENS + 64 : 64))"
         wrk "-t$threads" "-c$conc" --timeout 5s -s bench/chat.lua "$(url_of "$target")")
     run_step "${cmd[@]}" -d "$WARMUP" >/dev/null
+    local ticks_before ticks_after
+    ticks_before=$(cpu_ticks "${PID_OF[$target]}")
     run_step "${cmd[@]}" -d "$DURATION" >"$out"
+    ticks_after=$(cpu_ticks "${PID_OF[$target]}")
     if [[ $target == gateway* ]]; then
         # A line per request adds up (a million lines a round): keep what matters, then start
         # the log afresh (it is opened for appending, so the gateway writes on at the new end).
@@ -284,8 +310,9 @@ run_wrk() {
     fi
     line=$(grep '^BENCH_RESULT ' "$out") || die "no result from wrk for $target c=$conc stream=$stream"
     json=${line#BENCH_RESULT \{}
-    printf '{"target":"%s","conc":%d,"stream":%s,"round":%d,%s\n' \
-        "$target" "$conc" "$([[ $stream == 1 ]] && echo true || echo false)" "$round" "$json" \
+    printf '{"target":"%s","conc":%d,"stream":%s,"round":%d,"cpu_s":%s,%s\n' \
+        "$target" "$conc" "$([[ $stream == 1 ]] && echo true || echo false)" "$round" \
+        "$(awk -v t=$((ticks_after - ticks_before)) -v hz="$CLK_TCK" 'BEGIN {printf "%.3f", t / hz}')" "$json" \
         >>"$RAW_DIR/wrk.jsonl"
     log "$(printf '%-7s c=%-2s stream=%s round=%s  %s' "$target" "$conc" "$stream" "$round" \
         "$(grep -o '"rps":[0-9.]*' <<<"$line"), $(grep -o '"non2xx":[0-9]*' <<<"$line")")"

@@ -8,10 +8,11 @@
 //! characters and backslashes as escapes; JSON escapes as JSON (and C1 controls too).
 //!
 //! Lines are built in a reused per-thread buffer with no `fmt` machinery on the common paths
-//! (strings, integers), then queued for the writer thread (tracing-appender), which writes
-//! whatever has queued up in one go. A worker never waits on the terminal, file or pipe behind
-//! stderr; should 32k lines or 16 MiB queue up unwritten (the sink has stopped reading),
-//! further lines are dropped rather than stall requests or grow memory.
+//! (strings, integers), then queued for the writer thread ([`sink`]), which writes whatever has
+//! queued up in one go, a few dozen times a second at most. A worker never waits on the
+//! terminal, file or pipe behind stderr; should 32k lines or 16 MiB queue up unwritten (the
+//! sink has stopped reading), further lines are dropped rather than stall requests or grow
+//! memory.
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
@@ -19,7 +20,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber, warn};
-use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_log::NormalizeEvent;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::RecordFields;
@@ -27,7 +27,7 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
-mod budget;
+mod sink;
 #[cfg(test)]
 mod tests;
 
@@ -50,18 +50,18 @@ const QUEUE_BYTES: usize = 16 * 1024 * 1024;
 /// must not keep the process from exiting).
 const FINISH: Duration = Duration::from_secs(2);
 
-/// The installed logs: the writer thread's guard and its count of dropped lines.
+/// The installed logs: the writer thread, and the queue that counts dropped lines.
 pub struct Logs {
-    guard: WorkerGuard,
-    dropped: ErrorCounter,
-    budget: std::sync::Arc<budget::Budget>,
+    writer: Option<sink::Writer>,
+    queue: Option<sink::Queue>,
     reported: usize,
 }
 
 impl Logs {
     /// Logs a warning with the number of lines dropped since the last report, if any were.
     pub fn report_dropped(&mut self) {
-        let dropped = self.dropped.dropped_lines() + self.budget.refused();
+        let Some(queue) = &self.queue else { return };
+        let dropped = queue.dropped();
         if dropped > self.reported {
             warn!(
                 dropped = dropped - self.reported,
@@ -74,45 +74,51 @@ impl Logs {
     /// Writes out what is queued, waiting at most two seconds for the sink.
     pub fn finish(mut self) {
         self.report_dropped();
-        let guard = self.guard;
-        let (done, finished) = std::sync::mpsc::channel();
-        let finisher = std::thread::Builder::new()
-            .name("switchyard-logs-exit".into())
-            .spawn(move || {
-                drop(guard);
-                let _ = done.send(());
-            });
-        if finisher.is_ok() {
-            let _ = finished.recv_timeout(FINISH);
+        if let Some(writer) = self.writer.take() {
+            writer.finish(FINISH);
         }
     }
 }
 
 /// Installs the global subscriber: `RUST_LOG` (default `info`) filters, lines go to stderr
-/// through the writer thread.
+/// through the writer thread. Should that thread not start, lines are written to stderr by the
+/// thread that logs them.
 pub fn init(style: Style) -> Logs {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let budget = budget::Budget::new(QUEUE_BYTES);
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(true)
-        .buffered_lines_limit(QUEUE_LINES)
-        .thread_name("switchyard-logs")
-        .finish(budget::Counted::new(
-            std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()),
-            std::sync::Arc::clone(&budget),
-        ));
-    let dropped = writer.error_counter();
-    tracing_subscriber::fmt()
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .event_format(Lines(style))
-        .fmt_fields(Lines(style))
-        .with_writer(budget::Bounded::new(writer, std::sync::Arc::clone(&budget)))
-        .init();
-    Logs {
-        guard,
-        dropped,
-        budget,
-        reported: 0,
+        .fmt_fields(Lines(style));
+    match sink::start(
+        "switchyard-logs",
+        std::io::stderr(),
+        QUEUE_LINES,
+        QUEUE_BYTES,
+    ) {
+        Ok((queue, writer)) => {
+            subscriber.with_writer(queue.clone()).init();
+            // A panic's message goes straight to stderr: the lines logged before it first.
+            let previous = std::panic::take_hook();
+            let waiting = queue.clone();
+            std::panic::set_hook(Box::new(move |info| {
+                waiting.write_now(&mut std::io::stderr());
+                previous(info);
+            }));
+            Logs {
+                writer: Some(writer),
+                queue: Some(queue),
+                reported: 0,
+            }
+        }
+        Err(error) => {
+            subscriber.with_writer(std::io::stderr).init();
+            warn!(%error, "The log writer thread did not start: lines are written as they come");
+            Logs {
+                writer: None,
+                queue: None,
+                reported: 0,
+            }
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! What one call cost, by kind of token.
 
 use serde::Serialize;
-use switchyard_types::Usage;
+use switchyard_types::{ServiceTier, Usage};
 
 use crate::money::{Rate, Usd};
 use crate::prices::Price;
@@ -47,13 +47,43 @@ impl Cost {
             .and_then(|tier| tier.cache_write)
             .or(price.cache_write)
             .or(input);
+        let cache_write_1h = price.cache_write_1h.or(cache_write);
         let reasoning = price.reasoning.or(output);
+        // A service tier priced apart (priority, or batch for batches and OpenAI's flex)
+        // scales every input-side rate by its input price over the standard one, and every
+        // output-side rate by its output price over the standard one: the providers price a
+        // tier's cache reads and writes at the same ratio as its input.
+        let (tier_input, tier_output) = match usage.service_tier {
+            ServiceTier::Standard => (None, None),
+            ServiceTier::Priority => (price.priority_input, price.priority_output),
+            ServiceTier::Flex | ServiceTier::Batch => (price.batch_input, price.batch_output),
+        };
+        let scaled = |rate: Option<Rate>, to: Option<Rate>, from: Option<Rate>| match (to, from) {
+            (Some(to), Some(from)) if from.picos() > 0 => rate.map(|rate| {
+                let picos =
+                    u128::from(rate.picos()) * u128::from(to.picos()) / u128::from(from.picos());
+                Rate::from_picos(u64::try_from(picos).unwrap_or(u64::MAX))
+            }),
+            _ => rate,
+        };
+        let standard_input = price.input;
+        let standard_output = price.output;
+        let input_side = |rate| scaled(rate, tier_input, standard_input);
+        let output_side = |rate| scaled(rate, tier_output, standard_output);
+        let (input, cache_read, cache_write, cache_write_1h) = (
+            input_side(input),
+            input_side(cache_read),
+            input_side(cache_write),
+            input_side(cache_write_1h),
+        );
+        let (output, reasoning) = (output_side(output), output_side(reasoning));
         let at = |rate: Option<Rate>, tokens: u64| rate.unwrap_or(Rate::ZERO).times(tokens);
         let reasoning_tokens = usage.reasoning_tokens.min(usage.completion_tokens);
+        let write_1h = usage.cache_write_1h_tokens.min(usage.cache_write_tokens);
         let parts = [
             at(input, usage.uncached_prompt_tokens()),
             at(cache_read, usage.cache_read_tokens),
-            at(cache_write, usage.cache_write_tokens),
+            at(cache_write, usage.cache_write_tokens - write_1h) + at(cache_write_1h, write_1h),
             at(output, usage.completion_tokens - reasoning_tokens),
             at(reasoning, reasoning_tokens),
             u128::from(
@@ -75,8 +105,9 @@ impl Cost {
         }
     }
 
-    /// The most a call can cost: `prompt_tokens` of uncached input and `max_output_tokens`
-    /// of output, at the tier the prompt falls in (what a budget reserves before the call).
+    /// The most a call can cost: `prompt_tokens` of input (uncached, or written to the cache
+    /// for an hour if dearer) and `max_output_tokens` of output, at the tier the prompt falls
+    /// in and the dearest service tier (what a budget reserves before the call).
     pub fn at_most(price: &Price, prompt_tokens: u64, max_output_tokens: u64, images: u64) -> Usd {
         let usage = Usage {
             prompt_tokens,
@@ -84,12 +115,14 @@ impl Cost {
             ..Usage::default()
         };
         let mut cost = Cost::of(price, &usage, images).total;
-        // A cache write can cost more than plain input (Anthropic: 1.25×): reserve as if the
-        // whole prompt were written to the cache when that is dearer.
+        // A cache write can cost more than plain input (Anthropic: 1.25× for five minutes, 2×
+        // for an hour): reserve as if the whole prompt were written to the cache for an hour
+        // when that is dearer.
         let write = Cost::of(
             price,
             &Usage {
                 cache_write_tokens: prompt_tokens,
+                cache_write_1h_tokens: prompt_tokens,
                 ..usage
             },
             images,
@@ -97,6 +130,23 @@ impl Cost {
         .total;
         if write > cost {
             cost = write;
+        }
+        // The priority tier, where the provider serves it dearer, could answer the call.
+        for cache_write in [0, prompt_tokens] {
+            let priority = Cost::of(
+                price,
+                &Usage {
+                    cache_write_tokens: cache_write,
+                    cache_write_1h_tokens: cache_write,
+                    service_tier: ServiceTier::Priority,
+                    ..usage
+                },
+                images,
+            )
+            .total;
+            if priority > cost {
+                cost = priority;
+            }
         }
         cost
     }
@@ -242,6 +292,101 @@ mod tests {
         };
         // 1,000 prompt tokens written to the cache + 100 output.
         assert_eq!(Cost::at_most(&price, 1000, 100, 0), usd("0.00525"));
+    }
+
+    fn shipped(provider: &str, model: &str) -> Price {
+        PriceTable::shipped()
+            .get(provider, model)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn cache_writes_kept_an_hour_at_their_own_rate() {
+        // Sonnet 4.5: writes $3.75/M for five minutes, $6/M for an hour.
+        let usage = Usage {
+            prompt_tokens: 1_000,
+            cache_write_tokens: 1_000,
+            cache_write_1h_tokens: 400,
+            ..Usage::default()
+        };
+        let cost = Cost::of(&shipped("anthropic", "claude-sonnet-4-5"), &usage, 0);
+        assert_eq!(cost.cache_write, usd("0.00465")); // 600 × $3.75/M + 400 × $6/M
+        assert_eq!(cost.total, usd("0.00465"));
+        // Without an hour's rate, an hour's writes cost what the others do.
+        let price = Price {
+            input: rate("3"),
+            cache_write: rate("3.75"),
+            ..Price::default()
+        };
+        assert_eq!(Cost::of(&price, &usage, 0).total, usd("0.00375"));
+    }
+
+    #[test]
+    fn the_service_tier_that_answered_sets_the_prices() {
+        let gpt5 = shipped("openai", "gpt-5");
+        let usage = Usage {
+            prompt_tokens: 1_000,
+            completion_tokens: 100,
+            cache_read_tokens: 200,
+            ..Usage::default()
+        };
+        // Standard: 800 × $1.25/M + 200 × $0.125/M + 100 × $10/M.
+        assert_eq!(Cost::of(&gpt5, &usage, 0).total, usd("0.002025"));
+        // Priority: $2.50 and $20, cache reads at the input's ratio ($0.25).
+        let priority = Usage {
+            service_tier: ServiceTier::Priority,
+            ..usage
+        };
+        let cost = Cost::of(&gpt5, &priority, 0);
+        assert_eq!(
+            (cost.input, cost.cache_read, cost.output),
+            (usd("0.002"), usd("0.00005"), usd("0.002"))
+        );
+        // Flex is priced as the Batch API: half.
+        let flex = Usage {
+            service_tier: ServiceTier::Flex,
+            ..usage
+        };
+        assert_eq!(Cost::of(&gpt5, &flex, 0).total, usd("0.0010125"));
+        // An Anthropic batch: half of everything, cache reads included.
+        let batch = Usage {
+            prompt_tokens: 1_000,
+            completion_tokens: 100,
+            cache_read_tokens: 500,
+            service_tier: ServiceTier::Batch,
+            ..Usage::default()
+        };
+        let sonnet = shipped("anthropic", "claude-sonnet-4-5");
+        // 500 × $1.50/M + 500 × $0.15/M + 100 × $7.50/M.
+        assert_eq!(Cost::of(&sonnet, &batch, 0).total, usd("0.001575"));
+        // A tier the price does not list costs the standard prices.
+        let priority_sonnet = Usage {
+            service_tier: ServiceTier::Priority,
+            ..batch
+        };
+        let standard_sonnet = Usage {
+            service_tier: ServiceTier::Standard,
+            ..batch
+        };
+        assert_eq!(
+            Cost::of(&sonnet, &priority_sonnet, 0),
+            Cost::of(&sonnet, &standard_sonnet, 0)
+        );
+    }
+
+    #[test]
+    fn the_most_a_call_can_cost_covers_the_priority_tier_and_hour_long_writes() {
+        // gpt-5, 1,000 prompt + 100 output: at priority 1,000 × $2.50/M + 100 × $20/M.
+        assert_eq!(
+            Cost::at_most(&shipped("openai", "gpt-5"), 1000, 100, 0),
+            usd("0.0045")
+        );
+        // Sonnet 4.5: the whole prompt written for an hour ($6/M) + 100 × $15/M.
+        assert_eq!(
+            Cost::at_most(&shipped("anthropic", "claude-sonnet-4-5"), 1000, 100, 0),
+            usd("0.0075")
+        );
     }
 
     #[test]

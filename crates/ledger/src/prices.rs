@@ -27,14 +27,14 @@ pub struct Price {
     /// Input tokens written to the provider's prompt cache (else `input`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_write: Option<Rate>,
-    /// Cache writes kept for an hour (Anthropic); the usage reports do not tell them apart
-    /// yet, so this is listed, not used.
+    /// Cache writes kept for an hour (Anthropic's `cache_creation.ephemeral_1h_input_tokens`;
+    /// else `cache_write`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_write_1h: Option<Rate>,
     /// Reasoning tokens, when priced apart from the other output tokens.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning: Option<Rate>,
-    /// Batch-API input tokens.
+    /// Batch-API input tokens (also OpenAI's `flex` tier).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_input: Option<Rate>,
     /// Batch-API output tokens.

@@ -70,6 +70,7 @@ pub(crate) async fn chat_completions(State(state): State<Shared>, request: Reque
 
     let mut reply = Reply::new(model, n, &answer, prompt.prompt_tokens, &options);
     reply.obfuscation = request.include_obfuscation();
+    reply.service_tier = request.service_tier();
     let mut response = if request.stream == Some(true) {
         let mut script = Script::new(&options, MALFORMED_EVENT);
         reply.stream(

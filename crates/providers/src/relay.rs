@@ -8,7 +8,7 @@
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
-use switchyard_types::{ApiError, ErrorKind, Usage, WireFormat};
+use switchyard_types::{ApiError, ErrorKind, ServiceTier, Usage, WireFormat};
 
 use crate::anthropic::response::WireUsage;
 use crate::json::scan;
@@ -36,6 +36,8 @@ pub(crate) fn response_usage(format: WireFormat, body: &[u8]) -> Result<Usage, A
     struct OpenAiProbe {
         #[serde(default)]
         usage: Option<UsageIn>,
+        #[serde(default)]
+        service_tier: Option<ServiceTier>,
     }
     #[derive(Deserialize)]
     struct AnthropicProbe {
@@ -43,8 +45,9 @@ pub(crate) fn response_usage(format: WireFormat, body: &[u8]) -> Result<Usage, A
         usage: WireUsage,
     }
     let usage = match format {
-        WireFormat::OpenAi => crate::json::from_bytes::<OpenAiProbe>(body).map(|probe| {
-            probe
+        WireFormat::OpenAi => crate::json::from_bytes::<OpenAiProbe>(body).map(|probe| Usage {
+            service_tier: probe.service_tier.unwrap_or_default(),
+            ..probe
                 .usage
                 .map(|usage| usage.to_usage())
                 .unwrap_or_default()
@@ -110,7 +113,8 @@ struct OpenAiChunk<'a> {
     has_choices: bool,
     /// The raw text of `choices`, when the scanner read the chunk (for a reader's [`Mark`]).
     choices: Option<&'a str>,
-    usage: Option<UsageIn>,
+    /// The usage, with the service tier the chunk names.
+    usage: Option<Usage>,
     error: Option<serde_json::Value>,
 }
 
@@ -126,13 +130,18 @@ impl<'a> OpenAiChunk<'a> {
             #[serde(default)]
             usage: Option<UsageIn>,
             #[serde(default)]
+            service_tier: Option<ServiceTier>,
+            #[serde(default)]
             error: Option<serde_json::Value>,
         }
         let probe: Probe = serde_json::from_str(data)?;
         Ok(OpenAiChunk {
             choices: None,
             has_choices: probe.choices.is_some_and(|choices| !choices.is_empty()),
-            usage: probe.usage,
+            usage: probe.usage.map(|usage| Usage {
+                service_tier: probe.service_tier.unwrap_or_default(),
+                ..usage.to_usage()
+            }),
             error: probe.error,
         })
     }
@@ -140,7 +149,8 @@ impl<'a> OpenAiChunk<'a> {
     /// The common case, without serde; `None` for anything else (an error chunk, a member of
     /// a surprising type, text the scanner refuses).
     fn scan(data: &'a str) -> Option<OpenAiChunk<'a>> {
-        let [choices, usage, error] = scan::members(data, ["choices", "usage", "error"])?;
+        let [choices, usage, error, tier] =
+            scan::members(data, ["choices", "usage", "error", "service_tier"])?;
         if is_set(error) {
             return None;
         }
@@ -152,7 +162,10 @@ impl<'a> OpenAiChunk<'a> {
         Some(OpenAiChunk {
             has_choices,
             choices,
-            usage: parsed(usage)?,
+            usage: parsed::<UsageIn>(usage)?.map(|usage| Usage {
+                service_tier: parsed::<ServiceTier>(tier).flatten().unwrap_or_default(),
+                ..usage.to_usage()
+            }),
             error: None,
         })
     }
@@ -445,7 +458,7 @@ impl Meter {
                     return Err(ApiError::upstream(ErrorKind::Internal, message));
                 }
                 if let Some(usage) = chunk.usage {
-                    self.openai_usage = Some(usage.to_usage());
+                    self.openai_usage = Some(usage);
                     // The upstream is always asked for usage; a client that did not ask does
                     // not get the usage-only chunk.
                     if !self.client_wants_usage && !chunk.has_choices {
@@ -540,11 +553,7 @@ mod tests {
 
     /// The facts the relay acts on, however they were read.
     fn openai_facts(chunk: &OpenAiChunk) -> (bool, Option<Usage>, bool) {
-        (
-            chunk.has_choices,
-            chunk.usage.as_ref().map(UsageIn::to_usage),
-            chunk.error.is_some(),
-        )
+        (chunk.has_choices, chunk.usage, chunk.error.is_some())
     }
 
     fn anthropic_facts(probe: &AnthropicEventProbe<'_>) -> (String, Option<Usage>, Option<Usage>) {
@@ -566,6 +575,7 @@ mod tests {
             r#"{"id":"chatcmpl-1","choices":[{"index":0,"delta":{"content":"Hello \"you\"\n"},"finish_reason":null}],"usage":null}"#,
             r#"{"id":"chatcmpl-1","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":12,"total_tokens":21,"prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":2}}}"#,
             r#"{"id":"chatcmpl-1","choices":[ ],"usage":{"prompt_tokens":1}}"#,
+            r#"{"id":"chatcmpl-1","service_tier":"flex","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1}}"#,
             r#"{"choices":null}"#,
             r#"{}"#,
         ];
@@ -575,13 +585,11 @@ mod tests {
             let slow = OpenAiChunk::read(&spaced).unwrap();
             assert_eq!(openai_facts(&fast), openai_facts(&slow), "{data}");
         }
-        let usage = OpenAiChunk::scan(chunks[2])
-            .unwrap()
-            .usage
-            .unwrap()
-            .to_usage();
+        let usage = OpenAiChunk::scan(chunks[2]).unwrap().usage.unwrap();
         assert_eq!((usage.prompt_tokens, usage.completion_tokens), (9, 12));
         assert_eq!((usage.cache_read_tokens, usage.reasoning_tokens), (4, 2));
+        let flex = OpenAiChunk::scan(chunks[4]).unwrap().usage.unwrap();
+        assert_eq!(flex.service_tier, ServiceTier::Flex);
     }
 
     #[test]
@@ -663,6 +671,21 @@ mod tests {
         let usage = response_usage(WireFormat::Anthropic, anthropic).unwrap();
         assert_eq!((usage.prompt_tokens, usage.completion_tokens), (5, 4));
         assert_eq!(usage.cache_write_tokens, 2);
+        // The tier that served the call and the hour-long cache writes, as each dialect says
+        // them (OpenAI at the top, Anthropic inside usage); a tier unknown here is standard.
+        let openai = br#"{"id":"c","choices":[],"service_tier":"priority","usage":{"prompt_tokens":5,"completion_tokens":2}}"#;
+        let usage = response_usage(WireFormat::OpenAi, openai).unwrap();
+        assert_eq!(usage.service_tier, ServiceTier::Priority);
+        let anthropic = br#"{"id":"msg","type":"message","content":[],"usage":{"input_tokens":3,"output_tokens":4,"cache_creation_input_tokens":10,"cache_creation":{"ephemeral_5m_input_tokens":4,"ephemeral_1h_input_tokens":6},"service_tier":"batch"}}"#;
+        let usage = response_usage(WireFormat::Anthropic, anthropic).unwrap();
+        assert_eq!(
+            (usage.cache_write_tokens, usage.cache_write_1h_tokens),
+            (10, 6)
+        );
+        assert_eq!(usage.service_tier, ServiceTier::Batch);
+        let unknown = br#"{"choices":[],"service_tier":"scale","usage":{"prompt_tokens":1}}"#;
+        let usage = response_usage(WireFormat::OpenAi, unknown).unwrap();
+        assert_eq!(usage.service_tier, ServiceTier::Standard);
         // No usage at all is zero usage; a body that is not JSON is a bad gateway.
         assert_eq!(
             response_usage(WireFormat::OpenAi, br#"{"choices":[]}"#).unwrap(),

@@ -27,4 +27,4 @@ pub use request::{
 };
 pub use response::{ChatResponse, Choice, FinishReason};
 pub use stream::{Delta, StreamEvent};
-pub use usage::Usage;
+pub use usage::{ServiceTier, Usage};

@@ -18,6 +18,49 @@ pub struct Usage {
     pub cache_write_tokens: u64,
     /// Output tokens spent on reasoning (a subset of `completion_tokens`).
     pub reasoning_tokens: u64,
+    /// Cache writes kept for an hour (a subset of `cache_write_tokens`; Anthropic prices them
+    /// apart from the five-minute ones).
+    #[serde(default)]
+    pub cache_write_1h_tokens: u64,
+    /// The service tier the provider says served the call (its prices differ).
+    #[serde(default)]
+    pub service_tier: ServiceTier,
+}
+
+/// The service tier that served a call, as the provider reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceTier {
+    /// Standard prices (OpenAI `default`, Anthropic `standard`, or not said).
+    #[default]
+    Standard,
+    /// Priority processing (OpenAI and Anthropic `priority`).
+    Priority,
+    /// OpenAI's `flex` processing, priced as the Batch API.
+    Flex,
+    /// A batch (Anthropic's Message Batches report `batch`).
+    Batch,
+}
+
+impl ServiceTier {
+    /// The tier a provider's `service_tier` value names (OpenAI `default`, `flex`, `priority`,
+    /// `scale`; Anthropic `standard`, `priority`, `batch`); others are standard.
+    pub fn parse(value: &str) -> ServiceTier {
+        match value {
+            "priority" => ServiceTier::Priority,
+            "flex" => ServiceTier::Flex,
+            "batch" => ServiceTier::Batch,
+            _ => ServiceTier::Standard,
+        }
+    }
+}
+
+/// Reads any provider's value, never failing on one it does not know (or a `null`).
+impl<'de> Deserialize<'de> for ServiceTier {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Option::<std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Ok(value.map_or(ServiceTier::Standard, |value| ServiceTier::parse(&value)))
+    }
 }
 
 impl Usage {
@@ -45,6 +88,10 @@ impl Usage {
         take(&mut self.cache_read_tokens, other.cache_read_tokens);
         take(&mut self.cache_write_tokens, other.cache_write_tokens);
         take(&mut self.reasoning_tokens, other.reasoning_tokens);
+        take(&mut self.cache_write_1h_tokens, other.cache_write_1h_tokens);
+        if other.service_tier != ServiceTier::Standard {
+            self.service_tier = other.service_tier;
+        }
     }
 }
 

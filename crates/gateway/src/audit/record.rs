@@ -255,6 +255,7 @@ mod tests {
                 cache_read_tokens: 4,
                 cache_write_tokens: 5,
                 reasoning_tokens: 1,
+                ..Usage::default()
             },
             cost_nanos: Some(1_234_567),
             attempts: 2,

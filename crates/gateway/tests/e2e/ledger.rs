@@ -64,6 +64,13 @@ models:
         api_key: test-key
         priority: 2
         price: {input: 0, output: 1000}
+  - name: gpt-tiers
+    deployments:
+      - provider: openai_compatible
+        model: "echo?tokens=20"
+        api_base: "{MOCK}"
+        api_key: test-key
+        price: {input: 1, output: 10, priority_input: 2, priority_output: 20, batch_input: "0.5", batch_output: 5}
   - name: free
     deployments:
       - provider: openai_compatible
@@ -152,6 +159,46 @@ async fn a_whole_answer_carries_its_cost_and_is_recorded_with_tags() {
         (200, 1, false)
     );
     assert!(!record.unpriced && !record.estimated && !record.cache_hit);
+}
+
+#[tokio::test]
+async fn calls_are_charged_at_the_service_tier_that_served_them() {
+    let setup = start_keys(MODELS).await;
+    let (secret, id) = key(&setup, json!({})).await;
+    // (tier asked, streamed, input and output nano-dollars per token): the mock serves `flex`
+    // and `priority` when asked, as OpenAI does; flex is priced as the Batch API.
+    let cases = [
+        (None, false, 1_000, 10_000),
+        (Some("priority"), false, 2_000, 20_000),
+        (Some("flex"), false, 500, 5_000),
+        (Some("priority"), true, 2_000, 20_000),
+    ];
+    for (n, (tier, stream, input, output)) in cases.into_iter().enumerate() {
+        let mut body = json!({
+            "model": "gpt-tiers",
+            "messages": [{"role": "user", "content": format!("tier call {n}")}],
+            "stream": stream,
+        });
+        if let Some(tier) = tier {
+            body["service_tier"] = json!(tier);
+        }
+        let response = call(&setup, &secret, &body).await;
+        assert_eq!(response.status(), 200);
+        let text = response.text().await.expect("body");
+        if !stream {
+            let answer: Value = serde_json::from_str(&text).expect("json");
+            assert_eq!(answer["service_tier"], tier.unwrap_or("default"));
+        }
+        let found = spend_records(&setup, &id, n + 1).await;
+        let record = found.last().expect("a record");
+        assert_eq!(record.completion_tokens, 20, "{tier:?} stream={stream}");
+        let prompt = i64::try_from(record.prompt_tokens).expect("tokens");
+        assert_eq!(
+            record.cost_nanos,
+            prompt * input + 20 * output,
+            "{tier:?} stream={stream}"
+        );
+    }
 }
 
 #[tokio::test]

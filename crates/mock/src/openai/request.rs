@@ -39,6 +39,8 @@ pub(crate) struct ChatRequest {
     pub parallel_tool_calls: Option<bool>,
     /// Requested response format.
     pub response_format: Option<ResponseFormat>,
+    /// `auto`, `default`, `flex` or `priority`.
+    pub service_tier: Option<String>,
 }
 
 /// `stream_options`.
@@ -189,6 +191,16 @@ impl ChatRequest {
             max_tokens: self.max_completion_tokens.or(self.max_tokens),
             stop,
             format,
+        }
+    }
+
+    /// The tier that serves the call, as OpenAI reports it: the one asked for when it is
+    /// `flex` or `priority`, else `default`.
+    pub(crate) fn service_tier(&self) -> &'static str {
+        match self.service_tier.as_deref() {
+            Some("flex") => "flex",
+            Some("priority") => "priority",
+            _ => "default",
         }
     }
 

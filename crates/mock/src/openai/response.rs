@@ -15,7 +15,6 @@ use crate::{clock, ids};
 pub(crate) const MALFORMED_EVENT: &[u8] = b"data: {this is not json\n\n";
 
 const SYSTEM_FINGERPRINT: &str = "fp_mock";
-const SERVICE_TIER: &str = "default";
 
 /// Everything one reply is made of.
 #[derive(Debug)]
@@ -30,6 +29,8 @@ pub(crate) struct Reply<'a> {
     call_ids: Vec<Vec<String>>,
     /// Stream chunks carry OpenAI's `obfuscation` padding (`stream_options.include_obfuscation`).
     pub(crate) obfuscation: bool,
+    /// The `service_tier` reported.
+    pub(crate) service_tier: &'static str,
 }
 
 /// The `usage` object.
@@ -78,6 +79,7 @@ impl<'a> Reply<'a> {
             .collect();
         Self {
             obfuscation: false,
+            service_tier: "default",
             id: ids::new("chatcmpl-", 29),
             created: clock::unix_now(),
             model,
@@ -142,7 +144,7 @@ impl<'a> Reply<'a> {
                 model: self.model,
                 choices,
                 usage: &self.usage,
-                service_tier: SERVICE_TIER,
+                service_tier: self.service_tier,
                 system_fingerprint: SYSTEM_FINGERPRINT,
             },
         );
@@ -263,7 +265,7 @@ impl<'a> Reply<'a> {
                 object: "chat.completion.chunk",
                 created: self.created,
                 model: self.model,
-                service_tier: SERVICE_TIER,
+                service_tier: self.service_tier,
                 system_fingerprint: SYSTEM_FINGERPRINT,
                 choices,
                 usage,

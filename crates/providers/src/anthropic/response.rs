@@ -6,7 +6,8 @@ use crate::answer;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use switchyard_types::{
-    ApiError, ChatRequest, ChatResponse, Choice, ContentPart, FinishReason, ToolCall, Usage,
+    ApiError, ChatRequest, ChatResponse, Choice, ContentPart, FinishReason, ServiceTier, ToolCall,
+    Usage,
 };
 
 use super::content::{
@@ -228,6 +229,19 @@ pub(crate) struct WireUsage {
     pub(crate) cache_creation_input_tokens: Option<u64>,
     /// Input tokens read from the cache.
     pub(crate) cache_read_input_tokens: Option<u64>,
+    /// The cache writes by how long they are kept.
+    #[serde(default)]
+    pub(crate) cache_creation: Option<CacheCreation>,
+    /// `standard`, `priority` or `batch`.
+    #[serde(default)]
+    pub(crate) service_tier: Option<ServiceTier>,
+}
+
+/// Anthropic's `usage.cache_creation`: the cache writes by time to live.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub(crate) struct CacheCreation {
+    #[serde(default)]
+    pub(crate) ephemeral_1h_input_tokens: Option<u64>,
 }
 
 impl WireUsage {
@@ -248,6 +262,12 @@ impl WireUsage {
             &mut self.cache_read_input_tokens,
             later.cache_read_input_tokens,
         );
+        if later.cache_creation.is_some() {
+            self.cache_creation = later.cache_creation;
+        }
+        if later.service_tier.is_some() {
+            self.service_tier = later.service_tier;
+        }
     }
 
     /// The canonical counts: the prompt includes cache reads and writes.
@@ -260,6 +280,12 @@ impl WireUsage {
             cache_read_tokens: cache_read,
             cache_write_tokens: cache_write,
             reasoning_tokens: 0,
+            cache_write_1h_tokens: self
+                .cache_creation
+                .and_then(|split| split.ephemeral_1h_input_tokens)
+                .unwrap_or(0)
+                .min(cache_write),
+            service_tier: self.service_tier.unwrap_or_default(),
         }
     }
 }

@@ -198,6 +198,7 @@ impl WireUsage {
             cache_read_tokens: self.cache_read_input_tokens,
             cache_write_tokens: self.cache_write_input_tokens,
             reasoning_tokens: 0,
+            ..Usage::default()
         }
     }
 }

@@ -331,6 +331,7 @@ impl WireUsage {
             cache_read_tokens: self.cached_content_token_count.unwrap_or(0),
             cache_write_tokens: 0,
             reasoning_tokens: thoughts,
+            ..Usage::default()
         }
     }
 }

@@ -61,7 +61,14 @@ pub fn decode(body: &[u8], _request: &ChatRequest) -> Result<ChatResponse, ApiEr
         model: wire.model,
         created: wire.created,
         choices,
-        usage: wire.usage.map(|usage| usage.to_usage()).unwrap_or_default(),
+        usage: switchyard_types::Usage {
+            service_tier: wire
+                .service_tier
+                .as_deref()
+                .map(switchyard_types::ServiceTier::parse)
+                .unwrap_or_default(),
+            ..wire.usage.map(|usage| usage.to_usage()).unwrap_or_default()
+        },
         system_fingerprint: wire.system_fingerprint,
         service_tier: wire.service_tier,
     })

@@ -136,7 +136,10 @@ impl Decoder {
             }
         }
         if let Some(usage) = chunk.usage {
-            out.push(StreamEvent::Usage(usage.to_usage()));
+            out.push(StreamEvent::Usage(Usage {
+                service_tier: chunk.service_tier.unwrap_or_default(),
+                ..usage.to_usage()
+            }));
         }
         Ok(())
     }

@@ -192,7 +192,8 @@ fn decodes_the_documented_response_with_usage_details() {
             completion_tokens: 46,
             cache_read_tokens: 1024,
             cache_write_tokens: 0,
-            reasoning_tokens: 10
+            reasoning_tokens: 10,
+            ..Usage::default()
         }
     );
     assert_eq!(

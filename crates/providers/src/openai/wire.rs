@@ -307,6 +307,9 @@ pub(crate) struct ChunkIn {
     pub choices: Vec<ChunkChoiceIn>,
     #[serde(default)]
     pub usage: Option<UsageIn>,
+    /// Which tier served the call (every chunk says it; the usage chunk's is the one kept).
+    #[serde(default)]
+    pub service_tier: Option<switchyard_types::ServiceTier>,
     #[serde(default)]
     pub error: Option<Value>,
 }
@@ -403,6 +406,7 @@ impl UsageIn {
                 .as_ref()
                 .and_then(|details| details.reasoning_tokens)
                 .unwrap_or(0),
+            ..switchyard_types::Usage::default()
         }
     }
 }

@@ -39,6 +39,7 @@ fn answer() -> ChatResponse {
             cache_read_tokens: 4,
             cache_write_tokens: 0,
             reasoning_tokens: 9,
+            ..Usage::default()
         },
         system_fingerprint: Some("fp_1".into()),
         service_tier: None,

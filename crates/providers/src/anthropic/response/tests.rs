@@ -44,6 +44,7 @@ fn decodes_a_tool_use_message() {
             cache_read_tokens: 2000,
             cache_write_tokens: 1000,
             reasoning_tokens: 0,
+            ..Usage::default()
         },
         system_fingerprint: None,
         service_tier: None,
@@ -151,6 +152,7 @@ fn encodes_an_openai_upstream_answer_for_an_anthropic_client() {
             cache_read_tokens: 64,
             cache_write_tokens: 0,
             reasoning_tokens: 5,
+            ..Usage::default()
         },
         system_fingerprint: Some("fp_1".into()),
         service_tier: None,

@@ -80,6 +80,7 @@ fn decodes_reasoning_text_and_cache_counts() {
             cache_read_tokens: 1024,
             cache_write_tokens: 500,
             reasoning_tokens: 0,
+            ..Usage::default()
         }
     );
 }

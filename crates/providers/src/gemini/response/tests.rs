@@ -66,6 +66,7 @@ fn decodes_parallel_function_calls_with_thoughts_and_usage() {
             cache_read_tokens: 1024,
             cache_write_tokens: 0,
             reasoning_tokens: 111,
+            ..Usage::default()
         },
         system_fingerprint: None,
         service_tier: None,

@@ -149,8 +149,7 @@ impl<'a> OpenAiChunk<'a> {
     /// The common case, without serde; `None` for anything else (an error chunk, a member of
     /// a surprising type, text the scanner refuses).
     fn scan(data: &'a str) -> Option<OpenAiChunk<'a>> {
-        let [choices, usage, error, tier] =
-            scan::members(data, ["choices", "usage", "error", "service_tier"])?;
+        let [choices, usage, error] = scan::members(data, ["choices", "usage", "error"])?;
         if is_set(error) {
             return None;
         }
@@ -162,10 +161,17 @@ impl<'a> OpenAiChunk<'a> {
         Some(OpenAiChunk {
             has_choices,
             choices,
-            usage: parsed::<UsageIn>(usage)?.map(|usage| Usage {
-                service_tier: parsed::<ServiceTier>(tier).flatten().unwrap_or_default(),
-                ..usage.to_usage()
-            }),
+            usage: match parsed::<UsageIn>(usage)? {
+                // Only the usage chunk's tier is kept: it is looked for there alone.
+                Some(usage) => {
+                    let [tier] = scan::members(data, ["service_tier"])?;
+                    Some(Usage {
+                        service_tier: parsed::<ServiceTier>(tier)?.unwrap_or_default(),
+                        ..usage.to_usage()
+                    })
+                }
+                None => None,
+            },
             error: None,
         })
     }

@@ -58,8 +58,16 @@ impl ServiceTier {
 /// Reads any provider's value, never failing on one it does not know (or a `null`).
 impl<'de> Deserialize<'de> for ServiceTier {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = Option::<std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        Ok(value.map_or(ServiceTier::Standard, |value| ServiceTier::parse(&value)))
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Said<'a> {
+            Text(#[serde(borrow)] std::borrow::Cow<'a, str>),
+            Other(serde::de::IgnoredAny),
+        }
+        Ok(match Said::deserialize(deserializer)? {
+            Said::Text(value) => ServiceTier::parse(&value),
+            Said::Other(_) => ServiceTier::Standard,
+        })
     }
 }
 
@@ -98,6 +106,30 @@ impl Usage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_service_tier_a_provider_writes_reads() {
+        let read = |text: &str| serde_json::from_str::<ServiceTier>(text).expect(text);
+        assert_eq!(read(r#""priority""#), ServiceTier::Priority);
+        assert_eq!(read(r#""flex""#), ServiceTier::Flex);
+        assert_eq!(read(r#""batch""#), ServiceTier::Batch);
+        for standard in [
+            r#""default""#,
+            r#""standard""#,
+            r#""scale""#,
+            "null",
+            "3",
+            "{}",
+        ] {
+            assert_eq!(read(standard), ServiceTier::Standard, "{standard}");
+        }
+        // Usage written before the tier existed still reads.
+        let old: Usage = serde_json::from_str(
+            r#"{"prompt_tokens":1,"completion_tokens":2,"cache_read_tokens":0,"cache_write_tokens":0,"reasoning_tokens":0}"#,
+        )
+        .expect("old usage");
+        assert_eq!(old.service_tier, ServiceTier::Standard);
+    }
 
     #[test]
     fn merge_keeps_known_counts() {

@@ -149,7 +149,8 @@ impl<'a> OpenAiChunk<'a> {
     /// The common case, without serde; `None` for anything else (an error chunk, a member of
     /// a surprising type, text the scanner refuses).
     fn scan(data: &'a str) -> Option<OpenAiChunk<'a>> {
-        let [choices, usage, error] = scan::members(data, ["choices", "usage", "error"])?;
+        let [choices, usage, error, tier] =
+            scan::members(data, ["choices", "usage", "error", "service_tier"])?;
         if is_set(error) {
             return None;
         }
@@ -161,17 +162,10 @@ impl<'a> OpenAiChunk<'a> {
         Some(OpenAiChunk {
             has_choices,
             choices,
-            usage: match parsed::<UsageIn>(usage)? {
-                // Only the usage chunk's tier is kept: it is looked for there alone.
-                Some(usage) => {
-                    let [tier] = scan::members(data, ["service_tier"])?;
-                    Some(Usage {
-                        service_tier: parsed::<ServiceTier>(tier)?.unwrap_or_default(),
-                        ..usage.to_usage()
-                    })
-                }
-                None => None,
-            },
+            usage: parsed::<UsageIn>(usage)?.map(|usage| Usage {
+                service_tier: parsed::<ServiceTier>(tier).flatten().unwrap_or_default(),
+                ..usage.to_usage()
+            }),
             error: None,
         })
     }

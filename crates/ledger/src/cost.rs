@@ -66,10 +66,8 @@ impl Cost {
             }),
             _ => rate,
         };
-        let standard_input = price.input;
-        let standard_output = price.output;
-        let input_side = |rate| scaled(rate, tier_input, standard_input);
-        let output_side = |rate| scaled(rate, tier_output, standard_output);
+        let input_side = |rate| scaled(rate, tier_input, price.input);
+        let output_side = |rate| scaled(rate, tier_output, price.output);
         let (input, cache_read, cache_write, cache_write_1h) = (
             input_side(input),
             input_side(cache_read),

@@ -473,12 +473,7 @@ fn injection(
         }
     }
     for ((benign, held), rates) in totals {
-        let what = if benign {
-            "all benign (fp rate)"
-        } else {
-            "all attacks (tp rate)"
-        };
-        let part = if held { "held-out" } else { "training" };
+        let (what, part) = total_label(benign, held);
         let _ = writeln!(out, "  {what:<22} {part:<9} {}", row(&rates));
     }
 }
@@ -648,4 +643,14 @@ fn train_injection(
         similar_file.display()
     );
     ExitCode::SUCCESS
+}
+
+/// The label of a totals row: which texts, and which part of the corpus.
+pub(crate) fn total_label(benign: bool, held: bool) -> (&'static str, &'static str) {
+    let what = if benign {
+        "all benign (fp rate)"
+    } else {
+        "all attacks (tp rate)"
+    };
+    (what, if held { "held-out" } else { "training" })
 }

@@ -250,12 +250,7 @@ pub fn run(corpus: &[Labelled], options: &Options<'_>) -> ExitCode {
         );
     }
     for ((benign, held), rates) in totals {
-        let what = if benign {
-            "all benign (fp rate)"
-        } else {
-            "all attacks (tp rate)"
-        };
-        let part = if held { "held-out" } else { "training" };
+        let (what, part) = super::total_label(benign, held);
         let _ = writeln!(
             out,
             "  {what:<22} {part:<9} {:>16} {:>16} {:>16}",

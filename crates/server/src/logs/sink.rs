@@ -259,6 +259,18 @@ mod tests {
         }
     }
 
+    /// A stuck sink, the sender that releases it, and the count of bytes it took.
+    fn stuck() -> (Stuck, mpsc::Sender<()>, Arc<Mutex<usize>>) {
+        let (release, released) = mpsc::channel();
+        let got = Arc::new(Mutex::new(0));
+        let sink = Stuck {
+            release: released,
+            released: false,
+            got: Arc::clone(&got),
+        };
+        (sink, release, got)
+    }
+
     #[test]
     fn lines_from_many_threads_arrive_whole_in_few_writes() {
         let sink = Recorded::default();
@@ -320,13 +332,7 @@ mod tests {
     /// ones took hundreds of megabytes.
     #[test]
     fn a_stuck_sink_holds_no_more_than_the_bounds() {
-        let (release, released) = mpsc::channel();
-        let got = Arc::new(Mutex::new(0));
-        let sink = Stuck {
-            release: released,
-            released: false,
-            got: Arc::clone(&got),
-        };
+        let (sink, release, got) = stuck();
         let (mut queue, writer) = start("test-logs", sink, 1_000, 10_000).expect("start");
         let line = [b'x'; 1_000];
         queue.write_all(&line).expect("write");
@@ -347,13 +353,7 @@ mod tests {
 
     #[test]
     fn a_stuck_sink_holds_no_more_than_the_bound_in_lines() {
-        let (release, released) = mpsc::channel();
-        let got = Arc::new(Mutex::new(0));
-        let sink = Stuck {
-            release: released,
-            released: false,
-            got: Arc::clone(&got),
-        };
+        let (sink, release, got) = stuck();
         let (mut queue, writer) = start("test-logs", sink, 3, 1 << 20).expect("start");
         queue.write_all(b"first\n").expect("write");
         std::thread::sleep(GATHER * 5);
@@ -368,12 +368,7 @@ mod tests {
 
     #[test]
     fn finish_gives_up_on_a_sink_that_never_reads() {
-        let (_release, released) = mpsc::channel();
-        let sink = Stuck {
-            release: released,
-            released: false,
-            got: Arc::new(Mutex::new(0)),
-        };
+        let (sink, _release, _got) = stuck();
         let (mut queue, writer) = start("test-logs", sink, 100, 10_000).expect("start");
         queue.write_all(b"never written\n").expect("write");
         let started = Instant::now();
@@ -383,13 +378,7 @@ mod tests {
 
     #[test]
     fn write_now_writes_the_lines_still_waiting() {
-        let (release, released) = mpsc::channel();
-        let got = Arc::new(Mutex::new(0));
-        let sink = Stuck {
-            release: released,
-            released: false,
-            got: Arc::clone(&got),
-        };
+        let (sink, release, got) = stuck();
         let (mut queue, writer) = start("test-logs", sink, 100, 10_000).expect("start");
         queue.write_all(b"taken\n").expect("write");
         std::thread::sleep(GATHER * 5);

@@ -4,8 +4,9 @@
 # warm-up, for a plain and a streamed (20-token) chat call relayed to the mock provider, first on
 # the bare path (no keys, no ledger), then with keys required and the calling key under
 # in-process rate limits (requests, tokens, calls in flight: every check runs, none refuses),
-# then with the ledger and metrics on (each call priced, its spend record queued and written to
-# SQLite, and recorded in the Prometheus metrics), then with the audit log on (each call's record
+# then with the ledger, metrics and traces on (each call priced, its spend record queued and
+# written to SQLite, recorded in the Prometheus metrics, and its spans exported over OTLP/HTTP
+# to the mock), then with the audit log on (each call's record
 # queued and appended to the Merkle tree in SQLite, checkpoints signed), then with the guards on
 # (PII tokenized, secrets blocked, injections blocked (every tier), secrets and image links
 # redacted in answers), then with the answer cache on (in memory): every call a hit (the same
@@ -94,6 +95,9 @@ YAML
     fi
     if [[ $1 != ledger ]]; then
         printf 'ledger:\n  enabled: false\nmetrics:\n  enabled: false\n' >>"$TMP/gateway.yaml"
+    else
+        # Traces too: every call a span, exported to the mock, which doubles as a collector.
+        printf 'otel:\n  endpoint: http://127.0.0.1:%s\n' "$MOCK_PORT" >>"$TMP/gateway.yaml"
     fi
     if [[ $1 != audit ]]; then
         printf 'audit:\n  enabled: false\n' >>"$TMP/gateway.yaml"

@@ -14,9 +14,11 @@
 #                  and none refuses)
 #   gateway-redis  the same limits kept in Redis (BENCH_REDIS_URL, default the local one): one
 #                  script per call; run when Redis answers
-#   gateway-ledger the bare path with the ledger and metrics on: each call priced, its spend
-#                  record queued and written in batches to SQLite with its daily aggregates,
-#                  and recorded in the Prometheus metrics
+#   gateway-ledger the bare path with the ledger, metrics and traces on: each call priced, its
+#                  spend record queued and written in batches to SQLite with its daily
+#                  aggregates, recorded in the Prometheus metrics, and traced (every call:
+#                  its span, its stages' and its attempt's, exported over OTLP/HTTP to the
+#                  mock, which counts them)
 #   gateway-guards the bare path with the guards on (PII tokenized, secrets blocked, injections
 #                  blocked with every tier, secrets and image links redacted in answers)
 #   gateway-audit  the bare path with the audit log on: each call's record queued and appended
@@ -239,6 +241,9 @@ EOF
     fi
     if [[ $target != gateway-ledger ]]; then
         printf 'ledger:\n  enabled: false\nmetrics:\n  enabled: false\n' >>"$config"
+    else
+        # Traces too: every call a span, exported to the mock, which doubles as a collector.
+        printf 'otel:\n  endpoint: http://127.0.0.1:%s\n' "$MOCK_PORT" >>"$config"
     fi
     if [[ $target != gateway-audit ]]; then
         printf 'audit:\n  enabled: false\n' >>"$config"

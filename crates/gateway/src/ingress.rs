@@ -127,6 +127,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     if let Some(audit) = &state.shared.audit {
         metrics.queue("audit_records", audit.queued(), audit.dropped());
     }
+    if let Some(traces) = &state.shared.traces {
+        metrics.queue("traced_calls", traces.queued(), traces.dropped());
+    }
     let mut response = metrics.encode().into_response();
     response.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,

@@ -312,9 +312,11 @@ impl Ctx {
         self.trace.as_ref().map(|_| Instant::now())
     }
 
-    /// Notes for the trace that stage `name` ran from `started` until now.
-    pub fn stage(&mut self, name: &'static str, started: Option<Instant>) {
-        if let (Some(trace), Some(started)) = (&mut self.trace, started) {
+    /// Notes for the trace that stage `name` ran from `started` until now, if it `ran`: a
+    /// stage with nothing to do for the call (no keys, no limits, no budget, no guards) gets
+    /// no span.
+    pub fn stage(&mut self, name: &'static str, started: Option<Instant>, ran: bool) {
+        if let (Some(trace), Some(started), true) = (&mut self.trace, started, ran) {
             trace.stage(name, started);
         }
     }
@@ -349,10 +351,10 @@ pub async fn run(
     // gateway read, buffer and parse up to `body_limit_bytes` of body.
     let started = ctx.stage_start();
     authenticate(ctx, headers).await?;
-    ctx.stage("authenticate", started);
+    ctx.stage("authenticate", started, ctx.principal.is_some());
     let started = ctx.stage_start();
     intake::body(runtime, ctx, headers, body).await?;
-    ctx.stage("read body", started);
+    ctx.stage("read body", started, true);
     // The group is resolved once, before everything that depends on it: model access, limits,
     // budgets and cache scopes are all per group, and an unknown model is a 404 before any
     // of them does work.
@@ -367,18 +369,18 @@ pub async fn run(
     // get before the call; a refusal costs the upstream nothing.
     let started = ctx.stage_start();
     admit(ctx).await?;
-    ctx.stage("rate limits", started);
+    ctx.stage("rate limits", started, ctx.admission.is_some());
     // Budgets after rate limits: a call the limits refuse holds no money; the most the call
     // can cost is known once its group (prices) and prompt (tokens) are.
     let started = ctx.stage_start();
     budget::reserve(runtime, ctx).await?;
-    ctx.stage("budget", started);
+    ctx.stage("budget", started, ctx.reservation.is_some());
     // The input guards before any hook, cache or upstream sees the request: what they take
     // out (a secret, personal data) is out for everything after them. Tokenizing puts a tap
     // on the call, so its answer is decoded and restored rather than relayed.
     let started = ctx.stage_start();
     guard::input(runtime, ctx).await?;
-    ctx.stage("guards", started);
+    ctx.stage("guards", started, ctx.guards.is_some());
     // Hooks see the request once it is decoded and its group known, and before the model:
     // they may change it, refuse it, or answer it themselves (a 429). They also put their
     // taps on the stream here, which decides whether a same-dialect answer may be relayed as
@@ -400,7 +402,7 @@ pub async fn run(
             Whole::Chat(response) => response
                 .choices
                 .iter()
-                .map(|choice| choice.finish_reason.openai().to_owned())
+                .map(|choice| choice.finish_reason.clone())
                 .collect(),
             Whole::Raw { body, .. } => crate::telemetry::traces::finish_reasons_of(body),
             Whole::Embeddings(_) => Vec::new(),

@@ -6,8 +6,9 @@
 //! `switchyard-mock` binary serves the same [`router`].
 //!
 //! Routes (each also without the `/v1` prefix): `POST /v1/chat/completions`,
-//! `POST /v1/messages`, `GET /v1/models`; and `GET /mock/stats`, `GET /health`. Keys: any
-//! non-empty key is accepted but `invalid` (the provider's 401); on Chat Completions the key
+//! `POST /v1/messages`, `GET /v1/models`; and `GET /mock/stats`, `GET /health`, and
+//! `POST /v1/traces` (only with `/v1`: an OTLP/HTTP collector that counts what it receives,
+//! shown in the stats). Keys: any non-empty key is accepted but `invalid` (the provider's 401); on Chat Completions the key
 //! `exhausted` is over its own quota (a 429 with `retry-after: 20`, whatever the model). Gemini, under
 //! `/v1beta` and `/v1`: `POST /v1beta/models/{model}:generateContent` and
 //! `POST /v1beta/models/{model}:streamGenerateContent?alt=sse` (other `alt` values are a 400),
@@ -150,6 +151,7 @@ fn router_with(state: Shared) -> Router {
         .merge(vertex::routes(Arc::clone(&state)))
         .route("/v1/models", get(models::list))
         .route("/models", get(models::list))
+        .route("/v1/traces", post(traces))
         .route("/mock/stats", get(stats))
         .route("/health", get(health))
         .with_state(state)
@@ -159,6 +161,18 @@ async fn stats(State(state): State<Shared>) -> Response {
     let mut body = Vec::with_capacity(128);
     reply::write_json(&mut body, &state.counters.snapshot());
     reply::json(StatusCode::OK, body)
+}
+
+/// An OTLP/HTTP trace export: counted and acknowledged (an empty `ExportTraceServiceResponse`),
+/// so that a gateway's traces have somewhere to go in benchmarks and tests.
+async fn traces(State(state): State<Shared>, body: axum::body::Bytes) -> Response {
+    state.counters.trace_export(body.len());
+    let mut response = Response::new(axum::body::Body::empty());
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/x-protobuf"),
+    );
+    response
 }
 
 async fn health() -> &'static str {

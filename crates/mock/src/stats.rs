@@ -17,6 +17,12 @@ pub struct MockStats {
     pub completed_streams: u64,
     /// Stream bodies dropped before completion: the client went away.
     pub cancelled_streams: u64,
+    /// OTLP trace exports received on `POST /v1/traces` (the mock doubles as a collector).
+    #[serde(default)]
+    pub trace_exports: u64,
+    /// Their bodies' bytes, together.
+    #[serde(default)]
+    pub trace_bytes: u64,
 }
 
 /// The live counters behind [`MockStats`].
@@ -26,12 +32,21 @@ pub(crate) struct Counters {
     active_streams: AtomicU64,
     completed_streams: AtomicU64,
     cancelled_streams: AtomicU64,
+    trace_exports: AtomicU64,
+    trace_bytes: AtomicU64,
 }
 
 impl Counters {
     /// Counts one request.
     pub(crate) fn request(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one OTLP trace export of `bytes`.
+    pub(crate) fn trace_export(&self, bytes: usize) {
+        self.trace_exports.fetch_add(1, Ordering::Relaxed);
+        self.trace_bytes
+            .fetch_add(u64::try_from(bytes).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
     /// The current values.
@@ -41,6 +56,8 @@ impl Counters {
             active_streams: self.active_streams.load(Ordering::Relaxed),
             completed_streams: self.completed_streams.load(Ordering::Relaxed),
             cancelled_streams: self.cancelled_streams.load(Ordering::Relaxed),
+            trace_exports: self.trace_exports.load(Ordering::Relaxed),
+            trace_bytes: self.trace_bytes.load(Ordering::Relaxed),
         }
     }
 }

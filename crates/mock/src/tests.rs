@@ -413,7 +413,7 @@ async fn completed_stream_is_counted() {
             requests: 1,
             active_streams: 0,
             completed_streams: 1,
-            cancelled_streams: 0
+            ..MockStats::default()
         }
     );
 }
@@ -446,8 +446,8 @@ async fn cancelled_stream_is_counted() {
         MockStats {
             requests: 1,
             active_streams: 0,
-            completed_streams: 0,
-            cancelled_streams: 1
+            cancelled_streams: 1,
+            ..MockStats::default()
         }
     );
 }

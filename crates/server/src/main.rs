@@ -314,23 +314,13 @@ fn run_serve(
     if config.metrics.enabled {
         shared = shared.with_metrics(Arc::new(Metrics::new()));
     }
-    let traces = match &config.otel.endpoint {
-        Some(endpoint) => {
-            let traces = {
-                // The exporter's client is made inside a runtime's context.
-                let _entered = control.enter();
-                Traces::start(&config.otel)
-            }
-            .map_err(|error| {
-                anyhow::anyhow!("cannot start the OTLP exporter (otel.endpoint): {error}")
-            })?;
-            info!(endpoint = %endpoint, "Exporting traces over OTLP/HTTP");
-            let traces = Arc::new(traces);
-            shared = shared.with_traces(Arc::clone(&traces));
-            Some(traces)
-        }
-        None => None,
-    };
+    if let Some(endpoint) = &config.otel.endpoint {
+        let traces = Traces::start(&config.otel, &background).map_err(|error| {
+            anyhow::anyhow!("cannot start the OTLP exporter (otel.endpoint): {error}")
+        })?;
+        info!(endpoint = %endpoint, "Exporting traces over OTLP/HTTP");
+        shared = shared.with_traces(Arc::new(traces));
+    }
     if Cache::wanted(&config) {
         let cache = Cache::start(&config, &shared)
             .map_err(|error| anyhow::anyhow!("cannot start the cache: {error}"))?;
@@ -416,10 +406,6 @@ fn run_serve(
     // Workers first: the requests they drain may still queue background work.
     let stopped = workers.stop_and_join();
     control.block_on(shared.background.shutdown(grace));
-    // The spans of the last calls go out before the process does.
-    if let Some(traces) = traces {
-        traces.shutdown();
-    }
     stopped.context("a worker failed")?;
     info!("Stopped");
     Ok(())

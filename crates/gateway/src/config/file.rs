@@ -277,6 +277,9 @@ pub struct OtelConfig {
     pub service_name: String,
     /// Share of calls traced when the caller's `traceparent` does not decide, 0 to 1.
     pub sample_ratio: f64,
+    /// Headers every export carries (a collector's or a vendor's key); unset: those of the
+    /// `OTEL_EXPORTER_OTLP_HEADERS` environment variable (`name=value,name=value`).
+    pub headers: std::collections::BTreeMap<String, Secret>,
 }
 
 impl Default for OtelConfig {
@@ -285,6 +288,7 @@ impl Default for OtelConfig {
             endpoint: None,
             service_name: "switchyard".to_owned(),
             sample_ratio: 1.0,
+            headers: std::collections::BTreeMap::new(),
         }
     }
 }

@@ -66,7 +66,7 @@ impl Ctx {
             metrics.ended(self, &end);
         }
         if let (Some(traces), Some(trace)) = (self.shared.traces.clone(), self.trace.take()) {
-            traces.export(self, &trace, &end);
+            traces.export(self, trace, &end);
         }
         for hook in &self.shared.hooks {
             hook.finished(self, &end);

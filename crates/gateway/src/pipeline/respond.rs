@@ -434,7 +434,7 @@ impl Pump {
                     StreamEvent::Delta { .. } => self.ctx.content_events += 1,
                     StreamEvent::Finish { reason, .. } => {
                         if let Some(trace) = &mut self.ctx.trace {
-                            trace.finish_reasons.push(reason.openai().to_owned());
+                            trace.finish_reasons.push(reason.clone());
                         }
                     }
                     StreamEvent::Start { .. } => {}

@@ -56,7 +56,7 @@ pub async fn start_with(models_yaml: &str, hooks: Vec<Arc<dyn Hook>>) -> Setup {
         shared = shared.with_metrics(Arc::new(Metrics::new()));
     }
     if config.otel.endpoint.is_some() {
-        let traces = Traces::start(&config.otel).expect("the exporter starts");
+        let traces = Traces::start(&config.otel, &shared.background).expect("the exporter starts");
         shared = shared.with_traces(Arc::new(traces));
     }
     if Cache::wanted(&config) {
@@ -147,6 +147,10 @@ pub async fn start_keys(models_yaml: &str) -> Setup {
     }
     if config.metrics.enabled {
         shared = shared.with_metrics(Arc::new(Metrics::new()));
+    }
+    if config.otel.endpoint.is_some() {
+        let traces = Traces::start(&config.otel, &background).expect("the exporter starts");
+        shared = shared.with_traces(Arc::new(traces));
     }
     if Cache::wanted(&config) {
         let cache = Cache::start(&config, &shared).expect("the cache starts");

@@ -149,7 +149,7 @@ pub fn encode(response: &ChatResponse) -> Vec<u8> {
 }
 
 /// The canonical reason for an Anthropic `stop_reason`.
-pub(crate) fn finish_reason(stop_reason: &str) -> FinishReason {
+pub fn finish_reason(stop_reason: &str) -> FinishReason {
     match stop_reason {
         "end_turn" | "stop_sequence" => FinishReason::Stop,
         "max_tokens" | "model_context_window_exceeded" => FinishReason::Length,

@@ -142,3 +142,51 @@ fn yaml_syntax_errors_are_reported() {
     let errors = validate("models: [\n  - name", &env(&[])).expect_err("invalid");
     assert!(errors[0].message.starts_with("invalid YAML"), "{errors:?}");
 }
+
+#[test]
+fn otlp_endpoint_and_headers_come_from_the_environment_unless_the_file_sets_them() {
+    let config = validate(
+        "",
+        &env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "api-key=abc%3D%3D , x-team=core,broken",
+            ),
+        ]),
+    )
+    .expect("valid");
+    assert_eq!(
+        config.otel.endpoint.as_deref(),
+        Some("http://collector:4318")
+    );
+    let headers: Vec<(&str, &str)> = config
+        .otel
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.expose()))
+        .collect();
+    assert_eq!(headers, [("api-key", "abc=="), ("x-team", "core")]);
+    assert!(
+        !format!("{config:?}").contains("abc=="),
+        "headers are secrets"
+    );
+
+    let config = validate(
+        "otel:\n  endpoint: http://mine:4318\n  headers:\n    authorization: Bearer t\n",
+        &env(&[("OTEL_EXPORTER_OTLP_HEADERS", "api-key=abc")]),
+    )
+    .expect("valid");
+    assert_eq!(config.otel.headers.len(), 1);
+    assert_eq!(
+        config.otel.headers.get("authorization").map(Secret::expose),
+        Some("Bearer t")
+    );
+
+    let errors = validate("otel:\n  headers:\n    \"bad name\": x\n", &env(&[]))
+        .expect_err("a bad header name");
+    assert!(
+        errors.iter().any(|error| error.path == "otel.headers"),
+        "{errors:?}"
+    );
+}

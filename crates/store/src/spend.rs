@@ -3,6 +3,7 @@
 //! only the aggregates) always equals the sum of the records.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use sqlx::Row;
 use switchyard_ledger::Day;
@@ -37,25 +38,15 @@ impl Sums {
     }
 }
 
-/// The aggregate rows a batch of records adds to: (dimension, value, day) → sums.
-fn aggregates(records: &[SpendRecord]) -> BTreeMap<(Dimension, String, String), Sums> {
-    let mut rows: BTreeMap<(Dimension, String, String), Sums> = BTreeMap::new();
-    // Records of a batch share their day but for the one around midnight.
-    let mut last: Option<(Day, String)> = None;
+/// The aggregate rows a batch of records adds to: (dimension, value, day) → sums, the values
+/// borrowed from the records.
+fn aggregates<'a>(records: &'a [SpendRecord]) -> BTreeMap<(Dimension, &'a str, Day), Sums> {
+    let mut rows: BTreeMap<(Dimension, &'a str, Day), Sums> = BTreeMap::new();
+    let mut tags: Vec<&'a str> = Vec::new();
     for record in records {
-        let today = Day::of_ms(record.at);
-        let day = match &last {
-            Some((known, text)) if *known == today => text.clone(),
-            _ => {
-                let text = today.to_string();
-                last = Some((today, text.clone()));
-                text
-            }
-        };
-        let mut add = |dimension: Dimension, value: &str| {
-            rows.entry((dimension, value.to_owned(), day.clone()))
-                .or_default()
-                .add(record);
+        let day = Day::of_ms(record.at);
+        let mut add = |dimension: Dimension, value: &'a str| {
+            rows.entry((dimension, value, day)).or_default().add(record);
         };
         add(Dimension::All, "");
         add(Dimension::Model, &record.model);
@@ -68,10 +59,11 @@ fn aggregates(records: &[SpendRecord]) -> BTreeMap<(Dimension, String, String), 
         if let Some(user) = &record.user_id {
             add(Dimension::User, user);
         }
-        let mut tags: Vec<&String> = record.tags.iter().collect();
-        tags.sort();
+        tags.clear();
+        tags.extend(record.tags.iter().map(String::as_str));
+        tags.sort_unstable();
         tags.dedup();
-        for tag in tags {
+        for tag in &tags {
             add(Dimension::Tag, tag);
         }
     }
@@ -199,15 +191,18 @@ impl Store {
                 let mut insert = sqlx::query(insert_sql(size, kind));
                 for record in chunk {
                     let tokens = |count: u64| i64::try_from(count).unwrap_or(i64::MAX);
+                    // Text as `Arc<str>`: the arguments take it as it is (a `&str` would be
+                    // copied into a `String`, then boxed).
+                    let text = |value: &str| Arc::<str>::from(value);
                     insert = insert
-                        .bind(record.request_id.as_str())
+                        .bind(text(&record.request_id))
                         .bind(record.at)
-                        .bind(record.key_id.as_deref())
-                        .bind(record.team_id.as_deref())
-                        .bind(record.user_id.as_deref())
-                        .bind(record.model.as_str())
-                        .bind(record.deployment.as_deref())
-                        .bind(record.kind.as_str())
+                        .bind(record.key_id.as_deref().map(text))
+                        .bind(record.team_id.as_deref().map(text))
+                        .bind(record.user_id.as_deref().map(text))
+                        .bind(text(&record.model))
+                        .bind(record.deployment.as_deref().map(text))
+                        .bind(text(&record.kind))
                         .bind(to_json(&record.tags))
                         .bind(tokens(record.prompt_tokens))
                         .bind(tokens(record.completion_tokens))
@@ -232,6 +227,7 @@ impl Store {
                 insert.execute(&mut *tx).await?;
             }
             for ((dimension, value, day), sums) in &rows {
+                let day = day.to_string();
                 sqlx::query(
                     "INSERT INTO spend_daily (dimension, value, day, requests, failures, \
                      prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens, \

@@ -339,16 +339,24 @@ impl Trace {
 /// is a key. Looking for it costs a small part of parsing the answer again.
 pub fn finish_reasons_of(body: &[u8]) -> Vec<FinishReason> {
     type Read = fn(&str) -> FinishReason;
-    let keys: [(&[u8], Read); 2] = [
-        (b"\"finish_reason\"", FinishReason::from_openai),
-        (
-            b"\"stop_reason\"",
-            switchyard_providers::anthropic::response::finish_reason,
-        ),
-    ];
+    /// The keys' searchers, made once (making one costs more than a search of an answer).
+    static KEYS: std::sync::LazyLock<[(memchr::memmem::Finder<'static>, Read); 2]> =
+        std::sync::LazyLock::new(|| {
+            [
+                (
+                    memchr::memmem::Finder::new(b"\"finish_reason\""),
+                    FinishReason::from_openai,
+                ),
+                (
+                    memchr::memmem::Finder::new(b"\"stop_reason\""),
+                    switchyard_providers::anthropic::response::finish_reason,
+                ),
+            ]
+        });
     let mut reasons = Vec::new();
-    for (key, read) in keys {
-        for at in memchr::memmem::find_iter(body, key) {
+    for (finder, read) in KEYS.iter() {
+        let key = finder.needle();
+        for at in finder.find_iter(body) {
             let escapes = body[..at]
                 .iter()
                 .rev()

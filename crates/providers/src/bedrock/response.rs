@@ -6,8 +6,8 @@ use crate::answer;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use switchyard_types::{
-    ApiError, ChatRequest, ChatResponse, Choice, ContentPart, ErrorKind, FinishReason, ToolCall,
-    Usage,
+    ApiError, ChatRequest, ChatResponse, Choice, ContentPart, ErrorKind, FinishReason, ServiceTier,
+    ToolCall, Usage,
 };
 
 use super::JSON_TOOL;
@@ -70,7 +70,10 @@ pub fn decode(body: &[u8], request: &ChatRequest) -> Result<ChatResponse, ApiErr
         model: request.model.clone(),
         created: unix_now(),
         choices: vec![choice],
-        usage: wire.usage.map(WireUsage::to_canonical).unwrap_or_default(),
+        usage: Usage {
+            service_tier: WireServiceTier::tier(wire.service_tier.as_ref()),
+            ..wire.usage.map(WireUsage::to_canonical).unwrap_or_default()
+        },
         system_fingerprint: None,
         service_tier: None,
     })
@@ -122,6 +125,22 @@ struct WireResponse {
     stop_reason: String,
     usage: Option<WireUsage>,
     additional_model_response_fields: Option<Value>,
+    service_tier: Option<WireServiceTier>,
+}
+
+/// `serviceTier`: the tier that served the call (`default`, `priority`, `flex`, `reserved`),
+/// in the answer and in a stream's `metadata`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct WireServiceTier {
+    #[serde(rename = "type", default)]
+    kind: ServiceTier,
+}
+
+impl WireServiceTier {
+    /// The tier named, standard when none is (`default` and `reserved` are standard prices).
+    pub(crate) fn tier(said: Option<&WireServiceTier>) -> ServiceTier {
+        said.map_or(ServiceTier::Standard, |said| said.kind)
+    }
 }
 
 /// `output`, a union whose one member is `message`.

@@ -16,12 +16,13 @@ use aws_smithy_types::event_stream::Message;
 use bytes::BytesMut;
 use serde::Deserialize;
 use serde_json::Value;
-use switchyard_types::{ApiError, ChatRequest, Delta, ErrorKind, StreamEvent};
+use switchyard_types::{ApiError, ChatRequest, Delta, ErrorKind, StreamEvent, Usage};
 
 use super::JSON_TOOL;
 use super::error;
 use super::response::{
-    WireUsage, emulates_json_schema, finish_reason, generated_id, stop_sequence, unix_now,
+    WireServiceTier, WireUsage, emulates_json_schema, finish_reason, generated_id, stop_sequence,
+    unix_now,
 };
 
 /// Reads an upstream ConverseStream body into canonical events, whatever the chunk boundaries.
@@ -190,7 +191,10 @@ impl Decoder {
             }
             "metadata" => {
                 if let Some(usage) = event.usage {
-                    out.push(StreamEvent::Usage(usage.to_canonical()));
+                    out.push(StreamEvent::Usage(Usage {
+                        service_tier: WireServiceTier::tier(event.service_tier.as_ref()),
+                        ..usage.to_canonical()
+                    }));
                 }
             }
             // `messageStart` only opens the answer; `contentBlockStop` needs nothing.
@@ -301,6 +305,8 @@ struct WireEvent {
     additional_model_response_fields: Option<Value>,
     /// `metadata`.
     usage: Option<WireUsage>,
+    /// `metadata`.
+    service_tier: Option<WireServiceTier>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -173,3 +173,28 @@ fn unreadable_answers_are_upstream_errors() {
     let error = decode(br#"{"stopReason": "end_turn"}"#, &request()).expect_err("no output");
     assert_eq!(error.kind, ErrorKind::BadGateway);
 }
+
+/// The tier that served the call (`serviceTier.type`) reaches the usage the call is priced by;
+/// `default` and `reserved` are standard, and an answer without one is standard.
+#[test]
+fn the_service_tier_is_read() {
+    for (said, tier) in [
+        (Some("priority"), switchyard_types::ServiceTier::Priority),
+        (Some("flex"), switchyard_types::ServiceTier::Flex),
+        (Some("default"), switchyard_types::ServiceTier::Standard),
+        (Some("reserved"), switchyard_types::ServiceTier::Standard),
+        (None, switchyard_types::ServiceTier::Standard),
+    ] {
+        let mut body = json!({
+            "output": {"message": {"role": "assistant", "content": [{"text": "hi"}]}},
+            "stopReason": "end_turn",
+            "usage": {"inputTokens": 5, "outputTokens": 7, "totalTokens": 12}
+        });
+        if let Some(said) = said {
+            body["serviceTier"] = json!({"type": said});
+        }
+        let response = decode(body.to_string().as_bytes(), &request()).expect("decodes");
+        assert_eq!(response.usage.service_tier, tier, "{said:?}");
+        assert_eq!(response.usage.prompt_tokens, 5);
+    }
+}

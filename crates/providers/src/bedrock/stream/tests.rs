@@ -352,3 +352,33 @@ fn guardrails_and_limits_map_to_finish_reasons() {
         );
     }
 }
+
+/// A stream's `metadata` names the tier that served it, which its usage carries.
+#[test]
+fn the_metadata_service_tier_is_read() {
+    let mut stream = Vec::new();
+    for (event_type, payload) in [
+        ("messageStart", json!({"role": "assistant"})),
+        (
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 0, "delta": {"text": "hi"}}),
+        ),
+        ("messageStop", json!({"stopReason": "end_turn"})),
+        (
+            "metadata",
+            json!({"usage": {"inputTokens": 3, "outputTokens": 1, "totalTokens": 4},
+                "metrics": {"latencyMs": 10}, "serviceTier": {"type": "flex"}}),
+        ),
+    ] {
+        stream.extend(event(event_type, &payload));
+    }
+    let events = decode_chunks(&request(), &[&stream]).expect("decodes");
+    let usage = events.iter().find_map(|event| match event {
+        StreamEvent::Usage(usage) => Some(*usage),
+        _ => None,
+    });
+    assert_eq!(
+        usage.map(|usage| (usage.prompt_tokens, usage.service_tier)),
+        Some((3, switchyard_types::ServiceTier::Flex))
+    );
+}

@@ -404,7 +404,9 @@ pub async fn run(
                 .iter()
                 .map(|choice| choice.finish_reason.clone())
                 .collect(),
-            Whole::Raw { body, .. } => crate::telemetry::traces::finish_reasons_of(body),
+            Whole::Raw { body, .. } => {
+                crate::telemetry::traces::finish_reasons_of(ctx.client_format, body)
+            }
             Whole::Embeddings(_) => Vec::new(),
         };
     }

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::trace::{SpanId, TraceId};
 use switchyard_providers::http::{Client, Target};
-use switchyard_types::FinishReason;
+use switchyard_types::{FinishReason, WireFormat};
 use tokio::time::Instant;
 use tracing::warn;
 
@@ -45,6 +45,9 @@ const LINGER: Duration = Duration::from_secs(1);
 
 /// How long one export may take.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long one export may take once the gateway is stopping.
+const CLOSING_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Exports tried per batch when the collector is unreachable or busy.
 const EXPORT_TRIES: u32 = 3;
@@ -134,6 +137,8 @@ struct Exporter {
     about: otlp::About,
     /// Batches the collector never took.
     failed: AtomicU64,
+    /// Set when the gateway stops: what is left gets one short try each.
+    closing: tokio_util::sync::CancellationToken,
 }
 
 impl Traces {
@@ -153,8 +158,9 @@ impl Traces {
         for (name, value) in &config.headers {
             let name = HeaderName::from_bytes(name.trim().as_bytes())
                 .map_err(|_| format!("otel.headers: {name:?} is not a header name"))?;
-            let value = HeaderValue::from_str(value.expose().trim())
+            let mut value = HeaderValue::from_str(value.expose().trim())
                 .map_err(|_| format!("otel.headers: the value of {name} is not a header value"))?;
+            value.set_sensitive(true);
             headers.insert(name, value);
         }
         headers.insert(
@@ -167,6 +173,7 @@ impl Traces {
             headers,
             about: otlp::About::new(&config.service_name, env!("CARGO_PKG_VERSION")),
             failed: AtomicU64::new(0),
+            closing: background.closing(),
         });
         let queue = background.lingering_queue("traced calls", QUEUE, BATCH, LINGER, {
             move |calls: Vec<Call>| {
@@ -271,8 +278,14 @@ impl Exporter {
         let mut delay = Duration::from_millis(500);
         let mut failure = String::new();
         for attempt in 1..=EXPORT_TRIES {
+            // Stopping, the rest of the queue must not wait out a dead collector's timeouts.
+            let closing = self.closing.is_cancelled();
             let sent = tokio::time::timeout(
-                EXPORT_TIMEOUT,
+                if closing {
+                    CLOSING_TIMEOUT
+                } else {
+                    EXPORT_TIMEOUT
+                },
                 self.client
                     .post(&self.target, self.headers.clone(), body.clone()),
             )
@@ -280,7 +293,9 @@ impl Exporter {
             let retry = match sent {
                 Ok(Ok(response)) if response.status().is_success() => {
                     // The body (an `ExportTraceServiceResponse`, perhaps partial success) is
-                    // not read: nothing would be done about it.
+                    // read to its end, which keeps the connection for the next batch; nothing
+                    // would be done about what it says.
+                    let _ = response.bytes_limited(64 * 1024).await;
                     return;
                 }
                 Ok(Ok(response)) => {
@@ -298,7 +313,7 @@ impl Exporter {
                     true
                 }
             };
-            if !retry || attempt == EXPORT_TRIES {
+            if !retry || attempt == EXPORT_TRIES || closing {
                 break;
             }
             tokio::time::sleep(delay).await;
@@ -331,58 +346,52 @@ impl Trace {
     }
 }
 
-/// The finish reasons of a relayed whole answer (traced calls only): the values of its
-/// `"finish_reason"` keys (OpenAI's choices), else of its `"stop_reason"` key (Anthropic's).
+/// The finish reasons of a relayed whole answer in `dialect` (traced calls only): OpenAI's
+/// `"finish_reason"` keys, Anthropic's `"stop_reason"` key.
 ///
 /// The relay has already checked that the body is JSON, and inside a JSON string every quote
 /// is escaped; so a `"finish_reason"` whose first quote is not escaped, followed by a colon,
-/// is a key. Looking for it costs a small part of parsing the answer again.
-pub fn finish_reasons_of(body: &[u8]) -> Vec<FinishReason> {
-    type Read = fn(&str) -> FinishReason;
-    /// The keys' searchers, made once (making one costs more than a search of an answer).
-    static KEYS: std::sync::LazyLock<[(memchr::memmem::Finder<'static>, Read); 2]> =
-        std::sync::LazyLock::new(|| {
-            [
-                (
-                    memchr::memmem::Finder::new(b"\"finish_reason\""),
-                    FinishReason::from_openai,
-                ),
-                (
-                    memchr::memmem::Finder::new(b"\"stop_reason\""),
-                    switchyard_providers::anthropic::response::finish_reason,
-                ),
-            ]
-        });
-    let mut reasons = Vec::new();
-    for (finder, read) in KEYS.iter() {
-        let key = finder.needle();
-        for at in finder.find_iter(body) {
+/// is a key. OpenAI writes tool arguments as strings, so its answers have such keys only in
+/// their choices. Anthropic writes tool input as objects, which may have a `stop_reason` of
+/// their own; its message's comes after its content, so the last one is the message's.
+/// Looking for the keys costs a small part of parsing the answer again.
+pub fn finish_reasons_of(dialect: WireFormat, body: &[u8]) -> Vec<FinishReason> {
+    use memchr::memmem::Finder;
+    static FINISH_REASON: std::sync::LazyLock<Finder<'static>> =
+        std::sync::LazyLock::new(|| Finder::new(b"\"finish_reason\""));
+    static STOP_REASON: std::sync::LazyLock<Finder<'static>> =
+        std::sync::LazyLock::new(|| Finder::new(b"\"stop_reason\""));
+    let (finder, read): (&Finder<'static>, fn(&str) -> FinishReason) = match dialect {
+        WireFormat::OpenAi => (&FINISH_REASON, FinishReason::from_openai),
+        WireFormat::Anthropic => (
+            &STOP_REASON,
+            switchyard_providers::anthropic::response::finish_reason,
+        ),
+    };
+    let key = finder.needle().len();
+    let mut reasons: Vec<FinishReason> = finder
+        .find_iter(body)
+        .filter_map(|at| {
             let escapes = body[..at]
                 .iter()
                 .rev()
                 .take_while(|byte| **byte == b'\\')
                 .count();
             if escapes % 2 == 1 {
-                continue;
+                return None;
             }
-            let value = body[at + key.len()..].trim_ascii_start();
-            let Some(value) = value.strip_prefix(b":") else {
-                continue;
-            };
+            let value = body[at + key..].trim_ascii_start().strip_prefix(b":")?;
             // A reason is a string without escapes; `null` is none.
-            let Some(value) = value.trim_ascii_start().strip_prefix(b"\"") else {
-                continue;
-            };
-            if let Some(end) = memchr::memchr2(b'"', b'\\', value)
-                && value[end] == b'"'
-                && let Ok(name) = std::str::from_utf8(&value[..end])
-            {
-                reasons.push(read(name));
-            }
-        }
-        if !reasons.is_empty() {
-            break;
-        }
+            let value = value.trim_ascii_start().strip_prefix(b"\"")?;
+            let end = memchr::memchr2(b'"', b'\\', value)?;
+            (value[end] == b'"')
+                .then(|| std::str::from_utf8(&value[..end]).ok())
+                .flatten()
+                .map(read)
+        })
+        .collect();
+    if dialect == WireFormat::Anthropic && reasons.len() > 1 {
+        reasons.drain(..reasons.len() - 1);
     }
     reasons
 }
@@ -452,14 +461,17 @@ mod tests {
     fn finish_reasons_are_read_from_the_keys_of_a_relayed_answer() {
         let openai = br#"{"choices":[{"index":0,"message":{"content":"he wrote \"finish_reason\": \"tool_calls\"","tool_calls":[{"function":{"arguments":"{\"finish_reason\":\"x\"}"}}]},"finish_reason" : "length"},{"index":1,"finish_reason":null},{"index":2,"finish_reason":"content_filter"}],"usage":{}}"#;
         assert_eq!(
-            finish_reasons_of(openai),
+            finish_reasons_of(WireFormat::OpenAi, openai),
             [FinishReason::Length, FinishReason::ContentFilter]
         );
-        let anthropic =
-            br#"{"type":"message","content":[{"type":"text","text":"x"}],"stop_reason":"max_tokens"}"#;
-        assert_eq!(finish_reasons_of(anthropic), [FinishReason::Length]);
-        assert!(finish_reasons_of(br#"{"choices":[]}"#).is_empty());
-        assert!(finish_reasons_of(b"").is_empty());
+        // A tool's input is an object, which may have keys of either name.
+        let anthropic = br#"{"type":"message","content":[{"type":"tool_use","id":"t","name":"f","input":{"stop_reason":"end_turn","finish_reason":"stop"}}],"stop_reason":"max_tokens"}"#;
+        assert_eq!(
+            finish_reasons_of(WireFormat::Anthropic, anthropic),
+            [FinishReason::Length]
+        );
+        assert!(finish_reasons_of(WireFormat::OpenAi, br#"{"choices":[]}"#).is_empty());
+        assert!(finish_reasons_of(WireFormat::Anthropic, b"").is_empty());
     }
 
     #[test]

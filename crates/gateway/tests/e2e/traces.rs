@@ -330,6 +330,47 @@ async fn a_failed_call_is_an_error_span_and_shutdown_sends_what_is_queued() {
     assert!(text(attempt, "error.type").is_some_and(|kind| !kind.is_empty()));
 }
 
+/// A collector that takes connections and never answers does not hold up a stop: once the
+/// gateway is stopping, what is queued gets one short try.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_that_never_answers_does_not_hold_up_shutdown() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let silent_url = format!("http://{}", silent.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = silent.accept().await {
+            held.push(connection);
+        }
+    });
+    let receiver = receiver().await;
+    let setup = start(&format!(
+        "otel:\n  endpoint: \"{silent_url}\"\nmodels:\n  - name: plain\n    deployments:\n      - provider: openai_compatible\n        model: up-model\n        api_base: \"{url}/v1\"\n        api_key: k\n",
+        url = receiver.url
+    ))
+    .await;
+    let response = setup
+        .openai(&json!({"model": "plain", "messages": [{"role": "user", "content": "x"}]}))
+        .await;
+    assert_eq!(response.status(), 200);
+    let started = std::time::Instant::now();
+    assert!(
+        setup
+            .gateway
+            .shared()
+            .background
+            .shutdown(Duration::from_secs(30))
+            .await,
+        "the exporter finished within the grace"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "stopping took {:?}",
+        started.elapsed()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keyed_call_has_spans_for_its_key_limits_and_budget() {
     let receiver = receiver().await;

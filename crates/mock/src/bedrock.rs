@@ -125,7 +125,8 @@ async fn respond(
         &options,
         exception.as_deref(),
     )
-    .reporting_stop_sequence(request.reports_stop_sequence());
+    .reporting_stop_sequence(request.reports_stop_sequence())
+    .at_tier(request.served_tier());
     if stream {
         let mut script = Script::new(&options, malformed_event());
         reply.stream(&mut script);

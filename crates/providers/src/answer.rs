@@ -74,3 +74,33 @@ mod tests {
         assert!(!error.message.contains("secret"), "{}", error.message);
     }
 }
+
+/// The tier a client asked to be served at, in its own dialect's words (OpenAI's
+/// `service_tier`: `auto`, `default`, `flex`, `priority`; Anthropic's: `auto`,
+/// `standard_only`), as other dialects can say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AskedTier {
+    /// Whatever the account's default is.
+    Auto,
+    /// Standard processing, no priority capacity.
+    Standard,
+    /// Cheaper, slower.
+    Flex,
+    /// Faster, dearer.
+    Priority,
+}
+
+/// What `request`'s client asked for, if anything a translation can carry.
+pub(crate) fn asked_tier(request: &switchyard_types::ChatRequest) -> Option<AskedTier> {
+    use switchyard_types::WireFormat;
+    let said = request.extra.fields.get("service_tier")?.as_str()?;
+    match (request.extra.format, said) {
+        (_, "auto") => Some(AskedTier::Auto),
+        (WireFormat::OpenAi, "default") | (WireFormat::Anthropic, "standard_only") => {
+            Some(AskedTier::Standard)
+        }
+        (WireFormat::OpenAi, "flex") => Some(AskedTier::Flex),
+        (WireFormat::OpenAi, "priority") => Some(AskedTier::Priority),
+        _ => None,
+    }
+}

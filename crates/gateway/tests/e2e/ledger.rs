@@ -71,6 +71,12 @@ models:
         api_base: "{MOCK}"
         api_key: test-key
         price: {input: 1, output: 10, priority_input: 2, priority_output: 20, batch_input: "0.5", batch_output: 5}
+  - name: bedrock-tiers
+    deployments:
+      - provider: mock_bedrock
+        model: "echo;tokens=20"
+        api_base: "{MOCK_ROOT}"
+        price: {input: 1, output: 10, priority_input: 2, priority_output: 20, batch_input: "0.5", batch_output: 5}
   - name: free
     deployments:
       - provider: openai_compatible
@@ -173,9 +179,15 @@ async fn calls_are_charged_at_the_service_tier_that_served_them() {
         (Some("flex"), false, 500, 5_000),
         (Some("priority"), true, 2_000, 20_000),
     ];
-    for (n, (tier, stream, input, output)) in cases.into_iter().enumerate() {
+    // The same asked of a Bedrock deployment: the tier goes as Converse's `serviceTier`, and
+    // the mock, as Bedrock does, says in the answer (or the stream's metadata) what served it.
+    let cases = cases
+        .into_iter()
+        .map(|case| ("gpt-tiers", case))
+        .chain(cases.into_iter().map(|case| ("bedrock-tiers", case)));
+    for (n, (model, (tier, stream, input, output))) in cases.enumerate() {
         let mut body = json!({
-            "model": "gpt-tiers",
+            "model": model,
             "messages": [{"role": "user", "content": format!("tier call {n}")}],
             "stream": stream,
         });
@@ -185,18 +197,22 @@ async fn calls_are_charged_at_the_service_tier_that_served_them() {
         let response = call(&setup, &secret, &body).await;
         assert_eq!(response.status(), 200);
         let text = response.text().await.expect("body");
-        if !stream {
+        if !stream && model == "gpt-tiers" {
             let answer: Value = serde_json::from_str(&text).expect("json");
             assert_eq!(answer["service_tier"], tier.unwrap_or("default"));
         }
         let found = spend_records(&setup, &id, n + 1).await;
         let record = found.last().expect("a record");
-        assert_eq!(record.completion_tokens, 20, "{tier:?} stream={stream}");
+        assert_eq!(record.model, model);
+        assert_eq!(
+            record.completion_tokens, 20,
+            "{model} {tier:?} stream={stream}"
+        );
         let prompt = i64::try_from(record.prompt_tokens).expect("tokens");
         assert_eq!(
             record.cost_nanos,
             prompt * input + 20 * output,
-            "{tier:?} stream={stream}"
+            "{model} {tier:?} stream={stream}"
         );
     }
 }

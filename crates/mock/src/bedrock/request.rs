@@ -33,6 +33,28 @@ pub(crate) struct ConverseRequest {
     pub additional_model_request_fields: Option<Value>,
     /// JSON pointers into the model's own answer to report (Claude's `/stop_sequence`).
     pub additional_model_response_field_paths: Option<Vec<String>>,
+    /// The processing tier asked for (`{"type": "priority"}`).
+    pub service_tier: Option<ServiceTier>,
+}
+
+/// `serviceTier`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ServiceTier {
+    /// `priority`, `default`, `flex` or `reserved`.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+impl ConverseRequest {
+    /// The tier the call is served at: the one asked for, when the mock knows it.
+    pub(crate) fn served_tier(&self) -> Option<&'static str> {
+        match self.service_tier.as_ref()?.kind.as_str() {
+            "priority" => Some("priority"),
+            "flex" => Some("flex"),
+            "default" => Some("default"),
+            _ => None,
+        }
+    }
 }
 
 /// One message.

@@ -61,6 +61,9 @@ pub(crate) struct Reply<'a> {
     exception_after: usize,
     /// `additionalModelResponseFields.stop_sequence` was asked for.
     reports_stop_sequence: bool,
+    /// `serviceTier.type` the request asked for (`priority`, `flex`, `default`), reported
+    /// back as the tier that served it.
+    service_tier: Option<&'static str>,
 }
 
 impl<'a> Reply<'a> {
@@ -94,7 +97,15 @@ impl<'a> Reply<'a> {
             exception,
             exception_after: options.cut_after,
             reports_stop_sequence: false,
+            service_tier: None,
         }
+    }
+
+    /// Serves the call at `tier` (the request's `serviceTier.type`), reported in the answer
+    /// and in the stream's `metadata`.
+    pub(crate) fn at_tier(mut self, tier: Option<&'static str>) -> Self {
+        self.service_tier = tier;
+        self
     }
 
     /// Reports Claude's `stop_sequence` in `additionalModelResponseFields`, as Bedrock does
@@ -134,6 +145,9 @@ impl<'a> Reply<'a> {
         });
         if let Some(fields) = self.additional_fields() {
             body["additionalModelResponseFields"] = fields;
+        }
+        if let Some(tier) = self.service_tier {
+            body["serviceTier"] = json!({ "type": tier });
         }
         body.to_string().into_bytes()
     }
@@ -196,10 +210,11 @@ impl<'a> Reply<'a> {
             stop["additionalModelResponseFields"] = fields;
         }
         writer.terminal("messageStop", &stop);
-        writer.terminal(
-            "metadata",
-            &json!({"usage": self.usage(), "metrics": {"latencyMs": LATENCY_MS}}),
-        );
+        let mut metadata = json!({"usage": self.usage(), "metrics": {"latencyMs": LATENCY_MS}});
+        if let Some(tier) = self.service_tier {
+            metadata["serviceTier"] = json!({ "type": tier });
+        }
+        writer.terminal("metadata", &metadata);
     }
 
     /// The answer text as sent: a guardrail's message in place of a blocked answer.

@@ -28,6 +28,7 @@ use switchyard_types::{
 };
 
 use super::JSON_TOOL;
+use crate::answer::AskedTier;
 use crate::reasoning::{self, ClaudePlan};
 use crate::turns::Turns;
 
@@ -82,6 +83,16 @@ pub fn encode(request: &ChatRequest, model: &str) -> Result<Vec<u8>, ApiError> {
             "additionalModelRequestFields".into(),
             Value::Object(additional),
         );
+    }
+    // The tier a client asked for, as Converse names it (`auto` is its default: nothing).
+    let tier = match crate::answer::asked_tier(request) {
+        Some(AskedTier::Priority) => Some("priority"),
+        Some(AskedTier::Flex) => Some("flex"),
+        Some(AskedTier::Standard) => Some("default"),
+        Some(AskedTier::Auto) | None => None,
+    };
+    if let Some(tier) = tier {
+        body.insert("serviceTier".into(), json!({ "type": tier }));
     }
     if claude && !request.stop.is_empty() {
         // Converse says only `stop_sequence`; which one matched is Claude's own field.

@@ -15,6 +15,7 @@ use super::wire::{
     ContentIn, ImageUrl, MessageIn, PartIn, RequestIn, ResponseFormatIn, RoleIn, StopIn,
     StreamOptions, ToolCallOut, ToolChoiceIn,
 };
+use crate::answer::AskedTier;
 use crate::json;
 
 /// Parses a client's Chat Completions body. Unknown top-level fields are kept in `extra`.
@@ -292,6 +293,15 @@ pub fn encode_for(request: &ChatRequest, model: &str, quirks: Quirks) -> Result<
         stream_options: request.stream.then_some(StreamOptions {
             include_usage: Some(true),
         }),
+        // Another dialect's tier (an OpenAI client's own goes with the rest).
+        service_tier: match crate::answer::asked_tier(request) {
+            _ if request.extra.format == WireFormat::OpenAi => None,
+            Some(AskedTier::Auto) => Some("auto"),
+            Some(AskedTier::Standard) => Some("default"),
+            Some(AskedTier::Flex) => Some("flex"),
+            Some(AskedTier::Priority) => Some("priority"),
+            None => None,
+        },
         rest: request.extra.for_format(WireFormat::OpenAi),
     };
     serde_json::to_vec(&body).map_err(|error| {
@@ -352,6 +362,8 @@ struct RequestOut<'a> {
     stream: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     stream_options: Option<StreamOptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_tier: Option<&'static str>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     rest: Option<&'a Map<String, Value>>,
 }

@@ -687,7 +687,10 @@ fn anthropic_extras_are_forwarded_only_to_anthropic() {
     assert_eq!(body["service_tier"], json!("auto"));
     assert_eq!(body["max_tokens_extra"], json!({"a": [1]}));
     request.extra.format = WireFormat::OpenAi;
-    assert!(encoded(&request).get("service_tier").is_none());
+    let body = encoded(&request);
+    assert!(body.get("max_tokens_extra").is_none());
+    // A tier is translated rather than forwarded: OpenAI's `auto` is Anthropic's too.
+    assert_eq!(body["service_tier"], json!("auto"));
 }
 
 /// Regressions: current Claude models refuse `temperature` with `top_p`, and Anthropic

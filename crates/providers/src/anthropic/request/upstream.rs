@@ -8,6 +8,7 @@ use switchyard_types::{
 };
 
 use super::invalid;
+use crate::answer::AskedTier;
 use crate::anthropic::content::{
     JSON_TOOL, image_block, request_block, text_block, tool_id, tool_input, tool_use_block,
 };
@@ -77,6 +78,19 @@ pub(super) fn encode(request: &ChatRequest, model: &str) -> Result<Vec<u8>, ApiE
     }
     if request.stream {
         body.insert("stream".into(), true.into());
+    }
+    // Another dialect's tier, as Anthropic says it: priority capacity when there is some
+    // (`auto`, its default), or never (`standard_only`: asked for standard or flex).
+    if request.extra.format != WireFormat::Anthropic {
+        match crate::answer::asked_tier(request) {
+            Some(AskedTier::Standard | AskedTier::Flex) => {
+                body.insert("service_tier".into(), "standard_only".into());
+            }
+            Some(AskedTier::Auto | AskedTier::Priority) => {
+                body.insert("service_tier".into(), "auto".into());
+            }
+            None => {}
+        }
     }
     if let Some(fields) = request.extra.for_format(WireFormat::Anthropic) {
         for (key, value) in fields {

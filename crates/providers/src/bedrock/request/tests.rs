@@ -406,3 +406,59 @@ fn a_minimal_request_has_only_messages_and_empty_text_is_never_sent() {
         json!({"messages": [{"role": "user", "content": [{"text": "Hello"}, {"text": "Are you there?"}]}]})
     );
 }
+
+/// A client's `service_tier` reaches an upstream of another dialect in its words: Converse's
+/// `serviceTier`, Anthropic's `service_tier` (`auto` or `standard_only`), OpenAI's.
+#[test]
+fn a_clients_service_tier_is_translated() {
+    let openai_client = |tier: &str| {
+        crate::openai::request::decode(
+            json!({"model": "m", "service_tier": tier,
+                "messages": [{"role": "user", "content": "hi"}]})
+            .to_string()
+            .as_bytes(),
+        )
+        .expect("decodes")
+    };
+    let body = |bytes: Vec<u8>| serde_json::from_slice::<Value>(&bytes).expect("JSON");
+    for (tier, converse, anthropic) in [
+        ("priority", Some("priority"), Some("auto")),
+        ("flex", Some("flex"), Some("standard_only")),
+        ("default", Some("default"), Some("standard_only")),
+        ("auto", None, Some("auto")),
+        ("scale", None, None),
+    ] {
+        let request = openai_client(tier);
+        let bedrock = body(encode(&request, "anthropic.claude-sonnet-4").expect("encodes"));
+        assert_eq!(
+            bedrock["serviceTier"]["type"].as_str(),
+            converse,
+            "{tier} to Bedrock"
+        );
+        let claude = body(crate::anthropic::request::encode(&request, "claude").expect("encodes"));
+        assert_eq!(
+            claude["service_tier"].as_str(),
+            anthropic,
+            "{tier} to Anthropic"
+        );
+        // To OpenAI, an OpenAI client's own field goes as it was, once.
+        let openai = crate::openai::request::encode(&request, "gpt").expect("encodes");
+        let text = String::from_utf8(openai.clone()).expect("utf-8");
+        assert_eq!(text.matches("service_tier").count(), 1, "{text}");
+        assert_eq!(body(openai)["service_tier"].as_str(), Some(tier));
+    }
+    let anthropic_client = crate::anthropic::request::decode(
+        json!({"model": "m", "max_tokens": 5, "service_tier": "standard_only",
+            "messages": [{"role": "user", "content": "hi"}]})
+        .to_string()
+        .as_bytes(),
+    )
+    .expect("decodes");
+    let openai = body(crate::openai::request::encode(&anthropic_client, "gpt").expect("encodes"));
+    assert_eq!(openai["service_tier"].as_str(), Some("default"));
+    let bedrock = body(encode(&anthropic_client, "anthropic.claude").expect("encodes"));
+    assert_eq!(bedrock["serviceTier"]["type"].as_str(), Some("default"));
+    let claude =
+        body(crate::anthropic::request::encode(&anthropic_client, "claude").expect("encodes"));
+    assert_eq!(claude["service_tier"].as_str(), Some("standard_only"));
+}

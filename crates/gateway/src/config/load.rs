@@ -107,37 +107,8 @@ pub fn validate(text: &str, env: &dyn Env) -> Result<ConfigFile, Vec<ConfigError
     let redis = section::<RedisConfig>(&mut root, "redis", &mut errors);
     let ledger = section::<LedgerConfig>(&mut root, "ledger", &mut errors);
     let metrics = section::<MetricsConfig>(&mut root, "metrics", &mut errors);
-    let otel = section::<OtelConfig>(&mut root, "otel", &mut errors).map(|mut otel| {
-        if otel.endpoint.is_none() {
-            otel.endpoint = env
-                .var("OTEL_EXPORTER_OTLP_ENDPOINT")
-                .filter(|url| !url.trim().is_empty());
-        }
-        if let Some(url) = &otel.endpoint
-            && switchyard_providers::http::Target::parse(url).is_err()
-        {
-            errors.push(error_at("otel.endpoint", "not an http:// or https:// URL"));
-        }
-        if !(0.0..=1.0).contains(&otel.sample_ratio) {
-            errors.push(error_at("otel.sample_ratio", "must be between 0 and 1"));
-        }
-        if otel.headers.is_empty()
-            && let Some(list) = env.var("OTEL_EXPORTER_OTLP_HEADERS")
-        {
-            otel.headers = otlp_headers(&list);
-        }
-        for (name, value) in &otel.headers {
-            if http::HeaderName::from_bytes(name.trim().as_bytes()).is_err()
-                || http::HeaderValue::from_str(value.expose().trim()).is_err()
-            {
-                errors.push(error_at(
-                    "otel.headers",
-                    format!("{name:?} is not a valid header name with a valid value"),
-                ));
-            }
-        }
-        otel
-    });
+    let otel = section::<OtelConfig>(&mut root, "otel", &mut errors)
+        .map(|otel| telemetry::check_otel(otel, env, &mut errors));
     let audit = section::<AuditConfig>(&mut root, "audit", &mut errors)
         .map(|audit| control::check_audit(audit, env, &mut errors));
     let guards = section::<GuardsConfig>(&mut root, "guards", &mut errors);
@@ -806,18 +777,6 @@ fn check_provider_keys(deployment: &DeploymentConfig, path: &str, errors: &mut V
 }
 
 mod control;
+mod telemetry;
 #[cfg(test)]
 mod tests;
-
-/// The headers of `OTEL_EXPORTER_OTLP_HEADERS`: `name=value` pairs separated by commas, each
-/// value percent-decoded (as the OpenTelemetry specification writes them).
-fn otlp_headers(list: &str) -> std::collections::BTreeMap<String, Secret> {
-    list.split(',')
-        .filter_map(|pair| pair.split_once('='))
-        .map(|(name, value)| {
-            let value = percent_encoding::percent_decode_str(value.trim()).decode_utf8_lossy();
-            (name.trim().to_owned(), Secret::from(value.into_owned()))
-        })
-        .filter(|(name, _)| !name.is_empty())
-        .collect()
-}

@@ -8,6 +8,8 @@
 //! wire format's pieces (varints, tags, fixed-width numbers) are a few lines each, inlined
 //! here: through a generic encoder they cost several times more per span.
 
+use tokio::time::Instant;
+
 use super::{Call, Outcome, Trace};
 
 /// `Span.SpanKind`.
@@ -93,16 +95,14 @@ pub(super) fn encode(about: &About, calls: &[Call]) -> Vec<u8> {
 fn call_spans(buf: &mut Vec<u8>, call: &Call, rng: &mut fastrand::Rng) {
     let trace = &call.trace;
     let model = call.group.as_deref().map_or("unknown", String::as_str);
-    message(buf, 2, |buf| {
-        let head = Head {
-            trace,
-            span_id: trace.span_id.to_bytes(),
-            parent: trace.parent.map(|parent| parent.to_bytes()),
-            kind: Kind::Server,
-        };
-        head.write(buf, &[call.operation, " ", model]);
-        fixed64(buf, 7, trace.unix_nanos(trace.started.1));
-        fixed64(buf, 8, trace.unix_nanos(call.ended));
+    let head = Head {
+        trace,
+        span_id: trace.span_id.to_bytes(),
+        parent: trace.parent.map(|parent| parent.to_bytes()),
+        kind: Kind::Server,
+    };
+    let times = (trace.started.1, call.ended);
+    head.span(buf, &[call.operation, " ", model], times, |buf| {
         let mut attr = |key: &str, value: Value<'_>| attribute(buf, 9, key, value);
         attr("gen_ai.operation.name", Value::Str(call.operation));
         attr("gen_ai.request.model", Value::Str(model));
@@ -158,35 +158,20 @@ fn call_spans(buf: &mut Vec<u8>, call: &Call, rng: &mut fastrand::Rng) {
             }
         };
         status(buf, code, message_text);
-        fixed32(buf, 16, head.flags());
     });
-    let call_span = trace.span_id.to_bytes();
+    let mut child = |kind: Kind| Head {
+        trace,
+        span_id: rng.u64(1..).to_be_bytes(),
+        parent: Some(head.span_id),
+        kind,
+    };
     for (name, from, to) in &trace.stages {
-        message(buf, 2, |buf| {
-            let head = Head {
-                trace,
-                span_id: rng.u64(1..).to_be_bytes(),
-                parent: Some(call_span),
-                kind: Kind::Internal,
-            };
-            head.write(buf, &[name]);
-            fixed64(buf, 7, trace.unix_nanos(*from));
-            fixed64(buf, 8, trace.unix_nanos(*to));
-            fixed32(buf, 16, head.flags());
-        });
+        child(Kind::Internal).span(buf, &[name], (*from, *to), |_| {});
     }
     for attempt in &call.attempt_spans {
-        message(buf, 2, |buf| {
-            let head = Head {
-                trace,
-                span_id: rng.u64(1..).to_be_bytes(),
-                parent: Some(call_span),
-                kind: Kind::Client,
-            };
-            let served = served(&attempt.deployment);
-            head.write(buf, &[call.operation, " ", served]);
-            fixed64(buf, 7, trace.unix_nanos(attempt.span.0));
-            fixed64(buf, 8, trace.unix_nanos(attempt.span.1));
+        let served = served(&attempt.deployment);
+        let name = [call.operation, " ", served];
+        child(Kind::Client).span(buf, &name, attempt.span, |buf| {
             let mut attr = |key: &str, value: Value<'_>| attribute(buf, 9, key, value);
             attr("gen_ai.operation.name", Value::Str(call.operation));
             attr("gen_ai.provider.name", Value::Str(attempt.provider));
@@ -196,7 +181,6 @@ fn call_spans(buf: &mut Vec<u8>, call: &Call, rng: &mut fastrand::Rng) {
                 attr("error.type", Value::Str(&code.to_string()));
                 status(buf, Code::Error, message_text);
             }
-            fixed32(buf, 16, head.flags());
         });
     }
 }
@@ -217,6 +201,24 @@ struct Head<'a> {
 }
 
 impl Head<'_> {
+    /// Writes the span (`Span`, as `ScopeSpans.spans`) named by `name`'s parts, from `times.0`
+    /// to `times.1`: its head, its times, what `rest` writes (attributes, status), its flags.
+    fn span(
+        &self,
+        buf: &mut Vec<u8>,
+        name: &[&str],
+        times: (Instant, Instant),
+        rest: impl FnOnce(&mut Vec<u8>),
+    ) {
+        message(buf, 2, |buf| {
+            self.write(buf, name);
+            fixed64(buf, 7, self.trace.unix_nanos(times.0));
+            fixed64(buf, 8, self.trace.unix_nanos(times.1));
+            rest(buf);
+            fixed32(buf, 16, self.flags());
+        });
+    }
+
     /// Writes `trace_id` (1), `span_id` (2), `parent_span_id` (4), `name` (5, the parts
     /// joined) and `kind` (6).
     fn write(&self, buf: &mut Vec<u8>, name: &[&str]) {

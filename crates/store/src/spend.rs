@@ -5,10 +5,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use serde::Deserialize;
 use sqlx::Row;
 use switchyard_ledger::Day;
 
-use crate::model::{Daily, Dimension, SpendQuery, SpendRecord};
+use crate::model::{Daily, Dimension, GuardVerdict, SpendQuery, SpendRecord};
 use crate::{Store, StoreError, from_json, on_pool, plain_text, to_json};
 
 /// The sums kept per aggregate row.
@@ -78,13 +79,152 @@ macro_rules! daily_columns {
     };
 }
 
-/// The columns a record fills, in order.
+/// The columns a record fills, in order: what reports filter, page, prune and sum by; the rest
+/// of the record is `detail`, one JSON object ([`Detail`]).
 macro_rules! columns {
     () => {
-        "request_id, at, key_id, team_id, user_id, model, deployment, kind, tags, prompt_tokens, \
-         completion_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_nanos, \
-         estimated, unpriced, cache_hit, stream, status, attempts, latency_ms, ttft_ms, guards"
+        "at, key_id, team_id, user_id, model, cost_nanos, detail"
     };
+}
+
+/// The number of columns in [`columns!`].
+const COLUMNS: usize = 7;
+
+/// A record's `detail` as written: every field but those in columns, in the order of
+/// [`Detail`], a false, zero, empty or missing one left out (most calls have no cached,
+/// reasoning or guard entries). Written by hand, keys as they are and numbers by `itoa`: a
+/// record a call, on the writer's one thread.
+fn detail_of(record: &SpendRecord) -> String {
+    let mut out = String::with_capacity(192);
+    out.push_str("{\"request_id\":");
+    json_string(&mut out, &record.request_id);
+    if let Some(deployment) = &record.deployment {
+        out.push_str(",\"deployment\":");
+        json_string(&mut out, deployment);
+    }
+    out.push_str(",\"kind\":");
+    json_string(&mut out, &record.kind);
+    if !record.tags.is_empty() {
+        out.push_str(",\"tags\":[");
+        for (n, tag) in record.tags.iter().enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            json_string(&mut out, tag);
+        }
+        out.push(']');
+    }
+    let number = |out: &mut String, name: &str, value: Option<i64>| {
+        if let Some(value) = value {
+            out.push_str(name);
+            out.push_str(itoa::Buffer::new().format(value));
+        }
+    };
+    let count = |count: u64| (count > 0).then(|| i64::try_from(count).unwrap_or(i64::MAX));
+    number(&mut out, ",\"prompt_tokens\":", count(record.prompt_tokens));
+    number(
+        &mut out,
+        ",\"completion_tokens\":",
+        count(record.completion_tokens),
+    );
+    number(
+        &mut out,
+        ",\"cache_read_tokens\":",
+        count(record.cache_read_tokens),
+    );
+    number(
+        &mut out,
+        ",\"cache_write_tokens\":",
+        count(record.cache_write_tokens),
+    );
+    number(
+        &mut out,
+        ",\"reasoning_tokens\":",
+        count(record.reasoning_tokens),
+    );
+    for (flag, text) in [
+        (record.estimated, ",\"estimated\":true"),
+        (record.unpriced, ",\"unpriced\":true"),
+        (record.cache_hit, ",\"cache_hit\":true"),
+        (record.stream, ",\"stream\":true"),
+    ] {
+        if flag {
+            out.push_str(text);
+        }
+    }
+    number(&mut out, ",\"status\":", Some(i64::from(record.status)));
+    number(&mut out, ",\"attempts\":", Some(i64::from(record.attempts)));
+    number(&mut out, ",\"latency_ms\":", Some(record.latency_ms));
+    number(&mut out, ",\"ttft_ms\":", record.ttft_ms);
+    if !record.guards.is_empty() {
+        out.push_str(",\"guards\":");
+        out.push_str(&to_json(&record.guards));
+    }
+    out.push('}');
+    out
+}
+
+/// `value` as a JSON string: quotes, backslashes and control characters escaped.
+fn json_string(out: &mut String, value: &str) {
+    out.push('"');
+    // Most values (ids, names) need nothing escaped: checked in one pass without branches.
+    let plain = value.bytes().fold(true, |plain, byte| {
+        plain & (byte >= 0x20) & (byte != b'"') & (byte != b'\\')
+    });
+    if plain {
+        out.push_str(value);
+        out.push('"');
+        return;
+    }
+    let mut start = 0;
+    for (at, byte) in value.bytes().enumerate() {
+        let escaped = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        // Every byte escaped is ASCII: `at` is on a character boundary.
+        out.push_str(&value[start..at]);
+        if escaped.is_empty() {
+            out.push_str("\\u00");
+            out.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
+            out.push(char::from(b"0123456789abcdef"[usize::from(byte & 0xf)]));
+        } else {
+            out.push_str(escaped);
+        }
+        start = at + 1;
+    }
+    out.push_str(&value[start..]);
+    out.push('"');
+}
+
+/// A record's `detail` as read: any field may be missing (left out as false or zero, or
+/// written by an older version) and reads as its default.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Detail {
+    request_id: String,
+    deployment: Option<String>,
+    kind: String,
+    tags: Vec<String>,
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    cache_read_tokens: u64,
+    cache_write_tokens: u64,
+    reasoning_tokens: u64,
+    estimated: bool,
+    unpriced: bool,
+    cache_hit: bool,
+    stream: bool,
+    status: u16,
+    attempts: u32,
+    latency_ms: i64,
+    ttft_ms: Option<i64>,
+    guards: Vec<GuardVerdict>,
 }
 
 /// Rows per insert statement: a batch goes as statements of these sizes (largest first), so
@@ -137,16 +277,11 @@ fn insert_sql(rows: usize, kind: crate::Kind) -> &'static str {
     &texts[dialect][index]
 }
 
-/// The number of columns in [`columns!`].
-const COLUMNS: usize = 24;
-
 /// The raw-records query with `filters` (column names from the code, values bound).
 fn records_sql(filters: &[(&str, &str)]) -> String {
     let mut sql = String::from(
-        "SELECT seq, request_id, at, key_id, team_id, user_id, model, deployment, kind, tags, \
-         prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens, \
-         reasoning_tokens, cost_nanos, estimated, unpriced, cache_hit, stream, status, attempts, \
-         latency_ms, ttft_ms, guards FROM spend WHERE seq > $1 AND at >= $2 AND at < $3",
+        "SELECT seq, at, key_id, team_id, user_id, model, cost_nanos, detail FROM spend \
+         WHERE seq > $1 AND at >= $2 AND at < $3",
     );
     for (n, (column, _)) in filters.iter().enumerate() {
         sql.push_str(&format!(" AND {column} = ${}", n + 4));
@@ -190,39 +325,17 @@ impl Store {
                 rest = after;
                 let mut insert = sqlx::query(insert_sql(size, kind));
                 for record in chunk {
-                    let tokens = |count: u64| i64::try_from(count).unwrap_or(i64::MAX);
                     // Text as `Arc<str>`: the arguments take it as it is (a `&str` would be
                     // copied into a `String`, then boxed).
                     let text = |value: &str| Arc::<str>::from(value);
                     insert = insert
-                        .bind(text(&record.request_id))
                         .bind(record.at)
                         .bind(record.key_id.as_deref().map(text))
                         .bind(record.team_id.as_deref().map(text))
                         .bind(record.user_id.as_deref().map(text))
                         .bind(text(&record.model))
-                        .bind(record.deployment.as_deref().map(text))
-                        .bind(text(&record.kind))
-                        .bind(to_json(&record.tags))
-                        .bind(tokens(record.prompt_tokens))
-                        .bind(tokens(record.completion_tokens))
-                        .bind(tokens(record.cache_read_tokens))
-                        .bind(tokens(record.cache_write_tokens))
-                        .bind(tokens(record.reasoning_tokens))
                         .bind(record.cost_nanos)
-                        .bind(record.estimated)
-                        .bind(record.unpriced)
-                        .bind(record.cache_hit)
-                        .bind(record.stream)
-                        .bind(i32::from(record.status))
-                        .bind(i32::try_from(record.attempts).unwrap_or(i32::MAX))
-                        .bind(record.latency_ms)
-                        .bind(record.ttft_ms)
-                        .bind(if record.guards.is_empty() {
-                            String::new()
-                        } else {
-                            to_json(&record.guards)
-                        });
+                        .bind(detail_of(record));
                 }
                 insert.execute(&mut *tx).await?;
             }
@@ -376,41 +489,34 @@ impl Store {
                 .await?;
             rows.iter()
                 .map(|row| {
-                    let count = |name: &str| -> Result<u64, sqlx::Error> {
-                        Ok(u64::try_from(row.try_get::<i64, _>(name)?).unwrap_or(0))
-                    };
-                    let tags: String = row.try_get("tags")?;
-                    let status: i32 = row.try_get("status")?;
-                    let attempts: i32 = row.try_get("attempts")?;
+                    let detail: String = row.try_get("detail")?;
+                    let detail: Detail = from_json("detail", &detail)?;
                     Ok(SpendRecord {
                         seq: row.try_get("seq")?,
-                        request_id: row.try_get("request_id")?,
+                        request_id: detail.request_id,
                         at: row.try_get("at")?,
                         key_id: row.try_get("key_id")?,
                         team_id: row.try_get("team_id")?,
                         user_id: row.try_get("user_id")?,
                         model: row.try_get("model")?,
-                        deployment: row.try_get("deployment")?,
-                        kind: row.try_get("kind")?,
-                        tags: from_json("tags", &tags)?,
-                        prompt_tokens: count("prompt_tokens")?,
-                        completion_tokens: count("completion_tokens")?,
-                        cache_read_tokens: count("cache_read_tokens")?,
-                        cache_write_tokens: count("cache_write_tokens")?,
-                        reasoning_tokens: count("reasoning_tokens")?,
+                        deployment: detail.deployment,
+                        kind: detail.kind,
+                        tags: detail.tags,
+                        prompt_tokens: detail.prompt_tokens,
+                        completion_tokens: detail.completion_tokens,
+                        cache_read_tokens: detail.cache_read_tokens,
+                        cache_write_tokens: detail.cache_write_tokens,
+                        reasoning_tokens: detail.reasoning_tokens,
                         cost_nanos: row.try_get("cost_nanos")?,
-                        estimated: row.try_get("estimated")?,
-                        unpriced: row.try_get("unpriced")?,
-                        cache_hit: row.try_get("cache_hit")?,
-                        stream: row.try_get("stream")?,
-                        status: u16::try_from(status).unwrap_or(0),
-                        attempts: u32::try_from(attempts).unwrap_or(0),
-                        latency_ms: row.try_get("latency_ms")?,
-                        ttft_ms: row.try_get("ttft_ms")?,
-                        guards: match row.try_get::<String, _>("guards")?.as_str() {
-                            "" => Vec::new(),
-                            text => from_json("guards", text)?,
-                        },
+                        estimated: detail.estimated,
+                        unpriced: detail.unpriced,
+                        cache_hit: detail.cache_hit,
+                        stream: detail.stream,
+                        status: detail.status,
+                        attempts: detail.attempts,
+                        latency_ms: detail.latency_ms,
+                        ttft_ms: detail.ttft_ms,
+                        guards: detail.guards,
                     })
                 })
                 .collect::<Result<Vec<_>, StoreError>>()
@@ -431,5 +537,95 @@ impl Store {
             .await?;
             Ok(done.rows_affected())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record through `detail_of` and back through `Detail` (serde's reading).
+    fn round_trip(record: &SpendRecord) -> Detail {
+        let text = detail_of(record);
+        serde_json::from_str(&text).unwrap_or_else(|error| panic!("{error}: {text}"))
+    }
+
+    #[test]
+    fn the_written_detail_is_json_that_reads_back_whole() {
+        let record = SpendRecord {
+            request_id: "req \"quoted\" \\ back\nline\ttab\r\u{1}\u{1f}\u{7f} é 𝄞".to_owned(),
+            deployment: Some("openai/gpt-4o".to_owned()),
+            kind: "chat".to_owned(),
+            tags: vec!["a,b".to_owned(), "\"x\"".to_owned(), String::new()],
+            prompt_tokens: u64::MAX,
+            completion_tokens: 20,
+            cache_read_tokens: 3,
+            cache_write_tokens: 4,
+            reasoning_tokens: 5,
+            estimated: true,
+            unpriced: true,
+            cache_hit: true,
+            stream: true,
+            status: 599,
+            attempts: u32::MAX,
+            latency_ms: -1,
+            ttft_ms: Some(i64::MAX),
+            guards: vec![GuardVerdict {
+                entity: "EMAIL".to_owned(),
+                action: "tokenize".to_owned(),
+                count: 2,
+                detail: Some("score 0.9".to_owned()),
+            }],
+            ..SpendRecord::default()
+        };
+        let detail = round_trip(&record);
+        assert_eq!(detail.request_id, record.request_id);
+        assert_eq!(detail.deployment, record.deployment);
+        assert_eq!(detail.kind, record.kind);
+        assert_eq!(detail.tags, record.tags);
+        // A count past what the columns hold is kept at their largest.
+        assert_eq!(detail.prompt_tokens, i64::MAX as u64);
+        assert_eq!(
+            (
+                detail.completion_tokens,
+                detail.cache_read_tokens,
+                detail.cache_write_tokens,
+                detail.reasoning_tokens
+            ),
+            (20, 3, 4, 5)
+        );
+        assert!(detail.estimated && detail.unpriced && detail.cache_hit && detail.stream);
+        assert_eq!(
+            (
+                detail.status,
+                detail.attempts,
+                detail.latency_ms,
+                detail.ttft_ms
+            ),
+            (599, u32::MAX, -1, Some(i64::MAX))
+        );
+        assert_eq!(detail.guards, record.guards);
+    }
+
+    #[test]
+    fn a_plain_call_writes_only_what_it_has() {
+        let record = SpendRecord {
+            request_id: "req_1".to_owned(),
+            kind: "embeddings".to_owned(),
+            prompt_tokens: 7,
+            status: 200,
+            attempts: 1,
+            latency_ms: 12,
+            ..SpendRecord::default()
+        };
+        assert_eq!(
+            detail_of(&record),
+            r#"{"request_id":"req_1","kind":"embeddings","prompt_tokens":7,"status":200,"attempts":1,"latency_ms":12}"#
+        );
+        let detail = round_trip(&record);
+        assert_eq!(detail.deployment, None);
+        assert!(detail.tags.is_empty() && detail.guards.is_empty());
+        assert!(!detail.estimated && !detail.stream);
+        assert_eq!((detail.completion_tokens, detail.ttft_ms), (0, None));
     }
 }

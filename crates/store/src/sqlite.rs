@@ -72,5 +72,10 @@ pub(crate) fn migrator() -> sqlx::migrate::Migrator {
             "spend guards",
             include_str!("../migrations/sqlite/0005_spend_guards.sql"),
         ),
+        (
+            6,
+            "spend detail",
+            include_str!("../migrations/sqlite/0006_spend_detail.sql"),
+        ),
     ])
 }

@@ -316,7 +316,7 @@ pub(crate) async fn a_database_of_the_previous_version_is_migrated_in_place(back
         }
     }
     let store = Store::connect(&Options::new(&url)).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 5);
+    assert_eq!(store.schema_version().await.unwrap(), 6);
     assert_eq!(store.team(&team.id).await.unwrap(), team);
     assert_eq!(store.key(&stored.id).await.unwrap().hash, "kept-hash");
     store
@@ -330,5 +330,157 @@ pub(crate) async fn a_database_of_the_previous_version_is_migrated_in_place(back
             .unwrap(),
         5
     );
+    cleanup.run(store).await;
+}
+
+/// Records written in the wide layout (a column per field, before migration 6) come out of
+/// the compact one (`detail`) as they went in, in order, and new records follow them.
+pub(crate) async fn spend_records_of_the_wide_layout_move_into_detail_whole(backend: &str) {
+    let Some((store, cleanup)) = open(backend).await else {
+        return;
+    };
+    let Some(url) = cleanup.url().map(str::to_owned) else {
+        cleanup.run(store).await;
+        return;
+    };
+    store.close().await;
+    let (identity, overriding) = if backend == "postgres" {
+        (
+            "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+            "OVERRIDING SYSTEM VALUE",
+        )
+    } else {
+        ("INTEGER PRIMARY KEY AUTOINCREMENT", "")
+    };
+    // The table as migrations 2, 3 and 5 left it, with two records: one with every field
+    // set, one with the optional ones empty.
+    let statements = [
+        "DROP TABLE spend".to_owned(),
+        format!(
+            "CREATE TABLE spend (seq {identity}, request_id TEXT NOT NULL, at BIGINT NOT NULL, \
+             key_id TEXT, team_id TEXT, user_id TEXT, model TEXT NOT NULL, deployment TEXT, \
+             kind TEXT NOT NULL, tags TEXT NOT NULL, prompt_tokens BIGINT NOT NULL, \
+             completion_tokens BIGINT NOT NULL, cache_read_tokens BIGINT NOT NULL, \
+             cache_write_tokens BIGINT NOT NULL, reasoning_tokens BIGINT NOT NULL, \
+             cost_nanos BIGINT NOT NULL, estimated BOOLEAN NOT NULL, unpriced BOOLEAN NOT NULL, \
+             cache_hit BOOLEAN NOT NULL, stream BOOLEAN NOT NULL, status INTEGER NOT NULL, \
+             attempts INTEGER NOT NULL, latency_ms BIGINT NOT NULL, ttft_ms BIGINT, \
+             guards TEXT NOT NULL DEFAULT '')"
+        ),
+        "CREATE INDEX spend_by_time ON spend (at, seq)".to_owned(),
+        format!(
+            "INSERT INTO spend (seq, request_id, at, key_id, team_id, user_id, model, deployment, \
+             kind, tags, prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens, \
+             reasoning_tokens, cost_nanos, estimated, unpriced, cache_hit, stream, status, \
+             attempts, latency_ms, ttft_ms, guards) {overriding} VALUES \
+             (7, 'req_a', {NOON}, 'k1', 't1', 'u1', 'gpt', 'openai/gpt-4o', 'chat', \
+              '[\"ci\",\"nightly\"]', 100, 20, 10, 4, 5, 1234, TRUE, TRUE, TRUE, TRUE, 200, 2, \
+              12, 3, '[{{\"entity\":\"EMAIL\",\"action\":\"tokenize\",\"count\":2}}]'), \
+             (9, 'req_b', {}, NULL, NULL, NULL, 'embed', NULL, 'embeddings', '[]', 0, 0, 0, 0, \
+              0, 0, FALSE, FALSE, FALSE, FALSE, 502, 1, 40, NULL, '')",
+            NOON + 1
+        ),
+        "DELETE FROM _sqlx_migrations WHERE version >= 6".to_owned(),
+    ];
+    // PostgreSQL's sequence moves past the numbers given, as it had when they were drawn
+    // (SQLite's follows the largest inserted).
+    let statements: Vec<String> = if backend == "postgres" {
+        statements
+            .into_iter()
+            .chain(["SELECT setval(pg_get_serial_sequence('spend', 'seq'), 9)".to_owned()])
+            .collect()
+    } else {
+        statements.into()
+    };
+    for statement in &statements {
+        if backend == "postgres" {
+            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        } else {
+            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+    }
+    let store = Store::connect(&Options::new(&url)).await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), 6);
+    let query = SpendQuery {
+        after: 0,
+        from_ms: 0,
+        to_ms: i64::MAX,
+        limit: 10,
+        ..SpendQuery::default()
+    };
+    let full = SpendRecord {
+        seq: 7,
+        request_id: "req_a".to_owned(),
+        at: NOON,
+        key_id: Some("k1".to_owned()),
+        team_id: Some("t1".to_owned()),
+        user_id: Some("u1".to_owned()),
+        model: "gpt".to_owned(),
+        deployment: Some("openai/gpt-4o".to_owned()),
+        kind: "chat".to_owned(),
+        tags: vec!["ci".to_owned(), "nightly".to_owned()],
+        prompt_tokens: 100,
+        completion_tokens: 20,
+        cache_read_tokens: 10,
+        cache_write_tokens: 4,
+        reasoning_tokens: 5,
+        cost_nanos: 1234,
+        estimated: true,
+        unpriced: true,
+        cache_hit: true,
+        stream: true,
+        status: 200,
+        attempts: 2,
+        latency_ms: 12,
+        ttft_ms: Some(3),
+        guards: vec![GuardVerdict {
+            entity: "EMAIL".to_owned(),
+            action: "tokenize".to_owned(),
+            count: 2,
+            detail: None,
+        }],
+    };
+    let bare = SpendRecord {
+        seq: 9,
+        request_id: "req_b".to_owned(),
+        at: NOON + 1,
+        model: "embed".to_owned(),
+        kind: "embeddings".to_owned(),
+        status: 502,
+        attempts: 1,
+        latency_ms: 40,
+        ..SpendRecord::default()
+    };
+    assert_eq!(
+        store.spend_records(&query).await.unwrap(),
+        vec![full.clone(), bare.clone()]
+    );
+    // The key's index came along: its filter finds its record.
+    let by_key = SpendQuery {
+        key_id: Some("k1".to_owned()),
+        ..query.clone()
+    };
+    assert_eq!(store.spend_records(&by_key).await.unwrap(), vec![full]);
+    // A new record goes after them, and reads back whole.
+    let mut next = spend(Some("k2"), None, NOON + 2, 50, &["ci"]);
+    store
+        .record_spend(std::slice::from_ref(&next))
+        .await
+        .unwrap();
+    let records = store.spend_records(&query).await.unwrap();
+    assert_eq!(records.len(), 3);
+    assert!(records[2].seq > 9, "{records:?}");
+    next.seq = records[2].seq;
+    assert_eq!(records[2], next);
     cleanup.run(store).await;
 }

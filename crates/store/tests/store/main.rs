@@ -181,6 +181,7 @@ suite!(
     concurrent_spend_writers_lose_nothing,
     old_spend_records_are_pruned_and_aggregates_stay,
     a_database_of_the_previous_version_is_migrated_in_place,
+    spend_records_of_the_wide_layout_move_into_detail_whole,
     audit_appends_are_proven_from_the_stored_tree,
     admin_changes_are_folded_in_once,
     concurrent_audit_writers_share_one_tree,
@@ -191,13 +192,13 @@ async fn migrations_apply_from_empty_and_once(backend: &str) {
     let Some((store, cleanup)) = open(backend).await else {
         return;
     };
-    assert_eq!(store.schema_version().await.unwrap(), 5);
+    assert_eq!(store.schema_version().await.unwrap(), 6);
     let team = team("platform");
     store.insert_team(&team, "master").await.unwrap();
     if let Some(url) = cleanup.url() {
         // Opening it again applies nothing twice and keeps what is there.
         let again = Store::connect(&Options::new(url)).await.unwrap();
-        assert_eq!(again.schema_version().await.unwrap(), 5);
+        assert_eq!(again.schema_version().await.unwrap(), 6);
         assert_eq!(again.team(&team.id).await.unwrap(), team);
         again.close().await;
     }

@@ -12,6 +12,7 @@
 //! - [`remote`]: the same in Redis, exact across instances.
 
 pub mod budget;
+mod packed;
 pub mod remote;
 
 use std::sync::Arc;
@@ -47,7 +48,8 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 #[derive(Debug)]
 pub struct Ledger {
     store: Store,
-    queue: Queue<SpendRecord>,
+    /// Records packed on the worker that served the call ([`packed`]).
+    queue: Queue<packed::Packed>,
     /// Budgets and their spend in this process.
     pub budgets: Budgets,
     background: Background,
@@ -84,8 +86,10 @@ impl Ledger {
             config.ledger.queue_capacity.max(1),
             BATCH,
             LINGER,
-            move |batch: Vec<SpendRecord>| {
+            move |batch: Vec<packed::Packed>| {
                 let store = writer.clone();
+                let batch: Vec<SpendRecord> =
+                    batch.iter().filter_map(packed::Packed::unpack).collect();
                 async move { write(&store, batch).await }
             },
         );
@@ -127,8 +131,8 @@ impl Ledger {
     }
 
     /// Queues `record` to be written (never waits; a full queue drops it and counts it).
-    pub fn record(&self, record: SpendRecord) {
-        self.queue.push(record);
+    pub fn record(&self, record: &SpendRecord) {
+        self.queue.push(packed::Packed::of(record));
     }
 
     /// Records waiting to be written.

@@ -91,7 +91,7 @@ impl Ctx {
             End::Disconnected => 499,
         };
         let elapsed = self.route.received_at.elapsed();
-        ledger.record(SpendRecord {
+        ledger.record(&SpendRecord {
             seq: 0,
             request_id: self.request_id.clone(),
             at: switchyard_store::now_ms(),

@@ -2,10 +2,10 @@
 //! child span per stage and per upstream attempt, exported over OTLP/HTTP (protobuf).
 //!
 //! Nothing is built while a request runs: a traced request only notes when each stage and
-//! attempt began and ended ([`Trace`]). When it ends, what its spans need is queued ([`Call`]:
-//! the notes and a few shared values, no span objects), and a background task takes the queue
-//! in batches, writes each batch straight into OTLP's protobuf messages ([`otlp`]) and posts it
-//! to the collector. A gateway without `otel.endpoint` notes nothing at all. An incoming W3C
+//! attempt began and ended ([`Trace`]). When it ends, its spans are written straight into
+//! OTLP's protobuf messages ([`otlp`]) from the notes and a few shared values ([`Call`], no
+//! span objects), on the thread that served it, and queued as bytes; a background task takes
+//! the queue in batches, wraps each batch into one export and posts it to the collector. A gateway without `otel.endpoint` notes nothing at all. An incoming W3C
 //! `traceparent` makes the call's span its child (and its sampling decision holds); the call's
 //! own `traceparent` goes to every upstream.
 //!
@@ -55,7 +55,8 @@ const EXPORT_TRIES: u32 = 3;
 /// The exporter's queue.
 #[derive(Debug)]
 pub struct Traces {
-    queue: Queue<Call>,
+    /// Each call's spans, written as protobuf on the thread that served it.
+    queue: Queue<Vec<u8>>,
     /// Share of traces started here (not continuing a caller's) that are recorded.
     sample_ratio: f64,
 }
@@ -90,7 +91,7 @@ pub struct AttemptSpan {
     pub error: Option<(u16, String)>,
 }
 
-/// An ended call's spans, as queued for the exporter: its notes and what its attributes read.
+/// An ended call, as its spans are written: its notes and what its attributes read.
 #[derive(Debug)]
 struct Call {
     trace: Box<Trace>,
@@ -176,7 +177,7 @@ impl Traces {
             closing: background.closing(),
         });
         let queue = background.lingering_queue("traced calls", QUEUE, BATCH, LINGER, {
-            move |calls: Vec<Call>| {
+            move |calls: Vec<Vec<u8>>| {
                 let exporter = Arc::clone(&exporter);
                 async move { exporter.export(&calls).await }
             }
@@ -266,14 +267,14 @@ impl Traces {
             outcome,
             attempt_spans: ctx.route.attempt_spans.take().unwrap_or_default(),
         };
-        self.queue.push(call);
+        self.queue.push(otlp::spans(&call));
     }
 }
 
 impl Exporter {
     /// Posts `calls`' spans as one export, trying again a few times while the collector is
     /// unreachable or busy; a batch it never takes is dropped (and logged, sparingly).
-    async fn export(&self, calls: &[Call]) {
+    async fn export(&self, calls: &[Vec<u8>]) {
         let body = Bytes::from(otlp::encode(&self.about, calls));
         let mut delay = Duration::from_millis(500);
         let mut failure = String::new();

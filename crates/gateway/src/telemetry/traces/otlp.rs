@@ -70,9 +70,9 @@ impl About {
     }
 }
 
-/// The export of `calls`' spans.
-pub(super) fn encode(about: &About, calls: &[Call]) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(256 + calls.len() * 1024);
+/// The export of calls' spans, each call's as [`spans`] wrote them.
+pub(super) fn encode(about: &About, calls: &[Vec<u8>]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(256 + calls.iter().map(Vec::len).sum::<usize>());
     // ExportTraceServiceRequest.resource_spans
     message(&mut buf, 1, |buf| {
         // ResourceSpans.resource
@@ -81,13 +81,20 @@ pub(super) fn encode(about: &About, calls: &[Call]) -> Vec<u8> {
         message(buf, 2, |buf| {
             // ScopeSpans.scope
             bytes(buf, 1, &about.scope);
-            let mut rng = fastrand::Rng::new();
-            for call in calls {
-                // ScopeSpans.spans
-                call_spans(buf, call, &mut rng);
+            for spans in calls {
+                buf.extend_from_slice(spans);
             }
         });
     });
+    buf
+}
+
+/// A call's spans as `ScopeSpans.spans` fields, ready to go into an export: written on the
+/// thread that served the call, so that what the call noted is freed where it was made (a
+/// worker's memory freed on another thread costs that worker more on its next allocations).
+pub(super) fn spans(call: &Call) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(1024);
+    call_spans(&mut buf, call, &mut fastrand::Rng::new());
     buf
 }
 
@@ -491,7 +498,7 @@ mod tests {
 
     #[test]
     fn a_large_batch_decodes_with_the_otlp_types() {
-        let calls: Vec<Call> = (0..300).map(call).collect();
+        let calls: Vec<Vec<u8>> = (0..300).map(|n| spans(&call(n))).collect();
         let about = About::new("svc", "1.2.3");
         let encoded = encode(&about, &calls);
         assert!(encoded.len() > 100_000, "{}", encoded.len());

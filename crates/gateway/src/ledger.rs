@@ -13,6 +13,8 @@
 
 pub mod budget;
 mod packed;
+
+pub use packed::Spent;
 pub mod remote;
 
 use std::sync::Arc;
@@ -131,7 +133,7 @@ impl Ledger {
     }
 
     /// Queues `record` to be written (never waits; a full queue drops it and counts it).
-    pub fn record(&self, record: &SpendRecord) {
+    pub fn record(&self, record: &Spent<'_>) {
         self.queue.push(packed::Packed::of(record));
     }
 

@@ -4,8 +4,8 @@
 //! Queued as a `SpendRecord`, its five or more strings would be freed on the writer's thread;
 //! memory a worker allocated and another thread frees goes back to the worker's arena under
 //! its lock and costs the worker more on its next allocations (about a microsecond a call at
-//! concurrency 64, measured with `perf`). Packed, the record is one buffer, and the strings it
-//! was built from are freed where they were made.
+//! concurrency 64, measured with `perf`). Packed, the record is one buffer, written from what
+//! the call's context already holds ([`Spent`], borrowed: nothing copied to be thrown away).
 //!
 //! The layout is private to this process (the queue never leaves it): numbers as LEB128
 //! varints (signed ones zigzagged), strings as their length then their bytes, a missing
@@ -18,30 +18,115 @@ use switchyard_store::{GuardVerdict, SpendRecord};
 #[derive(Debug)]
 pub struct Packed(Vec<u8>);
 
+/// A spend record as a call's context holds it: a [`SpendRecord`] without its `seq` (a queued
+/// record has none yet), its text borrowed.
+#[derive(Debug, Default)]
+pub struct Spent<'a> {
+    /// The request's id (`x-request-id`).
+    pub request_id: &'a str,
+    /// When the call ended, Unix milliseconds.
+    pub at: i64,
+    /// The caller's key.
+    pub key_id: Option<&'a str>,
+    /// The key's team.
+    pub team_id: Option<&'a str>,
+    /// The key's user.
+    pub user_id: Option<&'a str>,
+    /// The model group asked for.
+    pub model: &'a str,
+    /// The deployment that answered (`provider/model`).
+    pub deployment: Option<&'a str>,
+    /// `chat` or `embeddings`.
+    pub kind: &'a str,
+    /// The key's tags and the request's.
+    pub tags: Vec<&'a str>,
+    /// Input tokens, cache reads and writes included.
+    pub prompt_tokens: u64,
+    /// Output tokens, reasoning included.
+    pub completion_tokens: u64,
+    /// Input tokens read from the provider's cache.
+    pub cache_read_tokens: u64,
+    /// Input tokens written to the provider's cache.
+    pub cache_write_tokens: u64,
+    /// Output tokens spent reasoning.
+    pub reasoning_tokens: u64,
+    /// What the call cost, nano-dollars.
+    pub cost_nanos: i64,
+    /// Some token counts were counted by the gateway.
+    pub estimated: bool,
+    /// The deployment has no price for input or output tokens.
+    pub unpriced: bool,
+    /// Answered from the gateway's cache.
+    pub cache_hit: bool,
+    /// Answered as a stream.
+    pub stream: bool,
+    /// The HTTP status recorded.
+    pub status: u16,
+    /// Upstream calls made.
+    pub attempts: u32,
+    /// From the request's arrival to its end, milliseconds.
+    pub latency_ms: i64,
+    /// From the request's arrival to the first token, milliseconds.
+    pub ttft_ms: Option<i64>,
+    /// What the guards found and did.
+    pub guards: Vec<GuardVerdict>,
+}
+
+impl<'a> From<&'a SpendRecord> for Spent<'a> {
+    fn from(record: &'a SpendRecord) -> Spent<'a> {
+        Spent {
+            request_id: &record.request_id,
+            at: record.at,
+            key_id: record.key_id.as_deref(),
+            team_id: record.team_id.as_deref(),
+            user_id: record.user_id.as_deref(),
+            model: &record.model,
+            deployment: record.deployment.as_deref(),
+            kind: &record.kind,
+            tags: record.tags.iter().map(String::as_str).collect(),
+            prompt_tokens: record.prompt_tokens,
+            completion_tokens: record.completion_tokens,
+            cache_read_tokens: record.cache_read_tokens,
+            cache_write_tokens: record.cache_write_tokens,
+            reasoning_tokens: record.reasoning_tokens,
+            cost_nanos: record.cost_nanos,
+            estimated: record.estimated,
+            unpriced: record.unpriced,
+            cache_hit: record.cache_hit,
+            stream: record.stream,
+            status: record.status,
+            attempts: record.attempts,
+            latency_ms: record.latency_ms,
+            ttft_ms: record.ttft_ms,
+            guards: record.guards.clone(),
+        }
+    }
+}
+
 impl Packed {
-    /// `record`, packed (its `seq` is left out: a queued record has none yet).
-    pub fn of(record: &SpendRecord) -> Packed {
+    /// `record`, packed.
+    pub fn of(record: &Spent<'_>) -> Packed {
         let text: usize = [
             record.request_id.len(),
             record.model.len(),
             record.kind.len(),
-            record.key_id.as_ref().map_or(0, String::len),
-            record.team_id.as_ref().map_or(0, String::len),
-            record.user_id.as_ref().map_or(0, String::len),
-            record.deployment.as_ref().map_or(0, String::len),
+            record.key_id.map_or(0, str::len),
+            record.team_id.map_or(0, str::len),
+            record.user_id.map_or(0, str::len),
+            record.deployment.map_or(0, str::len),
         ]
         .iter()
         .sum::<usize>()
-            + record.tags.iter().map(String::len).sum::<usize>();
+            + record.tags.iter().map(|tag| tag.len()).sum::<usize>();
         let mut out = Writer(Vec::with_capacity(96 + text + 48 * record.guards.len()));
-        out.string(&record.request_id);
+        out.string(record.request_id);
         out.signed(record.at);
-        out.optional(record.key_id.as_deref());
-        out.optional(record.team_id.as_deref());
-        out.optional(record.user_id.as_deref());
-        out.string(&record.model);
-        out.optional(record.deployment.as_deref());
-        out.string(&record.kind);
+        out.optional(record.key_id);
+        out.optional(record.team_id);
+        out.optional(record.user_id);
+        out.string(record.model);
+        out.optional(record.deployment);
+        out.string(record.kind);
         out.unsigned(record.tags.len() as u64);
         for tag in &record.tags {
             out.string(tag);
@@ -275,12 +360,12 @@ mod tests {
                 },
             ],
         };
-        assert_eq!(Packed::of(&full).unpack(), Some(full));
+        assert_eq!(Packed::of(&Spent::from(&full)).unpack(), Some(full));
         let bare = SpendRecord {
             model: "m".to_owned(),
             ..SpendRecord::default()
         };
-        assert_eq!(Packed::of(&bare).unpack(), Some(bare));
+        assert_eq!(Packed::of(&Spent::from(&bare)).unpack(), Some(bare));
     }
 
     #[test]
@@ -290,7 +375,7 @@ mod tests {
             model: "gpt".to_owned(),
             ..SpendRecord::default()
         };
-        let packed = Packed::of(&record);
+        let packed = Packed::of(&Spent::from(&record));
         for cut in 0..packed.0.len() {
             assert_eq!(
                 Packed(packed.0[..cut].to_vec()).unpack(),

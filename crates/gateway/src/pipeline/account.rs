@@ -2,7 +2,6 @@
 //! prices, its budget reservation settled with that cost, and its spend record queued.
 
 use switchyard_ledger::{Cost, Usd};
-use switchyard_store::SpendRecord;
 
 use super::{Ctx, End};
 use crate::ledger;
@@ -76,10 +75,12 @@ impl Ctx {
             ledger.settle(reservation, cost.total, &ledger::applying(principal));
         }
         let principal = self.principal.as_deref();
-        let mut tags = principal.map(|p| p.tags.clone()).unwrap_or_default();
+        let mut tags: Vec<&str> = principal
+            .map(|p| p.tags.iter().map(String::as_str).collect())
+            .unwrap_or_default();
         for tag in &self.tags {
-            if !tags.contains(tag) {
-                tags.push(tag.clone());
+            if !tags.contains(&tag.as_str()) {
+                tags.push(tag);
             }
         }
         // Unlike the status the client got (`End::client_status`), a stream that failed after
@@ -91,19 +92,18 @@ impl Ctx {
             End::Disconnected => 499,
         };
         let elapsed = self.route.received_at.elapsed();
-        ledger.record(&SpendRecord {
-            seq: 0,
-            request_id: self.request_id.clone(),
+        ledger.record(&ledger::Spent {
+            request_id: &self.request_id,
             at: switchyard_store::now_ms(),
-            key_id: principal.map(|p| p.key_id.clone()),
-            team_id: principal.and_then(|p| p.team_id.clone()),
-            user_id: principal.and_then(|p| p.user_id.clone()),
+            key_id: principal.map(|p| p.key_id.as_str()),
+            team_id: principal.and_then(|p| p.team_id.as_deref()),
+            user_id: principal.and_then(|p| p.user_id.as_deref()),
             model: self
                 .group
                 .as_ref()
-                .map_or_else(|| self.model().to_owned(), |group| group.name.clone()),
-            deployment: self.route.deployment.as_deref().map(str::to_owned),
-            kind: self.kind.name().to_owned(),
+                .map_or_else(|| self.model(), |group| group.name.as_str()),
+            deployment: self.route.deployment.as_deref(),
+            kind: self.kind.name(),
             tags,
             prompt_tokens: self.usage.prompt_tokens,
             completion_tokens: self.usage.completion_tokens,

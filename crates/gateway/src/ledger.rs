@@ -14,7 +14,6 @@
 pub mod budget;
 mod packed;
 
-pub use packed::Spent;
 pub mod remote;
 
 use std::sync::Arc;
@@ -23,7 +22,7 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 use redis::aio::ConnectionManager;
 use switchyard_ledger::{Budget, Day, Usd};
-use switchyard_store::{Dimension, SpendRecord, Store, StoreError};
+use switchyard_store::{Dimension, SpendRow, Store, StoreError};
 use tracing::{error, info, warn};
 
 use crate::background::{Background, Queue};
@@ -90,9 +89,11 @@ impl Ledger {
             LINGER,
             move |batch: Vec<packed::Packed>| {
                 let store = writer.clone();
-                let batch: Vec<SpendRecord> =
-                    batch.iter().filter_map(packed::Packed::unpack).collect();
-                async move { write(&store, batch).await }
+                async move {
+                    let rows: Vec<SpendRow<'_>> =
+                        batch.iter().filter_map(packed::Packed::view).collect();
+                    write(&store, &rows).await;
+                }
             },
         );
         if config.ledger.retention_days > 0 {
@@ -133,7 +134,7 @@ impl Ledger {
     }
 
     /// Queues `record` to be written (never waits; a full queue drops it and counts it).
-    pub fn record(&self, record: &Spent<'_>) {
+    pub fn record(&self, record: &SpendRow<'_>) {
         self.queue.push(packed::Packed::of(record));
     }
 
@@ -327,10 +328,10 @@ pub fn applying(principal: &Principal) -> Vec<(Scope, Budget)> {
 
 /// Writes a batch, trying again while the store is unreachable (a few times, backing off);
 /// a batch the store refuses outright is logged and dropped.
-async fn write(store: &Store, batch: Vec<SpendRecord>) {
+async fn write(store: &Store, batch: &[SpendRow<'_>]) {
     let mut delay = Duration::from_millis(100);
     for attempt in 1..=6 {
-        match store.record_spend(&batch).await {
+        match store.record_spend_rows(batch).await {
             Ok(()) => return,
             Err(failure) if attempt < 6 && !matches!(failure, StoreError::Invalid(_)) => {
                 warn!(error = %failure, records = batch.len(), attempt, "Writing spend records failed; trying again");

@@ -36,7 +36,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 pub use audit::{AdminBatch, AuditEntry, AuditHead, AuditQuery, AuditRecord, StoredCheckpoint};
 pub use model::{
     Change, Daily, Dimension, GuardVerdict, Key, Limits, ModelLimits, Page, Role, SpendQuery,
-    SpendRecord, Team, User,
+    SpendRecord, SpendRow, Team, User,
 };
 
 /// Why a store call failed.

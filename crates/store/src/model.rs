@@ -264,6 +264,91 @@ pub struct SpendRecord {
     pub guards: Vec<GuardVerdict>,
 }
 
+/// A spend record to be written, its text borrowed (from a call's context, or from a queued
+/// record's bytes): a [`SpendRecord`] without its `seq`, which the store gives it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SpendRow<'a> {
+    /// The request's id (`x-request-id`).
+    pub request_id: &'a str,
+    /// When the call ended, Unix milliseconds.
+    pub at: i64,
+    /// The caller's key.
+    pub key_id: Option<&'a str>,
+    /// The key's team.
+    pub team_id: Option<&'a str>,
+    /// The key's user.
+    pub user_id: Option<&'a str>,
+    /// The model group asked for.
+    pub model: &'a str,
+    /// The deployment that answered (`provider/model`).
+    pub deployment: Option<&'a str>,
+    /// `chat` or `embeddings`.
+    pub kind: &'a str,
+    /// The key's tags and the request's.
+    pub tags: Vec<&'a str>,
+    /// Input tokens, cache reads and writes included.
+    pub prompt_tokens: u64,
+    /// Output tokens, reasoning included.
+    pub completion_tokens: u64,
+    /// Input tokens read from the provider's cache.
+    pub cache_read_tokens: u64,
+    /// Input tokens written to the provider's cache.
+    pub cache_write_tokens: u64,
+    /// Output tokens spent reasoning.
+    pub reasoning_tokens: u64,
+    /// What the call cost, nano-dollars.
+    pub cost_nanos: i64,
+    /// Some token counts were counted by the gateway.
+    pub estimated: bool,
+    /// The deployment has no price for input or output tokens.
+    pub unpriced: bool,
+    /// Answered from the gateway's cache.
+    pub cache_hit: bool,
+    /// Answered as a stream.
+    pub stream: bool,
+    /// The HTTP status recorded.
+    pub status: u16,
+    /// Upstream calls made.
+    pub attempts: u32,
+    /// From the request's arrival to its end, milliseconds.
+    pub latency_ms: i64,
+    /// From the request's arrival to the first token, milliseconds.
+    pub ttft_ms: Option<i64>,
+    /// What the guards found and did.
+    pub guards: Vec<GuardVerdict>,
+}
+
+impl<'a> From<&'a SpendRecord> for SpendRow<'a> {
+    fn from(record: &'a SpendRecord) -> SpendRow<'a> {
+        SpendRow {
+            request_id: &record.request_id,
+            at: record.at,
+            key_id: record.key_id.as_deref(),
+            team_id: record.team_id.as_deref(),
+            user_id: record.user_id.as_deref(),
+            model: &record.model,
+            deployment: record.deployment.as_deref(),
+            kind: &record.kind,
+            tags: record.tags.iter().map(String::as_str).collect(),
+            prompt_tokens: record.prompt_tokens,
+            completion_tokens: record.completion_tokens,
+            cache_read_tokens: record.cache_read_tokens,
+            cache_write_tokens: record.cache_write_tokens,
+            reasoning_tokens: record.reasoning_tokens,
+            cost_nanos: record.cost_nanos,
+            estimated: record.estimated,
+            unpriced: record.unpriced,
+            cache_hit: record.cache_hit,
+            stream: record.stream,
+            status: record.status,
+            attempts: record.attempts,
+            latency_ms: record.latency_ms,
+            ttft_ms: record.ttft_ms,
+            guards: record.guards.clone(),
+        }
+    }
+}
+
 /// One guard's verdict on a call: an entity, what was done, how many times.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GuardVerdict {

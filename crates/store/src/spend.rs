@@ -9,7 +9,7 @@ use serde::Deserialize;
 use sqlx::Row;
 use switchyard_ledger::Day;
 
-use crate::model::{Daily, Dimension, GuardVerdict, SpendQuery, SpendRecord};
+use crate::model::{Daily, Dimension, GuardVerdict, SpendQuery, SpendRecord, SpendRow};
 use crate::{Store, StoreError, from_json, on_pool, plain_text, to_json};
 
 /// The sums kept per aggregate row.
@@ -26,7 +26,7 @@ struct Sums {
 }
 
 impl Sums {
-    fn add(&mut self, record: &SpendRecord) {
+    fn add(&mut self, record: &SpendRow<'_>) {
         let tokens = |count: u64| i64::try_from(count).unwrap_or(i64::MAX);
         self.requests += 1;
         self.failures += i64::from(record.status >= 400);
@@ -41,7 +41,7 @@ impl Sums {
 
 /// The aggregate rows a batch of records adds to: (dimension, value, day) → sums, the values
 /// borrowed from the records.
-fn aggregates<'a>(records: &'a [SpendRecord]) -> BTreeMap<(Dimension, &'a str, Day), Sums> {
+fn aggregates<'a>(records: &'a [SpendRow<'a>]) -> BTreeMap<(Dimension, &'a str, Day), Sums> {
     let mut rows: BTreeMap<(Dimension, &'a str, Day), Sums> = BTreeMap::new();
     let mut tags: Vec<&'a str> = Vec::new();
     for record in records {
@@ -50,18 +50,18 @@ fn aggregates<'a>(records: &'a [SpendRecord]) -> BTreeMap<(Dimension, &'a str, D
             rows.entry((dimension, value, day)).or_default().add(record);
         };
         add(Dimension::All, "");
-        add(Dimension::Model, &record.model);
-        if let Some(key) = &record.key_id {
+        add(Dimension::Model, record.model);
+        if let Some(key) = record.key_id {
             add(Dimension::Key, key);
         }
-        if let Some(team) = &record.team_id {
+        if let Some(team) = record.team_id {
             add(Dimension::Team, team);
         }
-        if let Some(user) = &record.user_id {
+        if let Some(user) = record.user_id {
             add(Dimension::User, user);
         }
         tags.clear();
-        tags.extend(record.tags.iter().map(String::as_str));
+        tags.extend(record.tags.iter().copied());
         tags.sort_unstable();
         tags.dedup();
         for tag in &tags {
@@ -94,16 +94,16 @@ const COLUMNS: usize = 7;
 /// [`Detail`], a false, zero, empty or missing one left out (most calls have no cached,
 /// reasoning or guard entries). Written by hand, keys as they are and numbers by `itoa`: a
 /// record a call, on the writer's one thread.
-fn detail_of(record: &SpendRecord) -> String {
+fn detail_of(record: &SpendRow<'_>) -> String {
     let mut out = String::with_capacity(192);
     out.push_str("{\"request_id\":");
-    json_string(&mut out, &record.request_id);
-    if let Some(deployment) = &record.deployment {
+    json_string(&mut out, record.request_id);
+    if let Some(deployment) = record.deployment {
         out.push_str(",\"deployment\":");
         json_string(&mut out, deployment);
     }
     out.push_str(",\"kind\":");
-    json_string(&mut out, &record.kind);
+    json_string(&mut out, record.kind);
     if !record.tags.is_empty() {
         out.push_str(",\"tags\":[");
         for (n, tag) in record.tags.iter().enumerate() {
@@ -293,21 +293,27 @@ fn records_sql(filters: &[(&str, &str)]) -> String {
 impl Store {
     /// Writes `records` and adds them to the daily aggregates, all in one transaction.
     pub async fn record_spend(&self, records: &[SpendRecord]) -> Result<(), StoreError> {
+        let rows: Vec<SpendRow<'_>> = records.iter().map(SpendRow::from).collect();
+        self.record_spend_rows(&rows).await
+    }
+
+    /// [`Store::record_spend`] of records whose text is borrowed.
+    pub async fn record_spend_rows(&self, records: &[SpendRow<'_>]) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
         }
         for record in records {
             plain_text(
                 [
-                    Some(record.request_id.as_str()),
-                    record.key_id.as_deref(),
-                    record.team_id.as_deref(),
-                    record.user_id.as_deref(),
-                    Some(record.model.as_str()),
-                    record.deployment.as_deref(),
+                    Some(record.request_id),
+                    record.key_id,
+                    record.team_id,
+                    record.user_id,
+                    Some(record.model),
+                    record.deployment,
                 ]
                 .into_iter()
-                .chain(record.tags.iter().map(|tag| Some(tag.as_str()))),
+                .chain(record.tags.iter().map(|tag| Some(*tag))),
             )?;
         }
         let rows = aggregates(records);
@@ -330,10 +336,10 @@ impl Store {
                     let text = |value: &str| Arc::<str>::from(value);
                     insert = insert
                         .bind(record.at)
-                        .bind(record.key_id.as_deref().map(text))
-                        .bind(record.team_id.as_deref().map(text))
-                        .bind(record.user_id.as_deref().map(text))
-                        .bind(text(&record.model))
+                        .bind(record.key_id.map(text))
+                        .bind(record.team_id.map(text))
+                        .bind(record.user_id.map(text))
+                        .bind(text(record.model))
                         .bind(record.cost_nanos)
                         .bind(detail_of(record));
                 }
@@ -546,7 +552,7 @@ mod tests {
 
     /// A record through `detail_of` and back through `Detail` (serde's reading).
     fn round_trip(record: &SpendRecord) -> Detail {
-        let text = detail_of(record);
+        let text = detail_of(&SpendRow::from(record));
         serde_json::from_str(&text).unwrap_or_else(|error| panic!("{error}: {text}"))
     }
 
@@ -619,7 +625,7 @@ mod tests {
             ..SpendRecord::default()
         };
         assert_eq!(
-            detail_of(&record),
+            detail_of(&SpendRow::from(&record)),
             r#"{"request_id":"req_1","kind":"embeddings","prompt_tokens":7,"status":200,"attempts":1,"latency_ms":12}"#
         );
         let detail = round_trip(&record);

@@ -5,107 +5,25 @@
 //! memory a worker allocated and another thread frees goes back to the worker's arena under
 //! its lock and costs the worker more on its next allocations (about a microsecond a call at
 //! concurrency 64, measured with `perf`). Packed, the record is one buffer, written from what
-//! the call's context already holds ([`Spent`], borrowed: nothing copied to be thrown away).
+//! the call's context already holds ([`SpendRow`], borrowed: nothing copied to be thrown away),
+//! and the writer reads it back as a `SpendRow` borrowing from the buffer.
 //!
 //! The layout is private to this process (the queue never leaves it): numbers as LEB128
 //! varints (signed ones zigzagged), strings as their length then their bytes, a missing
 //! optional value as 0 and a present one as 1 then the value, lists as their length then their
 //! items, the four flags as one byte.
 
-use switchyard_store::{GuardVerdict, SpendRecord};
+#[cfg(test)]
+use switchyard_store::SpendRecord;
+use switchyard_store::{GuardVerdict, SpendRow};
 
 /// One record, packed.
 #[derive(Debug)]
 pub struct Packed(Vec<u8>);
 
-/// A spend record as a call's context holds it: a [`SpendRecord`] without its `seq` (a queued
-/// record has none yet), its text borrowed.
-#[derive(Debug, Default)]
-pub struct Spent<'a> {
-    /// The request's id (`x-request-id`).
-    pub request_id: &'a str,
-    /// When the call ended, Unix milliseconds.
-    pub at: i64,
-    /// The caller's key.
-    pub key_id: Option<&'a str>,
-    /// The key's team.
-    pub team_id: Option<&'a str>,
-    /// The key's user.
-    pub user_id: Option<&'a str>,
-    /// The model group asked for.
-    pub model: &'a str,
-    /// The deployment that answered (`provider/model`).
-    pub deployment: Option<&'a str>,
-    /// `chat` or `embeddings`.
-    pub kind: &'a str,
-    /// The key's tags and the request's.
-    pub tags: Vec<&'a str>,
-    /// Input tokens, cache reads and writes included.
-    pub prompt_tokens: u64,
-    /// Output tokens, reasoning included.
-    pub completion_tokens: u64,
-    /// Input tokens read from the provider's cache.
-    pub cache_read_tokens: u64,
-    /// Input tokens written to the provider's cache.
-    pub cache_write_tokens: u64,
-    /// Output tokens spent reasoning.
-    pub reasoning_tokens: u64,
-    /// What the call cost, nano-dollars.
-    pub cost_nanos: i64,
-    /// Some token counts were counted by the gateway.
-    pub estimated: bool,
-    /// The deployment has no price for input or output tokens.
-    pub unpriced: bool,
-    /// Answered from the gateway's cache.
-    pub cache_hit: bool,
-    /// Answered as a stream.
-    pub stream: bool,
-    /// The HTTP status recorded.
-    pub status: u16,
-    /// Upstream calls made.
-    pub attempts: u32,
-    /// From the request's arrival to its end, milliseconds.
-    pub latency_ms: i64,
-    /// From the request's arrival to the first token, milliseconds.
-    pub ttft_ms: Option<i64>,
-    /// What the guards found and did.
-    pub guards: Vec<GuardVerdict>,
-}
-
-impl<'a> From<&'a SpendRecord> for Spent<'a> {
-    fn from(record: &'a SpendRecord) -> Spent<'a> {
-        Spent {
-            request_id: &record.request_id,
-            at: record.at,
-            key_id: record.key_id.as_deref(),
-            team_id: record.team_id.as_deref(),
-            user_id: record.user_id.as_deref(),
-            model: &record.model,
-            deployment: record.deployment.as_deref(),
-            kind: &record.kind,
-            tags: record.tags.iter().map(String::as_str).collect(),
-            prompt_tokens: record.prompt_tokens,
-            completion_tokens: record.completion_tokens,
-            cache_read_tokens: record.cache_read_tokens,
-            cache_write_tokens: record.cache_write_tokens,
-            reasoning_tokens: record.reasoning_tokens,
-            cost_nanos: record.cost_nanos,
-            estimated: record.estimated,
-            unpriced: record.unpriced,
-            cache_hit: record.cache_hit,
-            stream: record.stream,
-            status: record.status,
-            attempts: record.attempts,
-            latency_ms: record.latency_ms,
-            ttft_ms: record.ttft_ms,
-            guards: record.guards.clone(),
-        }
-    }
-}
-
 impl Packed {
     /// `record`, packed.
-    pub fn of(record: &Spent<'_>) -> Packed {
+    pub fn of(record: &SpendRow<'_>) -> Packed {
         let text: usize = [
             record.request_id.len(),
             record.model.len(),
@@ -167,8 +85,9 @@ impl Packed {
         Packed(out.0)
     }
 
-    /// The record back (`None` only if the bytes were not written by [`Packed::of`]).
-    pub fn unpack(&self) -> Option<SpendRecord> {
+    /// The record back, its text borrowed from the bytes (`None` only if they were not
+    /// written by [`Packed::of`]).
+    pub fn view(&self) -> Option<SpendRow<'_>> {
         let mut input = Reader(&self.0);
         let request_id = input.string()?;
         let at = input.signed()?;
@@ -198,15 +117,14 @@ impl Packed {
         let guards = (0..input.length()?)
             .map(|_| {
                 Some(GuardVerdict {
-                    entity: input.string()?,
-                    action: input.string()?,
+                    entity: input.string()?.to_owned(),
+                    action: input.string()?.to_owned(),
                     count: u32::try_from(input.unsigned()?).ok()?,
-                    detail: input.optional()?,
+                    detail: input.optional()?.map(str::to_owned),
                 })
             })
             .collect::<Option<Vec<_>>>()?;
-        input.0.is_empty().then_some(SpendRecord {
-            seq: 0,
+        input.0.is_empty().then_some(SpendRow {
             request_id,
             at,
             key_id,
@@ -268,7 +186,7 @@ impl Writer {
 
 struct Reader<'a>(&'a [u8]);
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     fn byte(&mut self) -> Option<u8> {
         let (&first, rest) = self.0.split_first()?;
         self.0 = rest;
@@ -296,17 +214,17 @@ impl Reader<'_> {
         usize::try_from(self.unsigned()?).ok()
     }
 
-    fn string(&mut self) -> Option<String> {
+    fn string(&mut self) -> Option<&'a str> {
         let length = self.length()?;
         if length > self.0.len() {
             return None;
         }
         let (text, rest) = self.0.split_at(length);
         self.0 = rest;
-        String::from_utf8(text.to_vec()).ok()
+        std::str::from_utf8(text).ok()
     }
 
-    fn optional(&mut self) -> Option<Option<String>> {
+    fn optional(&mut self) -> Option<Option<&'a str>> {
         match self.byte()? {
             0 => Some(None),
             _ => self.string().map(Some),
@@ -360,12 +278,14 @@ mod tests {
                 },
             ],
         };
-        assert_eq!(Packed::of(&Spent::from(&full)).unpack(), Some(full));
+        let row = SpendRow::from(&full);
+        assert_eq!(Packed::of(&row).view(), Some(row));
         let bare = SpendRecord {
             model: "m".to_owned(),
             ..SpendRecord::default()
         };
-        assert_eq!(Packed::of(&Spent::from(&bare)).unpack(), Some(bare));
+        let row = SpendRow::from(&bare);
+        assert_eq!(Packed::of(&row).view(), Some(row));
     }
 
     #[test]
@@ -375,17 +295,17 @@ mod tests {
             model: "gpt".to_owned(),
             ..SpendRecord::default()
         };
-        let packed = Packed::of(&Spent::from(&record));
+        let packed = Packed::of(&SpendRow::from(&record));
         for cut in 0..packed.0.len() {
             assert_eq!(
-                Packed(packed.0[..cut].to_vec()).unpack(),
+                Packed(packed.0[..cut].to_vec()).view(),
                 None,
                 "cut at {cut}"
             );
         }
         let mut longer = packed.0.clone();
         longer.push(0);
-        assert_eq!(Packed(longer).unpack(), None);
-        assert_eq!(Packed(vec![0xff; 11]).unpack(), None);
+        assert_eq!(Packed(longer).view(), None);
+        assert_eq!(Packed(vec![0xff; 11]).view(), None);
     }
 }

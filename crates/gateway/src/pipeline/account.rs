@@ -92,7 +92,7 @@ impl Ctx {
             End::Disconnected => 499,
         };
         let elapsed = self.route.received_at.elapsed();
-        ledger.record(&ledger::Spent {
+        ledger.record(&switchyard_store::SpendRow {
             request_id: &self.request_id,
             at: switchyard_store::now_ms(),
             key_id: principal.map(|p| p.key_id.as_str()),

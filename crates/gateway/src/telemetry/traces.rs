@@ -91,40 +91,41 @@ pub struct AttemptSpan {
     pub error: Option<(u16, String)>,
 }
 
-/// An ended call, as its spans are written: its notes and what its attributes read.
+/// An ended call, as its spans are written: its notes, and what its attributes read borrowed
+/// from the call's context.
 #[derive(Debug)]
-struct Call {
+struct Call<'a> {
     trace: Box<Trace>,
     ended: Instant,
     /// `gen_ai.operation.name`: `chat`, `embeddings`.
     operation: &'static str,
     /// The model group asked for (`None`: unknown).
-    group: Option<Arc<String>>,
-    request_id: String,
+    group: Option<&'a str>,
+    request_id: &'a str,
     attempts: u32,
     stream: bool,
     provider: Option<&'static str>,
-    deployment: Option<crate::router::Label>,
+    deployment: Option<&'a str>,
     max_tokens: Option<u32>,
     temperature: Option<f64>,
     /// Input and output tokens, when an upstream was reached.
     usage: Option<(u64, u64)>,
     cost: Option<switchyard_ledger::Usd>,
-    key_id: Option<String>,
-    outcome: Outcome,
+    key_id: Option<&'a str>,
+    outcome: Outcome<'a>,
     attempt_spans: Vec<AttemptSpan>,
 }
 
 /// How the call ended, as its span says it.
 #[derive(Debug)]
-enum Outcome {
+enum Outcome<'a> {
     Complete,
     Disconnected,
     Failed {
         status: u16,
         /// `error.type`: the error's code, else its status.
-        kind: String,
-        message: String,
+        kind: std::borrow::Cow<'a, str>,
+        message: &'a str,
     },
 }
 
@@ -239,8 +240,11 @@ impl Traces {
                 let status = end.client_status(ctx.streamed);
                 Outcome::Failed {
                     status,
-                    kind: error.code.clone().unwrap_or_else(|| status.to_string()),
-                    message: error.message.clone(),
+                    kind: error.code.as_deref().map_or_else(
+                        || std::borrow::Cow::Owned(status.to_string()),
+                        std::borrow::Cow::Borrowed,
+                    ),
+                    message: &error.message,
                 }
             }
         };
@@ -249,12 +253,12 @@ impl Traces {
             trace,
             ended: Instant::now(),
             operation: ctx.kind.name(),
-            group: ctx.group.as_ref().map(|group| Arc::clone(&group.label)),
-            request_id: ctx.request_id.clone(),
+            group: ctx.group.as_ref().map(|group| group.label.as_str()),
+            request_id: &ctx.request_id,
             attempts: ctx.route.attempts,
             stream: ctx.streamed,
             provider: ctx.route.provider,
-            deployment: ctx.route.deployment.clone(),
+            deployment: ctx.route.deployment.as_deref(),
             max_tokens: request.and_then(|request| request.max_tokens),
             temperature: request.and_then(|request| request.temperature),
             usage: (ctx.route.attempts > 0)
@@ -263,7 +267,7 @@ impl Traces {
             key_id: ctx
                 .principal
                 .as_ref()
-                .map(|principal| principal.key_id.clone()),
+                .map(|principal| principal.key_id.as_str()),
             outcome,
             attempt_spans: ctx.route.attempt_spans.take().unwrap_or_default(),
         };

@@ -101,7 +101,7 @@ pub(super) fn spans(call: &Call) -> Vec<u8> {
 /// The call's span, then a span per stage and per upstream attempt, its children.
 fn call_spans(buf: &mut Vec<u8>, call: &Call, rng: &mut fastrand::Rng) {
     let trace = &call.trace;
-    let model = call.group.as_deref().map_or("unknown", String::as_str);
+    let model = call.group.unwrap_or("unknown");
     let head = Head {
         trace,
         span_id: trace.span_id.to_bytes(),
@@ -113,13 +113,13 @@ fn call_spans(buf: &mut Vec<u8>, call: &Call, rng: &mut fastrand::Rng) {
         let mut attr = |key: &str, value: Value<'_>| attribute(buf, 9, key, value);
         attr("gen_ai.operation.name", Value::Str(call.operation));
         attr("gen_ai.request.model", Value::Str(model));
-        attr("switchyard.request_id", Value::Str(&call.request_id));
+        attr("switchyard.request_id", Value::Str(call.request_id));
         attr("switchyard.attempts", Value::Int(i64::from(call.attempts)));
         attr("switchyard.stream", Value::Bool(call.stream));
         if let Some(provider) = call.provider {
             attr("gen_ai.provider.name", Value::Str(provider));
         }
-        if let Some(deployment) = call.deployment.as_deref() {
+        if let Some(deployment) = call.deployment {
             attr("gen_ai.response.model", Value::Str(served(deployment)));
         }
         if let Some(max) = call.max_tokens {
@@ -142,7 +142,7 @@ fn call_spans(buf: &mut Vec<u8>, call: &Call, rng: &mut fastrand::Rng) {
         if let Some(cost) = call.cost {
             attr("switchyard.cost_usd", Value::Str(&cost.to_string()));
         }
-        if let Some(key_id) = &call.key_id {
+        if let Some(key_id) = call.key_id {
             attr("switchyard.key_id", Value::Str(key_id));
         }
         let (code, message_text) = match &call.outcome {
@@ -161,7 +161,7 @@ fn call_spans(buf: &mut Vec<u8>, call: &Call, rng: &mut fastrand::Rng) {
             } => {
                 attr("http.response.status_code", Value::Int(i64::from(*status)));
                 attr("error.type", Value::Str(kind));
-                (Code::Error, message.as_str())
+                (Code::Error, *message)
             }
         };
         status(buf, code, message_text);
@@ -430,8 +430,8 @@ mod tests {
     use super::*;
     use crate::telemetry::traces::AttemptSpan;
 
-    /// A failed call with a long error message, a stage and two attempts.
-    fn call(n: u64) -> Call {
+    /// The spans of a failed call with a long error message, a stage and two attempts.
+    fn call_spans_of(n: u64) -> Vec<u8> {
         let arrived = Instant::now();
         let trace = Trace {
             trace_id: TraceId::from(u128::from(n) + 1),
@@ -448,16 +448,18 @@ mod tests {
             span: (arrived, arrived + Duration::from_millis(3)),
             error,
         };
-        Call {
+        let request_id = format!("req-{n}");
+        let message = "x".repeat(300);
+        spans(&Call {
             trace: Box::new(trace),
             ended: arrived + Duration::from_millis(9),
             operation: "chat",
-            group: Some(std::sync::Arc::new("gpt".to_owned())),
-            request_id: format!("req-{n}"),
+            group: Some("gpt"),
+            request_id: &request_id,
             attempts: 2,
             stream: true,
             provider: Some("openai"),
-            deployment: Some(crate::router::Label::new("openai/gpt-4o")),
+            deployment: Some("openai/gpt-4o"),
             max_tokens: Some(300),
             temperature: None,
             usage: Some((1 << 40, 7)),
@@ -465,11 +467,11 @@ mod tests {
             key_id: None,
             outcome: Outcome::Failed {
                 status: 502,
-                kind: "upstream_error".to_owned(),
-                message: "x".repeat(300),
+                kind: "upstream_error".into(),
+                message: &message,
             },
             attempt_spans: vec![attempt(Some((503, "busy".to_owned()))), attempt(None)],
-        }
+        })
     }
 
     /// A batch far past 16 KiB (three-byte lengths) and spans past 128 bytes (two-byte ones)
@@ -498,7 +500,7 @@ mod tests {
 
     #[test]
     fn a_large_batch_decodes_with_the_otlp_types() {
-        let calls: Vec<Vec<u8>> = (0..300).map(|n| spans(&call(n))).collect();
+        let calls: Vec<Vec<u8>> = (0..300).map(call_spans_of).collect();
         let about = About::new("svc", "1.2.3");
         let encoded = encode(&about, &calls);
         assert!(encoded.len() > 100_000, "{}", encoded.len());

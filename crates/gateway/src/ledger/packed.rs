@@ -13,8 +13,6 @@
 //! optional value as 0 and a present one as 1 then the value, lists as their length then their
 //! items, the four flags as one byte.
 
-#[cfg(test)]
-use switchyard_store::SpendRecord;
 use switchyard_store::{GuardVerdict, SpendRow};
 
 /// One record, packed.
@@ -234,6 +232,8 @@ impl<'a> Reader<'a> {
 
 #[cfg(test)]
 mod tests {
+    use switchyard_store::SpendRecord;
+
     use super::*;
 
     #[test]

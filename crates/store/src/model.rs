@@ -207,8 +207,10 @@ impl Page {
     }
 }
 
-/// One model call, as the ledger records it.
+/// One model call, as the ledger records it. A field missing when read is its default (the
+/// store leaves false, zero and empty ones out of a record's `detail`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SpendRecord {
     /// Position in the record (0 until written).
     #[serde(default)]

@@ -5,12 +5,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::Deserialize;
 use sqlx::Row;
 use switchyard_ledger::Day;
 
-use crate::model::{Daily, Dimension, GuardVerdict, SpendQuery, SpendRecord, SpendRow};
-use crate::{Store, StoreError, from_json, on_pool, plain_text, to_json};
+use crate::model::{Daily, Dimension, SpendQuery, SpendRecord, SpendRow};
+use crate::{Store, StoreError, from_json, on_pool, plain_text};
 
 /// The sums kept per aggregate row.
 #[derive(Debug, Default, Clone, Copy)]
@@ -80,7 +79,7 @@ macro_rules! daily_columns {
 }
 
 /// The columns a record fills, in order: what reports filter, page, prune and sum by; the rest
-/// of the record is `detail`, one JSON object ([`Detail`]).
+/// of the record is `detail`, one JSON object ([`detail_of`]).
 macro_rules! columns {
     () => {
         "at, key_id, team_id, user_id, model, cost_nanos, detail"
@@ -90,58 +89,42 @@ macro_rules! columns {
 /// The number of columns in [`columns!`].
 const COLUMNS: usize = 7;
 
-/// A record's `detail` as written: every field but those in columns, in the order of
-/// [`Detail`], a false, zero, empty or missing one left out (most calls have no cached,
-/// reasoning or guard entries). Written by hand, keys as they are and numbers by `itoa`: a
-/// record a call, on the writer's one thread.
+/// A record's `detail` as written: every field but those in columns, under its
+/// [`SpendRecord`] name, a false, zero, empty or missing one left out (most calls have no
+/// cached, reasoning or guard entries); read back as a `SpendRecord` whose missing fields are
+/// their defaults. Keys written as they are, numbers by `itoa`, text by serde_json: a record a
+/// call, on the writer's one thread.
 fn detail_of(record: &SpendRow<'_>) -> String {
-    let mut out = String::with_capacity(192);
-    out.push_str("{\"request_id\":");
-    json_string(&mut out, record.request_id);
+    /// `name` (a key and its colon) and `value` as JSON.
+    fn json(out: &mut Vec<u8>, name: &str, value: &(impl serde::Serialize + ?Sized)) {
+        out.extend_from_slice(name.as_bytes());
+        // Into a `Vec`, only a map with non-string keys fails; none is written here.
+        let _ = serde_json::to_writer(out, value);
+    }
+    let mut out = Vec::with_capacity(192);
+    json(&mut out, "{\"request_id\":", record.request_id);
     if let Some(deployment) = record.deployment {
-        out.push_str(",\"deployment\":");
-        json_string(&mut out, deployment);
+        json(&mut out, ",\"deployment\":", deployment);
     }
-    out.push_str(",\"kind\":");
-    json_string(&mut out, record.kind);
+    json(&mut out, ",\"kind\":", record.kind);
     if !record.tags.is_empty() {
-        out.push_str(",\"tags\":[");
-        for (n, tag) in record.tags.iter().enumerate() {
-            if n > 0 {
-                out.push(',');
-            }
-            json_string(&mut out, tag);
-        }
-        out.push(']');
+        json(&mut out, ",\"tags\":", &record.tags);
     }
-    let number = |out: &mut String, name: &str, value: Option<i64>| {
-        if let Some(value) = value {
-            out.push_str(name);
-            out.push_str(itoa::Buffer::new().format(value));
-        }
+    let number = |out: &mut Vec<u8>, name: &str, value: i64| {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
     };
-    let count = |count: u64| (count > 0).then(|| i64::try_from(count).unwrap_or(i64::MAX));
-    number(&mut out, ",\"prompt_tokens\":", count(record.prompt_tokens));
-    number(
-        &mut out,
-        ",\"completion_tokens\":",
-        count(record.completion_tokens),
-    );
-    number(
-        &mut out,
-        ",\"cache_read_tokens\":",
-        count(record.cache_read_tokens),
-    );
-    number(
-        &mut out,
-        ",\"cache_write_tokens\":",
-        count(record.cache_write_tokens),
-    );
-    number(
-        &mut out,
-        ",\"reasoning_tokens\":",
-        count(record.reasoning_tokens),
-    );
+    for (name, count) in [
+        (",\"prompt_tokens\":", record.prompt_tokens),
+        (",\"completion_tokens\":", record.completion_tokens),
+        (",\"cache_read_tokens\":", record.cache_read_tokens),
+        (",\"cache_write_tokens\":", record.cache_write_tokens),
+        (",\"reasoning_tokens\":", record.reasoning_tokens),
+    ] {
+        if count > 0 {
+            number(&mut out, name, i64::try_from(count).unwrap_or(i64::MAX));
+        }
+    }
     for (flag, text) in [
         (record.estimated, ",\"estimated\":true"),
         (record.unpriced, ",\"unpriced\":true"),
@@ -149,82 +132,20 @@ fn detail_of(record: &SpendRow<'_>) -> String {
         (record.stream, ",\"stream\":true"),
     ] {
         if flag {
-            out.push_str(text);
+            out.extend_from_slice(text.as_bytes());
         }
     }
-    number(&mut out, ",\"status\":", Some(i64::from(record.status)));
-    number(&mut out, ",\"attempts\":", Some(i64::from(record.attempts)));
-    number(&mut out, ",\"latency_ms\":", Some(record.latency_ms));
-    number(&mut out, ",\"ttft_ms\":", record.ttft_ms);
+    number(&mut out, ",\"status\":", i64::from(record.status));
+    number(&mut out, ",\"attempts\":", i64::from(record.attempts));
+    number(&mut out, ",\"latency_ms\":", record.latency_ms);
+    if let Some(ttft) = record.ttft_ms {
+        number(&mut out, ",\"ttft_ms\":", ttft);
+    }
     if !record.guards.is_empty() {
-        out.push_str(",\"guards\":");
-        out.push_str(&to_json(&record.guards));
+        json(&mut out, ",\"guards\":", &record.guards);
     }
-    out.push('}');
-    out
-}
-
-/// `value` as a JSON string: quotes, backslashes and control characters escaped.
-fn json_string(out: &mut String, value: &str) {
-    out.push('"');
-    // Most values (ids, names) need nothing escaped: checked in one pass without branches.
-    let plain = value.bytes().fold(true, |plain, byte| {
-        plain & (byte >= 0x20) & (byte != b'"') & (byte != b'\\')
-    });
-    if plain {
-        out.push_str(value);
-        out.push('"');
-        return;
-    }
-    let mut start = 0;
-    for (at, byte) in value.bytes().enumerate() {
-        let escaped = match byte {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0..=0x1f => "",
-            _ => continue,
-        };
-        // Every byte escaped is ASCII: `at` is on a character boundary.
-        out.push_str(&value[start..at]);
-        if escaped.is_empty() {
-            out.push_str("\\u00");
-            out.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
-            out.push(char::from(b"0123456789abcdef"[usize::from(byte & 0xf)]));
-        } else {
-            out.push_str(escaped);
-        }
-        start = at + 1;
-    }
-    out.push_str(&value[start..]);
-    out.push('"');
-}
-
-/// A record's `detail` as read: any field may be missing (left out as false or zero, or
-/// written by an older version) and reads as its default.
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct Detail {
-    request_id: String,
-    deployment: Option<String>,
-    kind: String,
-    tags: Vec<String>,
-    prompt_tokens: u64,
-    completion_tokens: u64,
-    cache_read_tokens: u64,
-    cache_write_tokens: u64,
-    reasoning_tokens: u64,
-    estimated: bool,
-    unpriced: bool,
-    cache_hit: bool,
-    stream: bool,
-    status: u16,
-    attempts: u32,
-    latency_ms: i64,
-    ttft_ms: Option<i64>,
-    guards: Vec<GuardVerdict>,
+    out.push(b'}');
+    String::from_utf8(out).unwrap_or_else(|_| "{}".to_owned())
 }
 
 /// Rows per insert statement: a batch goes as statements of these sizes (largest first), so
@@ -496,34 +417,15 @@ impl Store {
             rows.iter()
                 .map(|row| {
                     let detail: String = row.try_get("detail")?;
-                    let detail: Detail = from_json("detail", &detail)?;
-                    Ok(SpendRecord {
-                        seq: row.try_get("seq")?,
-                        request_id: detail.request_id,
-                        at: row.try_get("at")?,
-                        key_id: row.try_get("key_id")?,
-                        team_id: row.try_get("team_id")?,
-                        user_id: row.try_get("user_id")?,
-                        model: row.try_get("model")?,
-                        deployment: detail.deployment,
-                        kind: detail.kind,
-                        tags: detail.tags,
-                        prompt_tokens: detail.prompt_tokens,
-                        completion_tokens: detail.completion_tokens,
-                        cache_read_tokens: detail.cache_read_tokens,
-                        cache_write_tokens: detail.cache_write_tokens,
-                        reasoning_tokens: detail.reasoning_tokens,
-                        cost_nanos: row.try_get("cost_nanos")?,
-                        estimated: detail.estimated,
-                        unpriced: detail.unpriced,
-                        cache_hit: detail.cache_hit,
-                        stream: detail.stream,
-                        status: detail.status,
-                        attempts: detail.attempts,
-                        latency_ms: detail.latency_ms,
-                        ttft_ms: detail.ttft_ms,
-                        guards: detail.guards,
-                    })
+                    let mut record: SpendRecord = from_json("detail", &detail)?;
+                    record.seq = row.try_get("seq")?;
+                    record.at = row.try_get("at")?;
+                    record.key_id = row.try_get("key_id")?;
+                    record.team_id = row.try_get("team_id")?;
+                    record.user_id = row.try_get("user_id")?;
+                    record.model = row.try_get("model")?;
+                    record.cost_nanos = row.try_get("cost_nanos")?;
+                    Ok(record)
                 })
                 .collect::<Result<Vec<_>, StoreError>>()
         })
@@ -549,9 +451,10 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::GuardVerdict;
 
-    /// A record through `detail_of` and back through `Detail` (serde's reading).
-    fn round_trip(record: &SpendRecord) -> Detail {
+    /// A record through `detail_of` and back as the store reads it.
+    fn round_trip(record: &SpendRecord) -> SpendRecord {
         let text = detail_of(&SpendRow::from(record));
         serde_json::from_str(&text).unwrap_or_else(|error| panic!("{error}: {text}"))
     }
